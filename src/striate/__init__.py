@@ -1,0 +1,13 @@
+"""striate: convolutional networks in plain NumPy, after the CS231n notes.
+
+    import striate as st
+    net = st.nn.Sequential(st.nn.Conv2d(3, 16, 3, padding=1, rng=rng), st.nn.ReLU(), ...)
+"""
+
+from . import nn
+from .diagnose.gradcheck import gradcheck
+from .nn.module import no_grad
+from .summary import summary
+
+__version__ = "0.1.0"
+__all__ = ["gradcheck", "nn", "no_grad", "summary", "__version__"]

@@ -1,0 +1,5 @@
+"""Diagnostics: gradient checking and (later) the training doctor."""
+
+from .gradcheck import GradcheckReport, TensorCheck, gradcheck
+
+__all__ = ["GradcheckReport", "TensorCheck", "gradcheck"]

@@ -1,0 +1,1 @@
+"""Pure NumPy kernels: `*_forward(...) -> (out, cache)`, `*_backward(dout, cache) -> grads`. No state."""

@@ -1,0 +1,115 @@
+"""2-D convolution (cross-correlation, as in the notes and PyTorch) on NHWC arrays by im2col + GEMM.
+
+x: (N, H, W, C), w: (KH, KW, C, F), b: (F,) → out: (N, Ho, Wo, F),
+Ho = (H + 2·pad − KH) / stride + 1 (must divide exactly).
+
+Patches are read through a strided view and copied once into the column matrix
+(N·Ho·Wo, KH·KW·C), whose row order matches `w.reshape(KH·KW·C, F)`. The batch is processed in
+chunks so the column matrix never exceeds `COLUMN_BYTES`; backward recomputes each chunk's columns
+from the cached padded input rather than keeping all of them. col2im loops over the KH×KW kernel
+offsets, never over pixels or samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+COLUMN_BYTES = 32 * 2**20  # bound on one chunk's column matrix
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """(size + 2·pad − kernel) / stride + 1, or ValueError when the filter does not tile the input."""
+    span = size + 2 * pad - kernel
+    if span < 0:
+        raise ValueError(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
+    if span % stride:
+        raise ValueError(
+            f"(size + 2·pad − kernel) / stride + 1 = ({size} + 2·{pad} − {kernel}) / {stride} + 1 "
+            "is not an integer: the filter does not tile the input"
+        )
+    return span // stride + 1
+
+
+def pad_nhwc(x: np.ndarray, pad: int) -> np.ndarray:
+    if pad == 0:
+        return x
+    n, h, w, c = x.shape
+    xp = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
+    xp[:, pad:pad + h, pad:pad + w, :] = x
+    return xp
+
+
+def patches(xp: np.ndarray, kh: int, kw: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """Strided view (N, Ho, Wo, KH, KW, C) of a padded input; no copy."""
+    n, _, _, c = xp.shape
+    sn, sh, sw, sc = xp.strides
+    return as_strided(xp, (n, ho, wo, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
+
+
+def im2col(xp: np.ndarray, kh: int, kw: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """Column matrix (N·Ho·Wo, KH·KW·C) of a padded input."""
+    n, c = xp.shape[0], xp.shape[3]
+    return patches(xp, kh, kw, stride, ho, wo).reshape(n * ho * wo, kh * kw * c)
+
+
+def col2im(dcols: np.ndarray, padded_shape, kh: int, kw: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """Scatter-add column gradients (N·Ho·Wo, KH·KW·C) back to a padded input gradient."""
+    n, hp, wp, c = padded_shape
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    d6 = dcols.reshape(n, ho, wo, kh, kw, c)
+    h_end, w_end = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, i:i + h_end:stride, j:j + w_end:stride, :] += d6[:, :, :, i, j, :]
+    return dxp
+
+
+def _chunk(per_sample_bytes: int, n: int) -> int:
+    return max(1, min(n, COLUMN_BYTES // max(per_sample_bytes, 1)))
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, pad: int = 0):
+    """Returns (out (N, Ho, Wo, F), cache)."""
+    n, h, wd, c = x.shape
+    kh, kw, _, f = w.shape
+    ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(wd, kw, stride, pad)
+    w2 = w.reshape(kh * kw * c, f)
+    xp = pad_nhwc(x, pad)
+    if kh == kw == 1 and stride == 1:  # 1×1: the input already is the column matrix
+        out = (xp.reshape(-1, c) @ w2).reshape(n, ho, wo, f)
+    else:
+        out = np.empty((n, ho, wo, f), dtype=x.dtype)
+        step = _chunk(ho * wo * kh * kw * c * x.itemsize, n)
+        for s in range(0, n, step):
+            cols = im2col(xp[s:s + step], kh, kw, stride, ho, wo)
+            np.matmul(cols, w2, out=out[s:s + step].reshape(-1, f))
+    if b is not None:
+        out += b
+    return out, (xp, w, b is not None, stride, pad, x.shape)
+
+
+def conv2d_backward(dout: np.ndarray, cache):
+    """Returns (dx (N, H, W, C), dw (KH, KW, C, F), db (F,) or None)."""
+    xp, w, has_bias, stride, pad, x_shape = cache
+    n, h, wd, c = x_shape
+    kh, kw, _, f = w.shape
+    _, ho, wo, _ = dout.shape
+    w2 = w.reshape(kh * kw * c, f)
+    d2 = dout.reshape(-1, f)
+    db = d2.sum(axis=0) if has_bias else None
+    if kh == kw == 1 and stride == 1:
+        dw = (xp.reshape(-1, c).T @ d2).reshape(w.shape)
+        dxp = (d2 @ w2.T).reshape(xp.shape)
+    else:
+        dw2 = np.zeros_like(w2)
+        dxp = np.empty(xp.shape, dtype=dout.dtype)
+        step = _chunk(ho * wo * kh * kw * c * xp.itemsize, n)
+        for s in range(0, n, step):
+            cols = im2col(xp[s:s + step], kh, kw, stride, ho, wo)
+            dchunk = dout[s:s + step].reshape(-1, f)
+            dw2 += cols.T @ dchunk
+            dxp[s:s + step] = col2im(dchunk @ w2.T, xp[s:s + step].shape, kh, kw, stride, ho, wo)
+        dw = dw2.reshape(w.shape)
+    dx = dxp[:, pad:pad + h, pad:pad + wd, :] if pad else dxp
+    return dx, dw, db

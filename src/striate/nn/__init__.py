@@ -1,0 +1,16 @@
+"""Layers, containers, losses and initialisers. Images are NHWC, arrays float32 by default."""
+
+from . import init
+from .containers import Concat, Residual, Sequential
+from .conv import Conv2d
+from .errors import LayerError
+from .linear import Linear
+from .losses import L1, L2, MulticlassSVM, SoftmaxCrossEntropy, l1, l2, log_softmax, softmax
+from .module import Module, Parameter, grad_enabled, no_grad
+from .shape import Flatten
+
+__all__ = [
+    "Concat", "Conv2d", "Flatten", "L1", "L2", "LayerError", "Linear", "Module", "MulticlassSVM", "Parameter",
+    "Residual", "Sequential", "SoftmaxCrossEntropy", "grad_enabled", "init", "l1", "l2", "log_softmax",
+    "no_grad", "softmax",
+]

@@ -1,0 +1,206 @@
+"""Containers: Sequential, Concat (parallel branches joined on channels, the Inception module) and
+Residual (identity or projection shortcut, optional stochastic depth). Errors raised inside a child
+are re-raised naming the child and its position."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+
+def _rethrow(error: Exception, where: str) -> Exception:
+    """The same exception type with `where` prefixed, chained to the original."""
+    message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
+    try:
+        return type(error)(f"{where}: {message}")
+    except Exception:
+        return RuntimeError(f"{where}: {type(error).__name__}: {message}")
+
+
+class Sequential(Module):
+    """Applies children in order; backward runs them in reverse."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def append(self, module: Module) -> Sequential:
+        setattr(self, str(len(self)), module)
+        return self
+
+    def _where(self, i: int, m: Module) -> str:
+        return f"in layer {i} ({m.describe()}) of {type(self).__name__}"
+
+    def forward(self, x):
+        for i, m in enumerate(self._modules.values()):
+            try:
+                x = m.forward(x)
+            except Exception as e:
+                raise _rethrow(e, self._where(i, m)) from e
+        return x
+
+    def backward(self, dy):
+        layers = list(self._modules.values())
+        stop = getattr(self, "_backward_stop", 0)
+        for i in range(len(layers) - 1, stop - 1, -1):
+            try:
+                dy = layers[i].backward(dy)
+            except Exception as e:
+                raise _rethrow(e, self._where(i, layers[i])) from e
+        return dy
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for i, m in enumerate(self._modules.values()):
+            try:
+                shape = m.output_shape(shape)
+            except Exception as e:
+                raise _rethrow(e, self._where(i, m)) from e
+        return shape
+
+    def macs(self, input_shape):
+        total, shape = 0, tuple(input_shape)
+        for m in self._modules.values():
+            total += m.macs(shape)
+            shape = m.output_shape(shape)
+        return total
+
+    def describe(self):
+        return f"Sequential({len(self)} layers)"
+
+
+class Concat(Module):
+    """Runs every branch on the same input and concatenates their outputs on the last (channel) axis.
+    Branch outputs must agree on every other axis. x: (N, H, W, C) → (N, H, W, ΣC_i)."""
+
+    def __init__(self, *branches: Module):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat needs at least one branch")
+        for i, m in enumerate(branches):
+            setattr(self, str(i), m)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __len__(self):
+        return len(self._modules)
+
+    def forward(self, x):
+        outs = []
+        for i, m in enumerate(self._modules.values()):
+            try:
+                outs.append(m.forward(x))
+            except Exception as e:
+                raise _rethrow(e, f"in branch {i} ({m.describe()}) of Concat") from e
+        lead = outs[0].shape[:-1]
+        for i, o in enumerate(outs):
+            if o.shape[:-1] != lead:
+                raise self._error(f"branch {i} gives {o.shape}, branch 0 gives {outs[0].shape}: "
+                                  "all axes but the last must agree")
+        self._save([o.shape[-1] for o in outs])
+        return np.concatenate(outs, axis=-1)
+
+    def backward(self, dy):
+        sizes = self._saved()
+        splits = np.cumsum(sizes)[:-1]
+        dx = None
+        for i, (m, g) in enumerate(zip(self._modules.values(), np.split(dy, splits, axis=-1), strict=True)):
+            try:
+                gi = m.backward(np.ascontiguousarray(g))
+            except Exception as e:
+                raise _rethrow(e, f"in branch {i} ({m.describe()}) of Concat") from e
+            dx = gi if dx is None else dx + gi
+        return dx
+
+    def output_shape(self, input_shape):
+        shapes = [m.output_shape(tuple(input_shape)) for m in self._modules.values()]
+        for i, s in enumerate(shapes):
+            if s[:-1] != shapes[0][:-1]:
+                raise self._error(f"branch {i} gives {s}, branch 0 gives {shapes[0]} for input {tuple(input_shape)}")
+        return shapes[0][:-1] + (sum(s[-1] for s in shapes),)
+
+    def macs(self, input_shape):
+        return sum(m.macs(tuple(input_shape)) for m in self._modules.values())
+
+    def describe(self):
+        return f"Concat({len(self)} branches)"
+
+
+class Residual(Module):
+    """y = shortcut(x) + body(x), shortcut the identity when None (He et al. 2016).
+
+    Stochastic depth (Huang et al. 2016) with `survival < 1`: at train time each sample's body output is
+    kept with probability `survival` and scaled by 1/survival (torchvision's `StochasticDepth`, row mode),
+    so eval is the plain sum. Masks come from `rng`.
+    """
+
+    def __init__(self, body: Module, shortcut: Module | None = None, survival: float = 1.0,
+                 rng: np.random.Generator | None = None):
+        super().__init__()
+        if not 0.0 < survival <= 1.0:
+            raise ValueError(f"Residual: survival must be in (0, 1], got {survival}")
+        self.body = body
+        if shortcut is not None:
+            self.shortcut = shortcut
+        self.survival = float(survival)
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def _shortcut(self):
+        return self._modules.get("shortcut")
+
+    def forward(self, x):
+        try:
+            y = self.body.forward(x)
+        except Exception as e:
+            raise _rethrow(e, f"in body ({self.body.describe()}) of Residual") from e
+        keep = None
+        if self.training and self.survival < 1.0:
+            keep = (self.rng.random(x.shape[0]) < self.survival).astype(y.dtype) / y.dtype.type(self.survival)
+            y = y * keep.reshape((-1,) + (1,) * (y.ndim - 1))
+        sc = self._shortcut()
+        s = x if sc is None else sc.forward(x)
+        if s.shape != y.shape:
+            raise self._error(f"body gives {y.shape} but shortcut gives {s.shape}; add a projection shortcut")
+        self._save(keep)
+        return y + s
+
+    def backward(self, dy):
+        keep = self._saved()
+        db = dy if keep is None else dy * keep.reshape((-1,) + (1,) * (dy.ndim - 1))
+        dx = self.body.backward(db)
+        sc = self._shortcut()
+        return dx + (dy if sc is None else sc.backward(dy))
+
+    def _save(self, keep):
+        # the cache slot must be non-None to mark "forward happened" even without a mask
+        super()._save(("keep", keep))
+
+    def _saved(self):
+        return super()._saved()[1]
+
+    def output_shape(self, input_shape):
+        return self.body.output_shape(tuple(input_shape))
+
+    def macs(self, input_shape):
+        sc = self._shortcut()
+        return self.body.macs(tuple(input_shape)) + (0 if sc is None else sc.macs(tuple(input_shape)))
+
+    def extra_repr(self):
+        return f"survival={self.survival}" if self.survival < 1 else ""

@@ -1,0 +1,55 @@
+"""Linear (fully connected / affine) layer: y = x @ W + b."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import init as initializers
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """x: (N, in_features) → (N, out_features). weight (in, out), bias (out,)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, init="he",
+                 bias_init="zeros", rng: np.random.Generator | None = None, dtype=np.float32):
+        super().__init__()
+        if min(in_features, out_features) < 1:
+            raise ValueError(f"Linear: bad sizes in={in_features} out={out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = rng if rng is not None else np.random.default_rng()
+        self.weight = Parameter(initializers.get(init)((in_features, out_features), rng, dtype))
+        self.bias = Parameter(initializers.get(bias_init)((out_features,), rng, dtype)) if bias else None
+
+    def _effective_weight(self):
+        return self.weight.data
+
+    def forward(self, x):
+        self._check_input(x, 2, self.in_features, "N, D")
+        w = self._effective_weight()
+        y = x @ w
+        if self.bias is not None:
+            y += self.bias.data
+        self._save((x, w))
+        return y
+
+    def _weight_grad(self, dw):
+        self.weight.accumulate(dw)
+
+    def backward(self, dy):
+        x, w = self._saved()
+        self._weight_grad(x.T @ dy)
+        if self.bias is not None:
+            self.bias.accumulate(dy.sum(axis=0))
+        return dy @ w.T
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 2 or input_shape[1] != self.in_features:
+            raise self._error(f"expected input (N, {self.in_features}), got {tuple(input_shape)}")
+        return (input_shape[0], self.out_features)
+
+    def macs(self, input_shape):
+        return input_shape[0] * self.in_features * self.out_features
+
+    def extra_repr(self):
+        return f"{self.in_features}→{self.out_features}" + ("" if self.bias is not None else ", bias=False")

@@ -1,0 +1,158 @@
+"""Classification losses (softmax cross-entropy, Weston–Watkins multiclass SVM) and the L2/L1 weight
+penalties of the notes. A loss returns the batch-mean as a Python float; `backward()` returns
+d(loss)/d(scores) for the last call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import LayerError
+from .module import Module
+
+
+def check_scores_labels(name: str, scores, labels) -> np.ndarray:
+    """Validate (N, C) float scores and (N,) integer labels in [0, C); return labels as intp."""
+    if not isinstance(scores, np.ndarray) or scores.ndim != 2 or not np.issubdtype(scores.dtype, np.floating):
+        raise LayerError(f"{name}: expected float scores (N, C), got "
+                         f"{getattr(scores, 'shape', type(scores).__name__)} {getattr(scores, 'dtype', '')}")
+    labels = np.asarray(labels)
+    n, c = scores.shape
+    if labels.shape != (n,):
+        raise LayerError(f"{name}: expected labels ({n},) for scores {scores.shape}, got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise LayerError(f"{name}: labels must be integer class ids, got dtype {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= c):
+        bad = labels[(labels < 0) | (labels >= c)]
+        raise LayerError(f"{name}: labels must lie in [0, {c}), found {bad[:5].tolist()}")
+    return labels.astype(np.intp, copy=False)
+
+
+class Loss:
+    """Base: `loss = crit(scores, labels)`, then `crit.backward() -> dscores`."""
+
+    def __init__(self):
+        self._cache = None
+
+    def __call__(self, scores, labels) -> float:
+        return self.forward(scores, labels)
+
+    def _saved(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: backward called before forward")
+        return self._cache
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, stable for any magnitude (shift by the row max)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """mean_i −log softmax(s_i)[y_i]; dscores = (softmax(s) − onehot(y)) / N."""
+
+    def forward(self, scores, labels) -> float:
+        labels = check_scores_labels("SoftmaxCrossEntropy", scores, labels)
+        logp = log_softmax(scores)
+        n = scores.shape[0]
+        self._cache = (logp, labels)
+        return float(-logp[np.arange(n), labels].mean())
+
+    def backward(self) -> np.ndarray:
+        logp, labels = self._saved()
+        n = logp.shape[0]
+        d = np.exp(logp)
+        d[np.arange(n), labels] -= 1
+        d /= n
+        return d
+
+
+class MulticlassSVM(Loss):
+    """Weston–Watkins hinge loss: mean_i Σ_{j≠y_i} max(0, s_j − s_{y_i} + margin)."""
+
+    def __init__(self, margin: float = 1.0):
+        super().__init__()
+        self.margin = float(margin)
+
+    def forward(self, scores, labels) -> float:
+        labels = check_scores_labels("MulticlassSVM", scores, labels)
+        n = scores.shape[0]
+        rows = np.arange(n)
+        margins = scores - scores[rows, labels][:, None] + scores.dtype.type(self.margin)
+        margins[rows, labels] = 0
+        active = margins > 0
+        self._cache = (active, labels, scores.dtype)
+        return float(np.where(active, margins, 0).sum() / max(n, 1))
+
+    def backward(self) -> np.ndarray:
+        active, labels, dtype = self._saved()
+        n = active.shape[0]
+        d = active.astype(dtype)
+        d[np.arange(n), labels] = -active.sum(axis=1)
+        return d / max(n, 1)
+
+    def __repr__(self):
+        return f"MulticlassSVM(margin={self.margin})"
+
+
+def _weights(model: Module):
+    """The parameters a weight penalty applies to: those named `weight` (not biases, not BN γ/β)."""
+    for name, p in model.named_parameters():
+        if name.rsplit(".", 1)[-1] == "weight" and p.requires_grad:
+            yield p
+
+
+class Penalty:
+    """Weight penalty over every parameter named `weight`. `value(model)` is the term to add to the
+    loss; `backward(model)` adds its gradient into each weight's `.grad`."""
+
+    def __init__(self, reg: float):
+        if reg < 0:
+            raise ValueError(f"{type(self).__name__}: reg must be ≥ 0, got {reg}")
+        self.reg = float(reg)
+
+    def __call__(self, model: Module) -> float:
+        return self.value(model)
+
+    def __repr__(self):
+        return f"{type(self).__name__.lower()}({self.reg})"
+
+
+class L2(Penalty):
+    """0.5 · reg · Σ W² (gradient reg · W, i.e. PyTorch's weight_decay=reg)."""
+
+    def value(self, model):
+        return 0.5 * self.reg * float(sum(np.vdot(p.data, p.data) for p in _weights(model)))
+
+    def backward(self, model):
+        if self.reg:
+            for p in _weights(model):
+                p.grad += p.data.dtype.type(self.reg) * p.data
+
+
+class L1(Penalty):
+    """reg · Σ |W| (gradient reg · sign(W))."""
+
+    def value(self, model):
+        return self.reg * float(sum(np.abs(p.data).sum() for p in _weights(model)))
+
+    def backward(self, model):
+        if self.reg:
+            for p in _weights(model):
+                p.grad += p.data.dtype.type(self.reg) * np.sign(p.data)
+
+
+def l2(reg: float) -> L2:
+    return L2(reg)
+
+
+def l1(reg: float) -> L1:
+    return L1(reg)

@@ -1,0 +1,281 @@
+"""Module and Parameter: the contract every layer follows.
+
+A module owns parameters (trained), buffers (saved, not trained), child modules, a `training`
+flag and one cache slot. `forward(x) -> y` stores what `backward` needs; `backward(dy) -> dx`
+returns the input gradient and *accumulates* parameter gradients into `param.grad`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import LayerError
+
+_GRAD_ENABLED = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Forward passes inside this block keep no cache (inference: less memory, no backward)."""
+    global _GRAD_ENABLED
+    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def grad_enabled() -> bool:
+    return _GRAD_ENABLED
+
+
+class Parameter:
+    """A trainable array `.data` and its gradient `.grad` (same shape and dtype, starts at zero)."""
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad: bool = True):
+        data = np.asarray(data)
+        if not np.issubdtype(data.dtype, np.floating):
+            raise TypeError(f"Parameter needs a floating-point array, got dtype {data.dtype}")
+        self.data = data
+        self.grad = np.zeros_like(data)
+        self.requires_grad = requires_grad
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def accumulate(self, g: np.ndarray) -> None:
+        """Add `g` into `.grad` (in place, keeps dtype); skipped when the parameter is frozen."""
+        if self.requires_grad:
+            self.grad += g
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class. Subclasses set parameters/children as attributes and implement
+    `forward`, `backward`, `output_shape` and (if they compute anything) `macs`."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+
+    # ----- registration -------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """A saved, untrained array (e.g. BatchNorm running statistics)."""
+        self._buffers[name] = None
+        object.__setattr__(self, name, array)
+
+    def _buffer_names(self) -> list[str]:
+        return list(self._buffers)
+
+    # ----- the pass -----------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _save(self, cache) -> None:
+        """Store the single cache slot, unless inside `no_grad()`."""
+        object.__setattr__(self, "_cache", cache if _GRAD_ENABLED else None)
+
+    def _saved(self):
+        if self._cache is None:
+            raise RuntimeError(
+                f"{self.describe()}: backward called without a cached forward pass "
+                "(call forward first, outside no_grad())"
+            )
+        return self._cache
+
+    def clear_state(self) -> Module:
+        """Drop every cache (before saving, or to free memory)."""
+        for m in self.modules():
+            object.__setattr__(m, "_cache", None)
+        return self
+
+    # ----- traversal ----------------------------------------------------------------------
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for child in self._modules.values():
+            yield from child.modules()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for mname, m in self.named_modules(prefix):
+            for pname, p in m._parameters.items():
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mname, m in self.named_modules(prefix):
+            for bname in m._buffers:
+                yield (f"{mname}.{bname}" if mname else bname), getattr(m, bname)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.data.size for p in self.parameters()))
+
+    # ----- state --------------------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Names → arrays (copies) of every parameter and buffer."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> Module:
+        """Copy arrays into parameters and buffers in place; shapes must match."""
+        own_params = dict(self.named_parameters())
+        own_buffers = {name: None for name, _ in self.named_buffers()}
+        own = set(own_params) | set(own_buffers)
+        missing = sorted(own - set(state))
+        unexpected = sorted(set(state) - own)
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict into {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for name, value in state.items():
+            if name not in own:
+                continue
+            value = np.asarray(value)
+            if name in own_params:
+                p = own_params[name]
+                if value.shape != p.data.shape:
+                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {p.data.shape}")
+                p.data[...] = value.astype(p.data.dtype, copy=False)
+            else:
+                owner, attr = self._resolve(name)
+                current = getattr(owner, attr)
+                if np.shape(current) != value.shape:
+                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {np.shape(current)}")
+                current[...] = value.astype(current.dtype, copy=False)
+        return self
+
+    def _resolve(self, dotted: str) -> tuple[Module, str]:
+        *path, attr = dotted.split(".")
+        owner = self
+        for part in path:
+            owner = owner._modules[part]
+        return owner, attr
+
+    def to(self, dtype) -> Module:
+        """Convert every parameter (and its grad) and floating buffer to `dtype`, in place."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = p.grad.astype(dtype)
+        for m in self.modules():
+            for bname in m._buffers:
+                b = getattr(m, bname)
+                if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating):
+                    object.__setattr__(m, bname, b.astype(dtype))
+            object.__setattr__(m, "_cache", None)
+        return self
+
+    @property
+    def dtype(self):
+        for p in self.parameters():
+            return p.data.dtype
+        return None
+
+    # ----- shapes and cost ----------------------------------------------------------------
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the output for an input of `input_shape` (batch axis included), without data."""
+        return tuple(input_shape)
+
+    def macs(self, input_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates of one forward pass on an input of `input_shape` (whole batch)."""
+        return 0
+
+    # ----- description and errors ---------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def describe(self) -> str:
+        """A one-line name used in error messages, e.g. `Conv2d(3→16, 5×5)`."""
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return self.describe()
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def _error(self, message: str) -> LayerError:
+        return LayerError(f"{self.describe()}: {message}")
+
+    def _check_input(self, x, ndim: int, last: int | None = None, layout: str | None = None) -> None:
+        """Raise a LayerError naming this layer unless `x` is a float array of rank `ndim`
+        whose last axis is `last` (if given). `layout` names the axes, e.g. 'N, H, W, C'."""
+        if not isinstance(x, np.ndarray):
+            raise self._error(f"expected a NumPy array, got {type(x).__name__}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise self._error(f"expected a float32 or float64 array, got dtype {x.dtype}")
+        if x.ndim != ndim or (last is not None and x.shape[-1] != last):
+            names = (layout or ", ".join(["N"] + ["?"] * (ndim - 1))).split(", ")
+            if last is not None:
+                names[-1] = str(last)
+            raise self._error(f"expected input ({', '.join(names)}), got {x.shape}")
+        dtype = self.dtype
+        if dtype is not None and x.dtype != dtype:
+            raise self._error(
+                f"input dtype {x.dtype} does not match parameter dtype {dtype} (convert with .to({x.dtype}))"
+            )
