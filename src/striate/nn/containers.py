@@ -55,15 +55,26 @@ class Sequential(Module):
                 raise _rethrow(e, self._where(i, m)) from e
         return x
 
+    def _first_needed(self, layers) -> int:
+        """Index of the lowest layer backward must reach: 0 if our input gradient is wanted, else the
+        first layer with a trainable parameter (nothing below it needs a gradient)."""
+        if self.requires_input_grad:
+            return 0
+        for i, m in enumerate(layers):
+            if any(p.requires_grad for p in m.parameters()):
+                return i
+        return len(layers)
+
     def backward(self, dy):
         layers = list(self._modules.values())
-        stop = getattr(self, "_backward_stop", 0)
+        stop = self._first_needed(layers)
         for i in range(len(layers) - 1, stop - 1, -1):
+            layers[i].requires_input_grad = i > stop or self.requires_input_grad
             try:
                 dy = layers[i].backward(dy)
             except Exception as e:
                 raise _rethrow(e, self._where(i, layers[i])) from e
-        return dy
+        return dy if stop == 0 else None
 
     def output_shape(self, input_shape):
         shape = tuple(input_shape)
@@ -101,6 +112,9 @@ class Concat(Module):
 
     def __len__(self):
         return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
 
     def forward(self, x):
         outs = []

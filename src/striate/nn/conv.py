@@ -47,7 +47,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = conv2d_backward(dy, self._saved())
+        dx, dw, db = conv2d_backward(dy, self._saved(), need_dx=self.requires_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

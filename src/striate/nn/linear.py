@@ -41,7 +41,7 @@ class Linear(Module):
         self._weight_grad(x.T @ dy)
         if self.bias is not None:
             self.bias.accumulate(dy.sum(axis=0))
-        return dy @ w.T
+        return dy @ w.T if self.requires_input_grad else None
 
     def output_shape(self, input_shape):
         if len(input_shape) != 2 or input_shape[1] != self.in_features:

@@ -67,7 +67,14 @@ class Parameter:
 
 class Module:
     """Base class. Subclasses set parameters/children as attributes and implement
-    `forward`, `backward`, `output_shape` and (if they compute anything) `macs`."""
+    `forward`, `backward`, `output_shape` and (if they compute anything) `macs`.
+
+    `requires_input_grad = False` tells a module its input gradient is not wanted (the first layer of a
+    network fed with data, or layers below a frozen prefix): layers that can skip that work return None
+    from `backward`, and `Sequential` stops at its first trainable layer.
+    """
+
+    requires_input_grad = True
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})

@@ -1,0 +1,71 @@
+import numpy as np
+
+import striate as st
+
+
+class BrokenLinear(st.nn.Linear):
+    """A Linear whose weight gradient is wrong by a factor — the check must name it."""
+
+    def _weight_grad(self, dw):
+        self.weight.accumulate(0.9 * dw)
+
+
+class Abs(st.nn.Module):
+    def forward(self, x):
+        self._save(x)
+        return np.abs(x)
+
+    def backward(self, dy):
+        return np.sign(self._saved()) * dy
+
+
+def test_detects_wrong_parameter_gradient(rng):
+    net = st.nn.Sequential(st.nn.Linear(4, 5, rng=rng), BrokenLinear(5, 3, rng=rng))
+    report = st.gradcheck(net, rng.standard_normal((3, 4)))
+    assert not report.ok
+    assert report.first_failure().name == "1.weight"
+    assert report.errors["0.weight"] < 1e-6 and report.errors["1.weight"] > 0.05
+    assert "FAIL 1.weight" in str(report)
+
+
+def test_detects_wrong_input_gradient(rng):
+    class Wrong(st.nn.Module):
+        def forward(self, x):
+            self._save(x)
+            return x ** 3
+
+        def backward(self, dy):
+            return 2 * self._saved() ** 2 * dy
+
+    report = st.gradcheck(Wrong(), rng.standard_normal((2, 3)))
+    assert not report.ok and report.first_failure().name == "input"
+
+
+def test_kinks_are_skipped(rng):
+    x = rng.standard_normal((4, 5))
+    x[0, :3] = 0.0  # exactly on the kink of |x|
+    report = st.gradcheck(Abs(), x)
+    assert report.ok, str(report)
+    assert report.tensors[0].kinks_skipped >= 3
+
+
+def test_user_model_untouched_and_float32(rng):
+    layer = st.nn.Linear(3, 2, rng=rng)
+    before = layer.weight.data.copy()
+    st.gradcheck(layer, rng.standard_normal((2, 3)).astype(np.float32))
+    assert layer.weight.data.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight.data, before)
+
+
+def test_plain_function(rng):
+    x0 = rng.standard_normal((3, 3))
+    report = st.gradcheck(np.tanh, x0, backward=lambda dy: dy * (1 - np.tanh(x0) ** 2))
+    assert report.ok
+    bad = st.gradcheck(np.tanh, x0, backward=lambda dy: dy)
+    assert not bad.ok
+
+
+def test_samples_large_tensors(rng):
+    layer = st.nn.Linear(50, 40, rng=rng)
+    report = st.gradcheck(layer, rng.standard_normal((2, 50)), max_checks=10)
+    assert report.ok and all(t.checked <= 10 for t in report.tensors)
