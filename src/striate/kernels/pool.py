@@ -1,0 +1,188 @@
+"""Pooling on NHWC arrays: max (with argmax switches), average, global average, fractional max.
+
+x: (N, H, W, C) → out: (N, Ho, Wo, C), Ho = (H − KH) / SH + 1 (must divide exactly; no padding).
+
+Every kernel loops over the KH×KW kernel offsets, each a strided view (N, Ho, Wo, C) of the input,
+never over pixels or samples. When kernel == stride the windows tile the input, so the views come
+from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input element exactly once
+(no zero fill, no accumulation).
+
+Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
+of each window, in the smallest unsigned integer type that holds it. Backward routes each output
+gradient only to that element; on ties the first maximum wins, as in PyTorch's CPU kernel. With
+NaN inputs the output is NaN but the gradient's route is unspecified.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pool_output_size(size: int, kernel: int, stride: int) -> int:
+    """(size − kernel) / stride + 1, or ValueError when the windows do not tile the input exactly."""
+    span = size - kernel
+    if span < 0:
+        raise ValueError(f"kernel {kernel} is larger than the input {size}")
+    if span % stride:
+        raise ValueError(
+            f"(size − kernel) / stride + 1 = ({size} − {kernel}) / {stride} + 1 is not an integer: "
+            "the windows do not tile the input"
+        )
+    return span // stride + 1
+
+
+def _geometry(shape, kernel, stride):
+    n, h, w, c = shape
+    (kh, kw), (sh, sw) = kernel, stride
+    return n, pool_output_size(h, kh, sh), pool_output_size(w, kw, sw), c
+
+
+def _offset_views(x: np.ndarray, kernel, stride, ho: int, wo: int) -> list[np.ndarray]:
+    """The KH·KW views (N, Ho, Wo, C) of `x`, one per kernel offset, row-major. Writable if `x` is."""
+    (kh, kw), (sh, sw) = kernel, stride
+    if (kh, kw) == (sh, sw):  # tiling windows: one reshape, no gaps, no overlap
+        n, _, _, c = x.shape
+        x6 = x.reshape(n, ho, kh, wo, kw, c)
+        return [x6[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
+    h_end, w_end = sh * (ho - 1) + 1, sw * (wo - 1) + 1
+    return [x[:, i:i + h_end:sh, j:j + w_end:sw, :] for i in range(kh) for j in range(kw)]
+
+
+def max_over(views, switches: bool = True):
+    """Elementwise max of equally shaped arrays and, if `switches`, the index of the first maximum."""
+    if len(views) == 1:
+        out = views[0].copy()
+        return out, (np.zeros(out.shape, dtype=np.uint8) if switches else None)
+    out = np.maximum(views[0], views[1])
+    if not switches:
+        for v in views[2:]:
+            np.maximum(out, v, out=out)
+        return out, None
+    idx = np.greater(views[1], views[0]).view(np.uint8).astype(np.min_scalar_type(len(views) - 1), copy=False)
+    greater = np.empty(out.shape, dtype=bool)
+    stamp = np.empty_like(idx)
+    for o, v in enumerate(views[2:], start=2):
+        np.greater(v, out, out=greater)  # strict: a tie keeps the earlier offset
+        np.maximum(out, v, out=out)
+        # o exceeds every index recorded so far, so max(idx, o·greater) sets idx = o exactly where
+        # greater; a masked copy (np.copyto where=) is ~10× slower on a random mask
+        np.multiply(greater.view(np.uint8), idx.dtype.type(o), out=stamp)
+        np.maximum(idx, stamp, out=idx)
+    return out, idx
+
+
+def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bool = True):
+    """Returns (out (N, Ho, Wo, C), cache); the cache is None when `switches` is False (inference)."""
+    _, ho, wo, _ = _geometry(x.shape, kernel, stride)
+    out, idx = max_over(_offset_views(x, kernel, stride, ho, wo), switches)
+    return out, (None if idx is None else (idx, x.shape, tuple(kernel), tuple(stride)))
+
+
+def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (N, H, W, C): each output gradient goes to its window's recorded argmax."""
+    idx, x_shape, kernel, stride = cache
+    _, ho, wo, _ = dout.shape
+    tiling = tuple(kernel) == tuple(stride)
+    dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
+    mask = np.empty(idx.shape, dtype=bool)
+    for o, view in enumerate(_offset_views(dx, kernel, stride, ho, wo)):
+        np.equal(idx, o, out=mask)
+        if tiling:
+            np.multiply(dout, mask, out=view)
+        else:
+            view += dout * mask
+    return dx
+
+
+def avg_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2)):
+    """Returns (out (N, Ho, Wo, C), cache): the mean of each KH×KW window."""
+    _, ho, wo, _ = _geometry(x.shape, kernel, stride)
+    kh, kw = kernel
+    # summing the offset views beats x6.mean(axis=(2, 4)), whose reduction runs over strided axes
+    views = _offset_views(x, kernel, stride, ho, wo)
+    out = views[0] + views[1] if len(views) > 1 else views[0].copy()
+    for v in views[2:]:
+        out += v
+    out *= out.dtype.type(1.0 / (kh * kw))
+    return out, (x.shape, tuple(kernel), tuple(stride))
+
+
+def avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (N, H, W, C): each output gradient spread evenly over its window."""
+    x_shape, (kh, kw), (sh, sw) = cache
+    n, ho, wo, c = dout.shape
+    g = dout * dout.dtype.type(1.0 / (kh * kw))
+    if (kh, kw) == (sh, sw):
+        return np.broadcast_to(g[:, :, None, :, None, :], (n, ho, kh, wo, kw, c)).reshape(x_shape)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for view in _offset_views(dx, (kh, kw), (sh, sw), ho, wo):
+        view += g
+    return dx
+
+
+def global_avg_pool2d_forward(x: np.ndarray):
+    """(N, H, W, C) → (N, C), the mean over all positions."""
+    return x.mean(axis=(1, 2)), x.shape
+
+
+def global_avg_pool2d_backward(dout: np.ndarray, x_shape) -> np.ndarray:
+    n, h, w, c = x_shape
+    g = dout * dout.dtype.type(1.0 / (h * w))
+    return np.broadcast_to(g[:, None, None, :], x_shape).copy()
+
+
+# ----- fractional max pooling (Graham 2014) ----------------------------------------------------
+def fractional_output_size(size: int, ratio: float) -> int:
+    """⌊size · ratio⌋ (as PyTorch), or ValueError when that would need regions wider than 2."""
+    n_out = int(size * ratio)
+    if n_out < 1 or 2 * n_out < size:
+        raise ValueError(
+            f"output size ⌊{size} · {ratio:g}⌋ = {n_out} is below half the input {size}: "
+            "disjoint regions of 1 or 2 cannot cover it"
+        )
+    return n_out
+
+
+def fractional_boundaries(n_in: int, n_out: int, shift: int) -> np.ndarray:
+    """Region boundaries a_0 = 0 < a_1 < … < a_{n_out} = n_in with increments 1 or 2.
+
+    Graham's pseudorandom sequence a_i = ⌈α(i + u)⌉ − ⌈αu⌉, α = n_in / n_out, written in exact
+    integer arithmetic as a_i = ⌊(n_in·i + s) / n_out⌋ − ⌊s / n_out⌋ with s = ⌊n_in·u⌋ ∈ [0, n_in)
+    (⌊(A + v)/B⌋ = ⌊(A + ⌊v⌋)/B⌋ for integers A, B), so rounding can never produce a step of 0 or 3.
+    Region i covers rows a_i … a_{i+1} − 1.
+    """
+    i = np.arange(n_out + 1, dtype=np.int64)
+    return (n_in * i + shift) // n_out - shift // n_out
+
+
+def _region_ends(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index of each region (equal where the region has width 1)."""
+    return bounds[:-1], bounds[1:] - 1
+
+
+def fractional_max_pool2d_forward(x: np.ndarray, row_bounds: np.ndarray, col_bounds: np.ndarray,
+                                  switches: bool = True):
+    """x (N, H, W, C) → (N, len(row_bounds) − 1, len(col_bounds) − 1, C), max over disjoint regions.
+
+    Each region is 1 or 2 wide on each axis, so it is read as a 2×2 window whose second row/column
+    repeats the first where the width is 1; the strict comparison in `max_over` never picks the
+    repeat, so switches always name a real element.
+    """
+    rows, cols = _region_ends(row_bounds), _region_ends(col_bounds)
+    views = [x[:, r][:, :, c] for r in rows for c in cols]
+    out, idx = max_over(views, switches)
+    return out, (None if idx is None else (idx, x.shape, rows, cols))
+
+
+def fractional_max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
+    idx, x_shape, rows, cols = cache
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    mask = np.empty(idx.shape, dtype=bool)
+    o = 0
+    for r in rows:
+        for c in cols:
+            # within one offset the (row, col) pairs are distinct (regions are disjoint), so += is safe
+            np.equal(idx, o, out=mask)
+            dx[:, r[:, None], c[None, :]] += dout * mask
+            o += 1
+    return dx

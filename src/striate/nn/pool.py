@@ -1,0 +1,178 @@
+"""Pooling layers on NHWC images: MaxPool2d, AvgPool2d, GlobalAvgPool2d, FractionalMaxPool2d.
+
+None has parameters or buffers; pooling has no multiply-accumulates, so `macs` is 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels.pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    fractional_boundaries,
+    fractional_max_pool2d_backward,
+    fractional_max_pool2d_forward,
+    fractional_output_size,
+    global_avg_pool2d_backward,
+    global_avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    pool_output_size,
+)
+from .module import Module, grad_enabled
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    a, b = (v, v) if isinstance(v, int | np.integer) else v
+    if int(a) < 1 or int(b) < 1:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return int(a), int(b)
+
+
+class _WindowPool2d(Module):
+    """Shared configuration of the fixed-window pools (kernel, stride defaulting to the kernel)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, f"{type(self).__name__} stride")
+
+    def _check(self, x) -> None:
+        self._check_input(x, 4, None, "N, H, W, C")
+        self.output_shape(x.shape)
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
+        n, h, w, c = input_shape
+        try:
+            ho = pool_output_size(h, self.kernel_size[0], self.stride[0])
+            wo = pool_output_size(w, self.kernel_size[1], self.stride[1])
+        except ValueError as e:
+            raise self._error(f"input {tuple(input_shape)}: {e}") from None
+        return (n, ho, wo, c)
+
+    def macs(self, input_shape):
+        self.output_shape(input_shape)
+        return 0
+
+    def extra_repr(self):
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return f"{kh}×{kw}, stride={sh if sh == sw else (sh, sw)}"
+
+
+class MaxPool2d(_WindowPool2d):
+    """x: (N, H, W, C) → (N, Ho, Wo, C), the max of each KH×KW window; Ho = (H − KH)/S + 1 must be
+    an integer (PyTorch floors; we require exact tiling, like Conv2d). No padding.
+
+    Forward records the argmax switches (one small integer per output); backward routes each
+    gradient to the first maximum of its window (PyTorch's tie rule). Inside `no_grad()` the
+    switches are not computed at all.
+    """
+
+    def forward(self, x):
+        self._check(x)
+        y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, switches=grad_enabled())
+        self._save(cache)
+        return y
+
+    def backward(self, dy):
+        return max_pool2d_backward(dy, self._saved())
+
+
+class AvgPool2d(_WindowPool2d):
+    """x: (N, H, W, C) → (N, Ho, Wo, C), the mean of each KH×KW window (no padding, exact tiling)."""
+
+    def forward(self, x):
+        self._check(x)
+        y, cache = avg_pool2d_forward(x, self.kernel_size, self.stride)
+        self._save(cache)
+        return y
+
+    def backward(self, dy):
+        return avg_pool2d_backward(dy, self._saved())
+
+
+class GlobalAvgPool2d(Module):
+    """x: (N, H, W, C) → (N, C), the mean over all positions (Network in Network, GoogLeNet heads)."""
+
+    def forward(self, x):
+        self._check_input(x, 4, None, "N, H, W, C")
+        y, cache = global_avg_pool2d_forward(x)
+        self._save(cache)
+        return y
+
+    def backward(self, dy):
+        return global_avg_pool2d_backward(dy, self._saved())
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
+        return (input_shape[0], input_shape[3])
+
+
+class FractionalMaxPool2d(Module):
+    """Fractional max-pooling (Graham 2014), disjoint pseudorandom regions.
+
+    x: (N, H, W, C) → (N, ⌊H·r⌋, ⌊W·r⌋, C) for output_ratio r ∈ (½, 1) (a float or an (r_h, r_w)
+    pair); the output size must be at least half the input. Rows are cut at
+    a_i = ⌊α(i + u)⌋ − ⌊αu⌋, α = H / Ho, i = 0 … Ho (the paper's ⌈α(i + u)⌉, which equals this for
+    almost every u), so every region is 1 or 2 rows tall and they tile the input; columns likewise
+    with an independent u. Computed in exact integers (see `kernels.pool.fractional_boundaries`).
+
+    Training: u is drawn from `rng` on every forward (one draw per axis, shared by the whole batch
+    and all channels). Eval: u = ½ on both axes, a fixed deterministic, evenly spread sequence
+    (the paper instead averages several random draws at test time; keep training mode for that).
+    Backward routes each gradient to its region's first maximum.
+    """
+
+    def __init__(self, output_ratio, rng: np.random.Generator | None = None):
+        super().__init__()
+        rh, rw = (output_ratio, output_ratio) if np.isscalar(output_ratio) else output_ratio
+        if not (0.5 < float(rh) < 1 and 0.5 < float(rw) < 1):
+            raise ValueError(f"FractionalMaxPool2d: output_ratio must lie in (0.5, 1), got {output_ratio!r}")
+        self.output_ratio = (float(rh), float(rw))
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def _sizes(self, input_shape):
+        if len(input_shape) != 4:
+            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
+        n, h, w, c = input_shape
+        try:
+            ho = fractional_output_size(h, self.output_ratio[0])
+            wo = fractional_output_size(w, self.output_ratio[1])
+        except ValueError as e:
+            raise self._error(f"input {tuple(input_shape)}: {e}") from None
+        return n, h, w, c, ho, wo
+
+    def boundaries(self, h: int, w: int, ho: int, wo: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column region boundaries: random in training (consumes `rng`), fixed in eval."""
+        if self.training:
+            sh, sw = int(self.rng.integers(h)), int(self.rng.integers(w))
+        else:
+            sh, sw = h // 2, w // 2  # s = ⌊n_in · u⌋ with u = ½
+        return fractional_boundaries(h, ho, sh), fractional_boundaries(w, wo, sw)
+
+    def forward(self, x):
+        self._check_input(x, 4, None, "N, H, W, C")
+        _, h, w, _, ho, wo = self._sizes(x.shape)
+        rows, cols = self.boundaries(h, w, ho, wo)
+        y, cache = fractional_max_pool2d_forward(x, rows, cols, switches=grad_enabled())
+        self._save(cache)
+        return y
+
+    def backward(self, dy):
+        return fractional_max_pool2d_backward(dy, self._saved())
+
+    def output_shape(self, input_shape):
+        n, _, _, c, ho, wo = self._sizes(input_shape)
+        return (n, ho, wo, c)
+
+    def macs(self, input_shape):
+        self.output_shape(input_shape)
+        return 0
+
+    def extra_repr(self):
+        rh, rw = self.output_ratio
+        return f"output_ratio={rh:.3g}" if rh == rw else f"output_ratio=({rh:.3g}, {rw:.3g})"

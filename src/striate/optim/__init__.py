@@ -1,0 +1,18 @@
+"""Optimizers, learning-rate schedules, weight averaging and weight constraints.
+
+    opt = st.optim.SGD(net, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    sched = st.optim.Scheduler(opt, st.optim.schedules.warmup(st.optim.schedules.cosine(0.1, 10_000), 500))
+    for x, y in batches: ...; net.backward(dy); opt.step(); sched.step(); opt.zero_grad()
+"""
+
+from . import schedules
+from .adaptive import AdaGrad, Adam, AdamW, RMSProp
+from .averaging import EMA
+from .constraints import MaxNorm, clip_grad_norm, max_norm
+from .schedules import Schedule, Scheduler, scale_lr_for_batch
+from .sgd import SGD, Optimizer
+
+__all__ = [
+    "EMA", "SGD", "AdaGrad", "Adam", "AdamW", "MaxNorm", "Optimizer", "RMSProp", "Schedule", "Scheduler",
+    "clip_grad_norm", "max_norm", "scale_lr_for_batch", "schedules",
+]
