@@ -1,0 +1,15 @@
+"""Data pipeline: datasets (CIFAR-10, MNIST, image folders, embedded UCI digits), a prefetching resumable
+loader, vectorised augmentation and fit/transform preprocessing. Pillow is imported only when image files
+are decoded, so `import striate.data` stays light."""
+
+from .augment import Compose, RandomCrop, RandomFlip
+from .datasets import Dataset, load, load_cifar10, load_digits, load_image_folder, load_mnist
+from .errors import DataError
+from .loader import DataLoader
+from .preprocess import PCA, MeanImage, PerChannelMean, PerChannelStandardize, Preprocessor, Scale, Whitening
+
+__all__ = [
+    "PCA", "Compose", "DataError", "DataLoader", "Dataset", "MeanImage", "PerChannelMean",
+    "PerChannelStandardize", "Preprocessor", "RandomCrop", "RandomFlip", "Scale", "Whitening", "load",
+    "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
+]

@@ -1,0 +1,217 @@
+"""Preprocessing estimators (scikit-learn style): `fit(x_train)` learns state ending in `_`, `transform(x)`
+applies it, output float32. Fit on the training split only and save the state with the model
+(`state_dict()` -> {"type", "config" (JSON-able), "arrays"}; `Preprocessor.from_state_dict(state)`), so
+inference repeats exactly what training saw. Statistics are accumulated in float64 and stored in float32.
+
+PCA and whitening follow the CS231n notes ("Neural Networks Part 2: data preprocessing"): centre, take the
+covariance's eigenvectors U and eigenvalues S, rotate `Xrot = X U`, whiten `Xrot / sqrt(S + eps)` where eps
+smooths the division by tiny eigenvalues (and damps their noise), and for ZCA rotate back with U^T.
+Input is any (N, ...) array; PCA and PCA-whitening flatten it to (N, D).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+
+_REGISTRY: dict[str, type] = {}
+
+
+def _as_batch(x, who: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{who}: expected a numpy array (N, ...), got {type(x).__name__}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise DataError(f"{who}: expected a non-empty batch (N, ...), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{who}: expected a numeric dtype, got {x.dtype}")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"{who}: input contains NaN or inf")
+    return x
+
+
+class Preprocessor:
+    """Base: subclasses set `_config` names (constructor arguments) and implement `_fit` / `_transform`."""
+
+    _config: tuple[str, ...] = ()
+    needs_fit = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def fit(self, x: np.ndarray) -> Preprocessor:
+        """Learn the statistics of x (N, ...) — the training split only. Returns self."""
+        x = _as_batch(x, f"{type(self).__name__}.fit")
+        self.input_shape_ = np.array(x.shape[1:], dtype=np.int64)
+        self._fit(x)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Apply the fitted transform to x (N, ...) with the fitted per-sample shape; float32 out."""
+        name = type(self).__name__
+        x = _as_batch(x, f"{name}.transform")
+        if self.needs_fit:
+            if not hasattr(self, "input_shape_"):
+                raise DataError(f"{name}: not fitted; call fit(x_train) first")
+            if tuple(x.shape[1:]) != tuple(int(d) for d in self.input_shape_):
+                raise DataError(f"{name}: fitted on samples of shape {tuple(self.input_shape_.tolist())}, "
+                                f"got {tuple(x.shape[1:])}")
+        return self._transform(x.astype(np.float32, copy=False)).astype(np.float32, copy=False)
+
+    def fit_transform(self, x: np.ndarray) -> np.ndarray:
+        return self.fit(x).transform(x)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """`transform`, with the augmentation signature so it can sit in `Compose` or a loader."""
+        return self.transform(x)
+
+    def state_dict(self) -> dict:
+        config = {k: getattr(self, k) for k in self._config}
+        arrays = {k: np.asarray(v) for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        return {"type": type(self).__name__, "config": config, "arrays": arrays}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Preprocessor:
+        """Rebuild any preprocessor from `state_dict()` output (dispatches on state['type'])."""
+        kind = state.get("type")
+        if kind not in _REGISTRY or (cls is not Preprocessor and _REGISTRY[kind] is not cls):
+            raise DataError(f"unknown or mismatched preprocessor type {kind!r} (known: {sorted(_REGISTRY)})")
+        obj = _REGISTRY[kind](**state["config"])
+        for k, v in state["arrays"].items():
+            setattr(obj, k, np.asarray(v))
+        return obj
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._config)
+        return f"{type(self).__name__}({args})"
+
+
+class Scale(Preprocessor):
+    """x * factor (default 1/255: uint8 -> [0, 1]). Stateless; fit only records the sample shape."""
+
+    _config = ("factor",)
+    needs_fit = False
+
+    def __init__(self, factor: float = 1.0 / 255.0):
+        self.factor = float(factor)
+
+    def _fit(self, x):
+        pass
+
+    def _transform(self, x):
+        return x * np.float32(self.factor)
+
+
+class MeanImage(Preprocessor):
+    """Subtract the mean training image: mean_ has the sample shape, e.g. (H, W, C)."""
+
+    def _fit(self, x):
+        self.mean_ = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+    def _transform(self, x):
+        return x - self.mean_
+
+
+class PerChannelMean(Preprocessor):
+    """Subtract one mean per channel (last axis): mean_ (C,)."""
+
+    def _fit(self, x):
+        self.mean_ = x.reshape(-1, x.shape[-1]).mean(axis=0, dtype=np.float64).astype(np.float32)
+
+    def _transform(self, x):
+        return x - self.mean_
+
+
+class PerChannelStandardize(Preprocessor):
+    """(x - mean_) / std_ per channel (last axis); std_ = sqrt(var + eps) keeps constant channels finite."""
+
+    _config = ("eps",)
+
+    def __init__(self, eps: float = 1e-8):
+        self.eps = float(eps)
+
+    def _fit(self, x):
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        self.mean_ = flat.mean(axis=0).astype(np.float32)
+        self.std_ = np.sqrt(flat.var(axis=0) + self.eps).astype(np.float32)
+
+    def _transform(self, x):
+        return (x - self.mean_) / self.std_
+
+
+def _eig_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (D,), eigenvalues (D,) descending, eigenvectors (D, D) as columns, of flattened x (N, D)."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    if len(flat) < 2:
+        raise DataError(f"need at least 2 samples to estimate a covariance, got {len(flat)}")
+    mean = flat.mean(axis=0)
+    centred = flat - mean
+    cov = centred.T @ centred / (len(flat) - 1)
+    s, u = np.linalg.eigh(cov)
+    s, u = np.clip(s[::-1], 0.0, None), u[:, ::-1]
+    # Deterministic signs: the largest-magnitude entry of each eigenvector is positive (like sklearn).
+    u = u * np.sign(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])])
+    return mean, s, u
+
+
+class PCA(Preprocessor):
+    """Project flattened input onto the top `n_components` principal axes: (N, ...) -> (N, k).
+
+    components_ (k, D) orthonormal rows, mean_ (D,), explained_variance_ (k,) descending.
+    """
+
+    _config = ("n_components",)
+
+    def __init__(self, n_components: int | None = None):
+        if n_components is not None and (not isinstance(n_components, int) or n_components < 1):
+            raise DataError(f"PCA: n_components must be a positive int or None, got {n_components!r}")
+        self.n_components = n_components
+
+    def _fit(self, x):
+        mean, s, u = _eig_cov(x)
+        k = self.n_components or len(s)
+        if k > len(s):
+            raise DataError(f"PCA: n_components={k} exceeds the {len(s)} input features")
+        self.mean_ = mean.astype(np.float32)
+        self.components_ = u[:, :k].T.astype(np.float32)
+        self.explained_variance_ = s[:k].astype(np.float32)
+
+    def _transform(self, x):
+        return (x.reshape(len(x), -1) - self.mean_) @ self.components_.T
+
+
+class Whitening(Preprocessor):
+    """Decorrelate and scale to unit variance (CS231n notes, eps smoothing).
+
+    kind='pca': (N, ...) -> (N, k) with Xrot / sqrt(S + eps) (k = n_components or D).
+    kind='zca': (N, ...) -> (N, ...) same shape, the PCA-whitened data rotated back to pixel space, so the
+    result still looks like images. matrix_ (D, k) maps centred flat input to the output; mean_ (D,).
+    """
+
+    _config = ("kind", "eps", "n_components")
+
+    def __init__(self, kind: str = "zca", eps: float = 1e-5, n_components: int | None = None):
+        if kind not in ("pca", "zca"):
+            raise DataError(f"Whitening: kind must be 'pca' or 'zca', got {kind!r}")
+        if eps < 0:
+            raise DataError(f"Whitening: eps must be >= 0, got {eps!r}")
+        if n_components is not None and kind == "zca":
+            raise DataError("Whitening: n_components applies to kind='pca' only")
+        self.kind, self.eps, self.n_components = kind, float(eps), n_components
+
+    def _fit(self, x):
+        mean, s, u = _eig_cov(x)
+        k = self.n_components or len(s)
+        if k > len(s):
+            raise DataError(f"Whitening: n_components={k} exceeds the {len(s)} input features")
+        if self.eps == 0 and s[k - 1] <= 0:
+            raise DataError("Whitening: singular covariance; use eps > 0")
+        scaled = u[:, :k] / np.sqrt(s[:k] + self.eps)
+        matrix = scaled @ u[:, :k].T if self.kind == "zca" else scaled
+        self.mean_ = mean.astype(np.float32)
+        self.matrix_ = matrix.astype(np.float32)
+
+    def _transform(self, x):
+        out = (x.reshape(len(x), -1) - self.mean_) @ self.matrix_
+        return out.reshape(x.shape) if self.kind == "zca" else out
