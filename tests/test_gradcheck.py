@@ -69,3 +69,11 @@ def test_samples_large_tensors(rng):
     layer = st.nn.Linear(50, 40, rng=rng)
     report = st.gradcheck(layer, rng.standard_normal((2, 50)), max_checks=10)
     assert report.ok and all(t.checked <= 10 for t in report.tensors)
+
+
+def test_exactly_zero_gradient_is_not_an_error(rng):
+    # a conv bias feeding BatchNorm has a true gradient of exactly 0: BN removes any constant shift
+    net = st.nn.Sequential(st.nn.Conv2d(2, 3, 3, rng=rng), st.nn.BatchNorm(3))
+    report = st.gradcheck(net, rng.standard_normal((4, 5, 5, 2)))
+    assert report.ok, str(report)
+    assert report.errors["0.bias"] < 1e-5

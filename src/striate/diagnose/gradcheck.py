@@ -1,11 +1,11 @@
 """Numerical gradient checking (the notes' "gradient check"), public library code.
 
 Centred differences in float64 on a deep copy of the module, relative error
-|a − n| / max(|a|, |n|) per element (the notes' formula; the denominator is floored at 1e-3 of the
-tensor's mean |gradient| so near-zero entries are judged on an absolute scale), max per tensor. Elements sitting on a kink (ReLU at 0, a max-pool
-tie) are detected by their one-sided differences disagreeing and are skipped, like Caffe's kink band.
-Random layers (dropout, stochastic depth, fractional pooling) see the same masks in every evaluation:
-each module's generator state is restored before each forward.
+|a − n| / max(|a|, |n|) per element (the notes' formula, with a floor on the denominator so entries
+below what the differences can resolve are judged on an absolute scale), max per tensor. Elements
+sitting on a kink (ReLU at 0, a max-pool tie) are detected by their one-sided differences disagreeing
+and are skipped, like Caffe's kink band. Random layers (dropout, stochastic depth, fractional pooling)
+see the same masks in every evaluation: each module's generator state is restored before each forward.
 """
 
 from __future__ import annotations
@@ -123,10 +123,14 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
         flat = array.reshape(-1)
         idx = np.arange(flat.size) if flat.size <= max_checks else rng.choice(flat.size, max_checks, replace=False)
         worst, kinks = 0.0, 0
-        # elements far below the tensor's typical gradient are judged against that typical size,
-        # so rounding noise on near-zero entries is not reported as a relative error of 1
-        floor = 1e-3 * float(np.abs(analytic).mean()) + 1e-12
         f0 = scalar(x)
+        # The denominator is floored at (a) 1e-3 of the tensor's mean |gradient|, so near-zero entries
+        # are judged against their peers, and (b) the scale that float64 rounding of the centred
+        # difference can resolve at this tolerance (32·eps·|f|/h/tol, 32 for the rounding of the many
+        # operations behind f): a gradient that is exactly zero (a conv bias before BatchNorm) then
+        # reads as an error of ~0, not 1.
+        noise = 32 * np.finfo(np.float64).eps * max(abs(f0), 1.0) / h
+        floor = max(1e-3 * float(np.abs(analytic).mean()), noise / tol)
         for k in idx:
             old = flat[k]
             flat[k] = old + h
@@ -135,7 +139,7 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
             fm = scalar(x)
             flat[k] = old
             plus, minus = (fp - f0) / h, (f0 - fm) / h
-            if abs(plus - minus) > kink_tol * max(abs(plus), abs(minus), 1e-6):
+            if abs(plus - minus) > kink_tol * max(abs(plus), abs(minus), floor):
                 kinks += 1
                 continue
             num = (fp - fm) / (2 * h)

@@ -1,0 +1,95 @@
+"""BatchNorm: batch normalisation over every axis but the last ((N, D) features, (N, H, W, C) images)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels.norm import batchnorm_backward, batchnorm_eval_forward, batchnorm_train_forward
+from .module import Module, Parameter
+
+
+class BatchNorm(Module):
+    """y = γ·(x − mean)/√(var + eps) + β per channel (last axis); x: (N, C) or (N, H, W, C) (any rank ≥ 2).
+
+    Training normalises with the batch statistics over all leading axes (M = N·H·W values per
+    channel, biased variance) and updates the running buffers exactly as PyTorch's BatchNorm1d/2d:
+        running_mean ← (1 − momentum)·running_mean + momentum·mean
+        running_var  ← (1 − momentum)·running_var  + momentum·var·M/(M − 1)   (unbiased)
+    momentum=None uses the cumulative average (factor 1/num_batches_tracked), as PyTorch does.
+    Evaluation normalises with the running statistics (an affine map; backward works there too).
+    Parameters `gamma` (init 1), `beta` (init 0); buffers `running_mean` (0), `running_var` (1),
+    `num_batches_tracked` (int64 scalar).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *, dtype=np.float32):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"BatchNorm: num_features must be ≥ 1, got {num_features}")
+        if eps <= 0:
+            raise ValueError(f"BatchNorm: eps must be > 0, got {eps}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1] or None, got {momentum}")
+        self.num_features, self.eps = int(num_features), float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.gamma = Parameter(np.ones(num_features, dtype=dtype))
+        self.beta = Parameter(np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+
+    def _check(self, x) -> None:
+        if isinstance(x, np.ndarray) and x.ndim < 2:
+            raise self._error(f"expected input (N, {self.num_features}) or (N, H, W, {self.num_features}), "
+                              f"got {x.shape}")
+        ndim = x.ndim if isinstance(x, np.ndarray) else 2
+        self._check_input(x, ndim, self.num_features, "N, H, W, C" if ndim == 4 else None)
+
+    def forward(self, x):
+        self._check(x)
+        if not self.training:
+            y, cache = batchnorm_eval_forward(x, self.gamma.data, self.beta.data, self.running_mean,
+                                              self.running_var, self.eps)
+            self._save(cache)
+            return y
+        m = x.size // self.num_features
+        if m < 2:
+            raise self._error(f"training needs more than one value per channel, got input {x.shape} "
+                              "(use a larger batch, or eval())")
+        y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps)
+        self._update_running(mean, var, m)
+        self._save(cache)
+        return y
+
+    def _update_running(self, mean, var, m: int) -> None:
+        # update through local names: `self.x op= ...` would re-assign the attribute and unregister the buffer
+        count, rm, rv = self.num_batches_tracked, self.running_mean, self.running_var
+        count += 1
+        f = 1.0 / float(count) if self.momentum is None else self.momentum
+        rm *= 1 - f
+        rm += f * mean.astype(rm.dtype, copy=False)
+        rv *= 1 - f
+        rv += (f * m / (m - 1)) * var.astype(rv.dtype, copy=False)
+
+    def backward(self, dy):
+        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved())
+        self.gamma.accumulate(dgamma)
+        self.beta.accumulate(dbeta)
+        return dx
+
+    def output_shape(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] != self.num_features:
+            raise self._error(f"expected input (N, {self.num_features}) or (N, H, W, {self.num_features}), "
+                              f"got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def macs(self, input_shape):
+        # one multiply-add per element (inference form y = x·s + t)
+        return int(np.prod(input_shape))
+
+    def extra_repr(self):
+        s = str(self.num_features)  # defaults omitted: the name shows in error messages and summaries
+        if self.eps != 1e-5:
+            s += f", eps={self.eps:g}"
+        if self.momentum != 0.1:
+            s += f", momentum={self.momentum}"
+        return s
