@@ -56,15 +56,20 @@ def reference_net_torch(torch, num_classes=10):
     return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
-def race(fns: dict, repeats: int = 10, warmup: int = 2) -> dict[str, float]:
-    """Run each function `warmup` times, then alternate them `repeats` times; median seconds of each."""
+def race(fns: dict, repeats: int = 10, warmup: int = 2, block: int = 2) -> dict[str, float]:
+    """Median seconds per call of each function, measured side by side: after `warmup` calls each, the
+    functions take turns in blocks of `block` timed calls, each block preceded by one untimed call —
+    both runtimes' worker threads keep spinning for a while after their last task, and the first call
+    after a switch pays for the other's spinning threads. `repeats` timed calls each in all."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats:
         for k, f in fns.items():
-            t = time.perf_counter()
             f()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(block):
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
     return {k: float(np.median(v)) for k, v in times.items()}

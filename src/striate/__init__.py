@@ -4,10 +4,10 @@
     net = st.nn.Sequential(st.nn.Conv2d(3, 16, 3, padding=1, rng=rng), st.nn.ReLU(), ...)
 """
 
-from . import data, nn, optim
+from . import data, models, nn, optim, train
 from .diagnose.gradcheck import gradcheck
 from .nn.module import no_grad
 from .summary import summary
 
 __version__ = "0.1.0"
-__all__ = ["data", "gradcheck", "nn", "no_grad", "optim", "summary", "__version__"]
+__all__ = ["data", "gradcheck", "models", "nn", "no_grad", "optim", "train", "summary", "__version__"]

@@ -1,0 +1,232 @@
+"""The `striate` command line (also `python -m striate`).
+
+    striate train                                   # digits net on the embedded digits, a few seconds
+    striate train --data cifar10 --model reference --optimizer momentum --lr 0.05 --schedule cosine \\
+                  --warmup 1 --epochs 20 --batch-size 128 --augment crop,flip --preprocess per-channel-mean
+    striate train --config run.toml                 # the same keys in TOML; flags given too override it
+    striate train --resume runs/x [--epochs 30]     # continue exactly where the last checkpoint left off
+                                                    # (--lr, --patience, --explode-factor may change too)
+    striate eval runs/x [--data mnist --split test] # accuracy, per-class accuracy, confusion matrix
+    striate predict runs/x a.png b.jpg [--top-k 3]  # top-k classes with probabilities
+
+Exit status: 0 done, 1 error, 2 bad arguments or configuration, 3 training diverged (loss exploded),
+128 + signal number when interrupted (Ctrl-C 130, SIGTERM 143) after saving a checkpoint.
+Heavy modules are imported inside the commands, so `import striate` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
+
+
+def _train_parser(sub) -> None:
+    from .train import config as cfg
+
+    p = sub.add_parser("train", help="train a model; writes a run directory",
+                       description="Train a model. Keys may also come from --config FILE.toml; flags win.",
+                       epilog="exit status: 0 done, 2 bad configuration, 3 diverged (loss exploded), "
+                              "130/143 interrupted by Ctrl-C/SIGTERM after saving a checkpoint")
+    p.add_argument("--config", metavar="FILE", help="TOML file with the keys below (dashes or underscores)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    for key in cfg.KEYS:
+        flag = "--" + key.name.replace("_", "-")
+        meta = key.name.upper() if key.choices is None else "{" + ",".join(key.choices) + "}"
+        # type=str: conversion and checks happen in config.resolve, which quotes bad values
+        default = "" if key.default in ("", []) else f" (default: {key.default!r})"
+        p.add_argument(flag, dest=key.name, default=None, metavar=meta, help=key.help + default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="striate", description="Convolutional networks in plain NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    e = sub.add_parser("eval", help="evaluate a trained run: accuracy, per-class accuracy, confusion matrix")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--data", help="dataset name or path (default: the run's dataset)")
+    e.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default: best)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    r = sub.add_parser("predict", help="classify image files with a trained run")
+    r.add_argument("run", help="run directory")
+    r.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
+    r.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
+    r.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+# ----- train --------------------------------------------------------------------------------
+def _flag_values(args) -> dict:
+    from .train import config as cfg
+
+    return {k.name: getattr(args, k.name) for k in cfg.KEYS if getattr(args, k.name) is not None}
+
+
+def cmd_train(args) -> int:
+    from .train import config as cfg
+    from .train import experiment as ex
+    from .train.checkpoint import CheckpointStore
+
+    flags = _flag_values(args)
+    if args.resume:
+        if args.config:
+            raise cfg.ConfigError("--resume takes the configuration from the run; do not pass --config")
+        changed = sorted(set(flags) - set(cfg.RESUMABLE))
+        if changed:
+            allowed = ", ".join("--" + k.replace("_", "-") for k in cfg.RESUMABLE)
+            raise cfg.ConfigError(f"--resume continues the saved configuration; only {allowed} may change, "
+                                  f"got --{changed[0].replace('_', '-')}")
+        config = ex.read_config(args.resume)
+        config = cfg.resolve(flags, where="command line", base=config)
+        directory = ex.Path(args.resume)
+        store = CheckpointStore(directory / "checkpoints")
+        if not store.has("last"):
+            raise cfg.ConfigError(f"run {args.resume!r} has no checkpoint to resume from")
+        fitted = store.load("last").state["meta"]["preprocess"]
+        run = ex.build(config, directory, fitted=fitted)
+        ex.write_config(directory, config)
+        print(f"resuming {directory} from its last checkpoint", file=sys.stderr)
+    else:
+        base = cfg.resolve(cfg.load_toml(args.config), where=args.config) if args.config else cfg.defaults()
+        config = cfg.resolve(flags, where="command line", base=base)
+        directory = ex.new_run_dir(config["out"])
+        config["out"] = str(directory)
+        store = CheckpointStore(directory / "checkpoints")
+        if store.has("last"):
+            raise cfg.ConfigError(f"{str(directory)!r} already holds a run; resume it with --resume {directory} "
+                                  "or choose another --out")
+        run = ex.build(config, directory)
+        config["model"] = run.meta["model"]["name"]
+        ex.write_config(directory, config)
+        d = run.data
+        print(f"run {directory}: {run.model.describe()} '{config['model']}' ({run.model.num_parameters():,} "
+              f"parameters) on {config['data']} {d.shape}: {len(d.train_x)} train, "
+              f"{0 if d.val_x is None else len(d.val_x)} val", file=sys.stderr)
+    summary = ex.execute(run, resume=bool(args.resume))
+    _print_summary(summary, directory)
+    if summary["status"] == "diverged":
+        return EXIT_DIVERGED
+    if summary["status"] == "interrupted":
+        print(f"checkpoint saved; continue with: striate train --resume {directory}", file=sys.stderr)
+        return 128 + int(run.trainer.interrupted)
+    return 0
+
+
+def _print_summary(s: dict, directory) -> None:
+    lines = [f"{s['status']}: {s['epochs_completed']} epochs, {s['iterations']} iterations in {s['seconds']:.1f}s"]
+    if s.get("stop_reason") and s["status"] != "interrupted":
+        lines.append(s["stop_reason"])
+    if s.get("best_val_accuracy") is not None:
+        lines.append(f"best val accuracy {100 * s['best_val_accuracy']:.2f}% (epoch {s['best_epoch']})")
+    if "test" in s:
+        lines.append(f"test accuracy {100 * s['test']['accuracy']:.2f}% on {s['test']['count']} images "
+                     f"({s['test']['checkpoint']} checkpoint)")
+    lines.append(f"run directory: {directory}")
+    print("\n".join(lines))
+
+
+# ----- eval ---------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from .data import load
+    from .nn.losses import SoftmaxCrossEntropy
+    from .train import experiment as ex
+    from .train.metrics import confusion_matrix, format_confusion, per_class_accuracy
+    from .train.trainer import Trainer
+
+    t = ex.load_trained(args.run, args.checkpoint)
+    ds = load(args.data or t.config["data"], args.split)
+    if tuple(ds.shape) != t.input_shape:
+        raise ValueError(f"dataset {args.data or t.config['data']!r} has images {tuple(ds.shape)}, "
+                         f"the model was trained on {t.input_shape}")
+    if ds.classes != t.classes:
+        print(f"warning: class names differ from the run's ({ds.classes[:3]}… vs {t.classes[:3]}…)", file=sys.stderr)
+    trainer = Trainer(t.model, SoftmaxCrossEntropy(), optimizer=None)
+    r = trainer.evaluate((ex.apply_preprocess(t.preprocess, ds.images), ds.labels), return_predictions=True)
+    cm = confusion_matrix(r["predictions"], r["labels"], len(t.classes))
+    pca = per_class_accuracy(cm)
+    if args.json:
+        print(json.dumps({"loss": r["loss"], "accuracy": r["accuracy"], "count": r["count"],
+                          "checkpoint": t.checkpoint.generation, "classes": t.classes,
+                          "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
+                          "confusion_matrix": cm.tolist()}))
+        return 0
+    print(f"{args.run} ({args.checkpoint} checkpoint, {t.checkpoint.generation}) on {ds.name or args.data} "
+          f"[{args.split}], {r['count']} images")
+    print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
+    print(format_confusion(cm, t.classes))
+    return 0
+
+
+# ----- predict ------------------------------------------------------------------------------
+def read_image(path: str, shape: tuple[int, int, int]):
+    """An image file as uint8 (H, W, C) of the model's input shape (converted and resized as needed)."""
+    import numpy as np
+    from PIL import Image
+
+    h, w, c = shape
+    with Image.open(path) as im:
+        im = im.convert("L" if c == 1 else "RGB")
+        if im.size != (w, h):
+            im = im.resize((w, h), Image.Resampling.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+    return a.reshape(h, w, c)
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .nn.losses import softmax
+    from .nn.module import no_grad
+    from .train import experiment as ex
+    from .train.metrics import top_k
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be ≥ 1, got {args.top_k}")
+    t = ex.load_trained(args.run, args.checkpoint)
+    batch = np.stack([read_image(p, t.input_shape) for p in args.images])
+    with no_grad():
+        probs = softmax(t.model.forward(ex.apply_preprocess(t.preprocess, batch)).astype(np.float64))
+    idx, val = top_k(probs, args.top_k)
+    results = [{"image": p, "top": [{"class": t.classes[int(i)], "index": int(i), "probability": float(v)}
+                                    for i, v in zip(idx[n], val[n], strict=True)]}
+               for n, p in enumerate(args.images)]
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for r in results:
+        ranked = ", ".join(f"{c['class']} ({100 * c['probability']:.1f}%)" for c in r["top"])
+        print(f"{r['image']}: {ranked}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .train.checkpoint import CheckpointError
+    from .train.config import ConfigError
+
+    try:
+        from .data import DataError
+    except ImportError:  # pragma: no cover
+        DataError = ConfigError  # noqa: N806
+    command = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}[args.command]
+    try:
+        return command(args)
+    except ConfigError as e:
+        print(f"striate {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, CheckpointError, FileNotFoundError, ValueError, OSError) as e:
+        print(f"striate {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Crash-safe checkpoints: weights and optimizer arrays in safetensors, everything else in JSON.
+
+Layout of a checkpoint directory::
+
+    checkpoints/
+      gen-000007/            one complete, immutable generation
+        weights.safetensors  model parameters and buffers (names from `model.state_dict()`)
+        arrays.safetensors   every other array (optimizer moments, fitted preprocessing, ...)
+        state.json           the rest, with {"__array__": key} where an array was, and file checksums
+      last                   pointer file: {"generation": "gen-000007"}
+      best                   pointer file
+
+A generation is written into a temporary directory (each file flushed and fsynced), renamed into place,
+and only then is a pointer switched with `os.replace` (the directory fsynced after each step). A kill at
+any moment leaves every pointer naming a complete generation, so the weights/state pair stays consistent.
+Generations no pointer names are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+_GEN = re.compile(r"^gen-(\d{6,})$")
+_TAG = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing or does not verify."""
+
+
+# ----- atomic files -----------------------------------------------------------------------------
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or creation inside `path` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Replace `path` with `data` so that readers see the old or the new content, never a mix:
+    temp file in the same directory, flush, fsync, `os.replace`, fsync the directory."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
+# ----- nested state ↔ JSON + arrays -------------------------------------------------------------
+def flatten_state(obj, prefix: str = "") -> tuple[object, dict[str, np.ndarray]]:
+    """Split a nested structure into a JSON-able skeleton and a flat dict of arrays.
+
+    Arrays become `{"__array__": key}` with `key` the slash-joined path; NumPy scalars become Python
+    numbers; tuples become lists. Dict keys must be strings (ints are converted and kept as strings)."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(x, path):
+        if isinstance(x, np.ndarray):
+            key = path or "_"
+            if key in arrays:
+                raise ValueError(f"checkpoint state: two arrays map to the key '{key}'")
+            arrays[key] = _contiguous(x)
+            return {"__array__": key}
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, dict):
+            return {str(k): walk(v, f"{path}/{k}" if path else str(k)) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [walk(v, f"{path}/{i}" if path else str(i)) for i, v in enumerate(x)]
+        if x is None or isinstance(x, bool | int | float | str):
+            return x
+        raise TypeError(f"checkpoint state at '{path}': cannot store a {type(x).__name__}")
+
+    return walk(obj, prefix), arrays
+
+
+def unflatten_state(skeleton, arrays: dict[str, np.ndarray]):
+    """Inverse of `flatten_state`."""
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {"__array__"}:
+            key = skeleton["__array__"]
+            if key not in arrays:
+                raise CheckpointError(f"checkpoint state refers to array '{key}', which is missing")
+            return arrays[key]
+        return {k: unflatten_state(v, arrays) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, arrays) for v in skeleton]
+    return skeleton
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them (1,))."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----- the store --------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """What `CheckpointStore.load` returns: model weights, the rest of the state, and where it came from."""
+
+    weights: dict[str, np.ndarray]
+    state: dict
+    generation: str
+    path: Path
+    tags: list[str] = field(default_factory=list)
+
+
+class CheckpointStore:
+    """Generations of (weights, state) pairs under `directory`, named by pointer files ("last", "best")."""
+
+    WEIGHTS, ARRAYS, STATE = "weights.safetensors", "arrays.safetensors", "state.json"
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+
+    # -- pointers --
+    def _pointer(self, tag: str) -> Path:
+        if not _TAG.match(tag):
+            raise ValueError(f"checkpoint tag must be a lowercase word, got {tag!r}")
+        return self.directory / tag
+
+    def generation_of(self, tag: str) -> str | None:
+        """The generation a pointer names, or None if the pointer does not exist."""
+        p = self._pointer(tag)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            gen = json.loads(text)["generation"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"checkpoint pointer {p} is unreadable: {text[:80]!r}") from e
+        if not _GEN.match(gen):
+            raise CheckpointError(f"checkpoint pointer {p} names {gen!r}, not a generation")
+        return gen
+
+    def has(self, tag: str = "last") -> bool:
+        return self.generation_of(tag) is not None
+
+    def _point(self, tag: str, generation: str) -> None:
+        write_atomic(self._pointer(tag), json.dumps({"generation": generation}) + "\n")
+
+    def tags(self) -> dict[str, str]:
+        """Every pointer → the generation it names."""
+        out = {}
+        if self.directory.is_dir():
+            for p in sorted(self.directory.iterdir()):
+                if p.is_file() and _TAG.match(p.name):
+                    gen = self.generation_of(p.name)
+                    if gen is not None:
+                        out[p.name] = gen
+        return out
+
+    # -- save --
+    def _next_generation(self) -> str:
+        numbers = [int(m.group(1)) for p in self.directory.iterdir() if (m := _GEN.match(p.name))]
+        return f"gen-{max(numbers, default=0) + 1:06d}"
+
+    def save(self, weights: dict[str, np.ndarray], state: dict, tags: tuple[str, ...] | list[str] = ("last",)) -> str:
+        """Write a new generation holding `weights` and `state`, then point each of `tags` at it.
+        Returns the generation name."""
+        from safetensors.numpy import save as st_save
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        skeleton, arrays = flatten_state(state)
+        weight_bytes = st_save({k: _contiguous(np.asarray(v)) for k, v in weights.items()})
+        array_bytes = st_save(arrays)
+        doc = {
+            "format": "striate-checkpoint/1",
+            "files": {self.WEIGHTS: _sha256(weight_bytes), self.ARRAYS: _sha256(array_bytes)},
+            "state": skeleton,
+        }
+        state_bytes = json.dumps(doc, indent=1, allow_nan=True).encode("utf-8")
+
+        generation = self._next_generation()
+        tmp = self.directory / f".tmp-{generation}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_synced(tmp / self.WEIGHTS, weight_bytes)
+        _write_synced(tmp / self.ARRAYS, array_bytes)
+        _write_synced(tmp / self.STATE, state_bytes)
+        fsync_dir(tmp)
+        os.rename(tmp, self.directory / generation)
+        fsync_dir(self.directory)
+        for tag in tags:
+            self._point(tag, generation)
+        self.collect_garbage()
+        return generation
+
+    def tag(self, tag: str, generation: str) -> None:
+        """Point `tag` at an existing generation."""
+        if not (self.directory / generation / self.STATE).is_file():
+            raise CheckpointError(f"no generation {generation!r} in {self.directory}")
+        self._point(tag, generation)
+        self.collect_garbage()
+
+    def collect_garbage(self) -> None:
+        """Delete generations no pointer names and temporary directories left by killed writers."""
+        live = set(self.tags().values())
+        for p in self.directory.iterdir():
+            if p.is_dir() and ((_GEN.match(p.name) and p.name not in live) or p.name.startswith(".tmp-")):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file() and p.name.startswith(".") and ".tmp-" in p.name:
+                p.unlink(missing_ok=True)
+
+    # -- load --
+    def load(self, tag: str = "last", verify: bool = True) -> Checkpoint:
+        """Read the generation `tag` names; with `verify`, check the safetensors files' SHA-256."""
+        from safetensors.numpy import load as st_load
+
+        generation = self.generation_of(tag)
+        if generation is None:
+            raise CheckpointError(f"no '{tag}' checkpoint in {self.directory}")
+        path = self.directory / generation
+        try:
+            doc = json.loads((path / self.STATE).read_text())
+            blobs = {name: (path / name).read_bytes() for name in (self.WEIGHTS, self.ARRAYS)}
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} is incomplete or unreadable: {e}") from e
+        if verify:
+            for name, digest in doc["files"].items():
+                if _sha256(blobs[name]) != digest:
+                    raise CheckpointError(f"checkpoint {path / name} does not match its checksum")
+        weights = st_load(blobs[self.WEIGHTS])
+        arrays = st_load(blobs[self.ARRAYS])
+        state = unflatten_state(doc["state"], arrays)
+        tags = [t for t, g in self.tags().items() if g == generation]
+        return Checkpoint(weights=weights, state=state, generation=generation, path=path, tags=tags)

@@ -1,0 +1,296 @@
+"""The Trainer: a small loop (forward, loss, backward, step) with everything optional in callbacks.
+
+    trainer = Trainer(net, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(net, lr=0.1),
+                      schedule=st.optim.schedules.cosine(0.1, 1000),
+                      callbacks=[ExplosionGuard(), History("run/metrics.jsonl"), ModelCheckpoint("run/checkpoints")])
+    trainer.fit(train_loader, val_loader, epochs=10)
+
+`fit(..., epochs=N)` trains until N epochs have completed *in total*, so after `restore(...)` of a
+checkpoint taken at epoch k it runs the remaining N − k, and the result is bit-identical to an
+uninterrupted run: the checkpoint holds weights, buffers, optimizer state, the schedule position, the
+loader's position and every random generator (the trainer's `rngs` and any Generator a layer holds).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..nn.module import Module, no_grad
+from .callbacks import Callback
+
+
+def _model_generators(model: Module) -> dict[str, np.random.Generator]:
+    """Every np.random.Generator held as an attribute by a layer of `model` (dropout masks, stochastic
+    depth, fractional pooling), by 'layer.attribute' name."""
+    found = {}
+    for name, m in model.named_modules():
+        for attr, value in vars(m).items():
+            if isinstance(value, np.random.Generator):
+                found[f"{name}.{attr}" if name else attr] = value
+    return found
+
+
+def _batches(data, batch_size: int):
+    """`data` as an iterable of (x, y) batches: a loader passes through; an (images, labels) pair of
+    arrays is cut into consecutive batches."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        x, y = data
+        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return data
+
+
+class Trainer:
+    """Trains `model` with `loss` (a striate Loss: `loss(scores, labels) -> float`, `loss.backward()`)
+    and `optimizer` (`step()`, `zero_grad()`, `lr`, `state_dict()`).
+
+    - `schedule`: f(t) -> lr of the iteration t = 0, 1, …; applied before each step.
+    - `penalty`: optional weight penalty (`st.nn.l2(reg)`): its value is added to the loss, its
+      gradient to the weights.
+    - `rngs`: extra named generators whose state goes into checkpoints (e.g. the augmentation's).
+
+    State: `epoch` (completed epochs), `batch` (completed batches of the current epoch), `iteration`
+    (optimizer steps), `stop_training`, `stop_reason`, `diverged` (set by the explosion guard; stays set,
+    and nothing is checkpointed, until `restore`), `interrupted` (the signal number)."""
+
+    def __init__(self, model: Module, loss, optimizer, schedule=None, callbacks: Iterable[Callback] = (),
+                 penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.schedule, self.penalty = schedule, penalty
+        self.rngs = dict(rngs or {})
+        self.eval_batch_size = int(eval_batch_size)
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"Trainer: callbacks must be Callback instances, got {type(cb).__name__}")
+            cb.set_trainer(self)
+        self.epoch = self.batch = self.iteration = 0
+        self.epochs = 0
+        self.stop_training, self.stop_reason = False, None
+        self.diverged, self.interrupted = False, None
+        self.train_data = None
+        self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._pending_loader_state = None
+        self._signal = None
+
+    # ----- callbacks ----------------------------------------------------------------------
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def callback(self, kind: type) -> Callback | None:
+        """The first callback of type `kind`, or None."""
+        return next((cb for cb in self.callbacks if isinstance(cb, kind)), None)
+
+    # ----- signals ------------------------------------------------------------------------
+    def _on_signal(self, signum, frame):
+        self._signal = signum
+        # a second Ctrl-C / SIGTERM acts immediately
+        signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signals(previous):
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    # ----- the loop -----------------------------------------------------------------------
+    def lr(self) -> float | None:
+        return float(self.optimizer.lr) if hasattr(self.optimizer, "lr") else None
+
+    def train_step(self, x, y) -> tuple[float, float]:
+        """One optimizer step on a batch; returns (loss, batch accuracy)."""
+        if self.schedule is not None:
+            self.optimizer.lr = float(self.schedule(self.iteration))
+        self.optimizer.zero_grad()
+        scores = self.model.forward(x)
+        loss = self.loss(scores, y)
+        self.model.backward(self.loss.backward())
+        if self.penalty is not None:
+            loss += self.penalty.value(self.model)
+            self.penalty.backward(self.model)
+        self.optimizer.step()
+        self.iteration += 1
+        acc = float(np.mean(scores.argmax(axis=1) == y)) if len(y) else 0.0
+        return float(loss), acc
+
+    def fit(self, train, val=None, epochs: int = 1) -> dict:
+        """Train until `epochs` epochs have completed in total; returns the last epoch's logs.
+
+        `train` is an iterable of (x, y) batches re-iterated each epoch (a DataLoader); `val` is a
+        loader or an (images, labels) pair of float arrays. Ctrl-C or SIGTERM stop after the current
+        step: callbacks get `on_interrupt` (the checkpoint is saved) and `interrupted` is set."""
+        self.epochs = int(epochs)
+        self.train_data = train
+        self.stop_training, self.stop_reason, self.interrupted = False, None, None
+        if self._pending_loader_state is not None:
+            train.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state = None
+        previous = self._install_signals()
+        self._signal = None
+        logs: dict = {}
+        try:
+            self._call("on_train_begin")
+            while self.epoch < self.epochs and not self.stop_training:
+                logs = self._run_epoch(train, val)
+                if self._signal is not None:
+                    break
+        finally:
+            self._restore_signals(previous)
+        if self._signal is not None and not self.diverged:
+            self.interrupted = self._signal
+            where = f"epoch {self.epoch + 1}, step {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
+            self.stop_reason = f"interrupted by {signal.Signals(self._signal).name} at {where}"
+            self._call("on_interrupt", logs)
+        self._call("on_train_end", logs)
+        return logs
+
+    def _run_epoch(self, train, val) -> dict:
+        epoch = self.epoch
+        if self.batch == 0:
+            self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._call("on_epoch_begin", epoch)
+        self.model.train()
+        sums = self._sums
+        total = len(train) if hasattr(train, "__len__") else None
+        start = time.perf_counter()
+        batches = iter(train)
+        try:
+            for x, y in batches:
+                loss, acc = self.train_step(x, y)
+                n = len(y)
+                sums["loss"] += loss * n
+                sums["correct"] += int(round(acc * n))
+                sums["seen"] += n
+                logs = {"loss": loss, "accuracy": acc, "lr": self.lr(), "size": n, "iteration": self.iteration}
+                self.batch += 1
+                self._call("on_batch_end", self.batch - 1, logs)
+                # a signal on the epoch's last batch lets the epoch finish (and be checkpointed) normally
+                last = total is not None and self.batch >= total
+                if self.stop_training or (self._signal is not None and not last):
+                    return logs if self.diverged else self._epoch_logs(partial=True)
+        finally:
+            sums["time"] += time.perf_counter() - start
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # lets a loader settle its position before anyone saves it
+        logs = self._epoch_logs()
+        if val is not None:
+            v = self.evaluate(val)
+            logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
+        self.epoch += 1
+        self.batch = 0
+        self._call("on_epoch_end", epoch, logs)
+        return logs
+
+    def _epoch_logs(self, partial: bool = False) -> dict:
+        s = self._sums
+        seen = max(s["seen"], 1)
+        logs = {"loss": s["loss"] / seen, "accuracy": s["correct"] / seen, "lr": self.lr(), "time": s["time"]}
+        if partial:
+            logs["partial"] = True
+        return logs
+
+    # ----- evaluation ---------------------------------------------------------------------
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        """Class scores (N, C) in eval mode without caches, batch by batch."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                b = self.eval_batch_size
+                outs = [self.model.forward(x[i:i + b]) for i in range(0, len(x), b)]
+        finally:
+            self.model.train(was_training)
+        return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+    def evaluate(self, data, return_predictions: bool = False) -> dict:
+        """Mean loss and accuracy on `data` (a loader or an (images, labels) pair), in eval mode under
+        `no_grad()`. With `return_predictions`, also `predictions` and `labels` arrays (N,)."""
+        was_training = self.model.training
+        self.model.eval()
+        loss_sum, seen, preds, labels = 0.0, 0, [], []
+        try:
+            with no_grad():
+                for x, y in _batches(data, self.eval_batch_size):
+                    scores = self.model.forward(x)
+                    loss_sum += self.loss(scores, y) * len(y)
+                    seen += len(y)
+                    preds.append(scores.argmax(axis=1))
+                    labels.append(np.asarray(y))
+        finally:
+            self.model.train(was_training)
+        p = np.concatenate(preds) if preds else np.zeros(0, np.intp)
+        t = np.concatenate(labels) if labels else np.zeros(0, np.intp)
+        out = {"loss": loss_sum / seen if seen else math.nan,
+               "accuracy": float(np.mean(p == t)) if seen else math.nan, "count": seen}
+        if return_predictions:
+            out["predictions"], out["labels"] = p, t
+        return out
+
+    # ----- state --------------------------------------------------------------------------
+    def _all_rngs(self) -> dict[str, np.random.Generator]:
+        rngs = {f"model/{k}": g for k, g in _model_generators(self.model).items()}
+        rngs.update({f"trainer/{k}": g for k, g in self.rngs.items()})
+        return rngs
+
+    def _callback_keys(self) -> list[str]:
+        keys, counts = [], {}
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            counts[name] = counts.get(name, 0) + 1
+            keys.append(name if counts[name] == 1 else f"{name}{counts[name]}")
+        return keys
+
+    def state_dict(self) -> dict:
+        """Everything but the weights: progress, optimizer, schedule, generators, loader, callbacks."""
+        loader = self.train_data
+        return {
+            "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration,
+                         "epochs": self.epochs, "sums": dict(self._sums)},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": {"t": self.iteration,
+                         "config": self.schedule.to_config() if hasattr(self.schedule, "to_config") else None},
+            "rngs": {k: g.bit_generator.state for k, g in self._all_rngs().items()},
+            "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+            "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)},
+        }
+
+    def load_state_dict(self, state: dict) -> Trainer:
+        p = state["progress"]
+        self.epoch, self.batch, self.iteration = int(p["epoch"]), int(p["batch"]), int(p["iteration"])
+        self._sums = dict(p.get("sums") or self._sums)
+        self.optimizer.load_state_dict(state["optimizer"])
+        rngs = self._all_rngs()
+        missing = sorted(set(state["rngs"]) - set(rngs))
+        if missing:
+            raise KeyError(f"checkpoint holds generator states for {missing}, which this trainer does not have")
+        for k, s in state["rngs"].items():
+            rngs[k].bit_generator.state = s
+        self._pending_loader_state = state.get("loader")
+        saved = state.get("callbacks", {})
+        for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
+            if key in saved:
+                cb.load_state_dict(saved[key])
+        self.diverged = False
+        return self
+
+    def restore(self, checkpoint, tag: str = "last") -> Trainer:
+        """Load a `Checkpoint` (from `CheckpointStore.load`), or checkpoint `tag` of a checkpoint directory:
+        weights into the model, the rest into the trainer (the loader's position is applied by `fit`)."""
+        if isinstance(checkpoint, str | os.PathLike):
+            from .checkpoint import CheckpointStore
+
+            checkpoint = CheckpointStore(checkpoint).load(tag)
+        self.model.load_state_dict(checkpoint.weights)
+        return self.load_state_dict(checkpoint.state)
