@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .parallel import for_parts
+
 COLUMN_BYTES = 16 * 2**20  # bound on one chunk's column matrix (measured: ~16 MB chunks beat one big matrix)
 
 _workspace: dict[tuple[str, str], np.ndarray] = {}
@@ -46,12 +48,23 @@ def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return span // stride + 1
 
 
-def pad_nhwc(x: np.ndarray, pad: int) -> np.ndarray:
-    if pad == 0:
+def pad_nhwc(x: np.ndarray, pad: int, pad_w: int | None = None) -> np.ndarray:
+    """Zero-pad H by `pad` and W by `pad_w` (default `pad`) on both sides; each border written once."""
+    ph, pw = pad, pad if pad_w is None else pad_w
+    if ph == pw == 0:
         return x
     n, h, w, c = x.shape
-    xp = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
-    xp[:, pad:pad + h, pad:pad + w, :] = x
+    xp = np.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+
+    def part(s):
+        p = xp[s]
+        p[:, :ph] = 0
+        p[:, ph + h:] = 0
+        p[:, ph:ph + h, :pw] = 0
+        p[:, ph:ph + h, pw + w:] = 0
+        p[:, ph:ph + h, pw:pw + w] = x[s]
+
+    for_parts(part, n, xp.nbytes)
     return xp
 
 
@@ -68,7 +81,8 @@ def im2col(xp: np.ndarray, kh: int, kw: int, stride: int, ho: int, wo: int, out:
     if out is None:
         return patches(xp, kh, kw, stride, ho, wo).reshape(n * ho * wo, kh * kw * c)
     cols = out.reshape(n, ho, wo, kh, kw, c)
-    np.copyto(cols, patches(xp, kh, kw, stride, ho, wo))
+    view = patches(xp, kh, kw, stride, ho, wo)
+    for_parts(lambda s: np.copyto(cols[s], view[s]), n, out.nbytes)
     return out.reshape(n * ho * wo, kh * kw * c)
 
 
@@ -76,14 +90,18 @@ def col2im(dcols: np.ndarray, padded_shape, kh: int, kw: int, stride: int, ho: i
            out: np.ndarray | None = None) -> np.ndarray:
     """Scatter-add column gradients (N·Ho·Wo, KH·KW·C) back to a padded input gradient (into `out`)."""
     n, hp, wp, c = padded_shape
-    dxp = np.zeros(padded_shape, dtype=dcols.dtype) if out is None else out
-    if out is not None:
-        dxp.fill(0)
+    dxp = np.empty(padded_shape, dtype=dcols.dtype) if out is None else out
     d6 = dcols.reshape(n, ho, wo, kh, kw, c)
     h_end, w_end = stride * (ho - 1) + 1, stride * (wo - 1) + 1
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, i:i + h_end:stride, j:j + w_end:stride, :] += d6[:, :, :, i, j, :]
+
+    def part(s):
+        d = dxp[s]
+        d.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                d[:, i:i + h_end:stride, j:j + w_end:stride, :] += d6[s, :, :, i, j, :]
+
+    for_parts(part, n, dcols.nbytes)
     return dxp
 
 
@@ -140,10 +158,7 @@ def conv2d_backward(dout: np.ndarray, cache, need_dx: bool = True):
         if not need_dx:
             return None, dw, db
         w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-        ph, pw = kh - 1 - pad, kw - 1 - pad
-        doutp = np.zeros((n, ho + 2 * ph, wo + 2 * pw, f), dtype=dout.dtype)
-        doutp[:, ph:ph + ho, pw:pw + wo, :] = dout
-        dx, _ = conv2d_forward(doutp, w_flip, None, 1, 0)
+        dx, _ = conv2d_forward(pad_nhwc(dout, kh - 1 - pad, kw - 1 - pad), w_flip, None, 1, 0)
         return dx, dw, db
     else:
         step = _chunk(ho * wo * kh * kw * c * xp.itemsize, n)

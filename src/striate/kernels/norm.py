@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import for_parts
+
 BLOCK_BYTES = 2**20  # rows per block: about this many bytes of one (rows, C) slab
 
 
-def _blocks(m: int, c: int, itemsize: int):
+def _blocks(m: int, c: int, itemsize: int, rows: slice | None = None):
+    """Row blocks of about BLOCK_BYTES covering `rows` (default: all m rows)."""
+    start, stop = (0, m) if rows is None else (rows.start, rows.stop)
     step = max(1, BLOCK_BYTES // (c * itemsize))
-    return [slice(s, s + step) for s in range(0, m, step)]
+    return [slice(s, min(s + step, stop)) for s in range(start, stop, step)]
 
 
 def _column_sum(x2: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -34,40 +38,53 @@ def _column_sum(x2: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     sums are added in float64, so M = 10⁵ rows keep ~1e-7 relative accuracy in float32.
     """
     m, c = x2.shape
-    acc = np.zeros(c, dtype=np.float64)
-    blocks = _blocks(m, c, x2.itemsize)
-    ones = np.ones(min(m, blocks[0].stop), dtype=x2.dtype)
-    for b in blocks:
-        t = x2[b]
-        if mean is not None:
-            t = t - mean
-            t *= t
-        acc += ones[:t.shape[0]] @ t
-    return acc.astype(x2.dtype)
+
+    def part(rows):
+        acc = np.zeros(c, dtype=np.float64)
+        blocks = _blocks(m, c, x2.itemsize, rows)
+        ones = np.ones(blocks[0].stop - blocks[0].start, dtype=x2.dtype)
+        for b in blocks:
+            t = x2[b]
+            if mean is not None:
+                t = t - mean
+                t *= t
+            acc += ones[:t.shape[0]] @ t
+        return acc
+
+    return sum(for_parts(part, m, x2.nbytes)).astype(x2.dtype)
 
 
 def _gradient_sums(d2: np.ndarray, x2: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(Σ dout, Σ dout·(x − mean)) over the rows, in one blockwise pass (same accumulation as above)."""
     m, c = x2.shape
-    sum_d, sum_dx = np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
-    blocks = _blocks(m, c, x2.itemsize)
-    ones = np.ones(min(m, blocks[0].stop), dtype=x2.dtype)
-    for b in blocks:
-        d = d2[b]
-        t = x2[b] - mean
-        t *= d
-        sum_d += ones[:t.shape[0]] @ d
-        sum_dx += ones[:t.shape[0]] @ t
-    return sum_d.astype(d2.dtype), sum_dx.astype(d2.dtype)
+
+    def part(rows):
+        sum_d, sum_dx = np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
+        blocks = _blocks(m, c, x2.itemsize, rows)
+        ones = np.ones(blocks[0].stop - blocks[0].start, dtype=x2.dtype)
+        for b in blocks:
+            d = d2[b]
+            t = x2[b] - mean
+            t *= d
+            sum_d += ones[:t.shape[0]] @ d
+            sum_dx += ones[:t.shape[0]] @ t
+        return sum_d, sum_dx
+
+    parts = for_parts(part, m, x2.nbytes)
+    return sum(p[0] for p in parts).astype(d2.dtype), sum(p[1] for p in parts).astype(d2.dtype)
 
 
 def _affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """x·scale + shift per column, into one new (M, C) array."""
     out = np.empty_like(x2)
-    for b in _blocks(*x2.shape, x2.itemsize):
-        o = out[b]
-        np.multiply(x2[b], scale, out=o)
-        o += shift
+
+    def part(rows):
+        for b in _blocks(*x2.shape, x2.itemsize, rows):
+            o = out[b]
+            np.multiply(x2[b], scale, out=o)
+            o += shift
+
+    for_parts(part, x2.shape[0], x2.nbytes)
     return out
 
 
@@ -113,10 +130,14 @@ def batchnorm_backward(dout: np.ndarray, cache):
     k_x = scale * inv_std * dgamma / m
     k_0 = scale * dbeta / m
     dx = np.empty_like(d2)
-    for b in _blocks(*x2.shape, x2.itemsize):
-        o = dx[b]
-        np.subtract(x2[b], mean, out=o)
-        o *= -k_x
-        o += d2[b] * scale
-        o -= k_0
+
+    def part(rows):
+        for b in _blocks(*x2.shape, x2.itemsize, rows):
+            o = dx[b]
+            np.subtract(x2[b], mean, out=o)
+            o *= -k_x
+            o += d2[b] * scale
+            o -= k_0
+
+    for_parts(part, m, x2.nbytes)
     return dx.reshape(dout.shape), dgamma, dbeta

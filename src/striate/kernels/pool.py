@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import for_parts
+
 
 def pool_output_size(size: int, kernel: int, stride: int) -> int:
     """(size − kernel) / stride + 1, or ValueError when the windows do not tile the input exactly."""
@@ -72,9 +74,19 @@ def max_over(views, switches: bool = True):
 
 
 def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bool = True):
-    """Returns (out (N, Ho, Wo, C), cache); the cache is None when `switches` is False (inference)."""
-    _, ho, wo, _ = _geometry(x.shape, kernel, stride)
-    out, idx = max_over(_offset_views(x, kernel, stride, ho, wo), switches)
+    """Returns (out (N, Ho, Wo, C), cache); the cache is None when `switches` is False (inference).
+    The batch is split over the cores."""
+    n, ho, wo, c = _geometry(x.shape, kernel, stride)
+    out = np.empty((n, ho, wo, c), dtype=x.dtype)
+    idx = np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kernel[0] * kernel[1] - 1)) if switches else None
+
+    def part(s):
+        o, i = max_over(_offset_views(x[s], kernel, stride, ho, wo), switches)
+        out[s] = o
+        if switches:
+            idx[s] = i
+
+    for_parts(part, n, x.nbytes)
     return out, (None if idx is None else (idx, x.shape, tuple(kernel), tuple(stride)))
 
 
@@ -84,13 +96,17 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     _, ho, wo, _ = dout.shape
     tiling = tuple(kernel) == tuple(stride)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
-    mask = np.empty(idx.shape, dtype=bool)
-    for o, view in enumerate(_offset_views(dx, kernel, stride, ho, wo)):
-        np.equal(idx, o, out=mask)
-        if tiling:
-            np.multiply(dout, mask, out=view)
-        else:
-            view += dout * mask
+
+    def part(s):
+        mask = np.empty(idx[s].shape, dtype=bool)
+        for o, view in enumerate(_offset_views(dx[s], kernel, stride, ho, wo)):
+            np.equal(idx[s], o, out=mask)
+            if tiling:
+                np.multiply(dout[s], mask, out=view)
+            else:
+                view += dout[s] * mask
+
+    for_parts(part, x_shape[0], dx.nbytes)
     return dx
 
 

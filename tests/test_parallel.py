@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+import striate as st
+from striate.kernels import parallel
+
+
+@pytest.fixture
+def threads():
+    before = parallel.num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
+
+
+def test_split_covers_range():
+    for n, parts in [(10, 3), (2, 4), (7, 1), (128, 2)]:
+        slices = parallel.split(n, parts)
+        assert len(slices) == min(n, parts)
+        assert np.concatenate([np.arange(n)[s] for s in slices]).tolist() == list(range(n))
+        sizes = [s.stop - s.start for s in slices]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_for_parts_runs_every_part_in_order(threads):
+    threads(3)
+    seen = parallel.for_parts(lambda s: (s.start, s.stop), 9, 1 << 30)
+    assert seen == [(0, 3), (3, 6), (6, 9)]
+    assert parallel.for_parts(lambda s: (s.start, s.stop), 9, 10) == [(0, 9)]  # small: inline
+    nested = parallel.for_parts(lambda s: parallel.for_parts(lambda t: t.stop - t.start, 4, 1 << 30), 6, 1 << 30)
+    # workers run nested calls inline (no pool re-entry, no deadlock); every part is still covered
+    assert nested[:2] == [[4], [4]] and sum(nested[2]) == 4
+    with pytest.raises(ValueError):
+        threads(0)
+
+
+def test_layers_agree_across_thread_counts(threads, rng):
+    x = rng.standard_normal((32, 16, 16, 32)).astype(np.float32)  # 1 MB: above the threading threshold
+    net = st.nn.Sequential(st.nn.Conv2d(32, 16, 3, padding=1, rng=rng), st.nn.BatchNorm(16), st.nn.ReLU(),
+                           st.nn.MaxPool2d(2))
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        net.zero_grad()
+        y = net(x)
+        dx = net.backward(np.ones_like(y))
+        results.append((y, dx, [p.grad.copy() for p in net.parameters()]))
+    for y, dx, grads in results[1:]:
+        np.testing.assert_allclose(y, results[0][0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(dx, results[0][1], rtol=1e-4, atol=1e-4)
+        for a, b in zip(grads, results[0][2], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
