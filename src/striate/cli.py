@@ -17,6 +17,7 @@ Heavy modules are imported inside the commands, so `import striate` stays light.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -45,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
 
-    e = sub.add_parser("eval", help="evaluate a trained run: accuracy, per-class accuracy, confusion matrix")
-    e.add_argument("run", help="run directory")
+    e = sub.add_parser("eval", help="evaluate trained runs: accuracy, per-class accuracy, confusion matrix; "
+                                    "several runs with --ensemble average their probabilities")
+    e.add_argument("runs", nargs="+", metavar="run", help="run directory (several with --ensemble)")
+    e.add_argument("--ensemble", action="store_true",
+                   help="average the predicted probabilities of the runs; report each member and the ensemble")
     e.add_argument("--data", help="dataset name or path (default: the run's dataset)")
     e.add_argument("--split", default="test", help="split to evaluate (default: test)")
     e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default: best)")
@@ -58,7 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
     r.add_argument("--checkpoint", default="best", choices=("best", "last"))
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument("--dense", action="store_true",
+                   help="slide the fully convolutional form of the net over the whole image and average "
+                        "the score map (images at least the training size)")
+
+    for name, (helptext, module, adder, _) in SUBSYSTEM_COMMANDS.items():
+        getattr(importlib.import_module(module, __package__), adder)(sub.add_parser(name, help=helptext))
     return parser
+
+
+# commands implemented beside their subsystem: name → (help, module, add-arguments function, run function)
+SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "summary": ("per-layer output shape, parameters, MACs, activation memory and training memory",
+                ".models.command", "add_summary_arguments", "run_summary"),
+    "finetune": ("fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)",
+                 ".models.command", "add_finetune_arguments", "run_finetune"),
+}
 
 
 # ----- train --------------------------------------------------------------------------------
@@ -141,6 +160,13 @@ def cmd_eval(args) -> int:
     from .train.metrics import confusion_matrix, format_confusion, per_class_accuracy
     from .train.trainer import Trainer
 
+    if args.ensemble or len(args.runs) > 1:
+        from .models.command import run_eval_ensemble
+
+        if not args.ensemble:
+            raise ValueError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
+        return run_eval_ensemble(args)
+    args.run = args.runs[0]
     t = ex.load_trained(args.run, args.checkpoint)
     ds = load(args.data or t.config["data"], args.split)
     if tuple(ds.shape) != t.input_shape:
@@ -190,6 +216,10 @@ def cmd_predict(args) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be ≥ 1, got {args.top_k}")
+    if args.dense:
+        from .models.command import run_predict_dense
+
+        return run_predict_dense(args)
     t = ex.load_trained(args.run, args.checkpoint)
     batch = np.stack([read_image(p, t.input_shape) for p in args.images])
     with no_grad():
@@ -217,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         from .data import DataError
     except ImportError:  # pragma: no cover
         DataError = ConfigError  # noqa: N806
-    command = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}[args.command]
+    if args.command in SUBSYSTEM_COMMANDS:
+        _, module, _, runner = SUBSYSTEM_COMMANDS[args.command]
+        command = getattr(importlib.import_module(module, __package__), runner)
+    else:
+        command = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}[args.command]
     try:
         return command(args)
     except ConfigError as e:

@@ -8,16 +8,15 @@ from .dropout import DropConnect, Dropout, Dropout2d
 from .errors import LayerError
 from .linear import Linear
 from .losses import L1, L2, MulticlassSVM, SoftmaxCrossEntropy, l1, l2, log_softmax, softmax
+from .lrn import LocalResponseNorm
 from .module import Module, Parameter, grad_enabled, no_grad
 from .norm import BatchNorm
 from .pool import AvgPool2d, FractionalMaxPool2d, GlobalAvgPool2d, MaxPool2d
 from .shape import Flatten
 
 __all__ = [
-    "BatchNorm", "DropConnect", "Dropout", "Dropout2d", "ELU", "LeakyReLU", "Maxout", "PReLU", "ReLU", "Sigmoid",
-    "Tanh",
-    "AvgPool2d", "FractionalMaxPool2d", "GlobalAvgPool2d", "MaxPool2d",
-    "Concat", "Conv2d", "Flatten", "L1", "L2", "LayerError", "Linear", "Module", "MulticlassSVM", "Parameter",
-    "Residual", "Sequential", "SoftmaxCrossEntropy", "grad_enabled", "init", "l1", "l2", "log_softmax",
-    "no_grad", "softmax",
+    "AvgPool2d", "BatchNorm", "Concat", "Conv2d", "DropConnect", "Dropout", "Dropout2d", "ELU", "Flatten",
+    "FractionalMaxPool2d", "GlobalAvgPool2d", "L1", "L2", "LayerError", "LeakyReLU", "Linear", "LocalResponseNorm",
+    "MaxPool2d", "Maxout", "Module", "MulticlassSVM", "PReLU", "Parameter", "ReLU", "Residual", "Sequential",
+    "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "grad_enabled", "init", "l1", "l2", "log_softmax", "no_grad", "softmax",
 ]

@@ -1,0 +1,231 @@
+"""Computational complexity of a network from shapes alone (no data is run): per layer the output shape,
+parameters, multiply-accumulates and activation memory, and the memory a training step needs.
+
+One MAC is one multiply-add (the notes' "volume of the cube": a convolution costs Ho·Wo·F·KH·KW·C per
+image, a fully connected layer in·out); pooling, ReLU, normalisation and additions are not counted, as in
+the published figures (AlexNet 0.72 G, VGG-16 15.5 G, GoogLeNet 1.5 G). Activation memory of a layer is
+the size of its output at `bytes_per_value` (4, float32).
+
+Training-step memory at batch size B (`Complexity.training_memory`):
+    activations  = B · (input + Σ every layer's output) · bytes — each output is kept once for backward,
+                   which is what striate's caches hold to within the layers' small extras (pool switches,
+                   ReLU masks) and savings (outputs consumed in place);
+    parameters   = every parameter; gradients = every trainable parameter;
+    optimizer    = slots · trainable parameters (SGD 0, momentum/Nesterov/AdaGrad/RMSProp 1, Adam/AdamW 2).
+`cache_bytes(model)` measures what the caches of a model really hold after a forward pass, to compare:
+on CIFAR nets at batch 8 the formula is 0.33× the measured caches for VGG-11 with BN (BatchNorm and the
+convolutions keep extra arrays: normalised inputs, padded inputs), 0.5× for the AlexNet variant, and 2.2×
+for GoogLeNet at width 0.25 (padding, concatenation and pooling rows count outputs whose backward keeps
+only shapes or small switches). It is the notes' textbook count, not an allocator trace.
+
+Rows: leaf layers, plus one row for each `Concat` (the concatenated output is a new array) and each
+`Residual` (the sum). Any other module with children (e.g. AlexNet's grouped convolution) is one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .nn.containers import Concat, Residual, Sequential
+from .nn.module import Module
+
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _human(n: float, unit: str = "") -> str:
+    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def _mib(b: float) -> str:
+    for div, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if b >= div:
+            return f"{b / div:,.1f} {unit}"
+    return f"{b:.0f} B"
+
+
+@dataclass
+class LayerCost:
+    """One row: `name` is the dotted path in the model, `layer` its description; shapes include the batch."""
+    name: str
+    layer: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    activation_bytes: int
+    trainable_params: int = 0
+
+
+@dataclass
+class TrainingMemory:
+    """Bytes a training step needs (see the module docstring)."""
+    batch_size: int
+    activations: int
+    parameters: int
+    gradients: int
+    optimizer_state: int
+    optimizer: str
+
+    @property
+    def total(self) -> int:
+        return self.activations + self.parameters + self.gradients + self.optimizer_state
+
+    def __str__(self) -> str:
+        return (f"training step at batch {self.batch_size} ({self.optimizer}): activations {_mib(self.activations)} + "
+                f"parameters {_mib(self.parameters)} + gradients {_mib(self.gradients)} + optimizer state "
+                f"{_mib(self.optimizer_state)} = {_mib(self.total)}")
+
+
+@dataclass
+class Complexity:
+    rows: list[LayerCost] = field(default_factory=list)
+    input_shape: tuple[int, ...] = ()
+    bytes_per_value: int = 4
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.input_shape[0])
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable_params for r in self.rows)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def input_bytes(self) -> int:
+        return _size(self.input_shape) * self.bytes_per_value
+
+    @property
+    def activation_bytes(self) -> int:
+        """Input plus every layer's output, for this batch."""
+        return self.input_bytes + sum(r.activation_bytes for r in self.rows)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.rows[-1].output_shape if self.rows else self.input_shape
+
+    def training_memory(self, batch_size: int | None = None, optimizer: str | int = "sgd") -> TrainingMemory:
+        """Memory of one training step at `batch_size` (default: this table's) with `optimizer` (a name in
+        OPTIMIZER_SLOTS or a number of per-parameter state arrays)."""
+        if isinstance(optimizer, str):
+            if optimizer not in OPTIMIZER_SLOTS:
+                raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZER_SLOTS)} or give "
+                                 "the number of state arrays per parameter")
+            slots, label = OPTIMIZER_SLOTS[optimizer], optimizer
+        else:
+            slots, label = int(optimizer), f"{int(optimizer)} state slots"
+        b = self.batch_size if batch_size is None else int(batch_size)
+        per_sample = self.activation_bytes // self.batch_size
+        v = self.bytes_per_value
+        return TrainingMemory(b, b * per_sample, self.total_params * v, self.trainable_params * v,
+                              slots * self.trainable_params * v, label)
+
+    def __str__(self) -> str:
+        head = f"{'layer':<18}{'type':<40}{'output shape':<22}{'params':>13}{'MACs':>17}{'activations':>14}"
+        lines = [head, "─" * len(head)]
+        for r in self.rows:
+            lines.append(f"{r.name[:17]:<18}{r.layer[:39]:<40}{str(r.output_shape):<22}{r.params:>13,}{r.macs:>17,}"
+                         f"{_mib(r.activation_bytes):>14}")
+        lines.append("─" * len(head))
+        lines.append(f"{'total':<80}{self.total_params:>13,}{self.total_macs:>17,}{_mib(self.activation_bytes):>14}")
+        lines.append(f"input {self.input_shape} → output {self.output_shape}: {_human(self.total_params)} parameters, "
+                     f"{_human(self.total_macs)} MACs, {_mib(self.activation_bytes)} of activations (input included)")
+        return "\n".join(lines)
+
+
+def _leaf(module: Module, shape, name: str, rows: list[LayerCost], bytes_per_value: int):
+    out = tuple(module.output_shape(shape))
+    rows.append(LayerCost(name or type(module).__name__, module.describe(), out, module.num_parameters(),
+                          int(module.macs(shape)), _size(out) * bytes_per_value,
+                          sum(p.data.size for p in module.parameters() if p.requires_grad)))
+    return out
+
+
+def _walk(module: Module, shape, name: str, rows: list[LayerCost], bpv: int):
+    def child(n):
+        return f"{name}.{n}" if name else n
+
+    if isinstance(module, Sequential):
+        for n, m in module.named_children():
+            shape = _walk(m, shape, child(n), rows, bpv)
+        return shape
+    if isinstance(module, Concat):
+        for n, m in module.named_children():
+            _walk(m, shape, child(n), rows, bpv)
+        out = tuple(module.output_shape(shape))
+        rows.append(LayerCost(name or "Concat", module.describe(), out, 0, 0, _size(out) * bpv))
+        return out
+    if isinstance(module, Residual):
+        for n, m in module.named_children():
+            _walk(m, shape, child(n), rows, bpv)
+        out = tuple(module.output_shape(shape))
+        rows.append(LayerCost(name or "Residual", "Residual (sum)", out, 0, 0, _size(out) * bpv))
+        return out
+    return _leaf(module, shape, name, rows, bpv)
+
+
+def complexity(model: Module, input_shape: tuple[int, ...], batch_size: int = 1,
+               bytes_per_value: int = 4) -> Complexity:
+    """The cost table of `model` on inputs of `input_shape` (no batch axis, e.g. (224, 224, 3)) for
+    `batch_size` samples. Raises the layer's error (naming it) when the input does not fit."""
+    shape = (int(batch_size), *(int(d) for d in input_shape))
+    c = Complexity(input_shape=shape, bytes_per_value=bytes_per_value)
+    _walk(model, shape, "", c.rows, bytes_per_value)
+    return c
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """'224x224x3' (or '224×224×3', '224,224,3') → (224, 224, 3)."""
+    parts = text.replace("×", "x").replace(",", "x").lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"input shape {text!r}: expected HxWxC, e.g. 224x224x3")
+    return dims
+
+
+def cache_bytes(model: Module) -> int:
+    """Bytes of the distinct arrays held in `model`'s caches right now (call after a training-mode forward);
+    views are counted once, through their base array."""
+    import numpy as np
+
+    seen: set[int] = set()
+    total = 0
+
+    def visit(obj):
+        nonlocal total
+        if isinstance(obj, np.ndarray):
+            base = obj
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            if id(base) not in seen:
+                seen.add(id(base))
+                total += base.nbytes
+        elif isinstance(obj, tuple | list):
+            for item in obj:
+                visit(item)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                visit(item)
+
+    for m in model.modules():
+        visit(m._cache)
+    return total

@@ -1,0 +1,194 @@
+"""The model zoo: every architecture builds, runs forward and backward at its native input size, reports the
+published parameter counts, records its construction config; CIFAR variants at 32×32×3."""
+
+import numpy as np
+import pytest
+
+import striate as st
+from striate.models import alexnet, googlenet, lenet, vgg
+from striate.models.alexnet import GroupedConv2d
+from striate.models.googlenet import ZeroPad2d
+from striate.nn.errors import LayerError
+from tests import battery
+
+# (constructor, input shape, parameters, MACs) at the default number of classes
+IMAGENET = {
+    "lenet5": (lenet.lenet5, (32, 32, 1), 61_706, 416_520),
+    "alexnet": (alexnet.alexnet, (227, 227, 3), 60_965_224, 724_406_816),
+    "alexnet_torchvision": (lambda **kw: alexnet.alexnet(variant="torchvision", **kw), (227, 227, 3),
+                            61_100_840, 714_188_480),
+    "vgg11": (vgg.vgg11, (224, 224, 3), 132_863_336, 7_609_090_048),
+    "vgg13": (vgg.vgg13, (224, 224, 3), 133_047_848, 11_308_466_176),
+    "vgg16": (vgg.vgg16, (224, 224, 3), 138_357_544, 15_470_264_320),
+    "vgg19": (vgg.vgg19, (224, 224, 3), 143_667_240, 19_632_062_464),
+    "googlenet": (googlenet.googlenet, (224, 224, 3), 6_998_552, 1_582_671_872),
+}
+CIFAR = {
+    "lenet5_cifar": (lenet.lenet5_cifar, {}, 62_006),
+    "alexnet_cifar": (alexnet.alexnet_cifar, {}, 4_816_714),
+    "vgg11_cifar": (vgg.vgg11_cifar, {}, 9_493_770),
+    "vgg16_cifar": (vgg.vgg16_cifar, {}, 14_990_922),
+    "googlenet_cifar": (googlenet.googlenet_cifar, {"width": 0.25}, 370_790),
+}
+
+
+def forward_backward(model, x):
+    """One training-mode forward and backward; checks dtype, shapes and that gradients reached layer 0."""
+    model.train()
+    y = model(x)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    dx = model.backward(np.ones_like(y) / y.size)
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    first = next(p for p in model.parameters())
+    assert np.abs(first.grad).sum() > 0
+    model.zero_grad()
+    model.clear_state()
+    return y
+
+
+@pytest.mark.parametrize("name", list(IMAGENET))
+def test_imagenet_models(name):
+    build, shape, params, macs = IMAGENET[name]
+    model = build(rng=np.random.default_rng(0))
+    assert model.num_parameters() == params
+    assert model.macs((1, *shape)) == macs
+    classes = 10 if name == "lenet5" else 1000
+    assert model.output_shape((2, *shape)) == (2, classes)
+    x = np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
+    y = forward_backward(model, x)
+    assert y.shape == (1, classes)
+    cfg = model.build_config
+    assert cfg["num_classes"] == classes and cfg["in_channels"] == shape[2]
+
+
+def test_published_figures():
+    """The issue's published totals, within the documented differences (AlexNet grouped, GoogLeNet without
+    auxiliary heads)."""
+    def close(value, published, tol):
+        return abs(value / published - 1) < tol
+
+    assert close(IMAGENET["alexnet"][2], 61e6, 0.01) and close(IMAGENET["alexnet"][3], 0.7e9, 0.05)
+    assert close(IMAGENET["alexnet_torchvision"][2], 61e6, 0.01)
+    assert close(IMAGENET["vgg16"][2], 138e6, 0.01) and close(IMAGENET["vgg16"][3], 15.5e9, 0.01)
+    assert close(IMAGENET["googlenet"][2], 7e6, 0.01) and close(IMAGENET["googlenet"][3], 1.5e9, 0.06)
+
+
+@pytest.mark.parametrize("name", list(CIFAR))
+def test_cifar_variants(name):
+    build, kw, params = CIFAR[name]
+    model = build(rng=np.random.default_rng(0), **kw)
+    assert model.num_parameters() == params
+    x = np.random.default_rng(1).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    assert forward_backward(model, x).shape == (2, 10)
+    cfg = model.build_config
+    assert cfg["name"] == name and cfg["num_classes"] == 10 and cfg["in_channels"] == 3
+    rebuilt = build(cfg["num_classes"], cfg["in_channels"], rng=np.random.default_rng(2),
+                    **{k: v for k, v in cfg.items() if k not in ("name", "num_classes", "in_channels")})
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in model.parameters()]
+    from striate.models import from_config, get
+
+    again = from_config(cfg, rng=np.random.default_rng(3))  # through the registry
+    assert again.build_config == cfg and again.num_parameters() == params
+    assert get(name, 10, 3, rng=np.random.default_rng(4), **kw).num_parameters() == params
+
+
+def test_width_classes_channels():
+    rng = np.random.default_rng(0)
+    half = alexnet.alexnet_cifar(rng=rng, width=0.5)
+    assert half[0].out_channels == 32 and half.num_parameters() < CIFAR["alexnet_cifar"][2] / 2
+    gray = vgg.vgg11_cifar(num_classes=7, in_channels=1, rng=rng, width=0.25)
+    assert gray.output_shape((3, 32, 32, 1)) == (3, 7) and gray[0].out_channels == 16
+    small = alexnet.alexnet(num_classes=5, rng=rng, width=0.25)
+    assert isinstance(small[4], GroupedConv2d) and small.output_shape((1, 227, 227, 3)) == (1, 5)
+    # BN variants add γ and β per convolution channel
+    plain, bn = vgg.vgg16(rng=rng, width=0.125, num_classes=10), vgg.vgg16_bn(rng=rng, width=0.125, num_classes=10)
+    channels = sum(v // 8 for v in vgg.CONFIGS[16] if v != "M")
+    assert bn.num_parameters() - plain.num_parameters() == 2 * channels
+    assert bn.build_config["name"] == "vgg16_bn"
+
+
+def test_paper_lenet_and_alexnet_choices():
+    rng = np.random.default_rng(0)
+    net = lenet.lenet5(rng=rng)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds[:3] == ["Conv2d", "Tanh", "AvgPool2d"] and kinds.count("Linear") == 3
+    a = alexnet.alexnet(rng=rng, width=0.125, num_classes=10)
+    assert sum(type(m).__name__ == "LocalResponseNorm" for m in a) == 2
+    assert [type(m).__name__ for m in a].count("GroupedConv2d") == 3
+    with pytest.raises(ValueError, match="variant"):
+        alexnet.alexnet(rng=rng, variant="caffe")
+    with pytest.raises(ValueError, match="depth"):
+        vgg.vgg(12, rng=rng)
+
+
+def test_sizes_that_do_not_tile_are_named():
+    rng = np.random.default_rng(0)
+    with pytest.raises(LayerError, match="not an integer"):
+        alexnet.alexnet(rng=rng, image_size=224, width=0.125)
+    with pytest.raises(LayerError):
+        googlenet.googlenet(rng=rng, image_size=200, width=0.125)
+
+
+def test_googlenet_structure():
+    net = googlenet.googlenet(rng=np.random.default_rng(0), width=0.125, num_classes=10)
+    concats = [m for m in net if isinstance(m, st.nn.Concat)]
+    assert len(concats) == 9 and all(len(c) == 4 for c in concats)
+    # the spatial path of the paper: 224 → 112 → 56 → 28 → 14 → 7
+    shape, sizes = (1, 224, 224, 3), []
+    for m in net:
+        shape = m.output_shape(shape)
+        if len(shape) == 4 and shape[1] not in sizes:
+            sizes.append(shape[1])
+    assert sizes == [229, 112, 113, 56, 57, 28, 29, 14, 15, 7]
+    assert googlenet.inception_out(googlenet.INCEPTION["5b"]) == 1024
+
+
+def test_grouped_conv_is_two_independent_convs(rng):
+    layer = GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng)
+    x = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
+    y = layer(x)
+    a, b = layer._convs()
+    with st.no_grad():
+        np.testing.assert_allclose(y[..., :3], a(np.ascontiguousarray(x[..., :2])), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(y[..., 3:], b(np.ascontiguousarray(x[..., 2:])), rtol=1e-6, atol=1e-6)
+    battery.gradients_ok(GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng, dtype=np.float64), x.astype(np.float64))
+    battery.output_shape_matches(layer, x)
+    battery.float32_in_out(layer, x)
+    battery.accumulates(layer, x)
+    battery.state_dict_round_trip(lambda r: GroupedConv2d(4, 6, 3, groups=2, rng=r))
+    battery.repr_ok(layer, "GroupedConv2d(4→6, 3×3, groups=2, pad=1)")
+    assert layer.macs((2, 5, 5, 4)) == 2 * 25 * 6 * 9 * 2
+    battery.bad_input_names_layer(layer, x[..., :3], "expected input (N, H, W, 4)")
+    with pytest.raises(ValueError, match="groups"):
+        GroupedConv2d(3, 6, 3, groups=2)
+
+
+def test_grouped_conv_matches_torch(rng, torch):
+    layer = GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng)
+    x = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
+    y = layer(x)
+    w = np.concatenate([battery.conv_weight_to_torch(c.weight.data) for c in layer._convs()])
+    b = np.concatenate([c.bias.data for c in layer._convs()])
+    ty = torch.nn.functional.conv2d(battery.nchw(x), torch.tensor(w), torch.tensor(b), padding=1, groups=2)
+    np.testing.assert_allclose(y, battery.nhwc(ty), rtol=1e-5, atol=1e-5)
+
+
+def test_zero_pad(rng):
+    layer = ZeroPad2d(2, 3, 0, 1)
+    x = rng.standard_normal((2, 4, 5, 3))
+    y = layer(x)
+    assert y.shape == layer.output_shape(x.shape) == (2, 9, 6, 3)
+    np.testing.assert_array_equal(y[:, 2:6, 0:5], x)
+    assert y.sum() == pytest.approx(x.sum())
+    battery.gradients_ok(layer, x)
+    battery.float32_in_out(layer, x)
+    battery.repr_ok(layer, "ZeroPad2d(top=2, bottom=3, left=0, right=1)")
+    battery.bad_input_names_layer(layer, x[0].astype(np.float32), "expected input (N, H, W, C)")
+
+
+def test_ceil_pool_equivalence(rng, torch):
+    """Zero pad + exact max-pool = torch's ceil_mode pooling on non-negative (post-ReLU) input."""
+    x = np.abs(rng.standard_normal((1, 112, 112, 2))).astype(np.float32)
+    ours = st.nn.Sequential(ZeroPad2d(0, 1, 0, 1), st.nn.MaxPool2d(3, 2))(x)
+    ref = torch.nn.functional.max_pool2d(battery.nchw(x), 3, 2, ceil_mode=True)
+    np.testing.assert_array_equal(ours, battery.nhwc(ref))
