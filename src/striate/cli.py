@@ -77,6 +77,8 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str, str]] = {
                 ".models.command", "add_summary_arguments", "run_summary"),
     "finetune": ("fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)",
                  ".models.command", "add_finetune_arguments", "run_finetune"),
+    "search": ("hyperparameter search: random/grid, coarse-to-fine stages, early abort, many workers (Optuna)",
+               ".search.command", "add_search_arguments", "run_search"),
 }
 
 

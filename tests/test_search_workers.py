@@ -1,0 +1,155 @@
+"""Search workers as separate processes: two on one SQLite study, a worker killed mid-trial (heartbeat),
+and two on a real PostgreSQL server on loopback (.ci/postgres.sh; STRIATE_TEST_POSTGRES=URL uses a
+running one instead)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from striate.search import load  # noqa: E402
+from striate.search.command import _blas_env, add_search_arguments, run_search  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """The in-process searches run fastest on one BLAS thread on shared cores (threadpoolctl is optional)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
+
+SEARCH = """
+[search]
+trials = {trials}
+heartbeat = 1
+grace = 3
+stages = [{{epochs = {epochs}}}]
+[train]
+data = "digits"
+limit = 400
+[space]
+lr = {{log_uniform = [1e-3, 3e-2]}}
+reg = {{log_uniform = [1e-6, 1e-3]}}
+"""
+
+
+def search(tmp_path, text: str, *flags: str, name: str = "w") -> tuple[int, Path]:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    out = tmp_path / name
+    args = add_search_arguments(argparse.ArgumentParser()).parse_args([str(path), "--out", str(out), *flags])
+    return run_search(args), out
+
+
+def study_trials(storage: str, name: str = "w"):
+    return optuna.load_study(study_name=f"{name}/stage1", storage=storage).get_trials()
+
+
+def assert_exactly_once(ts, n: int, out: Path | None = None):
+    assert sorted(t.number for t in ts) == list(range(n))  # none lost, none extra
+    assert len({(t.params["lr"], t.params["reg"]) for t in ts}) == n  # no configuration run twice
+    if out is not None:
+        assert sorted(p.name for p in (out / "trials").iterdir()) == [f"stage1-{k:04d}" for k in range(n)]
+
+
+def test_two_worker_processes_share_one_sqlite_study(tmp_path):
+    status, out = search(tmp_path, SEARCH.format(trials=8, epochs=2), "--workers", "2")
+    assert status == 0
+    ts = study_trials(f"sqlite:///{out / 'study.db'}")
+    assert all(t.state.name == "COMPLETE" for t in ts)
+    assert_exactly_once(ts, 8, out)
+    workers = {t.user_attrs["worker"] for t in ts}
+    assert len(workers) == 2, workers  # both processes took trials
+    assert len((out / "results.txt").read_text().splitlines()) == 1 + 8
+
+
+def test_killed_worker_leaves_its_trial_failed_and_the_search_carries_on(tmp_path):
+    text = SEARCH.format(trials=2, epochs=10)
+    path = tmp_path / "w.toml"
+    path.write_text(text)
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / "search.json").write_text(load(path).to_json() + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "striate.search.worker", str(out)], env=_blas_env(2),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = out / "trials" / "stage1-0000" / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while not (metrics.exists() and metrics.stat().st_size > 0):  # trial 0 has finished its first epoch
+        assert proc.poll() is None, "the worker exited before it was killed"
+        assert time.monotonic() < deadline, "trial 0 never got through an epoch"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    storage = f"sqlite:///{out / 'study.db'}"
+    assert [t.state.name for t in study_trials(storage)] == ["RUNNING"]  # as the dead worker left it
+
+    # `striate search` again on the directory: trial 1 runs, trial 0 is failed once its heartbeat is
+    # `grace` (3 s) old, and the report says why
+    started = time.monotonic()
+    status, out = search(tmp_path, text)
+    assert status == 0 and time.monotonic() - started < 60
+    ts = study_trials(storage)
+    assert [t.number for t in ts] == [0, 1]
+    assert ts[0].state.name == "FAIL" and "status" not in ts[0].user_attrs  # failed by the heartbeat check
+    assert ts[1].state.name == "COMPLETE"
+    rows = [line.split() for line in (out / "results.txt").read_text().splitlines()[1:]]
+    assert rows[0][1] == "1" and rows[0][-1] == "complete"
+    assert rows[1][1] == "0" and rows[1][-1] == "died"
+    assert "stopped sending heartbeats" in (out / "search_report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    url = os.environ.get("STRIATE_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    import importlib.util
+
+    if not any(importlib.util.find_spec(m) for m in ("psycopg", "psycopg2")):
+        pytest.skip("the PostgreSQL test needs a driver: pip install 'striate[search]' (psycopg)")
+    directory = tempfile.mkdtemp(prefix="striate-pg-")
+    try:
+        proc = subprocess.run(["bash", str(PG_SCRIPT), "start", directory], capture_output=True, text=True,
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = None
+        why = str(e)
+    if proc is None or proc.returncode != 0:
+        subprocess.run(["bash", str(PG_SCRIPT), "stop", directory], capture_output=True)
+        why = why if proc is None else (proc.stderr.strip() or f"exit status {proc.returncode}")
+        pytest.skip(f"no PostgreSQL server could be started on loopback by .ci/postgres.sh: {why}")
+    try:
+        yield proc.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(PG_SCRIPT), "stop", directory], capture_output=True, timeout=60)
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
+    name = f"pg{os.getpid()}"  # a fresh study on a server that may be shared
+    text = SEARCH.format(trials=6, epochs=1).replace("[search]", f'[search]\nname = "{name}"')
+    status, out = search(tmp_path, text, "--workers", "2", "--storage", postgres_url, name=name)
+    assert status == 0
+    assert not (out / "study.db").exists()  # the study lives in PostgreSQL
+    ts = study_trials(postgres_url, name=name)
+    assert all(t.state.name == "COMPLETE" for t in ts)
+    assert_exactly_once(ts, 6, out)
+    assert len({t.user_attrs["worker"] for t in ts}) == 2
+    assert "postgresql" not in (out / "search.json").read_text()
