@@ -24,7 +24,13 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_run(trained):
     names = sorted(p.name for p in trained.iterdir())
-    assert names == ["checkpoints", "config.json", "config.toml", "metrics.jsonl", "summary.json"]
+    assert names == ["checkpoints", "config.json", "config.toml", "diagnostics.json", "metrics.jsonl", "plots",
+                     "report.html", "summary.json"]
+    diagnostics = json.loads((trained / "diagnostics.json").read_text())
+    assert diagnostics  # per-layer statistics recorded during training
+    html = (trained / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<img" in html
+    assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in (trained / "plots").iterdir())
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_completed"] == 3
     assert summary["test"]["count"] == 359 and summary["test"]["accuracy"] > 0.7

@@ -77,6 +77,10 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str, str]] = {
                 ".models.command", "add_summary_arguments", "run_summary"),
     "finetune": ("fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)",
                  ".models.command", "add_finetune_arguments", "run_finetune"),
+    "doctor": ("run the babysitting checklist on a model and data: a verdict, the number and advice per check",
+               ".diagnose.command", "add_doctor_arguments", "run_doctor"),
+    "report": ("write report.html for a run directory, or overlay the curves of several runs",
+               ".report.command", "add_report_arguments", "run_report"),
     "search": ("hyperparameter search: random/grid, coarse-to-fine stages, early abort, many workers (Optuna)",
                ".search.command", "add_search_arguments", "run_search"),
 }

@@ -49,6 +49,10 @@ KEYS: tuple[Key, ...] = (
     Key("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0),
     Key("explode_factor", float, 3.0, "stop when the loss exceeds this × the initial loss", minimum=1.0,
         exclusive=True),
+    Key("diagnostics", int, 100, "every this many iterations record per-layer activation and gradient "
+        "statistics (update/weight ratios 10× as often) into diagnostics.json (0: off)", minimum=0),
+    Key("report", str, "on", "write report.html (plots, the doctor's verdicts) at epoch ends and at the end",
+        ("on", "off")),
     Key("out", str, "", "run directory (default runs/<timestamp>)"),
 )
 BY_NAME = {k.name: k for k in KEYS}

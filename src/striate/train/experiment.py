@@ -195,6 +195,16 @@ def build(config: dict, directory: str | os.PathLike, progress_stream=None, fitt
             raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
                                   f"val_fraction = {config['val_fraction']!r} holds out nothing")
         callbacks.append(EarlyStopping(config["patience"]))
+    if config["diagnostics"]:
+        from ..diagnose.callbacks import Diagnostics
+
+        every = config["diagnostics"]
+        callbacks.append(Diagnostics(directory, stats_interval=every, ratio_interval=max(1, every // 10),
+                                     num_classes=len(data.classes)))
+    if config["report"] == "on":
+        from ..report.callback import ReportWriter
+
+        callbacks.append(ReportWriter(directory))
     trainer = Trainer(model, SoftmaxCrossEntropy(), make_optimizer(config, model),
                       schedule=make_schedule(config, len(loader)), callbacks=callbacks)
     return Run(config, directory, data, preprocess, model, trainer, loader, val, meta)

@@ -1,0 +1,220 @@
+"""Checks 6–8 during training, as Trainer callbacks that cost nothing between samples.
+
+- `LayerStatsMonitor(interval)`: every `interval` steps, taps the next training step's forward and backward
+  passes (hooks.Tap) and records per-layer activation statistics, output-gradient RMS and per-parameter
+  gradient norms; ReLU units are also tracked over the sampled batches of each epoch ("dead over an epoch").
+- `UpdateRatioMonitor(interval)`: every `interval` steps, copies the weight tensors before the next step and
+  records ‖ΔW‖/‖W‖ after it (`interval=1`: every iteration).
+- `Diagnostics(directory, ...)`: both, plus the learning-curve check on the trainer's `History`; writes
+  `diagnostics.json` (snapshots, ratios, verdicts) at each epoch end and at the end of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..train.callbacks import Callback, History
+from .curves import diagnose_curves
+from .gradient_stats import diagnose_gradients
+from .hooks import Tap, leaf_modules
+from .stats import MAX_VALUES, LayerStats, diagnose_activations, param_gradients, summarize, summarize_gradient
+from .update_ratio import diagnose_update_ratio, update_ratios, weight_tensors
+from .verdict import Verdict, jsonable
+
+
+class LayerStatsMonitor(Callback):
+    """Snapshots `{"iteration", "layers": [LayerStats], "params": {...}}` every `interval` steps (the
+    first step included). Histograms are kept for the first and the latest snapshot only."""
+
+    order = 20
+
+    def __init__(self, interval: int = 100, bins: int = 40):
+        if interval < 1:
+            raise ValueError(f"LayerStatsMonitor: interval must be ≥ 1, got {interval!r}")
+        self.interval, self.bins = int(interval), int(bins)
+        self.snapshots: list[dict] = []
+        self.epoch_dead: list[dict] = []  # per epoch: {"epoch", "dead": {layer: fraction}}
+        self.outputs: int | None = None  # width of the last layer's output (the number of classes)
+        self._tap: Tap | None = None
+        self._pending: dict[str, LayerStats] = {}
+        self._active: dict[str, np.ndarray] = {}
+
+    # ----- taps ---------------------------------------------------------------------------------
+    def _on_forward(self, name, module, x, y):
+        if module.training:  # validation passes in eval mode are not training statistics
+            self._pending[name] = summarize(name, module, y, self.bins, MAX_VALUES)
+            self.outputs = int(y.shape[-1])
+
+    def _on_backward(self, name, module, dy, dx):
+        if name in self._pending:
+            summarize_gradient(self._pending[name], dy, self.bins, MAX_VALUES)
+
+    def _arm(self):
+        self._pending = {}
+        self._tap = Tap(leaf_modules(self.trainer.model), self._on_forward, self._on_backward)
+
+    def _disarm(self):
+        if self._tap is not None:
+            self._tap.remove()
+            self._tap = None
+
+    # ----- hooks --------------------------------------------------------------------------------
+    def on_train_begin(self):
+        self._arm()
+
+    def on_batch_end(self, batch, logs):
+        if self._tap is not None:
+            self._disarm()
+            if self._pending:
+                self._record(logs["iteration"])
+        if logs["iteration"] % self.interval == 0:
+            self._arm()
+
+    def _record(self, iteration: int):
+        layers = list(self._pending.values())
+        for s in layers:
+            if s.active_units is not None:
+                prev = self._active.get(s.name)
+                self._active[s.name] = s.active_units if prev is None or prev.shape != s.active_units.shape \
+                    else prev | s.active_units
+        if len(self.snapshots) > 1:  # keep the first snapshot's histograms and the latest's
+            for s in self.snapshots[-1]["layers"]:
+                s.hist, s.edges, s.grad_hist, s.grad_edges = [], [], [], []
+        self.snapshots.append({"iteration": iteration, "layers": layers,
+                               "params": param_gradients(self.trainer.model)})
+        self._pending = {}
+
+    def on_epoch_end(self, epoch, logs):
+        if self._active:
+            self.epoch_dead.append({"epoch": epoch, "dead": {n: float(1 - a.mean()) for n, a in self._active.items()}})
+        self._active = {}
+
+    def on_interrupt(self, logs):
+        self._disarm()
+
+    def on_train_end(self, logs):
+        self._disarm()
+
+    # ----- results ------------------------------------------------------------------------------
+    def verdicts(self, input_std: float | None = None) -> list[Verdict]:
+        """Activation and gradient diagnoses of the first (initialisation) and the latest snapshot."""
+        if not self.snapshots:
+            return []
+        out = []
+        first, last = self.snapshots[0], self.snapshots[-1]
+        for snap, when in ((first, "at start"), (last, "latest")) if last is not first else ((first, "at start"),):
+            layers = snap["layers"]
+            if snap is last and self.epoch_dead:
+                # "dead" over the sampled batches of the last whole epoch is more telling than over one batch
+                dead = self.epoch_dead[-1]["dead"]
+                layers = [dataclasses.replace(s, dead=dead.get(s.name, s.dead)) for s in layers]
+            a = diagnose_activations(layers, input_std)
+            g = diagnose_gradients(snap["layers"], snap["params"])
+            for v in (a, g):
+                v.check = f"{v.check} ({when}, step {snap['iteration']})"
+                v.details.pop("params", None)
+            out += [a, g]
+        return out
+
+    def to_dict(self) -> dict:
+        return jsonable({"interval": self.interval, "outputs": self.outputs, "epoch_dead": self.epoch_dead,
+                         "snapshots": [{"iteration": s["iteration"], "layers": [x.to_dict() for x in s["layers"]],
+                                        "params": s["params"]} for s in self.snapshots]})
+
+
+class UpdateRatioMonitor(Callback):
+    """Records `{"iteration", "ratios": {weight name: ‖ΔW‖/‖W‖}}` for one step out of every `interval`."""
+
+    order = 20
+
+    def __init__(self, interval: int = 10):
+        if interval < 1:
+            raise ValueError(f"UpdateRatioMonitor: interval must be ≥ 1, got {interval!r}")
+        self.interval = int(interval)
+        self.records: list[dict] = []
+        self._before: dict[str, np.ndarray] | None = None
+
+    def _snapshot(self):
+        self._before = {n: p.data.copy() for n, p in weight_tensors(self.trainer.model)}
+
+    def on_train_begin(self):
+        self._snapshot()
+
+    def on_batch_end(self, batch, logs):
+        if self._before is not None:
+            self.records.append({"iteration": logs["iteration"],
+                                 "ratios": update_ratios(self._before, self.trainer.model)})
+            self._before = None
+        if logs["iteration"] % self.interval == 0:
+            self._snapshot()
+
+    def verdict(self) -> Verdict:
+        return diagnose_update_ratio(self.records)
+
+
+class Diagnostics(Callback):
+    """Checks 6–9 while training; `diagnostics.json` in `directory` (if given) at every epoch end.
+
+    stats_interval: steps between activation/gradient snapshots; ratio_interval: steps between
+    update-ratio measurements. `verdicts()` gives the current diagnosis at any time."""
+
+    order = 20
+
+    def __init__(self, directory: str | os.PathLike | None = None, stats_interval: int = 100,
+                 ratio_interval: int = 10, num_classes: int | None = None):
+        self.directory = None if directory is None else Path(directory)
+        self.layers = LayerStatsMonitor(stats_interval)
+        self.ratios = UpdateRatioMonitor(ratio_interval)
+        self.num_classes = num_classes
+        self.extra: dict = {}  # anything else to save with the diagnostics (e.g. the doctor's verdicts)
+
+    def set_trainer(self, trainer):
+        super().set_trainer(trainer)
+        self.layers.set_trainer(trainer)
+        self.ratios.set_trainer(trainer)
+
+    def on_train_begin(self):
+        self.layers.on_train_begin()
+        self.ratios.on_train_begin()
+
+    def on_batch_end(self, batch, logs):
+        self.layers.on_batch_end(batch, logs)
+        self.ratios.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs):
+        self.layers.on_epoch_end(epoch, logs)
+        self.write()
+
+    def on_interrupt(self, logs):
+        self.layers.on_interrupt(logs)
+        self.write()
+
+    def on_train_end(self, logs):
+        self.layers.on_train_end(logs)
+        self.write()
+
+    def verdicts(self) -> list[Verdict]:
+        out = self.layers.verdicts() + [self.ratios.verdict()]
+        history = self.trainer.callback(History) if getattr(self, "trainer", None) is not None else None
+        if history is not None:
+            out.append(diagnose_curves(history, num_classes=self.num_classes or self.layers.outputs))
+        return out
+
+    def to_dict(self) -> dict:
+        return jsonable({"layer_stats": self.layers.to_dict(), "update_ratio": self.ratios.records,
+                         "verdicts": [v.to_dict() for v in self.verdicts()], **self.extra})
+
+    def write(self) -> Path | None:
+        if self.directory is None:
+            return None
+        from ..train.checkpoint import write_atomic
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / "diagnostics.json"
+        write_atomic(path, json.dumps(self.to_dict()) + "\n")
+        return path

@@ -1,0 +1,260 @@
+"""The doctor's checks one by one, on deliberately broken pieces: each must FAIL/WARN with the right cause."""
+
+import numpy as np
+import pytest
+
+import striate as st
+from striate.diagnose import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    check_activations,
+    check_gradient_stats,
+    check_gradients,
+    check_initial_loss,
+    check_learning_rate,
+    check_overfit,
+    check_regularization,
+    deep_net,
+    diagnose_curves,
+    diagnose_update_ratio,
+    init_experiment,
+    lr_range_test,
+)
+from striate.diagnose.hooks import leaf_modules, tap
+from striate.nn.activation import ReLU, Tanh
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Small matrices on a shared 2-core machine: BLAS threads only contend (10× slower), so use one."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
+class HalfReLU(ReLU):
+    """A ReLU whose backward is wrong by a factor of 2."""
+
+    def backward(self, dy):
+        return 0.5 * super().backward(dy)
+
+
+def mlp(rng, hidden=32, d=16, c=5, act=ReLU):
+    return st.nn.Sequential(st.nn.Linear(d, hidden, rng=rng), act(), st.nn.Linear(hidden, hidden, rng=rng), act(),
+                            st.nn.Linear(hidden, c, init="xavier", rng=rng))
+
+
+@pytest.fixture
+def blobs(rng):
+    """5 separable Gaussian blobs in 16-D: (x float32 (400, 16), y int64 (400,))."""
+    centers = rng.standard_normal((5, 16))
+    y = rng.integers(0, 5, 400)
+    x = (centers[y] + rng.standard_normal((400, 16))).astype(np.float32)
+    return x, y
+
+
+# ----- 1 gradient check ---------------------------------------------------------------------------
+def test_gradient_check_names_the_broken_layer(rng, blobs):
+    x, y = blobs
+    good = mlp(rng)
+    v = check_gradients(good, st.nn.SoftmaxCrossEntropy(), x, y)
+    assert v.status == PASS and float(v.value.split()[-1]) < 1e-6
+    bad = st.nn.Sequential(st.nn.Linear(16, 32, rng=rng), ReLU(), st.nn.Linear(32, 32, rng=rng), HalfReLU(),
+                           st.nn.Linear(32, 5, rng=rng))
+    v = check_gradients(bad, st.nn.SoftmaxCrossEntropy(), x, y)
+    assert v.status == FAIL and v.cause == "wrong_backward"
+    assert "layer 3 (HalfReLU())" in v.value and "layer 3" in v.details["first_failure"]
+    # the layers below it get wrong gradients too, but only layer 3 is wrong on its own
+    assert v.details["layers"]["3"] > 0.1 and max(e for k, e in v.details["layers"].items() if k != "3") < 1e-5
+    assert v.details["model"]["0.weight"] > 1e-3
+
+
+def test_gradient_check_leaves_the_model_alone(rng, blobs):
+    x, y = blobs
+    net = mlp(rng)
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.dtype == np.float32 and not any("forward" in vars(m) for _, m in leaf_modules(net))
+
+
+# ----- 2 initial loss, 3 regularisation -----------------------------------------------------------------
+def test_initial_loss_against_chance(rng, blobs):
+    x, y = blobs
+    net = mlp(rng)
+    net[4].weight.data *= 0.01
+    v = check_initial_loss(net, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
+    assert v.status == PASS and abs(v.details["chance"] - np.log(5)) < 1e-12
+    big = mlp(rng)
+    big[4].weight.data *= 50
+    v = check_initial_loss(big, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
+    assert v.status == FAIL and v.cause == "too_high" and "scale the weights down" in v.advice
+    svm = check_initial_loss(net, st.nn.MulticlassSVM(), x, y, num_classes=5)
+    assert svm.status == PASS and svm.details["chance"] == 4.0
+
+
+def test_regularisation_must_raise_the_loss(rng, blobs):
+    x, y = blobs
+    assert check_regularization(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
+    # a penalty that touches nothing (no parameter is named 'weight') is caught
+    v = check_regularization(st.nn.Sequential(st.nn.PReLU(5), st.nn.Flatten()), st.nn.SoftmaxCrossEntropy(),
+                             x[:, :5].copy(), y)
+    assert v.status == FAIL and v.cause == "no_effect"
+
+
+# ----- 4 overfit ----------------------------------------------------------------------------------------
+def test_overfit_memorises_even_random_labels(rng, blobs):
+    x, _ = blobs
+    y = rng.integers(0, 5, len(x))
+    v = check_overfit(mlp(rng, hidden=64), st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32)
+    assert v.status == PASS and v.details["accuracy"] == 1.0
+
+
+def test_overfit_fails_for_a_model_that_cannot_learn(rng, blobs):
+    x, y = blobs
+    net = mlp(rng)
+    for p in net.parameters():
+        p.requires_grad = p is net[4].bias  # only the last bias learns: scores cannot depend on the input
+    v = check_overfit(net, st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32, max_iters=100)
+    assert v.status == FAIL and v.cause == "cannot_overfit"
+
+
+def test_overfit_blames_the_optimizer_when_adam_fits(rng, blobs):
+    x, y = blobs
+    v = check_overfit(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "sgd", 1e-7, n=32, max_iters=100)
+    assert v.status == WARN and v.cause == "optimizer" and "too low" in v.advice
+
+
+# ----- 5 learning rate ----------------------------------------------------------------------------------
+def test_lr_range_test_finds_a_sensible_rate(rng, blobs):
+    x, y = blobs
+    r = lr_range_test(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "momentum", iters=100, rng=rng)
+    assert r.diverged_lr is not None and 1e-4 < r.suggestion < r.diverged_lr
+    lo, hi = r.search_range
+    assert lo < r.suggestion <= hi < r.diverged_lr
+    assert check_learning_rate(r.suggestion * 100 * 10, r).cause == "too_high"
+    assert check_learning_rate(r.suggestion / 1000, r).cause == "too_low"
+    assert check_learning_rate(r.suggestion, r).status == PASS
+
+
+def test_learning_rate_from_a_short_run():
+    exploded = [2.3, 2.2, 8.0, float("nan")]
+    v = check_learning_rate(1.0, None, exploded)
+    assert v.status == FAIL and v.cause == "too_high" and "lower it" in v.advice
+    flat = list(2.30 - 0.0001 * np.arange(200))
+    v = check_learning_rate(1e-6, None, flat)
+    assert v.status == FAIL and v.cause == "too_low"
+    falling = list(2.3 * np.exp(-np.arange(200) / 50))
+    assert check_learning_rate(0.1, None, falling).status == PASS
+
+
+# ----- 6 activations, 7 gradients --------------------------------------------------------------------------
+def test_init_experiment_diagnoses_each_case():
+    cases = {c.name: c for c in init_experiment(samples=300)}
+    small = cases["tanh, 0.01·randn"]
+    stds = [s.std for s in small.activations]
+    assert all(b < 0.3 * a for a, b in zip(stds, stds[1:], strict=False)) and stds[-1] < 1e-5
+    assert small.verdicts[0].status == FAIL and small.verdicts[0].cause == "collapse"
+    assert "weights too small" in small.verdicts[0].advice and "Xavier" in small.verdicts[0].advice
+    assert small.verdicts[1].cause == "vanishing"
+    big = cases["tanh, 1.0·randn"]
+    assert big.verdicts[0].status == FAIL and big.verdicts[0].cause == "saturated"
+    assert min(s.saturated for s in big.activations) > 0.8 and "weights too large" in big.verdicts[0].advice
+    for healthy in ("tanh, Xavier", "ReLU, He"):
+        assert [v.status for v in cases[healthy].verdicts] == [PASS, PASS], cases[healthy].verdicts
+    assert cases["ReLU, Xavier"].verdicts[0].cause == "collapse"  # halves the variance per layer (He et al.)
+    hist = small.activations[0]
+    assert sum(hist.hist) == 300 * 500 and len(hist.edges) == len(hist.hist) + 1
+
+
+def test_small_init_in_a_deep_tanh_net_collapses(rng):
+    x = rng.standard_normal((200, 100)).astype(np.float32)
+    net = deep_net("tanh", st.nn.init.normal(0.01), depth=10, width=100, inputs=100, rng=rng)
+    v = check_activations(net, x)
+    assert v.status == FAIL and v.cause == "collapse" and "collapse towards 0" in v.advice
+    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 10, 200))
+    assert g.status == FAIL and g.cause == "vanishing"
+
+
+def test_large_negative_bias_kills_relus(rng, blobs):
+    x, y = blobs
+    net = mlp(rng)
+    net[2].bias.data[:] = -10.0
+    v = check_activations(net, x)
+    assert v.status == FAIL and v.cause == "dead_relu" and "layer 3" in v.value and "negative bias" in v.advice
+    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    # a few units still fire on some samples, so the gradient below is tiny rather than exactly zero
+    assert g.status != PASS and g.cause in ("zero", "vanishing") and "layer 2" in g.advice + g.value
+    healthy = mlp(rng)
+    assert check_activations(healthy, x).status == PASS
+    assert check_gradient_stats(healthy, st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
+
+
+def test_sigmoid_saturation(rng, blobs):
+    x, _ = blobs
+    from striate.nn.activation import Sigmoid
+
+    net = st.nn.Sequential(st.nn.Linear(16, 64, init=st.nn.init.normal(3.0), rng=rng), Sigmoid(),
+                           st.nn.Linear(64, 5, rng=rng))
+    v = check_activations(net, x)
+    assert v.status == FAIL and v.cause == "saturated"
+
+
+def test_taps_are_removed_and_see_every_leaf(rng, blobs):
+    x, _ = blobs
+    net = mlp(rng, act=Tanh)
+    seen = []
+    with tap(leaf_modules(net), on_forward=lambda n, m, a, b: seen.append((n, b.shape))):
+        net.forward(x)
+    assert [n for n, _ in seen] == ["0", "1", "2", "3", "4"] and seen[-1][1] == (400, 5)
+    assert not any("forward" in vars(m) for m in net.modules())
+
+
+# ----- 8 update ratio, 9 curves -------------------------------------------------------------------
+def _records(value, n=50):
+    return [{"iteration": i, "ratios": {"0.weight": value, "2.weight": value * 2}} for i in range(n)]
+
+
+def test_update_ratio_bands():
+    assert diagnose_update_ratio(_records(1e-3)).status == PASS
+    low = diagnose_update_ratio(_records(1e-7))
+    assert low.status == FAIL and low.cause == "too_low" and "raise" in low.advice
+    high = diagnose_update_ratio(_records(0.5))
+    assert high.status == FAIL and high.cause == "too_high" and "lower" in high.advice
+    assert diagnose_update_ratio(_records(float("nan"))).cause == "too_high"
+    assert diagnose_update_ratio([]).status == SKIP
+
+
+def _history(train_acc, val_acc, losses):
+    iters = [{"type": "iteration", "iteration": i + 1, "loss": v, "lr": 0.1} for i, v in enumerate(losses)]
+    epochs = [{"type": "epoch", "epoch": e, "iteration": (e + 1) * len(losses) // len(train_acc), "loss": 1.0,
+               "accuracy": a, "val_accuracy": b} for e, (a, b) in enumerate(zip(train_acc, val_acc, strict=True))]
+    return iters + epochs
+
+
+def test_curves_diagnoses():
+    rng = np.random.default_rng(0)
+    falling = list(2.3 * np.exp(-np.arange(300) / 60) + 0.01 * rng.random(300))
+    ok = diagnose_curves(_history([0.8, 0.95], [0.8, 0.93], falling), num_classes=10)
+    assert ok.status == PASS, ok
+    over = diagnose_curves(_history([0.9, 1.0], [0.6, 0.62], falling), num_classes=10)
+    assert over.status == FAIL and over.cause == "overfitting" and "regularisation" in over.advice
+    under = diagnose_curves(_history([0.4, 0.45], [0.41, 0.44], falling), num_classes=10)
+    assert under.status == WARN and under.cause == "underfitting" and "bigger model" in under.advice
+    chance = diagnose_curves(_history([0.3, 0.5], [0.1, 0.11], falling), num_classes=10)
+    assert chance.status == FAIL and chance.cause == "chance" and "shuffled" in chance.advice
+    boom = diagnose_curves(_history([0.2], [0.2], [2.3, 2.2, 9.0, float("nan")]), num_classes=10)
+    assert boom.status == FAIL and boom.cause == "exploded"
+    plateau = [2.3 * np.exp(-i / 20) if i < 100 else 2.3 * np.exp(-5) + 1.0 for i in range(300)]
+    plateau = list(np.maximum(plateau, 1.0) + 0.001 * rng.random(300))
+    p = diagnose_curves(_history([0.6, 0.62], [0.6, 0.61], plateau))
+    assert p.cause in ("plateau", "underfitting") and any(f["cause"] == "plateau" for f in p.details["findings"])
+    noisy = list(1.0 + 0.6 * rng.standard_normal(300))
+    n = diagnose_curves(_history([0.97, 0.98], [0.97, 0.975], noisy))
+    assert n.status == WARN and n.cause == "noisy"
