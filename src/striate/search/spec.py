@@ -84,7 +84,8 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
             raise SearchError(f"{where}: [search] {key} = {value!r}: expected {want.__name__}")
         if want is int and key != "seed" and value < (0 if key == "retrain_epochs" else 1):
             raise SearchError(f"{where}: [search] {key} = {value!r}: must be ≥ 1")
-    base = cfg.resolve(doc.get("train", {}), where=f"{where} [train]")
+    # trials are many and short: no per-trial report.html or diagnostics unless [train] asks for them
+    base = cfg.resolve({"report": "off", "diagnostics": 0, **doc.get("train", {})}, where=f"{where} [train]")
     if not base["val_fraction"] > 0:
         raise SearchError(f"{where}: [train] val_fraction = {base['val_fraction']!r}: a search ranks trials by "
                           "validation accuracy, so it needs val_fraction > 0")
