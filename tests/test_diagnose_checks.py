@@ -26,18 +26,6 @@ from striate.diagnose.hooks import leaf_modules, tap
 from striate.nn.activation import ReLU, Tanh
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Small matrices on a shared 2-core machine: BLAS threads only contend (10× slower), so use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 class HalfReLU(ReLU):
     """A ReLU whose backward is wrong by a factor of 2."""
 

@@ -15,19 +15,6 @@ from striate.models import get as get_model
 from striate.nn.activation import ReLU
 from striate.train import History, Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Small matrices on a shared 2-core machine: BLAS threads only contend (10× slower), so use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 LR = 0.05  # SGD with momentum 0.9: healthy for digits_net
 
 

@@ -21,19 +21,6 @@ from striate.models import get as get_model
 from striate.report import write_comparison, write_report
 from striate.report.command import add_report_arguments, run_report
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Small matrices on a shared 2-core machine: BLAS threads only contend (10× slower), so use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 

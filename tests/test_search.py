@@ -16,20 +16,6 @@ from striate.search.command import add_search_arguments, run_search  # noqa: E40
 from striate.search.stages import parse_narrow  # noqa: E402
 from striate.train.config import defaults  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """Tiny digits models run fastest on one BLAS thread, and far faster than on two when the cores are
-    shared with other jobs (OpenBLAS threads spin). threadpoolctl is optional here."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
 DIGITS = """
 [train]
 data = "digits"

@@ -21,18 +21,6 @@ from striate.search import load  # noqa: E402
 from striate.search.command import _blas_env, add_search_arguments, run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """The in-process searches run fastest on one BLAS thread on shared cores (threadpoolctl is optional)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
 
 SEARCH = """

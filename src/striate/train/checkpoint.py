@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import fsync_dir, write_atomic, write_synced  # noqa: F401  (write_atomic is re-exported)
+
 _GEN = re.compile(r"^gen-(\d{6,})$")
 _TAG = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -37,41 +39,6 @@ class CheckpointError(RuntimeError):
 
 
 # ----- atomic files -----------------------------------------------------------------------------
-def fsync_dir(path: str | os.PathLike) -> None:
-    """Make a rename or creation inside `path` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never a mix:
-    temp file in the same directory, flush, fsync, `os.replace`, fsync the directory."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        _write_synced(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
 
 
 # ----- nested state ↔ JSON + arrays -------------------------------------------------------------
@@ -209,9 +176,9 @@ class CheckpointStore:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        _write_synced(tmp / self.WEIGHTS, weight_bytes)
-        _write_synced(tmp / self.ARRAYS, array_bytes)
-        _write_synced(tmp / self.STATE, state_bytes)
+        write_synced(tmp / self.WEIGHTS, weight_bytes)
+        write_synced(tmp / self.ARRAYS, array_bytes)
+        write_synced(tmp / self.STATE, state_bytes)
         fsync_dir(tmp)
         os.rename(tmp, self.directory / generation)
         fsync_dir(self.directory)
