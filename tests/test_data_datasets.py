@@ -23,7 +23,7 @@ from striate.data.datasets import download, extract_archive, find_shared_cifar10
 from striate.data.datasets import image_folder as folder_mod
 from striate.data.datasets.mnist import parse_idx, read_idx
 
-SHARED = Path("/work/shared/data/cifar10-jpg.tar.gz")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"  # ../shared beside the repo
 
 
 # ---------------------------------------------------------------- helpers: official formats, loopback server
