@@ -359,3 +359,24 @@ def test_model_registry_and_rebuild():
         models.get("resnet", 10, 3, rng)
     with pytest.raises(TypeError, match="'digits_net'.*'depth'"):
         models.get("digits_net", 10, 1, rng, depth=3)
+
+
+def test_train_step_skips_the_unused_input_gradient():
+    import striate as st
+
+    rng = np.random.default_rng(0)
+    net = st.nn.Sequential(st.nn.Conv2d(1, 2, 3, rng=rng), st.nn.Flatten(), st.nn.Linear(2 * 6 * 6, 3, rng=rng))
+    seen = []
+    conv_backward = net[0].backward
+
+    def spy(dy):
+        dx = conv_backward(dy)
+        seen.append((net[0].requires_input_grad, dx))
+        return dx
+
+    net[0].backward = spy
+    trainer = Trainer(net, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(net, lr=0.1))
+    trainer.train_step(rng.standard_normal((4, 8, 8, 1)).astype(np.float32), np.array([0, 1, 2, 0]))
+    assert seen == [(False, None)]  # the first layer computed weight gradients only
+    assert net.requires_input_grad  # the model's own setting is restored
+    assert np.abs(net[0].weight.grad).sum() > 0

@@ -115,7 +115,12 @@ class Trainer:
         self.optimizer.zero_grad()
         scores = self.model.forward(x)
         loss = self.loss(scores, y)
-        self.model.backward(self.loss.backward())
+        wanted = self.model.requires_input_grad
+        self.model.requires_input_grad = False  # d(loss)/d(images) is never used: skip the first layer's dx
+        try:
+            self.model.backward(self.loss.backward())
+        finally:
+            self.model.requires_input_grad = wanted
         if self.penalty is not None:
             loss += self.penalty.value(self.model)
             self.penalty.backward(self.model)
