@@ -1,5 +1,5 @@
-"""Shared pieces of the side-by-side benchmarks: the reference CIFAR net in striate and in PyTorch,
-thread setup, and an alternating timer that reports medians. Scripts, not tests."""
+"""Shared pieces of the side-by-side benchmarks: thread setup and an alternating timer that reports
+medians (the nets themselves are in models.py). Scripts, not tests."""
 
 from __future__ import annotations
 
@@ -21,39 +21,6 @@ def setup_torch():
 
     torch.set_num_threads(blas_threads())
     return torch
-
-
-def reference_net_striate(rng, num_classes=10):
-    """[conv3×3-64, BN, ReLU]×2, pool, [conv3×3-128, BN, ReLU]×2, pool, [conv3×3-256, BN, ReLU]×2, pool,
-    flatten, linear-256, ReLU, dropout 0.5, linear-10 on 32×32×3."""
-    import striate as st
-    from striate.nn.activation import ReLU
-    from striate.nn.dropout import Dropout
-    from striate.nn.norm import BatchNorm
-    from striate.nn.pool import MaxPool2d
-
-    layers, c = [], 3
-    for width in (64, 128, 256):
-        for _ in range(2):
-            layers += [st.nn.Conv2d(c, width, 3, padding=1, rng=rng), BatchNorm(width), ReLU()]
-            c = width
-        layers.append(MaxPool2d(2))
-    layers += [st.nn.Flatten(), st.nn.Linear(4 * 4 * 256, 256, rng=rng), ReLU(), Dropout(0.5, rng=rng),
-               st.nn.Linear(256, num_classes, rng=rng)]
-    return st.nn.Sequential(*layers)
-
-
-def reference_net_torch(torch, num_classes=10):
-    nn = torch.nn
-    layers, c = [], 3
-    for width in (64, 128, 256):
-        for _ in range(2):
-            layers += [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-            c = width
-        layers.append(nn.MaxPool2d(2))
-    layers += [nn.Flatten(), nn.Linear(4 * 4 * 256, 256), nn.ReLU(inplace=True), nn.Dropout(0.5),
-               nn.Linear(256, num_classes)]
-    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
 def race(fns: dict, repeats: int = 10, warmup: int = 2, block: int = 2) -> dict[str, float]:

@@ -29,8 +29,8 @@ def layer_pairs(torch, batch: int):
     nn = torch.nn
     pairs = []
     for h, cin, cout in [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256), (8, 256, 256)]:
-        pairs.append((f"conv3x3 {cin}->{cout} @{h}", st.nn.Conv2d(cin, cout, 3, padding=1, rng=rng),
-                      nn.Conv2d(cin, cout, 3, padding=1), (batch, h, h, cin)))
+        pairs.append((f"conv3x3 {cin}->{cout} @{h}", st.nn.Conv2d(cin, cout, 3, padding=1, bias=False, rng=rng),
+                      nn.Conv2d(cin, cout, 3, padding=1, bias=False), (batch, h, h, cin)))  # BN follows: no bias
     for h, c in [(32, 64), (16, 128), (8, 256)]:
         pairs.append((f"batchnorm {c} @{h}", BatchNorm(c), nn.BatchNorm2d(c), (batch, h, h, c)))
         pairs.append((f"relu {c} @{h}", ReLU(), nn.ReLU(), (batch, h, h, c)))
@@ -72,6 +72,14 @@ def time_pair(torch, s_mod, t_mod, shape, repeats):
     return race({"s_fwd": s_fwd, "t_fwd": t_fwd, "s_fb": s_fb, "t_fb": t_fb}, repeats)
 
 
+def measure(torch, batch: int, repeats: int, only: str = ""):
+    """Yield (layer name, {"s_fwd", "t_fwd", "s_fb", "t_fb": median seconds}) for each layer whose name
+    contains `only`, one layer at a time (as it is measured)."""
+    for name, s_mod, t_mod, shape in layer_pairs(torch, batch):
+        if only in name:
+            yield name, time_pair(torch, s_mod, t_mod, shape, repeats)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=128)
@@ -83,10 +91,7 @@ def main(argv=None):
     print(f"{'layer':<26}{'striate fwd':>12}{'torch fwd':>11}{'ratio':>7}{'striate f+b':>13}{'torch f+b':>11}"
           f"{'ratio':>7}")
     rows = []
-    for name, s_mod, t_mod, shape in layer_pairs(torch, args.batch):
-        if args.only not in name:
-            continue
-        t = time_pair(torch, s_mod, t_mod, shape, args.repeats)
+    for name, t in measure(torch, args.batch, args.repeats, args.only):
         rows.append((name, t))
         print(f"{name:<26}{t['s_fwd'] * 1e3:>10.2f}ms{t['t_fwd'] * 1e3:>9.2f}ms{t['s_fwd'] / t['t_fwd']:>7.2f}"
               f"{t['s_fb'] * 1e3:>11.2f}ms{t['t_fb'] * 1e3:>9.2f}ms{t['s_fb'] / t['t_fb']:>7.2f}", flush=True)

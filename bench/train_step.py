@@ -1,5 +1,6 @@
 """Full training step (forward, loss, backward, SGD-momentum update) of the reference CIFAR net at batch
-128: striate vs PyTorch (CPU, channels_last, same thread count), alternated in one process run.
+128: striate vs PyTorch (CPU, channels_last, same thread count), alternated in one process run. The step
+and inference functions here are what run.py races for every net.
 
     python bench/train_step.py [--batch 128] [--repeats 10]
 """
@@ -13,20 +14,26 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import blas_threads, race, reference_net_striate, reference_net_torch, setup_torch  # noqa: E402
+from common import blas_threads, race, setup_torch  # noqa: E402
+from models import nhwc_to_torch, striate_net, to_torch  # noqa: E402
 
 
-def striate_step_fn(batch: int):
+def batch_data(shape, batch: int, num_classes: int = 10):
+    """A random float32 NHWC batch (batch, *shape) and integer labels, the same for both frameworks."""
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((batch, *shape), dtype=np.float32), rng.integers(0, num_classes, batch)
+
+
+def striate_step_fn(net, shape, batch: int):
+    """A training step of striate `net` on a fixed batch (the net is put in training mode)."""
     import striate as st
     from striate.optim import SGD
 
-    rng = np.random.default_rng(0)
-    net = reference_net_striate(rng)
+    net.train()
     net.requires_input_grad = False
     crit = st.nn.SoftmaxCrossEntropy()
     opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = rng.standard_normal((batch, 32, 32, 3), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
+    x, y = batch_data(shape, batch)
 
     def step():
         opt.zero_grad()
@@ -37,20 +44,45 @@ def striate_step_fn(batch: int):
     return step
 
 
-def torch_step_fn(torch, batch: int):
-    torch.manual_seed(0)
-    net = reference_net_torch(torch)
+def torch_step_fn(torch, net, shape, batch: int):
+    """A training step of PyTorch `net` on the same batch, input channels_last."""
+    net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
+    x, y = batch_data(shape, batch)
+    tx, ty = nhwc_to_torch(torch, x), torch.from_numpy(y)
     crit = torch.nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad(set_to_none=False)
-        crit(net(x), y).backward()
+        crit(net(tx), ty).backward()
         opt.step()
 
     return step
+
+
+def striate_infer_fn(net, shape, batch: int):
+    """Eval-mode forward of striate `net` inside st.no_grad() (the net is put in eval mode)."""
+    import striate as st
+
+    net.eval()
+    x, _ = batch_data(shape, batch)
+
+    def infer():
+        with st.no_grad():
+            net(x)
+
+    return infer
+
+
+def torch_infer_fn(torch, net, shape, batch: int):
+    net.eval()
+    tx = nhwc_to_torch(torch, batch_data(shape, batch)[0])
+
+    def infer():
+        with torch.no_grad():
+            net(tx)
+
+    return infer
 
 
 def main(argv=None):
@@ -59,7 +91,11 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args(argv)
     torch = setup_torch()
-    t = race({"striate": striate_step_fn(args.batch), "torch": torch_step_fn(torch, args.batch)}, args.repeats)
+    torch.manual_seed(0)
+    s_net, shape = striate_net("reference", np.random.default_rng(0))
+    t_net = to_torch(s_net, torch)
+    t = race({"striate": striate_step_fn(s_net, shape, args.batch),
+              "torch": torch_step_fn(torch, t_net, shape, args.batch)}, args.repeats)
     ips = {k: args.batch / v for k, v in t.items()}
     print(f"reference CIFAR net, batch {args.batch}, {blas_threads()} BLAS/torch threads, "
           f"median of {args.repeats} alternated steps")

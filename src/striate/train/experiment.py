@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,9 +203,15 @@ def build(config: dict, directory: str | os.PathLike, progress_stream=None, fitt
         callbacks.append(Diagnostics(directory, stats_interval=every, ratio_interval=max(1, every // 10),
                                      num_classes=len(data.classes)))
     if config["report"] == "on":
-        from ..report.callback import ReportWriter
+        import importlib.util
 
-        callbacks.append(ReportWriter(directory))
+        if importlib.util.find_spec("matplotlib") is None:
+            print("note: matplotlib is not installed, so no report.html is drawn "
+                  "(pip install 'striate[report]'); training goes on", file=progress_stream or sys.stderr)
+        else:
+            from ..report.callback import ReportWriter
+
+            callbacks.append(ReportWriter(directory))
     trainer = Trainer(model, SoftmaxCrossEntropy(), make_optimizer(config, model),
                       schedule=make_schedule(config, len(loader)), callbacks=callbacks)
     return Run(config, directory, data, preprocess, model, trainer, loader, val, meta)
