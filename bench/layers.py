@@ -1,6 +1,7 @@
 """Per-layer forward and forward+backward times of the reference CIFAR net's layers at batch 128:
 striate vs PyTorch (CPU, channels_last, same thread count), alternated in one process run; prints medians
-and the striate/PyTorch time ratio per layer.
+and the striate/PyTorch speed ratio per layer (PyTorch time / striate time: ≥ 1 means striate is at least
+as fast, as in run.py).
 
     python bench/layers.py [--batch 128] [--repeats 10] [--only conv]
 """
@@ -93,8 +94,8 @@ def main(argv=None):
     rows = []
     for name, t in measure(torch, args.batch, args.repeats, args.only):
         rows.append((name, t))
-        print(f"{name:<26}{t['s_fwd'] * 1e3:>10.2f}ms{t['t_fwd'] * 1e3:>9.2f}ms{t['s_fwd'] / t['t_fwd']:>7.2f}"
-              f"{t['s_fb'] * 1e3:>11.2f}ms{t['t_fb'] * 1e3:>9.2f}ms{t['s_fb'] / t['t_fb']:>7.2f}", flush=True)
+        print(f"{name:<26}{t['s_fwd'] * 1e3:>10.2f}ms{t['t_fwd'] * 1e3:>9.2f}ms{t['t_fwd'] / t['s_fwd']:>7.2f}"
+              f"{t['s_fb'] * 1e3:>11.2f}ms{t['t_fb'] * 1e3:>9.2f}ms{t['t_fb'] / t['s_fb']:>7.2f}", flush=True)
     return rows
 
 

@@ -1,0 +1,129 @@
+"""The benchmarked nets in striate and in PyTorch: each striate model comes from the zoo (`st.models.get`),
+and its PyTorch twin is translated layer by layer from it (`to_torch`), weights copied, so both have the
+same layers, shapes and MACs — `max_output_difference` checks that they compute the same function.
+PyTorch runs in channels_last, so an NHWC NumPy buffer and the PyTorch activations share one layout.
+Scripts, not tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# name → (zoo name, builder keywords, input (H, W, C)); lenet5 is the paper's 32×32×1 tanh/avg-pool net.
+# googlenet_cifar at width 1 is 1.45 G MACs per image (≈ 5 s per training step at batch 128 on 2 cores), so
+# the benchmark uses the zoo's "trains on a CPU" width 0.25 unless told otherwise (run.py --googlenet-width).
+NETS: dict[str, tuple[str, dict, tuple[int, int, int]]] = {
+    "three_layer": ("three_layer", {}, (32, 32, 3)),
+    "reference": ("reference", {}, (32, 32, 3)),
+    "lenet5": ("lenet5", {}, (32, 32, 1)),
+    "googlenet_cifar": ("googlenet_cifar", {"width": 0.25}, (32, 32, 3)),
+}
+
+
+def striate_net(name: str, rng: np.random.Generator, **overrides):
+    """(striate model, input shape (H, W, C)) of benchmark net `name`."""
+    import striate as st
+
+    zoo, kw, shape = NETS[name]
+    return st.models.get(zoo, 10, shape[-1], rng=rng, **{**kw, **overrides}), shape
+
+
+def to_torch(net, torch):
+    """A PyTorch module computing the same function as striate `net` (weights and buffers copied),
+    in channels_last. Supports the layer types of the nets in NETS; anything else is an error."""
+    return _translate(net, torch).to(memory_format=torch.channels_last)
+
+
+def _translate(m, torch):
+    from striate.models.googlenet import ZeroPad2d
+    from striate.nn import activation, containers, conv, dropout, linear, norm, pool, shape
+
+    nn = torch.nn
+    kind = type(m)
+    if kind is containers.Sequential:
+        return nn.Sequential(*(_translate(c, torch) for c in m))
+    if kind is containers.Concat:
+        return _concat_module(torch, [_translate(c, torch) for c in m])
+    if kind is conv.Conv2d:
+        t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+        _copy(torch, t.weight, m.weight.data.transpose(3, 2, 0, 1))  # (KH, KW, Cin, Cout) → (Cout, Cin, KH, KW)
+        if m.bias is not None:
+            _copy(torch, t.bias, m.bias.data)
+        return t
+    if kind is linear.Linear:
+        t = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+        _copy(torch, t.weight, m.weight.data.T)
+        if m.bias is not None:
+            _copy(torch, t.bias, m.bias.data)
+        return t
+    if kind is norm.BatchNorm:  # after a convolution in every net here
+        t = nn.BatchNorm2d(m.num_features, eps=m.eps, momentum=m.momentum)
+        for a, b in [(t.weight, m.gamma.data), (t.bias, m.beta.data), (t.running_mean, m.running_mean),
+                     (t.running_var, m.running_var)]:
+            _copy(torch, a, b)
+        return t
+    simple = {activation.ReLU: lambda: nn.ReLU(inplace=True), activation.Tanh: nn.Tanh,
+              pool.GlobalAvgPool2d: lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+              shape.Flatten: lambda: _flatten_nhwc_module(torch), dropout.Dropout: lambda: nn.Dropout(m.p),
+              pool.MaxPool2d: lambda: nn.MaxPool2d(m.kernel_size, m.stride),
+              pool.AvgPool2d: lambda: nn.AvgPool2d(m.kernel_size, m.stride),
+              ZeroPad2d: lambda: nn.ZeroPad2d((m.padding[2], m.padding[3], m.padding[0], m.padding[1]))}
+    if kind in simple:
+        return simple[kind]()
+    raise TypeError(f"to_torch: no PyTorch translation for {m.describe()}")
+
+
+def _copy(torch, dst, src):
+    with torch.no_grad():
+        dst.copy_(torch.from_numpy(np.ascontiguousarray(src)))
+
+
+def _concat_module(torch, branches):
+    class Concat(torch.nn.Module):
+        """Branches on the same input, concatenated on the channel axis (striate's Concat)."""
+
+        def __init__(self):
+            super().__init__()
+            self.branches = torch.nn.ModuleList(branches)
+
+        def forward(self, x):
+            return torch.cat([b(x) for b in self.branches], dim=1)
+
+    return Concat()
+
+
+def _flatten_nhwc_module(torch):
+    class FlattenNHWC(torch.nn.Module):
+        """Flatten in (H, W, C) order as striate does, so copied Linear weights line up; on a channels_last
+        tensor the permute is free (a view of the same buffer)."""
+
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
+
+    return FlattenNHWC()
+
+
+def nhwc_to_torch(torch, x: np.ndarray):
+    """(N, H, W, C) float32 array → the NCHW channels_last tensor on the same values (a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+
+
+def max_output_difference(torch, s_net, t_net, shape, batch: int = 2) -> float:
+    """Largest |striate − PyTorch| over the logits of both nets in eval mode on one random batch."""
+    import striate as st
+
+    x = np.random.default_rng(3).standard_normal((batch, *shape), dtype=np.float32)
+    s_net.eval()
+    t_net.eval()
+    with st.no_grad(), torch.no_grad():
+        diff = float(np.abs(s_net(x) - t_net(nhwc_to_torch(torch, x)).numpy()).max())
+    s_net.train()
+    t_net.train()
+    return diff
+
+
+def macs_per_image(s_net, shape) -> int:
+    """Multiply-accumulates of one forward pass on one image (st.summary, from shapes alone)."""
+    import striate as st
+
+    return st.summary(s_net, shape).total_macs
