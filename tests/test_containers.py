@@ -150,3 +150,16 @@ def test_conv_without_input_grad_same_weight_grads(rng):
         none, dw2, _ = conv2d_backward(np.ones_like(y), cache, need_dx=False)
         assert none is None
         np.testing.assert_allclose(dw, dw2, rtol=1e-6)
+
+
+def test_reassigned_buffer_stays_registered():
+    class Counter(st.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("count", np.zeros(2, np.float32))
+
+    m = Counter()
+    m.count = m.count + 1  # a new array under the same name
+    assert "count" in m.state_dict() and m.state_dict()["count"].tolist() == [1.0, 1.0]
+    m.to(np.float64)
+    assert m.count.dtype == np.float64

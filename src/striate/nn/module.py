@@ -87,6 +87,9 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        if name in self._buffers and not isinstance(value, Parameter | Module):
+            object.__setattr__(self, name, value)  # re-assigning a buffer keeps it registered
+            return
         for table in (self._parameters, self._modules, self._buffers):
             table.pop(name, None)
         if isinstance(value, Parameter):
