@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 from striate.cli import main
 from striate.train.checkpoint import CheckpointStore
@@ -204,3 +205,24 @@ def test_diverged_resume_keeps_the_good_checkpoint_and_a_lower_lr_recovers(train
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_completed"] == 4
     assert CheckpointStore(run / "checkpoints").load("last").state["optimizer"]["hyperparameters"]["lr"] == 5e-4
+
+
+def test_width_reaches_zoo_models_and_is_refused_by_fixed_ones(tmp_path, capsys):
+    import striate as st
+
+    def probe(num_classes, in_channels, image_size=(8, 8), *, rng, width=1.0):
+        hidden = int(32 * width)
+        return st.nn.Sequential(st.nn.Flatten(), st.nn.Linear(64 * in_channels, hidden, rng=rng),
+                                st.nn.Linear(hidden, num_classes, rng=rng))
+
+    st.models.register("width_probe", probe)
+    assert main(["train", "--model", "width_probe", "--width", "0.5", "--epochs", "1", "--report", "off",
+                 "--diagnostics", "0", "--out", str(tmp_path / "ok")]) == 0
+    config = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert config["width"] == 0.5
+    weights = load_file(str(next((tmp_path / "ok" / "checkpoints").glob("gen-*")) / "weights.safetensors"))
+    assert weights["1.weight"].shape == (64, 16)  # the builder got width 0.5
+    capsys.readouterr()
+    assert main(["train", "--model", "three_layer", "--width", "0.5", "--epochs", "1", "--report", "off",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "unexpected keyword argument 'width'" in capsys.readouterr().err

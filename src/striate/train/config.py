@@ -33,6 +33,8 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("data", str, "digits", "dataset: cifar10, mnist, digits, or a path to an image folder / archive"),
     Key("model", str, "", "model name (default: digits_net for digits, three_layer otherwise)"),
+    Key("width", float, 1.0, "width multiplier for the zoo's models (1: as published)", minimum=0.0,
+        exclusive=True),
     Key("optimizer", str, "adam", "optimizer", OPTIMIZERS),
     Key("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True),
     Key("momentum", float, 0.9, "momentum for sgd/momentum/nesterov", minimum=0.0),

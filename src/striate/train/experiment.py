@@ -176,10 +176,13 @@ def build(config: dict, directory: str | os.PathLike, progress_stream=None, fitt
     h, w, c = data.shape
     model_name = config["model"] or default_model(config["data"])
     try:
+        extra = {} if config["width"] == 1.0 else {"width": config["width"]}
         model = get_model(model_name, len(data.classes), c, rng=np.random.default_rng([config["seed"], _INIT]),
-                          image_size=(h, w))
+                          image_size=(h, w), **extra)
         model.output_shape((1, h, w, c))
-    except (ValueError, TypeError) as e:
+    except TypeError as e:  # a keyword the builder does not take (e.g. width for a fixed-width model)
+        raise cfg.ConfigError(f"{e} (width = {config['width']!r})") from e
+    except ValueError as e:
         raise cfg.ConfigError(f"model {model_name!r} does not fit {config['data']!r} images {h}×{w}×{c}: {e}") from e
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], _LOADER]),
