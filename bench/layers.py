@@ -1,7 +1,7 @@
 """Per-layer forward and forward+backward times of the reference CIFAR net's layers at batch 128:
 striate vs PyTorch (CPU, channels_last, same thread count), alternated in one process run; prints medians
-and the striate/PyTorch speed ratio per layer (PyTorch time / striate time: ≥ 1 means striate is at least
-as fast, as in run.py).
+and the striate/PyTorch time ratio per layer (striate time / PyTorch time: ≤ 1 means striate is at least
+as fast; run.py reports the inverse, a speed ratio).
 
     python bench/layers.py [--batch 128] [--repeats 10] [--only conv]
 """
@@ -89,13 +89,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch = setup_torch()
     print(f"batch {args.batch}, {blas_threads()} BLAS/torch threads, medians of {args.repeats} alternated runs")
-    print(f"{'layer':<26}{'striate fwd':>12}{'torch fwd':>11}{'ratio':>7}{'striate f+b':>13}{'torch f+b':>11}"
-          f"{'ratio':>7}")
+    print(f"{'layer':<26}{'striate fwd':>12}{'torch fwd':>11}{'s/t':>7}{'striate f+b':>13}{'torch f+b':>11}"
+          f"{'s/t':>7}   (s/t: striate time / PyTorch time)")
     rows = []
     for name, t in measure(torch, args.batch, args.repeats, args.only):
         rows.append((name, t))
-        print(f"{name:<26}{t['s_fwd'] * 1e3:>10.2f}ms{t['t_fwd'] * 1e3:>9.2f}ms{t['t_fwd'] / t['s_fwd']:>7.2f}"
-              f"{t['s_fb'] * 1e3:>11.2f}ms{t['t_fb'] * 1e3:>9.2f}ms{t['t_fb'] / t['s_fb']:>7.2f}", flush=True)
+        print(f"{name:<26}{t['s_fwd'] * 1e3:>10.2f}ms{t['t_fwd'] * 1e3:>9.2f}ms{t['s_fwd'] / t['t_fwd']:>7.2f}"
+              f"{t['s_fb'] * 1e3:>11.2f}ms{t['t_fb'] * 1e3:>9.2f}ms{t['s_fb'] / t['t_fb']:>7.2f}", flush=True)
     return rows
 
 
