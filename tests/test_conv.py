@@ -111,3 +111,22 @@ def test_no_grad_keeps_no_cache(rng):
     with st.no_grad():
         layer(x)
     assert layer._cache is None
+
+
+def test_two_threads_convolve_independently(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    layers = [make(np.random.default_rng(s))[0] for s in (1, 2)]
+    xs = [rng.standard_normal((6, 7, 7, 3)).astype(np.float32) for _ in layers]
+    with st.no_grad():
+        expected = [layer(x) for layer, x in zip(layers, xs, strict=True)]
+
+    def run(i):
+        with st.no_grad():
+            return [layers[i](xs[i]) for _ in range(20)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, [0, 1]))
+    for i, outs in enumerate(results):
+        for y in outs:
+            np.testing.assert_array_equal(y, expected[i])

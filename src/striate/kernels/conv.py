@@ -12,6 +12,8 @@ offsets, never over pixels or samples.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -19,7 +21,7 @@ from .parallel import for_parts
 
 COLUMN_BYTES = 16 * 2**20  # bound on one chunk's column matrix (measured: ~16 MB chunks beat one big matrix)
 
-_workspace: dict[tuple[str, str], np.ndarray] = {}
+_workspace = threading.local()  # one set of scratch buffers per thread: two models may run in two threads
 
 
 def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -28,10 +30,11 @@ def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     size = int(np.prod(shape))
     key = (name, dtype.str)
-    buf = _workspace.get(key)
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype=dtype)
-        _workspace[key] = buf
+        buffers[key] = buf
     return buf[:size].reshape(shape)
 
 

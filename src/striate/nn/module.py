@@ -8,28 +8,33 @@ returns the input gradient and *accumulates* parameter gradients into `param.gra
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 
 from .errors import LayerError
 
-_GRAD_ENABLED = True
+
+class _GradMode(threading.local):
+    enabled = True  # per thread: one thread's no_grad() does not affect another's training
+
+
+_MODE = _GradMode()
 
 
 @contextlib.contextmanager
 def no_grad():
     """Forward passes inside this block keep no cache (inference: less memory, no backward)."""
-    global _GRAD_ENABLED
-    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    previous, _MODE.enabled = _MODE.enabled, False
     try:
         yield
     finally:
-        _GRAD_ENABLED = previous
+        _MODE.enabled = previous
 
 
 def grad_enabled() -> bool:
-    return _GRAD_ENABLED
+    return _MODE.enabled
 
 
 class Parameter:
@@ -118,7 +123,7 @@ class Module:
 
     def _save(self, cache) -> None:
         """Store the single cache slot, unless inside `no_grad()`."""
-        object.__setattr__(self, "_cache", cache if _GRAD_ENABLED else None)
+        object.__setattr__(self, "_cache", cache if _MODE.enabled else None)
 
     def _saved(self):
         if self._cache is None:
