@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +109,5 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
 
 def load(path: str | Path) -> SearchSpec:
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SearchError(f"search file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SearchError(f"search file {str(path)!r}: {e}") from None
+    doc = cfg.read_toml(path, SearchError, "search file")
     return from_dict(doc, where=str(path), default_name=path.stem)

@@ -124,17 +124,22 @@ def resolve(values: dict, where: str = "config", base: dict | None = None) -> di
     return out
 
 
-def load_toml(path: str | Path) -> dict:
-    """Read a run.toml (flat table of the keys above, or under a [train] table) and check its keys/values."""
+def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing or malformed file raises `error` quoting the path."""
     import tomllib
 
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise error(f"{what} {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {str(path)!r}: {e}") from None
+        raise error(f"{what} {str(path)!r}: {e}") from None
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a run.toml (flat table of the keys above, or under a [train] table) and check its keys/values."""
+    doc = read_toml(path)
     if set(doc) == {"train"} and isinstance(doc["train"], dict):
         doc = doc["train"]
     return resolve(doc, where=str(path), base={})
