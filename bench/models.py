@@ -17,6 +17,7 @@ NETS: dict[str, tuple[str, dict, tuple[int, int, int]]] = {
     "reference": ("reference", {}, (32, 32, 3)),
     "lenet5": ("lenet5", {}, (32, 32, 1)),
     "googlenet_cifar": ("googlenet_cifar", {"width": 0.25}, (32, 32, 3)),
+    "fast_cifar": ("fast_cifar", {}, (32, 32, 3)),  # the time-to-accuracy recipe's net
 }
 
 

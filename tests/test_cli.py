@@ -97,7 +97,7 @@ def test_resume_extends_and_rejects_changes(trained, tmp_path, capsys):
     shutil.copytree(trained, run)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--optimizer", "sgd"]) == 2
-    assert "only --epochs, --lr, --patience, --explode-factor may change" in capsys.readouterr().err
+    assert "only --epochs, --lr, --patience, --explode-factor, --tta may change" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--epochs", "4"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_completed"] == 4 and summary["status"] == "finished"
@@ -144,6 +144,8 @@ def test_config_file_and_flag_override(tmp_path, capsys):
     (["--augment", "crop,rotate"], "'rotate'"),
     (["--schedule", "cosin"], "'cosin'"),
     (["--model", "resnet"], "'resnet'"),
+    (["--tta", "crops"], "'crops'"),
+    (["--label-smoothing", "1"], "label_smoothing = '1'"),
     (["--model", "lenet5"], "lenet5"),  # a real model that cannot take 8×8 digits: an error, no traceback
     (["--data", "no/such/dir"], "'no/such/dir'"),
 ])
@@ -151,6 +153,22 @@ def test_bad_values_are_errors_that_quote_them(argv, quoted, tmp_path, capsys):
     rc = main(["train", "--out", str(tmp_path / "x"), *argv])
     err = capsys.readouterr().err
     assert rc in (1, 2) and quoted in err and "Traceback" not in err
+
+
+def test_label_smoothing_and_tta_reach_the_trainer(trained, tmp_path, capsys):
+    out = tmp_path / "ls"
+    assert main(["train", "--out", str(out), "--epochs", "1", "--label-smoothing", "0.1", "--tta", "flip",
+                 "--report", "off", "--diagnostics", "0"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["label_smoothing"] == 0.1 and config["tta"] == "flip"
+    summary = json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0  # the run's own TTA by default
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
+    assert main(["eval", str(out), "--tta", "none"]) == 0
+    assert "test-time augmentation" not in capsys.readouterr().out
+    assert main(["eval", str(out), "--tta", "flip"]) == 0
+    assert "test-time augmentation flip" in capsys.readouterr().out
 
 
 def test_bad_config_file(tmp_path, capsys):

@@ -8,20 +8,22 @@ def scores_labels(rng, n=6, c=5, dtype=np.float64):
     return rng.standard_normal((n, c)).astype(dtype), rng.integers(0, c, n)
 
 
-@pytest.mark.parametrize("crit", [st.nn.SoftmaxCrossEntropy(), st.nn.MulticlassSVM(), st.nn.MulticlassSVM(0.5)])
+@pytest.mark.parametrize("crit", [st.nn.SoftmaxCrossEntropy(), st.nn.SoftmaxCrossEntropy(label_smoothing=0.2),
+                                  st.nn.MulticlassSVM(), st.nn.MulticlassSVM(0.5)])
 def test_gradients(rng, crit):
     s, y = scores_labels(rng)
     report = st.gradcheck(crit, s, target=y)
     assert report.ok, str(report)
 
 
-def test_softmax_matches_torch(rng, torch):
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_softmax_matches_torch(rng, torch, smoothing):
     s, y = scores_labels(rng, 8, 10, np.float32)
-    crit = st.nn.SoftmaxCrossEntropy()
+    crit = st.nn.SoftmaxCrossEntropy(label_smoothing=smoothing)
     loss = crit(s, y)
     assert isinstance(loss, float)
     ts = torch.tensor(s, requires_grad=True)
-    ref = torch.nn.functional.cross_entropy(ts, torch.tensor(y))
+    ref = torch.nn.functional.cross_entropy(ts, torch.tensor(y), label_smoothing=smoothing)
     ref.backward()
     assert loss == pytest.approx(ref.item(), rel=1e-6)
     d = crit.backward()
@@ -39,6 +41,12 @@ def test_svm_matches_torch_multimargin(rng, torch):
     ref.backward()
     assert loss == pytest.approx(ref.item(), rel=1e-5)
     np.testing.assert_allclose(crit.backward(), ts.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_label_smoothing_range(bad):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        st.nn.SoftmaxCrossEntropy(label_smoothing=bad)
 
 
 def test_svm_notes_example():

@@ -209,6 +209,36 @@ def test_evaluate_runs_in_eval_mode_without_caches(digits, tmp_path):
         np.testing.assert_array_equal(v, buffers[k])
 
 
+def test_flip_tta_averages_the_probabilities_of_image_and_mirror(digits, tmp_path):
+    from striate.nn.losses import softmax
+    from striate.train.tta import tta_scores
+
+    t, loader, val = make_trainer(digits, tmp_path)
+    t.fit(loader, None, epochs=1)
+    x, y = val
+    plain = t.predict_scores(x)
+    mirror = t.predict_scores(np.ascontiguousarray(x[:, :, ::-1]))
+    t.tta = "flip"
+    scores = t.predict_scores(x)
+    expected = (softmax(plain.astype(np.float64)) + softmax(mirror.astype(np.float64))) / 2
+    np.testing.assert_allclose(softmax(scores.astype(np.float64)), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1, rtol=1e-5)  # log-probabilities
+    r = t.evaluate(val, return_predictions=True)
+    np.testing.assert_array_equal(r["predictions"], expected.argmax(axis=1))
+    assert r["loss"] == pytest.approx(-np.log(expected[np.arange(len(y)), y]).mean(), rel=1e-5)
+    assert scores.dtype == np.float32
+    # a symmetric batch: the mirror view is the image itself, so TTA changes nothing
+    sym = np.concatenate([x[:, :, :4], x[:, :, 3::-1]], axis=2)
+    t.model.eval()
+    np.testing.assert_allclose(tta_scores(t.model.forward, sym, "flip"),
+                               np.log(softmax(t.model.forward(sym).astype(np.float64))), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_tta_is_refused_at_construction():
+    with pytest.raises(ValueError, match="'crop'.*flip"):
+        Trainer(small_net(), SoftmaxCrossEntropy(), None, tta="crop")
+
+
 def test_metrics():
     pred = np.array([0, 1, 1, 2, 2, 2])
     true = np.array([0, 1, 2, 2, 2, 0])

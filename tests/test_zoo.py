@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.models import alexnet, googlenet, lenet, vgg
+from striate.models import alexnet, fast, googlenet, lenet, vgg
 from striate.models.alexnet import GroupedConv2d
 from striate.models.googlenet import ZeroPad2d
 from striate.nn.errors import LayerError
@@ -29,6 +29,7 @@ CIFAR = {
     "vgg11_cifar": (vgg.vgg11_cifar, {}, 9_493_770),
     "vgg16_cifar": (vgg.vgg16_cifar, {}, 14_990_922),
     "googlenet_cifar": (googlenet.googlenet_cifar, {"width": 0.25}, 370_790),
+    "fast_cifar": (fast.fast_cifar, {}, 1_166_496),
 }
 
 
@@ -105,6 +106,20 @@ def test_width_classes_channels():
     channels = sum(v // 8 for v in vgg.CONFIGS[16] if v != "M")
     assert bn.num_parameters() - plain.num_parameters() == 2 * channels
     assert bn.build_config["name"] == "vgg16_bn"
+
+
+def test_fast_cifar_pools_before_normalising():
+    rng = np.random.default_rng(0)
+    net = fast.fast_cifar(rng=rng)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds[3:10] == ["Conv2d", "MaxPool2d", "BatchNorm", "ReLU", "Conv2d", "BatchNorm", "ReLU"]
+    assert [m.out_channels for m in net if type(m).__name__ == "Conv2d"] == [32, 64, 64, 128, 128, 256, 256]
+    assert st.summary(net, (32, 32, 3)).total_macs == 85_912_064
+    assert all(m.bias is None for m in net if type(m).__name__ in ("Conv2d", "Linear"))
+    small = fast.fast_cifar(num_classes=5, in_channels=1, image_size=16, rng=rng, width=0.25)
+    assert small.output_shape((2, 16, 16, 1)) == (2, 5) and small[0].out_channels == 8
+    with pytest.raises(ValueError, match="divisible by 8"):
+        fast.fast_cifar(rng=rng, image_size=28)
 
 
 def test_paper_lenet_and_alexnet_choices():

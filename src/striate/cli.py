@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", help="split to evaluate (default: test)")
     e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default: best)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--tta", choices=("none", "flip"), default=None,
+                   help="test-time augmentation: flip averages the image and its mirror (default: the run's)")
 
     r = sub.add_parser("predict", help="classify image files with a trained run")
     r.add_argument("run", help="run directory")
@@ -180,7 +182,7 @@ def cmd_eval(args) -> int:
                          f"the model was trained on {t.input_shape}")
     if ds.classes != t.classes:
         print(f"warning: class names differ from the run's ({ds.classes[:3]}… vs {t.classes[:3]}…)", file=sys.stderr)
-    trainer = Trainer(t.model, SoftmaxCrossEntropy(), optimizer=None)
+    trainer = Trainer(t.model, SoftmaxCrossEntropy(), optimizer=None, tta=args.tta or t.config.get("tta", "none"))
     r = trainer.evaluate((ex.apply_preprocess(t.preprocess, ds.images), ds.labels), return_predictions=True)
     cm = confusion_matrix(r["predictions"], r["labels"], len(t.classes))
     pca = per_class_accuracy(cm)
@@ -190,8 +192,9 @@ def cmd_eval(args) -> int:
                           "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
                           "confusion_matrix": cm.tolist()}))
         return 0
+    tta = "" if trainer.tta == "none" else f", test-time augmentation {trainer.tta}"
     print(f"{args.run} ({args.checkpoint} checkpoint, {t.checkpoint.generation}) on {ds.name or args.data} "
-          f"[{args.split}], {r['count']} images")
+          f"[{args.split}], {r['count']} images{tta}")
     print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
     print(format_confusion(cm, t.classes))
     return 0

@@ -84,5 +84,9 @@ def for_parts(fn: Callable[[slice], object], n: int, nbytes: int) -> list:
         return [fn(slice(0, n))]
     parts = split(n, threads)
     futures = [_executor().submit(fn, p) for p in parts[:-1]]
-    last = fn(parts[-1])
+    _local.inside = True  # the caller's own part: its nested splits run inline too
+    try:
+        last = fn(parts[-1])
+    finally:
+        _local.inside = False
     return [f.result() for f in futures] + [last]

@@ -22,6 +22,7 @@ _BUILDERS: dict[str, str | Callable[..., Module]] = {
     "alexnet_cifar": "alexnet:alexnet_cifar",
     "googlenet": "googlenet:googlenet",
     "googlenet_cifar": "googlenet:googlenet_cifar",
+    "fast_cifar": "fast:fast_cifar",
     **{f"vgg{d}{suffix}": f"vgg:vgg{d}{suffix}" for d in (11, 13, 16, 19) for suffix in ("", "_bn", "_cifar")},
 }
 

@@ -57,22 +57,40 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 class SoftmaxCrossEntropy(Loss):
-    """mean_i −log softmax(s_i)[y_i]; dscores = (softmax(s) − onehot(y)) / N."""
+    """mean_i −Σ_j q_ij log softmax(s_i)_j with targets q = (1 − ε)·onehot(y) + ε/C (PyTorch's
+    `label_smoothing=ε`; ε = 0 is the plain −log softmax(s_i)[y_i]); dscores = (softmax(s) − q) / N."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, scores, labels) -> float:
         labels = check_scores_labels("SoftmaxCrossEntropy", scores, labels)
         logp = log_softmax(scores)
         n = scores.shape[0]
         self._cache = (logp, labels)
-        return float(-logp[np.arange(n), labels].mean())
+        nll = -logp[np.arange(n), labels].mean()
+        if self.label_smoothing:
+            eps = self.label_smoothing
+            return float((1 - eps) * nll - eps * logp.mean(axis=1).mean())
+        return float(nll)
 
     def backward(self) -> np.ndarray:
         logp, labels = self._saved()
-        n = logp.shape[0]
+        n, c = logp.shape
         d = np.exp(logp)
-        d[np.arange(n), labels] -= 1
-        d /= n
+        eps = self.label_smoothing
+        if eps:
+            d -= logp.dtype.type(eps / c)
+        d[np.arange(n), labels] -= logp.dtype.type(1 - eps)
+        d /= logp.dtype.type(n)
         return d
+
+    def __repr__(self):
+        return f"SoftmaxCrossEntropy(label_smoothing={self.label_smoothing})" if self.label_smoothing else \
+            "SoftmaxCrossEntropy()"
 
 
 class MulticlassSVM(Loss):

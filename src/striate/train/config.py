@@ -17,6 +17,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagra
 SCHEDULES = ("constant", "cosine", "step", "exp", "poly")
 AUGMENTS = ("crop", "flip")
 PREPROCESS = ("scale", "mean-image", "per-channel-mean", "standardize")
+TTA = ("none", "flip")
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,15 @@ KEYS: tuple[Key, ...] = (
     Key("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True),
     Key("momentum", float, 0.9, "momentum for sgd/momentum/nesterov", minimum=0.0),
     Key("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0),
+    Key("label_smoothing", float, 0.0, "label smoothing ε of the cross-entropy (PyTorch's label_smoothing)",
+        minimum=0.0),
     Key("schedule", str, "constant", "learning-rate schedule over the whole run", SCHEDULES),
     Key("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0),
     Key("epochs", int, 10, "epochs to train (in total, counting resumed ones)", minimum=1),
     Key("batch_size", int, 64, "minibatch size", minimum=1),
     Key("augment", list, [], "augmentations, comma-separated: crop, flip"),
+    Key("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
+        "probabilities of the image and its mirror)", TTA),
     Key("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", PREPROCESS),
     Key("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation"),
     Key("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0),
@@ -59,7 +64,7 @@ KEYS: tuple[Key, ...] = (
 )
 BY_NAME = {k.name: k for k in KEYS}
 # keys `--resume` may change: the rest are baked into the data split, model, optimizer state or loader
-RESUMABLE = ("epochs", "lr", "patience", "explode_factor")
+RESUMABLE = ("epochs", "lr", "patience", "explode_factor", "tta")
 
 
 def _convert(key: Key, value, where: str):
@@ -99,7 +104,7 @@ def _convert(key: Key, value, where: str):
     if key.minimum is not None and (value < key.minimum or (key.exclusive and value == key.minimum)):
         op = ">" if key.exclusive else "≥"
         raise ConfigError(f"{bad}: must be {op} {key.minimum:g}")
-    if key.name == "val_fraction" and value >= 1:
+    if key.name in ("val_fraction", "label_smoothing") and value >= 1:
         raise ConfigError(f"{bad}: must be < 1")
     if key.name == "model" and value:
         from ..models import names

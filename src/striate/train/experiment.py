@@ -215,8 +215,8 @@ def build(config: dict, directory: str | os.PathLike, progress_stream=None, fitt
             from ..report.callback import ReportWriter
 
             callbacks.append(ReportWriter(directory))
-    trainer = Trainer(model, SoftmaxCrossEntropy(), make_optimizer(config, model),
-                      schedule=make_schedule(config, len(loader)), callbacks=callbacks)
+    trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]), make_optimizer(config, model),
+                      schedule=make_schedule(config, len(loader)), callbacks=callbacks, tta=config["tta"])
     return Run(config, directory, data, preprocess, model, trainer, loader, val, meta)
 
 

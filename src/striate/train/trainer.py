@@ -24,6 +24,7 @@ import numpy as np
 
 from ..nn.module import Module, no_grad
 from .callbacks import Callback
+from .tta import tta_scores, views
 
 
 def _model_generators(model: Module) -> dict[str, np.random.Generator]:
@@ -54,14 +55,18 @@ class Trainer:
     - `penalty`: optional weight penalty (`st.nn.l2(reg)`): its value is added to the loss, its
       gradient to the weights.
     - `rngs`: extra named generators whose state goes into checkpoints (e.g. the augmentation's).
+    - `tta`: test-time augmentation for `evaluate` and `predict_scores` ("none" or "flip", see `tta.py`).
 
     State: `epoch` (completed epochs), `batch` (completed batches of the current epoch), `iteration`
     (optimizer steps), `stop_training`, `stop_reason`, `diverged` (set by the explosion guard; stays set,
     and nothing is checkpointed, until `restore`), `interrupted` (the signal number)."""
 
     def __init__(self, model: Module, loss, optimizer, schedule=None, callbacks: Iterable[Callback] = (),
-                 penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500):
+                 penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500,
+                 tta: str = "none"):
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        views(np.zeros((1, 1, 1, 1), np.float32), tta)  # an unknown mode fails here, not at the first evaluation
+        self.tta = tta
         self.schedule, self.penalty = schedule, penalty
         self.rngs = dict(rngs or {})
         self.eval_batch_size = int(eval_batch_size)
@@ -214,7 +219,7 @@ class Trainer:
         try:
             with no_grad():
                 b = self.eval_batch_size
-                outs = [self.model.forward(x[i:i + b]) for i in range(0, len(x), b)]
+                outs = [tta_scores(self.model.forward, x[i:i + b], self.tta) for i in range(0, len(x), b)]
         finally:
             self.model.train(was_training)
         return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
@@ -228,7 +233,7 @@ class Trainer:
         try:
             with no_grad():
                 for x, y in _batches(data, self.eval_batch_size):
-                    scores = self.model.forward(x)
+                    scores = tta_scores(self.model.forward, x, self.tta)
                     loss_sum += self.loss(scores, y) * len(y)
                     seen += len(y)
                     preds.append(scores.argmax(axis=1))

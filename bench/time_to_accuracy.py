@@ -1,0 +1,123 @@
+"""Time to accuracy on CIFAR-10: one recipe (a striate run configuration, e.g. `cifar10_fast.toml`)
+trained by striate or by PyTorch, timed from start to test accuracy.
+
+    python bench/time_to_accuracy.py --framework striate [--config bench/cifar10_fast.toml]
+    python bench/time_to_accuracy.py --framework torch   [--config bench/cifar10_fast.toml]
+
+Both sides build the same pieces from the configuration with striate's run builder — data split,
+preprocessing fitted on the training images, the augmenting loader and its shuffling order, the model's
+initial weights — so the PyTorch side differs only where the framework does the work: forward,
+backward and the optimizer step (`torch.optim.SGD` with the same momentum, Nesterov flag and weight
+decay, the learning rate set every step from the same schedule, `CrossEntropyLoss(label_smoothing)`),
+in channels_last with `torch.set_num_threads` equal to NumPy's BLAS threads. The striate side is
+exactly `striate train --config FILE`. Each run writes a JSON with the wall time (process start to
+test accuracy, data decoding included) and the test accuracy. Scripts, not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+START = time.perf_counter()
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import setup_torch  # noqa: E402
+from models import nhwc_to_torch, to_torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_striate(config: dict, out: str) -> dict:
+    from striate.train import experiment as ex
+
+    config = {**config, "out": out}
+    ex.write_config(ex.Path(out), config)
+    run = ex.build(config, out)
+    summary = ex.execute(run)
+    return {"test_accuracy": summary["test"]["accuracy"], "train_seconds": summary["seconds"],
+            "epochs": summary["epochs_completed"]}
+
+
+def run_torch(config: dict, out: str) -> dict:
+    from striate.train import experiment as ex
+    from striate.train.tta import views
+
+    torch = setup_torch()
+    run = ex.build({**config, "report": "off", "diagnostics": 0}, out)  # the same data, loader and weights
+    net = to_torch(run.model, torch)
+    opt = torch.optim.SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"],
+                          nesterov=config["optimizer"] == "nesterov", weight_decay=config["weight_decay"])
+    if config["optimizer"] not in ("nesterov", "momentum"):
+        raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
+    crit = torch.nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
+    schedule = run.trainer.schedule
+    loader, t, train_start = run.train_loader, 0, time.perf_counter()
+    for epoch in range(config["epochs"]):
+        net.train()
+        loss_sum, correct, seen, tick = 0.0, 0, 0, time.perf_counter()
+        for x, y in loader:
+            for g in opt.param_groups:
+                g["lr"] = float(schedule(t))
+            tx, ty = nhwc_to_torch(torch, x), torch.from_numpy(np.asarray(y, np.int64))
+            opt.zero_grad(set_to_none=True)
+            scores = net(tx)
+            loss = crit(scores, ty)
+            loss.backward()
+            opt.step()
+            t += 1
+            loss_sum += loss.item() * len(y)
+            correct += int((scores.argmax(1) == ty).sum())
+            seen += len(y)
+        print(f"epoch {epoch + 1}/{config['epochs']}  loss {loss_sum / seen:.4f}  acc {100 * correct / seen:.2f}%  "
+              f"{time.perf_counter() - tick:.1f}s", file=sys.stderr, flush=True)
+    train_seconds = time.perf_counter() - train_start
+    test = run.data.test
+    xs = ex.apply_preprocess(run.preprocess, test.images)
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(xs), 500):
+            probs = sum(torch.softmax(net(nhwc_to_torch(torch, v)), 1) for v in views(xs[i:i + 500], config["tta"]))
+            correct += int((probs.argmax(1).numpy() == test.labels[i:i + 500]).sum())
+    return {"test_accuracy": correct / len(xs), "train_seconds": round(train_seconds, 3), "epochs": config["epochs"]}
+
+
+def main() -> None:
+    from striate.train import config as cfg
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--framework", choices=("striate", "torch"), required=True)
+    p.add_argument("--config", default=os.path.join(HERE, "cifar10_fast.toml"), help="striate run configuration")
+    p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    p.add_argument("--json", default=None, help="write the result here (default: time_to_accuracy_<framework>.json)")
+    args = p.parse_args()
+    config = cfg.resolve(cfg.load_toml(args.config), where=args.config)
+    out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
+    result = (run_striate if args.framework == "striate" else run_torch)(config, out)
+    result.update(framework=args.framework, config=os.path.relpath(args.config),
+                  wall_seconds=round(time.perf_counter() - START, 1), blas_threads=_threads())
+    if args.framework == "torch":
+        import torch
+
+        result["torch"] = torch.__version__
+    path = args.json or f"time_to_accuracy_{args.framework}.json"
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result))
+
+
+def _threads() -> int:
+    from common import blas_threads
+
+    return blas_threads()
+
+
+if __name__ == "__main__":
+    main()
