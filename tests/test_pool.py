@@ -8,6 +8,7 @@ from striate.kernels.pool import (
     fractional_boundaries,
     max_pool2d_backward,
     max_pool2d_forward,
+    max_pool2d_switches,
 )
 from striate.kernels.reference import (
     avg_pool2d_backward_naive,
@@ -26,6 +27,7 @@ CASES = [  # (H, W, C, kernel, stride) — tiling (fast reshape path) and stride
     (9, 9, 2, 3, 3),
     (7, 7, 2, 3, 2),
     (5, 6, 3, (3, 2), (1, 2)),
+    (8, 8, 2, 3, 1),  # GoogLeNet's pool-projection window (after 1-pixel zero padding)
 ]
 
 
@@ -62,7 +64,7 @@ def test_max_fast_matches_naive(rng, case):
     y, cache = max_pool2d_forward(x, (kh, kw), (sh, sw))
     ref, arg = max_pool2d_naive(x, kh, kw, sh, sw)
     np.testing.assert_array_equal(y, ref)
-    np.testing.assert_array_equal(cache[0], arg)  # the switches are the row-major argmax
+    np.testing.assert_array_equal(max_pool2d_switches(cache), arg)  # the switches are the row-major argmax
     dout = rng.standard_normal(y.shape)
     np.testing.assert_allclose(max_pool2d_backward(dout, cache),
                                max_pool2d_backward_naive(dout, x, kh, kw, sh, sw), rtol=1e-12, atol=1e-12)
@@ -81,7 +83,7 @@ def test_max_matches_torch(rng, torch, case):
     np.testing.assert_allclose(dx, tdx, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[3]])
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[5]])
 def test_max_ties_route_to_first_maximum(rng, case):
     kh, kw, sh, sw = _pairs(case[3], case[4])
     x = rng.integers(0, 3, size=(2, *case[:3])).astype(np.float32)  # many ties
@@ -100,7 +102,9 @@ def test_max_ties_route_to_first_maximum(rng, case):
 
 def test_max_switches_are_small(rng):
     _, cache = max_pool2d_forward(rng.standard_normal((2, 8, 8, 3)).astype(np.float32), (2, 2), (2, 2))
-    assert cache[0].dtype == np.uint8 and cache[0].shape == (2, 4, 4, 3)
+    assert max_pool2d_switches(cache).dtype == np.uint8 and max_pool2d_switches(cache).shape == (2, 4, 4, 3)
+    _, cache = max_pool2d_forward(rng.standard_normal((2, 9, 9, 3)).astype(np.float32), (3, 3), (1, 1))
+    assert all(s.dtype == np.uint8 for s in cache[1])  # the separable stages: one byte per position each
 
 
 def test_max_no_grad_skips_switches(rng):

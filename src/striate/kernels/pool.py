@@ -73,40 +73,99 @@ def max_over(views, switches: bool = True):
     return out, idx
 
 
+def _separable_wins(x_shape, kernel, stride, ho: int) -> bool:
+    """Whether the two-stage max touches fewer elements than the KH·KW offset views: true for 3×3
+    stride 1 (6 vs 9 per output), false for 3×3 stride 2 (measured slower there) and for tiling."""
+    (kh, kw), (sh, sw) = kernel, stride
+    if (kh, kw) == (sh, sw):
+        return False
+    return kw * x_shape[1] + kh * ho < kh * kw * ho
+
+
 def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bool = True):
     """Returns (out (N, Ho, Wo, C), cache); the cache is None when `switches` is False (inference).
-    The batch is split over the cores."""
+    The batch is split over the cores.
+
+    By default the output is the max over the KH·KW offset views, with one switch per output (the
+    row-major offset of the first maximum). Windows that overlap densely (3×3 stride 1, as in
+    GoogLeNet's pool projections) are max-pooled in two separable stages instead: a max over the KW
+    column offsets gives row maxima (N, H, Wo, C), a max over the KH row offsets of those gives the
+    output, and the cache keeps both stages' switches — KH + KW offset passes instead of KH·KW, each
+    way. The first maximum of a row, then the first row holding the window's maximum, is the row-major
+    first maximum, so both forms route gradients to the same element (`max_pool2d_switches`)."""
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
+    (kh, kw), (sh, sw) = kernel, stride
+    separable = _separable_wins(x.shape, kernel, stride, ho)
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
-    idx = np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kernel[0] * kernel[1] - 1)) if switches else None
+    if not switches:
+        stages = []
+    elif separable:
+        stages = [np.empty((n, x.shape[1], wo, c), dtype=np.min_scalar_type(kw - 1)),
+                  np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kh - 1))]
+    else:
+        stages = [np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kh * kw - 1))]
 
     def part(s):
-        o, i = max_over(_offset_views(x[s], kernel, stride, ho, wo), switches)
+        if separable:
+            w_end, h_end = sw * (wo - 1) + 1, sh * (ho - 1) + 1
+            rows, col_idx = max_over([x[s, :, j:j + w_end:sw] for j in range(kw)], switches)
+            o, row_idx = max_over([rows[:, i:i + h_end:sh] for i in range(kh)], switches)
+            found = [col_idx, row_idx]
+        else:
+            o, idx = max_over(_offset_views(x[s], kernel, stride, ho, wo), switches)
+            found = [idx]
         out[s] = o
-        if switches:
-            idx[s] = i
+        for dst, src in zip(stages, found, strict=False):
+            dst[s] = src
 
     for_parts(part, n, x.nbytes)
-    return out, (None if idx is None else (idx, x.shape, tuple(kernel), tuple(stride)))
+    if not switches:
+        return out, None
+    return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
+
+
+def max_pool2d_switches(cache) -> np.ndarray:
+    """The row-major kernel offset (0 … KH·KW − 1) of each output's first maximum, (N, Ho, Wo, C)."""
+    kind, stages, _, (kh, kw), (sh, _) = cache
+    if kind == "offsets":
+        return stages[0]
+    col_idx, row_idx = stages
+    h_end = sh * (row_idx.shape[1] - 1) + 1
+    chosen_col = np.zeros(row_idx.shape, dtype=np.int64)
+    for i in range(kh):
+        chosen_col += (row_idx == i) * col_idx[:, i:i + h_end:sh].astype(np.int64)
+    return (row_idx.astype(np.int64) * kw + chosen_col).astype(np.min_scalar_type(kh * kw - 1))
 
 
 def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (N, H, W, C): each output gradient goes to its window's recorded argmax."""
-    idx, x_shape, kernel, stride = cache
+    kind, stages, x_shape, kernel, stride = cache
+    (kh, kw), (sh, sw) = kernel, stride
     _, ho, wo, _ = dout.shape
-    tiling = tuple(kernel) == tuple(stride)
+    tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
 
-    def part(s):
-        mask = np.empty(idx[s].shape, dtype=bool)
+    def offsets(s):
+        idx = stages[0][s]
+        mask = np.empty(idx.shape, dtype=bool)
         for o, view in enumerate(_offset_views(dx[s], kernel, stride, ho, wo)):
-            np.equal(idx[s], o, out=mask)
-            if tiling:
+            np.equal(idx, o, out=mask)
+            if tiling:  # every input element is written exactly once
                 np.multiply(dout[s], mask, out=view)
             else:
                 view += dout[s] * mask
 
-    for_parts(part, x_shape[0], dx.nbytes)
+    def separable(s):
+        col_idx, row_idx = stages[0][s], stages[1][s]
+        w_end, h_end = sw * (wo - 1) + 1, sh * (ho - 1) + 1
+        d_rows = np.zeros(col_idx.shape, dtype=dout.dtype)  # gradient of the row maxima
+        for i in range(kh):
+            d_rows[:, i:i + h_end:sh] += dout[s] * (row_idx == i)
+        d = dx[s]
+        for j in range(kw):
+            d[:, :, j:j + w_end:sw] += d_rows * (col_idx == j)
+
+    for_parts(separable if kind == "separable" else offsets, x_shape[0], dx.nbytes)
     return dx
 
 
