@@ -9,17 +9,25 @@ import numpy as np
 
 
 def blas_threads() -> int:
-    """NumPy's BLAS thread count (threadpoolctl), used for torch.set_num_threads too."""
+    """NumPy's BLAS thread count right now (threadpoolctl)."""
     from threadpoolctl import threadpool_info
 
     counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
     return max(counts) if counts else 1
 
 
+def compute_threads() -> int:
+    """Threads striate computes with: its own pool's (BLAS pinned to one thread), or with
+    STRIATE_NUM_THREADS=1 NumPy's BLAS threads. torch.set_num_threads gets the same number."""
+    from striate.kernels.parallel import num_threads
+
+    return num_threads() if num_threads() > 1 else blas_threads()
+
+
 def setup_torch():
     import torch
 
-    torch.set_num_threads(blas_threads())
+    torch.set_num_threads(compute_threads())
     return torch
 
 

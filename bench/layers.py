@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import blas_threads, race, setup_torch  # noqa: E402
+from common import compute_threads, race, setup_torch  # noqa: E402
 
 
 def layer_pairs(torch, batch: int):
@@ -88,7 +88,7 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="substring filter on layer names")
     args = ap.parse_args(argv)
     torch = setup_torch()
-    print(f"batch {args.batch}, {blas_threads()} BLAS/torch threads, medians of {args.repeats} alternated runs")
+    print(f"batch {args.batch}, {compute_threads()} striate/torch threads, medians of {args.repeats} alternated runs")
     print(f"{'layer':<26}{'striate fwd':>12}{'torch fwd':>11}{'s/t':>7}{'striate f+b':>13}{'torch f+b':>11}"
           f"{'s/t':>7}   (s/t: striate time / PyTorch time)")
     rows = []

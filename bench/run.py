@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import layers  # noqa: E402
-from common import blas_threads, race, setup_torch  # noqa: E402
+from common import compute_threads, race, setup_torch  # noqa: E402
 from models import NETS, macs_per_image, max_output_difference, striate_net, to_torch  # noqa: E402
 from train_step import striate_infer_fn, striate_step_fn, torch_infer_fn, torch_step_fn  # noqa: E402
 
@@ -45,21 +45,25 @@ def machine(torch) -> dict:
         pass
     blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i['num_threads']} threads)"
             for i in threadpool_info() if i.get("user_api") == "blas"]
-    return {"cpu": cpu, "cores": os.cpu_count(), "blas": "; ".join(blas) or "unknown", "threads": blas_threads(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "blas": "; ".join(blas) or "unknown", "threads": compute_threads(),
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
 
 
 def gemm_peak(n: int = 4096, repeats: int = 5) -> dict:
-    """GFLOP/s of an n×n float32 NumPy matmul (2n³ flops), median of `repeats` after one warm-up."""
+    """GFLOP/s of an n×n float32 NumPy matmul (2n³ flops) with BLAS on every core, median of `repeats` after
+    one warm-up."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
     out = np.empty((n, n), dtype=np.float32)
+    from threadpoolctl import threadpool_limits
+
     times = []
-    for i in range(repeats + 1):
-        t = time.perf_counter()
-        np.matmul(a, b, out=out)
-        if i:
-            times.append(time.perf_counter() - t)
+    with threadpool_limits(limits=os.cpu_count(), user_api="blas"):  # striate may have pinned BLAS to one
+        for i in range(repeats + 1):
+            t = time.perf_counter()
+            np.matmul(a, b, out=out)
+            if i:
+                times.append(time.perf_counter() - t)
     return {"n": n, "gflops": 2 * n**3 / statistics.median(times) / 1e9}
 
 
@@ -155,7 +159,8 @@ def per_layer(torch, batch: int, repeats: int) -> list[dict]:
 def markdown(r: dict) -> str:
     m, s = r["machine"], r["settings"]
     out = [f"Machine: {m['cpu']}, {m['cores']} cores; BLAS {m['blas']}; Python {m['python']}, NumPy {m['numpy']}, "
-           f"PyTorch {m['torch']} (channels_last, {m['threads']} threads each).",
+           f"PyTorch {m['torch']}; {m['threads']} threads each (striate: its own pool, BLAS pinned to one thread; "
+           f"PyTorch: channels_last, torch.set_num_threads).",
            f"Batch {s['batch']}, medians of {s['repeats']} alternated runs after warm-up; ratio = striate speed / "
            f"PyTorch speed (≥ 1: striate at least as fast). GEMM peak: {r['gemm']['gflops']:.0f} GFLOP/s "
            f"({r['gemm']['n']}² float32 matmul).", "",

@@ -102,7 +102,7 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
     result = (run_striate if args.framework == "striate" else run_torch)(config, out)
     result.update(framework=args.framework, config=os.path.relpath(args.config),
-                  wall_seconds=round(time.perf_counter() - START, 1), blas_threads=_threads())
+                  wall_seconds=round(time.perf_counter() - START, 1), threads=_threads())
     if args.framework == "torch":
         import torch
 
@@ -114,9 +114,9 @@ def main() -> None:
 
 
 def _threads() -> int:
-    from common import blas_threads
+    from common import compute_threads
 
-    return blas_threads()
+    return compute_threads()
 
 
 if __name__ == "__main__":

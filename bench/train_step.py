@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import blas_threads, race, setup_torch  # noqa: E402
+from common import compute_threads, race, setup_torch  # noqa: E402
 from models import nhwc_to_torch, striate_net, to_torch  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def main(argv=None):
     t = race({"striate": striate_step_fn(s_net, shape, args.batch),
               "torch": torch_step_fn(torch, t_net, shape, args.batch)}, args.repeats)
     ips = {k: args.batch / v for k, v in t.items()}
-    print(f"reference CIFAR net, batch {args.batch}, {blas_threads()} BLAS/torch threads, "
+    print(f"reference CIFAR net, batch {args.batch}, {compute_threads()} striate/torch threads, "
           f"median of {args.repeats} alternated steps")
     print(f"  striate  {t['striate'] * 1e3:8.1f} ms/step  {ips['striate']:7.1f} images/s")
     print(f"  pytorch  {t['torch'] * 1e3:8.1f} ms/step  {ips['torch']:7.1f} images/s")

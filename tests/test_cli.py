@@ -158,11 +158,13 @@ def test_bad_values_are_errors_that_quote_them(argv, quoted, tmp_path, capsys):
 def test_label_smoothing_and_tta_reach_the_trainer(trained, tmp_path, capsys):
     out = tmp_path / "ls"
     assert main(["train", "--out", str(out), "--epochs", "1", "--label-smoothing", "0.1", "--tta", "flip",
-                 "--report", "off", "--diagnostics", "0"]) == 0
+                 "--report", "off", "--diagnostics", "0", "--val-fraction", "0"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["label_smoothing"] == 0.1 and config["tta"] == "flip"
     summary = json.loads((out / "summary.json").read_text())
-    capsys.readouterr()
+    # no validation split: the best checkpoint follows training accuracy, and says so
+    assert summary["best_val_accuracy"] is None and 0 < summary["best_train_accuracy"] <= 1
+    assert "no validation split" in capsys.readouterr().out
     assert main(["eval", str(out), "--json"]) == 0  # the run's own TTA by default
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
     assert main(["eval", str(out), "--tta", "none"]) == 0

@@ -38,7 +38,8 @@ def test_layers_agree_across_thread_counts(threads, rng):
     # every convolution path splits its batch over the threads: 3×3 stride 1, 1×1, and strided (col2im)
     net = st.nn.Sequential(st.nn.Conv2d(32, 16, 3, padding=1, rng=rng), st.nn.BatchNorm(16), st.nn.ReLU(),
                            st.nn.Conv2d(16, 24, 1, rng=rng), st.nn.Conv2d(24, 16, 2, stride=2, rng=rng),
-                           st.nn.MaxPool2d(2))
+                           st.nn.MaxPool2d(2), st.nn.Flatten(), st.nn.Linear(256, 600, rng=rng),
+                           st.nn.Linear(600, 10, rng=rng))
     results = []
     for n in (1, 2, 3):
         threads(n)
@@ -51,3 +52,33 @@ def test_layers_agree_across_thread_counts(threads, rng):
         np.testing.assert_allclose(dx, results[0][1], rtol=1e-4, atol=1e-4)
         for a, b in zip(grads, results[0][2], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_threads_pin_blas_to_one_thread_and_give_it_back(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas():
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    threads(1)  # no pool, no pin left over from earlier tests
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        if blas() != {2}:
+            pytest.skip("BLAS without a settable thread count")
+        threads(2)
+        assert st.get_num_threads() == 2
+        parallel.for_parts(lambda s: None, 4, 1 << 30)  # the pool starts: BLAS goes to one thread
+        assert blas() == {1}
+        threads(1)  # the cores go back to BLAS
+        assert blas() == {2}
+
+
+def test_default_threads_from_the_environment(monkeypatch):
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "")
+    assert parallel._default_threads() == parallel.cores() >= 1
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="'many'"):
+        parallel._default_threads()
+    with pytest.raises(ValueError, match="whole number"):
+        st.set_num_threads(0)

@@ -151,6 +151,9 @@ def _print_summary(s: dict, directory) -> None:
         lines.append(s["stop_reason"])
     if s.get("best_val_accuracy") is not None:
         lines.append(f"best val accuracy {100 * s['best_val_accuracy']:.2f}% (epoch {s['best_epoch']})")
+    elif s.get("best_train_accuracy") is not None:
+        lines.append(f"best training accuracy {100 * s['best_train_accuracy']:.2f}% (epoch {s['best_epoch']}; "
+                     "no validation split)")
     if "test" in s:
         lines.append(f"test accuracy {100 * s['test']['accuracy']:.2f}% on {s['test']['count']} images "
                      f"({s['test']['checkpoint']} checkpoint)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.gemm import matmul, matmul_tn
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -27,7 +28,7 @@ class Linear(Module):
     def forward(self, x):
         self._check_input(x, 2, self.in_features, "N, D")
         w = self._effective_weight()
-        y = x @ w
+        y = matmul(x, w)
         if self.bias is not None:
             y += self.bias.data
         self._save((x, w))
@@ -38,10 +39,10 @@ class Linear(Module):
 
     def backward(self, dy):
         x, w = self._saved()
-        self._weight_grad(x.T @ dy)
+        self._weight_grad(matmul_tn(x, dy))
         if self.bias is not None:
             self.bias.accumulate(dy.sum(axis=0))
-        return dy @ w.T if self.requires_input_grad else None
+        return matmul(dy, w.T) if self.requires_input_grad else None
 
     def output_shape(self, input_shape):
         if len(input_shape) != 2 or input_shape[1] != self.in_features:

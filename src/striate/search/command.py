@@ -44,7 +44,7 @@ def search_directory(spec, out: str | None) -> Path:
 def _blas_env(workers: int) -> dict:
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     env = dict(os.environ)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("STRIATE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = threads
     src = str(Path(__file__).resolve().parents[2])  # a source checkout without `pip install -e` still works
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -260,7 +260,10 @@ def execute(run: Run, resume: bool = False) -> dict:
     summary = {"status": status, "epochs_completed": trainer.epoch, "iterations": trainer.iteration,
                "seconds": round(elapsed, 3), "stop_reason": trainer.stop_reason,
                "last": {k: v for k, v in logs.items() if isinstance(v, int | float)},
-               "best_val_accuracy": ckpt.best, "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1}
+               "best_val_accuracy": ckpt.best if run.val is not None else None,
+               "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1}
+    if run.val is None:  # without a validation split the best checkpoint follows training accuracy
+        summary["best_train_accuracy"] = ckpt.best
     if status in ("finished", "stopped_early") and run.data.test is not None:
         best = store.load("best") if store.has("best") else None
         if best is not None:
