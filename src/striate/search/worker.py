@@ -3,7 +3,8 @@
 It reads the search written to SEARCH_DIR/search.json by `striate search` and runs trials until every
 stage has its count. `striate search --workers N` starts N of these with STRIATE_NUM_THREADS and
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS set in their environment (read when striate and
-NumPy load), so N workers share the cores instead of oversubscribing them. Exit status: 0 done, 2 bad search, 130 interrupted.
+NumPy load), so N workers share the cores instead of oversubscribing them.
+Exit status: 0 done, 2 bad search, 130 interrupted.
 """
 
 from __future__ import annotations
