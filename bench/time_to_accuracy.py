@@ -9,7 +9,7 @@ preprocessing fitted on the training images, the augmenting loader and its shuff
 initial weights — so the PyTorch side differs only where the framework does the work: forward,
 backward and the optimizer step (`torch.optim.SGD` with the same momentum, Nesterov flag and weight
 decay, the learning rate set every step from the same schedule, `CrossEntropyLoss(label_smoothing)`),
-in channels_last with `torch.set_num_threads` equal to NumPy's BLAS threads. The striate side is
+in channels_last with `torch.set_num_threads` equal to striate's thread count. The striate side is
 exactly `striate train --config FILE`. Each run writes a JSON with the wall time (process start to
 test accuracy, data decoding included) and the test accuracy. Scripts, not tests.
 """
@@ -49,13 +49,13 @@ def run_torch(config: dict, out: str) -> dict:
     from striate.train import experiment as ex
     from striate.train.tta import views
 
+    if config["optimizer"] not in ("nesterov", "momentum"):
+        raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
     torch = setup_torch()
     run = ex.build({**config, "report": "off", "diagnostics": 0}, out)  # the same data, loader and weights
     net = to_torch(run.model, torch)
     opt = torch.optim.SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"],
                           nesterov=config["optimizer"] == "nesterov", weight_decay=config["weight_decay"])
-    if config["optimizer"] not in ("nesterov", "momentum"):
-        raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
     crit = torch.nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     schedule = run.trainer.schedule
     loader, t, train_start = run.train_loader, 0, time.perf_counter()

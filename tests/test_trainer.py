@@ -235,8 +235,12 @@ def test_flip_tta_averages_the_probabilities_of_image_and_mirror(digits, tmp_pat
 
 
 def test_unknown_tta_is_refused_at_construction():
+    from striate.train.tta import tta_scores
+
     with pytest.raises(ValueError, match="'crop'.*flip"):
         Trainer(small_net(), SoftmaxCrossEntropy(), None, tta="crop")
+    with pytest.raises(ValueError, match=r"mirrors images \(N, H, W, C\).*\(4, 3\)"):
+        tta_scores(lambda v: v, np.zeros((4, 3), np.float32), "flip")
 
 
 def test_metrics():

@@ -5,7 +5,7 @@ NumPy's ufuncs and copies run on one core, and OpenBLAS's threads help only insi
 a training step they idle (spin-waiting) through every other pass. NumPy releases the GIL in its loops
 and in BLAS calls, so handing the parts to a small thread pool keeps every core busy for the whole
 step, each thread running single-threaded GEMMs on its share of the batch. Measured on 2 cores, a
-training step of the reference net went from 145 (OpenBLAS on 2 threads) to 190 images/s.
+training step of the reference net went from 145 (OpenBLAS on 2 threads) to 180–190 images/s.
 
 BLAS and striate must not both use every core: while striate runs more than one thread, BLAS is pinned
 to one thread (through threadpoolctl) — spinning BLAS workers next to striate's threads made steps

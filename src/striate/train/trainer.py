@@ -24,7 +24,7 @@ import numpy as np
 
 from ..nn.module import Module, no_grad
 from .callbacks import Callback
-from .tta import tta_scores, views
+from .tta import check, tta_scores
 
 
 def _model_generators(model: Module) -> dict[str, np.random.Generator]:
@@ -65,8 +65,7 @@ class Trainer:
                  penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500,
                  tta: str = "none"):
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        views(np.zeros((1, 1, 1, 1), np.float32), tta)  # an unknown mode fails here, not at the first evaluation
-        self.tta = tta
+        self.tta = check(tta)  # an unknown mode fails here, not at the first evaluation
         self.schedule, self.penalty = schedule, penalty
         self.rngs = dict(rngs or {})
         self.eval_batch_size = int(eval_batch_size)

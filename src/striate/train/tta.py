@@ -16,13 +16,21 @@ from ..nn.losses import log_softmax
 MODES = ("none", "flip")
 
 
+def check(mode: str) -> str:
+    """`mode`, or ValueError naming the known modes."""
+    if mode not in MODES:
+        raise ValueError(f"test-time augmentation {mode!r} is unknown; choose from {list(MODES)}")
+    return mode
+
+
 def views(x: np.ndarray, mode: str) -> list[np.ndarray]:
     """The views of an NHWC batch `x` that `mode` classifies."""
-    if mode == "none":
+    if check(mode) == "none":
         return [x]
-    if mode == "flip":
-        return [x, np.ascontiguousarray(x[:, :, ::-1])]
-    raise ValueError(f"test-time augmentation {mode!r} is unknown; choose from {list(MODES)}")
+    if x.ndim != 4:
+        raise ValueError(f"test-time augmentation {mode!r} mirrors images (N, H, W, C), got an array of shape "
+                         f"{x.shape}")
+    return [x, np.ascontiguousarray(x[:, :, ::-1])]
 
 
 def tta_scores(forward, x: np.ndarray, mode: str) -> np.ndarray:
