@@ -28,7 +28,7 @@ START = time.perf_counter()
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import setup_torch  # noqa: E402
+from common import compute_threads, setup_torch  # noqa: E402
 from models import nhwc_to_torch, to_torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,7 +102,7 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
     result = (run_striate if args.framework == "striate" else run_torch)(config, out)
     result.update(framework=args.framework, config=os.path.relpath(args.config),
-                  wall_seconds=round(time.perf_counter() - START, 1), threads=_threads())
+                  wall_seconds=round(time.perf_counter() - START, 1), threads=compute_threads())
     if args.framework == "torch":
         import torch
 
@@ -111,12 +111,6 @@ def main() -> None:
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result))
-
-
-def _threads() -> int:
-    from common import compute_threads
-
-    return compute_threads()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def _train_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import config as cfg
+
     parser = argparse.ArgumentParser(prog="striate", description="Convolutional networks in plain NumPy.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", help="split to evaluate (default: test)")
     e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (default: best)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
-    e.add_argument("--tta", choices=("none", "flip"), default=None,
+    e.add_argument("--tta", choices=cfg.TTA, default=None,
                    help="test-time augmentation: flip averages the image and its mirror (default: the run's)")
 
     r = sub.add_parser("predict", help="classify image files with a trained run")

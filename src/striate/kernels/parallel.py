@@ -27,8 +27,6 @@ MIN_BYTES = 1 << 19  # below this the hand-off costs more than it saves
 _pool: ThreadPoolExecutor | None = None
 _threads: int | None = None
 _local = threading.local()
-
-
 _blas_limit = None  # threadpoolctl's limiter while striate pins BLAS to one thread
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.losses import log_softmax
-
-MODES = ("none", "flip")
+from .config import TTA as MODES
 
 
 def check(mode: str) -> str:
