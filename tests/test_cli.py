@@ -227,6 +227,24 @@ def test_diverged_resume_keeps_the_good_checkpoint_and_a_lower_lr_recovers(train
     assert CheckpointStore(run / "checkpoints").load("last").state["optimizer"]["hyperparameters"]["lr"] == 5e-4
 
 
+def test_an_explosion_at_an_epoch_end_leaves_last_resumable(tmp_path, capsys):
+    """The issue's reproduction: one step an epoch, so the exploding update is an epoch's last one."""
+    run = tmp_path / "r"
+    assert main(["train", "--limit", "50", "--batch-size", "64", "--epochs", "3", "--report", "off",
+                 "--diagnostics", "0", "--out", str(run)]) == 0
+    good = CheckpointStore(run / "checkpoints").load("last")
+    assert main(["train", "--resume", str(run), "--lr", "1000", "--epochs", "6"]) == 3
+    assert "diverged" in capsys.readouterr().out
+    store = CheckpointStore(run / "checkpoints")
+    assert store.load("last").generation == good.generation
+    assert max(float(np.abs(w).max()) for w in store.load("last").weights.values()) < 100
+    assert main(["train", "--resume", str(run), "--lr", "0.001", "--epochs", "7"]) == 0
+    records = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["type"] == "iteration"]
+    after = [r["loss"] for r in records if r["type"] == "iteration" and r["iteration"] == 4]
+    assert len(after) == 1 and np.isfinite(after[0]) and after[0] <= 3 * losses[0]
+
+
 def test_width_reaches_zoo_models_and_is_refused_by_fixed_ones(tmp_path, capsys):
     import striate as st
 

@@ -1,4 +1,4 @@
-"""FC→CONV: the notes' claim, exactly, on a small unpadded net trained on 32×32 images; the gap on a padded
+"""FC→CONV: the notes' claim, within float32 rounding, on a small unpadded net trained on 32×32 images; the gap on a padded
 (VGG-style) net, measured and located; one-pass dense evaluation against the crop loop."""
 
 import time
@@ -71,8 +71,10 @@ def test_same_size_gives_the_same_scores(trained_unpadded, data):
     assert fc.num_parameters() == trained_unpadded.num_parameters()
 
 
-def test_score_map_equals_crop_loop_exactly(trained_unpadded, data):
-    """Every entry of the 9×9 map on a 64×64 image = the original net on the 32×32 crop at stride 4."""
+def test_score_map_equals_crop_loop_within_rounding(trained_unpadded, data):
+    """Every entry of the 9×9 map on a 64×64 image = the original net on the 32×32 crop at stride 4, within
+    float32 rounding: one pass multiplies 64×64-input matrices, the loop 32×32 ones, and BLAS blocks (and so
+    sums) differently by shape and by CPU kernel, so the two agree to a few ulps, not bit for bit."""
     big = data[4]
     fc = to_fully_convolutional(trained_unpadded, (32, 32, 1)).eval()
     dense = dense_scores(fc, big)
@@ -83,7 +85,8 @@ def test_score_map_equals_crop_loop_exactly(trained_unpadded, data):
     with st.no_grad():
         one = trained_unpadded.forward(np.ascontiguousarray(big[2:3, 12:44, 20:52]))
     np.testing.assert_allclose(dense[2, 3, 5], one[0], rtol=1e-5, atol=1e-5)
-    assert padding_gap(trained_unpadded, big, (32, 32)).max() == 0
+    # two convolutions deep, relative to the largest feature: a few ulps (float32 ε = 1.2e-7), nothing more
+    assert padding_gap(trained_unpadded, big, (32, 32)).max() < 1e-5
 
 
 def test_one_pass_beats_the_crop_loop(trained_unpadded, data):
@@ -106,7 +109,7 @@ def test_one_pass_beats_the_crop_loop(trained_unpadded, data):
 
 def test_padded_net_gap_is_a_border_ring(data):
     """With zero padding the maps differ; the difference sits in a ring at the border of each crop's last
-    feature volume (8×8 here, ring 2 cells wide), and the interior is exact."""
+    feature volume (8×8 here, ring 2 cells wide), and the interior agrees within float32 rounding."""
     x, y, _, _, big = data
     model = train(padded(np.random.default_rng(3)), x[:600], y[:600], 60, np.random.default_rng(4))
     fc = to_fully_convolutional(model, (32, 32, 1)).eval()
@@ -122,7 +125,8 @@ def test_padded_net_gap_is_a_border_ring(data):
 
 
 def test_global_pool_head_converts(rng):
-    """GlobalAvgPool + Linear → AvgPool over the training-size map + 1×1 conv; exact on an unpadded net."""
+    """GlobalAvgPool + Linear → AvgPool over the training-size map + 1×1 conv; on an unpadded net the map
+    equals the crops within float32 rounding."""
     model = st.nn.Sequential(st.nn.Conv2d(2, 6, 3, rng=rng), ReLU(), st.nn.GlobalAvgPool2d(),
                              st.nn.Linear(6, 4, rng=rng)).eval()
     fc = to_fully_convolutional(model, (10, 10, 2))

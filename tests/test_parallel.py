@@ -64,9 +64,12 @@ def test_threads_pin_blas_to_one_thread_and_give_it_back(threads):
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         if blas() != {2}:
             pytest.skip("BLAS without a settable thread count")
-        threads(2)
+        threads(2)  # from now on BLAS runs on one thread, whatever striate computes first
         assert st.get_num_threads() == 2
-        parallel.for_parts(lambda s: None, 4, 1 << 30)  # the pool starts: BLAS goes to one thread
+        assert blas() == {1}
+        parallel.for_parts(lambda s: None, 4, 10)  # a small job, run inline: the pin holds
+        assert blas() == {1}
+        parallel.for_parts(lambda s: None, 4, 1 << 30)  # the pool starts
         assert blas() == {1}
         threads(1)  # the cores go back to BLAS
         assert blas() == {2}

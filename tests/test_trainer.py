@@ -155,6 +155,40 @@ def test_explosion_guard_stops_within_one_step_and_never_saves(digits, tmp_path)
     assert store.load("best").generation == good.generation
 
 
+class ExplodeOnLastStep(Callback):
+    """Multiplies the weights by 1e3 right after the update of an epoch's last step, as an exploding update
+    there would: the step's own loss (measured before the update) looks healthy."""
+
+    order = -200  # before the guard, which then sees the next state
+
+    def on_batch_end(self, batch, logs):
+        t = self.trainer
+        if t.epoch == 1 and batch == len(t.train_data) - 1:
+            for p in t.model.parameters():
+                p.data *= 1e3
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+def test_an_exploded_update_on_the_last_step_is_never_checkpointed(digits, tmp_path, with_val):
+    t, loader, val = make_trainer(digits, tmp_path, extra=[ExplodeOnLastStep()])
+    t.fit(loader, val if with_val else None, epochs=3)
+    assert t.diverged and t.epoch == 2  # stopped after the second epoch, without saving it
+    what = "validation loss" if with_val else "loss of the last batch"
+    assert "diverged at the end of epoch 2" in t.stop_reason and what in t.stop_reason
+    store = CheckpointStore(tmp_path / "ck")
+    last = store.load("last")
+    assert last.state["progress"]["epoch"] == 1
+    # resuming `last` at the original learning rate: a finite first loss within the guard's factor
+    resumed, loader, val = make_trainer(digits, tmp_path / "again")
+    resumed.restore(last)
+    initial = last.state["callbacks"]["ExplosionGuard"]["initial_loss"]
+    resumed.fit(loader, val if with_val else None, epochs=2)
+    first = resumed.callback(History).iterations[0]
+    assert first["iteration"] == last.state["progress"]["iteration"] + 1
+    assert math.isfinite(first["loss"]) and first["loss"] <= 3 * initial
+    assert not resumed.diverged
+
+
 class NaNAt(SoftmaxCrossEntropy):
     def __init__(self, at):
         super().__init__()

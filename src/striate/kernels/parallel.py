@@ -10,9 +10,15 @@ training step of the reference net went from 145 (OpenBLAS on 2 threads) to 180â
 BLAS and striate must not both use every core: while striate runs more than one thread, BLAS is pinned
 to one thread (through threadpoolctl) â€” spinning BLAS workers next to striate's threads made steps
 several times slower. `set_num_threads(1)` (or `STRIATE_NUM_THREADS=1`) hands the cores back to BLAS.
-The split depends only on the array's length and the thread count, so results are reproducible for a
-given thread count (and equal to one thread's within float32 rounding: partial weight gradients are
-summed in a different order).
+
+Results are reproducible for a given thread count: the split depends only on the array's length and the
+thread count, and BLAS's own thread count depends only on striate's, never on what the process computed
+before. The pin is taken at striate's first computation (the first layer built or kernel called) and
+kept until the count changes. (It used to be taken when the pool first started, so small products that
+ran before the first large one used a multi-threaded BLAS in one process and a pinned one in another:
+on OpenBLAS's Haswell kernels those differ in the last bit, and a resumed run drifted from a straight
+one.) Results equal one thread's within float32 rounding: partial weight gradients are summed in a
+different order.
 """
 
 from __future__ import annotations
@@ -66,7 +72,16 @@ def set_num_threads(n: int) -> None:
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
-    _release_blas()  # the pin lives as long as the pool: the next pool pins BLAS again
+    _release_blas()
+    configure()
+
+
+def configure() -> None:
+    """Apply the thread setting before striate computes anything: with more than one striate thread,
+    BLAS runs on one thread from now on. Idempotent and cheap; called by every `for_parts` and by
+    `Module.__init__`, so no computation of striate's sees an unpinned BLAS that a later one would not."""
+    if _blas_limit is None and num_threads() > 1:
+        _pin_blas()
 
 
 def _pin_blas() -> None:
@@ -100,7 +115,6 @@ def _worker_init():
 def _executor() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pin_blas()
         _pool = ThreadPoolExecutor(max_workers=num_threads() - 1, thread_name_prefix="striate",
                                    initializer=_worker_init)
     return _pool
@@ -124,6 +138,7 @@ def for_parts(fn: Callable[[slice], object], n: int, nbytes: int) -> list:
     `fn` must only write to disjoint slices of shared arrays. Small jobs, single-thread settings and
     calls made from inside a worker (nesting) run inline in the calling thread.
     """
+    configure()
     threads = num_threads()
     if threads == 1 or nbytes < MIN_BYTES or n < 2 or getattr(_local, "inside", False):
         return [fn(slice(0, n))]

@@ -20,10 +20,12 @@ grows with the padding of each convolution (divided by the pooling). The first L
 volume, so every score in the map carries some of the ring's difference — none is exact, not even at the
 image corners (there the crop's bottom and right borders still see zeros). Measured on digits pasted on
 noisy 32×32 canvases, maps on 64×64 images (9×9 positions, total stride 4), both nets trained 300 SGD steps:
-- unpadded (conv5-8, pool, conv5-16, pool, fc-64, fc-10): the map equals the crop loop bit for bit;
+- unpadded (conv5-8, pool, conv5-16, pool, fc-64, fc-10): the map equals the crop loop within float32
+  rounding (a few ulps: one pass and the loop multiply differently shaped matrices, which BLAS blocks and
+  sums differently, by shape and by CPU kernel — equal bit for bit on some CPUs, not on others);
 - padded VGG-style ([conv3 pad 1]×2 at 8 and 16 channels, pools, fc-64, fc-10): scores differ by up to 29 % of
-  the largest score, the argmax agrees at 72 % of positions, and `padding_gap` is exactly 0 in the inner 4×4
-  of the 8×8 feature volume and 0.1–0.9 (relative) in the 2-cell ring around it.
+  the largest score, the argmax agrees at 72 % of positions, and `padding_gap` is at float32 rounding
+  (below 1e-6) in the inner 4×4 of the 8×8 feature volume and 0.1–0.9 (relative) in the 2-cell ring around it.
 One pass is 10–20× faster than the crop loop there (and 4–20× faster than one batched forward of all crops).
 """
 
@@ -175,7 +177,9 @@ def padding_gap(model: Sequential, images: np.ndarray, crop_shape) -> np.ndarray
     """Where one-pass and crop-by-crop evaluation differ: the features just before the classifier (the
     input of the first Flatten or global pooling), compared position by position. Returns (hf, wf): at each
     position of a crop's feature volume the largest |crop feature − one-pass feature| over all crops,
-    images and channels, divided by the largest |feature|. Zero everywhere for an unpadded network."""
+    images and channels, divided by the largest |feature|. For an unpadded network it is float32 rounding
+    everywhere (a few ulps, below 1e-6), not exactly zero: the crops and the whole image are multiplied as
+    differently shaped matrices."""
     cut = next((i for i, m in enumerate(model) if isinstance(m, Flatten | GlobalAvgPool2d)), None)
     if cut is None:
         raise ValueError("padding_gap: the model has no Flatten or global pooling")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..kernels.parallel import configure as configure_threads
 from .errors import LayerError
 
 
@@ -82,6 +83,7 @@ class Module:
     requires_input_grad = True
 
     def __init__(self):
+        configure_threads()  # BLAS's thread count is fixed before this layer computes anything
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})

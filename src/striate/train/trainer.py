@@ -79,6 +79,7 @@ class Trainer:
         self.stop_training, self.stop_reason = False, None
         self.diverged, self.interrupted = False, None
         self.train_data = None
+        self.last_batch = None  # the last (x, y) trained on: the explosion guard's check before a checkpoint
         self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         self._pending_loader_state = None
         self._signal = None
@@ -177,6 +178,7 @@ class Trainer:
         try:
             for x, y in batches:
                 loss, acc = self.train_step(x, y)
+                self.last_batch = (x, y)
                 n = len(y)
                 sums["loss"] += loss * n
                 sums["correct"] += int(round(acc * n))
