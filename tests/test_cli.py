@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_run(trained):
     names = sorted(p.name for p in trained.iterdir())
-    assert names == ["checkpoints", "config.json", "config.toml", "diagnostics.json", "metrics.jsonl", "plots",
+    assert names == [".lock", "checkpoints", "config.json", "config.toml", "diagnostics.json", "metrics.jsonl", "plots",
                      "report.html", "summary.json"]
     diagnostics = json.loads((trained / "diagnostics.json").read_text())
     assert diagnostics  # per-layer statistics recorded during training

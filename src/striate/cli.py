@@ -98,9 +98,26 @@ def _flag_values(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as held:  # the run directory's lock, for as long as the command runs
+        return _train(args, held)
+
+
+def _lock(directory, held) -> None:
+    from .train import config as cfg
+    from .train.lock import RunLock, RunLocked
+
+    try:
+        held.enter_context(RunLock(directory).acquire("striate train"))
+    except RunLocked as e:
+        raise cfg.ConfigError(str(e)) from None
+
+
+def _train(args, held) -> int:
     from .train import config as cfg
     from .train import experiment as ex
-    from .train.checkpoint import CheckpointStore
+    from .train.checkpoint import CheckpointError, CheckpointStore
 
     flags = _flag_values(args)
     if args.resume:
@@ -114,11 +131,17 @@ def cmd_train(args) -> int:
         config = ex.read_config(args.resume)
         config = cfg.resolve(flags, where="command line", base=config)
         directory = ex.Path(args.resume)
+        _lock(directory, held)
         store = CheckpointStore(directory / "checkpoints")
         if not store.has("last"):
             raise cfg.ConfigError(f"run {args.resume!r} has no checkpoint to resume from")
-        fitted = store.load("last").state["meta"]["preprocess"]
-        run = ex.build(config, directory, fitted=fitted)
+        checkpoint = store.load("last")
+        meta = checkpoint.state.get("meta")
+        if not isinstance(meta, dict) or "preprocess" not in meta:
+            raise CheckpointError(f"checkpoint {checkpoint.path} lacks 'meta' (the model and its fitted "
+                                  "preprocessing): it was not written by striate train and cannot be resumed")
+        run = ex.build(config, directory, fitted=meta["preprocess"])
+        run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
         ex.write_config(directory, config)
         print(f"resuming {directory} from its last checkpoint", file=sys.stderr)
     else:
@@ -126,6 +149,7 @@ def cmd_train(args) -> int:
         config = cfg.resolve(flags, where="command line", base=base)
         directory = ex.new_run_dir(config["out"])
         config["out"] = str(directory)
+        _lock(directory, held)
         store = CheckpointStore(directory / "checkpoints")
         if store.has("last"):
             raise cfg.ConfigError(f"{str(directory)!r} already holds a run; resume it with --resume {directory} "
@@ -137,7 +161,7 @@ def cmd_train(args) -> int:
         print(f"run {directory}: {run.model.describe()} '{config['model']}' ({run.model.num_parameters():,} "
               f"parameters) on {config['data']} {d.shape}: {len(d.train_x)} train, "
               f"{0 if d.val_x is None else len(d.val_x)} val", file=sys.stderr)
-    summary = ex.execute(run, resume=bool(args.resume))
+    summary = ex.execute(run)
     _print_summary(summary, directory)
     if summary["status"] == "diverged":
         return EXIT_DIVERGED

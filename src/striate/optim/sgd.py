@@ -135,18 +135,26 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: Mapping) -> Optimizer:
         """Restore hyperparameters, the step counter and per-parameter state (arrays are copied
-        and cast to each parameter's dtype). State keys may be ints or strings (after JSON)."""
-        kind = state_dict.get("type", type(self).__name__)
-        if kind != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state belongs to a {kind!r} optimizer")
-        hyper = state_dict.get("hyperparameters", {})
+        and cast to each parameter's dtype). State keys may be ints or strings (after JSON). The whole
+        state is checked before anything changes: a state that does not fit raises and leaves the optimizer
+        as it was. Without 'state', the per-parameter state is left to `load_state_arrays`."""
+        name = type(self).__name__
+        missing = [k for k in ("type", "hyperparameters", "step_count")
+                   if not isinstance(state_dict, Mapping) or k not in state_dict]
+        if missing:
+            raise KeyError(f"{name}.load_state_dict: the state lacks {', '.join(repr(k) for k in missing)}")
+        if state_dict["type"] != name:
+            raise ValueError(f"{name}.load_state_dict: state belongs to a {state_dict['type']!r} optimizer")
+        hyper = state_dict["hyperparameters"]
         unknown = sorted(set(hyper) - set(self.hyper_names))
         if unknown:
-            raise KeyError(f"{type(self).__name__}.load_state_dict: unknown hyperparameters {unknown}")
-        for name, value in hyper.items():
-            setattr(self, name, tuple(value) if isinstance(value, list) else value)
-        self.step_count = int(state_dict.get("step_count", 0))
-        self._load_state({int(i): s for i, s in state_dict.get("state", {}).items()})
+            raise KeyError(f"{name}.load_state_dict: unknown hyperparameters {unknown}")
+        step_count = int(state_dict["step_count"])
+        if "state" in state_dict:
+            self._load_state({int(i): s for i, s in state_dict["state"].items()})
+        for key, value in hyper.items():
+            setattr(self, key, tuple(value) if isinstance(value, list) else value)
+        self.step_count = step_count
         return self
 
     def _load_state(self, nested: Mapping[int, Mapping[str, np.ndarray]]) -> None:

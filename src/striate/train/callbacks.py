@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
+
 
 class Callback:
     order = 0
@@ -208,23 +210,25 @@ class History(Callback):
         self.epochs = [r for r in self.epochs if r["iteration"] <= done]
         if self.path is None:
             return
-        kept = []
+        kept: list[str] = []
         if done and self.path.exists():
+            records = []
             for line in self.path.read_text().splitlines():
                 try:
                     rec = json.loads(line)
                 except ValueError:  # a torn last line from a killed run
                     continue
                 if rec.get("iteration", 0) <= done:
-                    kept.append(rec)
+                    kept.append(line)
+                    records.append(rec)
             if not self.iterations and not self.epochs:
-                self.iterations = [r for r in kept if r.get("type") == "iteration"]
-                self.epochs = [r for r in kept if r.get("type") == "epoch"]
+                self.iterations = [r for r in records if r.get("type") == "iteration"]
+                self.epochs = [r for r in records if r.get("type") == "epoch"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w")
-        for rec in kept:
-            self._file.write(json.dumps(rec) + "\n")
-        self._file.flush()
+        # the records past the restored iteration go, but never by truncating the file in place: a kill
+        # at any moment leaves either the old file or the new one under its name (temp, fsync, rename)
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
+        self._file = open(self.path, "a")
 
     def _write(self, rec, force=False):
         if self._file is None:

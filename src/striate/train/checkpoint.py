@@ -92,6 +92,17 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _read_safetensors(data: bytes, path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file; a malformed or tampered one (bad header, header too large,
+    offsets outside the file) is a CheckpointError naming it, never safetensors' own exception."""
+    from safetensors.numpy import load as st_load
+
+    try:
+        return st_load(data)
+    except Exception as e:  # noqa: BLE001 - SafetensorError and friends: the file is not valid safetensors
+        raise CheckpointError(f"checkpoint file {path} is not valid safetensors: {e}") from None
+
+
 # ----- the store --------------------------------------------------------------------------------
 @dataclass
 class Checkpoint:
@@ -206,8 +217,6 @@ class CheckpointStore:
     # -- load --
     def load(self, tag: str = "last", verify: bool = True) -> Checkpoint:
         """Read the generation `tag` names; with `verify`, check the safetensors files' SHA-256."""
-        from safetensors.numpy import load as st_load
-
         generation = self.generation_of(tag)
         if generation is None:
             raise CheckpointError(f"no '{tag}' checkpoint in {self.directory}")
@@ -217,12 +226,18 @@ class CheckpointStore:
             blobs = {name: (path / name).read_bytes() for name in (self.WEIGHTS, self.ARRAYS)}
         except (OSError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} is incomplete or unreadable: {e}") from e
+        if not (isinstance(doc, dict) and isinstance(doc.get("files"), dict) and "state" in doc):
+            raise CheckpointError(f"checkpoint {path / self.STATE} is not a striate checkpoint (needs 'files' and "
+                                  "'state')")
         if verify:
-            for name, digest in doc["files"].items():
-                if _sha256(blobs[name]) != digest:
+            for name in (self.WEIGHTS, self.ARRAYS):
+                if name not in doc["files"]:
+                    raise CheckpointError(f"checkpoint {path / self.STATE} lists no checksum for {name}")
+                if _sha256(blobs[name]) != doc["files"][name]:
                     raise CheckpointError(f"checkpoint {path / name} does not match its checksum")
-        weights = st_load(blobs[self.WEIGHTS])
-        arrays = st_load(blobs[self.ARRAYS])
+        weights, arrays = (_read_safetensors(blobs[name], path / name) for name in (self.WEIGHTS, self.ARRAYS))
         state = unflatten_state(doc["state"], arrays)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"checkpoint {path / self.STATE}: 'state' is not a table")
         tags = [t for t, g in self.tags().items() if g == generation]
         return Checkpoint(weights=weights, state=state, generation=generation, path=path, tags=tags)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import config as cfg
 from .callbacks import EarlyStopping, ExplosionGuard, History, ModelCheckpoint, Progress
-from .checkpoint import CheckpointStore, write_atomic
+from .checkpoint import CheckpointError, CheckpointStore, write_atomic
 from .trainer import Trainer
 
 # sub-seeds of the run seed, one stream per consumer
@@ -296,7 +296,12 @@ def load_trained(directory: str | os.PathLike, tag: str = "best") -> Trained:
     if tag == "best" and not store.has("best"):
         tag = "last"
     ckpt = store.load(tag)
-    meta = ckpt.state["meta"]
+    meta = ckpt.state.get("meta")
+    keys = ("model", "preprocess", "classes", "input_shape")
+    if not isinstance(meta, dict) or any(k not in meta for k in keys):
+        have = sorted(meta) if isinstance(meta, dict) else []
+        raise CheckpointError(f"checkpoint {ckpt.path} lacks the run's meta data ({', '.join(keys)}; it has "
+                              f"{have or 'none'}): it was not written by striate train")
     model = from_config(meta["model"], rng=np.random.default_rng(0))
     model.load_state_dict(ckpt.weights)
     model.eval()

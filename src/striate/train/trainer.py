@@ -82,6 +82,7 @@ class Trainer:
         self.last_batch = None  # the last (x, y) trained on: the explosion guard's check before a checkpoint
         self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         self._pending_loader_state = None
+        self._restored = False  # a checkpoint was loaded: fit must put the loader where it was
         self._signal = None
 
     # ----- callbacks ----------------------------------------------------------------------
@@ -143,9 +144,15 @@ class Trainer:
         self.epochs = int(epochs)
         self.train_data = train
         self.stop_training, self.stop_reason, self.interrupted = False, None, None
-        if self._pending_loader_state is not None:
+        if self._restored and hasattr(train, "load_state_dict"):
+            if self._pending_loader_state is None:
+                from .checkpoint import CheckpointError
+
+                raise CheckpointError("the checkpoint holds no data-loader position (its 'loader' state is empty): "
+                                      "resuming it would start a fresh shuffle, not continue exactly; restore it "
+                                      "with weights_only=True to start a new run from its weights")
             train.load_state_dict(self._pending_loader_state)
-            self._pending_loader_state = None
+        self._pending_loader_state, self._restored = None, False
         previous = self._install_signals()
         self._signal = None
         logs: dict = {}
@@ -277,31 +284,61 @@ class Trainer:
             "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)},
         }
 
+    REQUIRED_STATE = ("progress", "optimizer", "rngs", "loader", "callbacks")
+
     def load_state_dict(self, state: dict) -> Trainer:
-        p = state["progress"]
-        self.epoch, self.batch, self.iteration = int(p["epoch"]), int(p["batch"]), int(p["iteration"])
-        self._sums = dict(p.get("sums") or self._sums)
-        self.optimizer.load_state_dict(state["optimizer"])
+        """Everything `state_dict` saved, checked first: an incomplete state is refused whole, so a resume
+        either continues exactly or does not start."""
+        from .checkpoint import CheckpointError
+
+        missing = [k for k in self.REQUIRED_STATE if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise CheckpointError(f"checkpoint state lacks {', '.join(repr(k) for k in missing)}: it cannot be "
+                                  "resumed exactly (a checkpoint written by Trainer holds "
+                                  f"{', '.join(self.REQUIRED_STATE)})")
+        try:
+            p = state["progress"]
+            epoch, batch, iteration = int(p["epoch"]), int(p["batch"]), int(p["iteration"])
+            sums = dict(p.get("sums") or self._sums)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint state 'progress' is malformed: {e!r}") from None
         rngs = self._all_rngs()
         missing = sorted(set(state["rngs"]) - set(rngs))
         if missing:
-            raise KeyError(f"checkpoint holds generator states for {missing}, which this trainer does not have")
+            raise CheckpointError(f"checkpoint holds generator states for {missing}, which this trainer does not have")
+        absent = sorted(set(rngs) - set(state["rngs"]))
+        if absent:
+            raise CheckpointError(f"checkpoint holds no state for the generators {absent}: resuming would not be exact")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise CheckpointError(f"checkpoint state 'optimizer' does not fit this optimizer: {e}") from None
+        self.epoch, self.batch, self.iteration, self._sums = epoch, batch, iteration, sums
         for k, s in state["rngs"].items():
             rngs[k].bit_generator.state = s
-        self._pending_loader_state = state.get("loader")
-        saved = state.get("callbacks", {})
+        self._pending_loader_state, self._restored = state["loader"], True
+        saved = state["callbacks"]
         for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
             if key in saved:
                 cb.load_state_dict(saved[key])
         self.diverged = False
         return self
 
-    def restore(self, checkpoint, tag: str = "last") -> Trainer:
+    def restore(self, checkpoint, tag: str = "last", weights_only: bool = False) -> Trainer:
         """Load a `Checkpoint` (from `CheckpointStore.load`), or checkpoint `tag` of a checkpoint directory:
-        weights into the model, the rest into the trainer (the loader's position is applied by `fit`)."""
+        weights into the model, the rest into the trainer (the loader's position is applied by `fit`).
+        `weights_only=True` takes only the weights and starts training afresh from them."""
         if isinstance(checkpoint, str | os.PathLike):
             from .checkpoint import CheckpointStore
 
             checkpoint = CheckpointStore(checkpoint).load(tag)
+        if not weights_only:  # check the state before touching the model: a refused resume changes nothing
+            from .checkpoint import CheckpointError
+
+            missing = [k for k in self.REQUIRED_STATE if k not in checkpoint.state]
+            if missing:
+                raise CheckpointError(f"checkpoint {checkpoint.path} lacks {', '.join(repr(k) for k in missing)} in "
+                                      "its state: it cannot be resumed exactly (restore it with weights_only=True "
+                                      "to start from its weights)")
         self.model.load_state_dict(checkpoint.weights)
-        return self.load_state_dict(checkpoint.state)
+        return self if weights_only else self.load_state_dict(checkpoint.state)
