@@ -1,5 +1,5 @@
-"""FC→CONV: the notes' claim, within float32 rounding, on a small unpadded net trained on 32×32 images; the gap on a padded
-(VGG-style) net, measured and located; one-pass dense evaluation against the crop loop."""
+"""FC→CONV: the notes' claim, within float32 rounding, on a small unpadded net trained on 32×32 images; the gap
+on a padded (VGG-style) net, measured and located; one-pass dense evaluation against the crop loop."""
 
 import time
 
