@@ -3,6 +3,10 @@
 A module owns parameters (trained), buffers (saved, not trained), child modules, a `training`
 flag and one cache slot. `forward(x) -> y` stores what `backward` needs; `backward(dy) -> dx`
 returns the input gradient and *accumulates* parameter gradients into `param.grad`.
+
+The cache slot also remembers the shape and dtype of the output (`self._save(cache, y)`), so
+`self._saved(dy)` in backward refuses a `dy` that is not shaped like that output with a LayerError
+naming the layer, instead of a NumPy broadcast error deep in a kernel (or, worse, a silent broadcast).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ class _GradMode(threading.local):
 
 
 _MODE = _GradMode()
+_NO_DY = object()  # `_saved()` called without a gradient to check (containers, custom layers)
 
 
 @contextlib.contextmanager
@@ -87,6 +92,7 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_output", None)  # (shape, dtype) of the cached forward's output
 
     # ----- registration -------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -121,22 +127,42 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
-    def _save(self, cache) -> None:
-        """Store the single cache slot, unless inside `no_grad()`."""
-        object.__setattr__(self, "_cache", cache if _MODE.enabled else None)
+    def _save(self, cache, output: np.ndarray | None = None) -> None:
+        """Store the single cache slot, unless inside `no_grad()`; with `output` (the array forward
+        returns) also its shape and dtype, which `_saved(dy)` checks the gradient against."""
+        keep = _MODE.enabled
+        object.__setattr__(self, "_cache", cache if keep else None)
+        object.__setattr__(self, "_output", (output.shape, output.dtype) if keep and output is not None else None)
 
-    def _saved(self):
+    def _saved(self, dy=_NO_DY):
+        """The cache of the last forward; given `dy`, first check it matches that forward's output."""
         if self._cache is None:
             raise RuntimeError(
                 f"{self.describe()}: backward called without a cached forward pass "
                 "(call forward first, outside no_grad())"
             )
+        if dy is not _NO_DY:
+            self._check_grad(dy)
         return self._cache
+
+    def _check_grad(self, dy) -> None:
+        """LayerError unless `dy` is an array of the shape and dtype of the last forward's output."""
+        if self._output is None:
+            return
+        shape, dtype = self._output
+        if not isinstance(dy, np.ndarray):
+            raise self._error(f"backward expected dy as a NumPy array {shape} of {dtype}, got {type(dy).__name__}")
+        if dy.shape != shape:
+            raise self._error(f"backward expected dy {shape} (the output of the last forward), got {dy.shape}")
+        if dy.dtype != dtype:
+            raise self._error(f"backward expected dy of dtype {dtype} (the output of the last forward), "
+                              f"got {dy.dtype}")
 
     def clear_state(self) -> Module:
         """Drop every cache (before saving, or to free memory)."""
         for m in self.modules():
             object.__setattr__(m, "_cache", None)
+            object.__setattr__(m, "_output", None)
         return self
 
     # ----- traversal ----------------------------------------------------------------------
@@ -238,8 +264,7 @@ class Module:
                 b = getattr(m, bname)
                 if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating):
                     object.__setattr__(m, bname, b.astype(dtype))
-            object.__setattr__(m, "_cache", None)
-        return self
+        return self.clear_state()
 
     @property
     def dtype(self):
