@@ -53,6 +53,13 @@ def state_dict_round_trip(make):
         np.testing.assert_array_equal(va, vb)
     with pytest.raises(KeyError):
         b.load_state_dict({**state, "nonexistent.weight": np.zeros(1)})
+    floating = [k for k, v in state.items() if np.issubdtype(v.dtype, np.floating)]
+    if floating:  # an integer array is never cast silently into a weight, and a refused load changes nothing
+        key, before = floating[0], b.state_dict()
+        with pytest.raises(ValueError, match=f"'{key}' is int8, the model stores {state[key].dtype}"):
+            b.load_state_dict({**{k: v + 1 for k, v in state.items()}, key: state[key].astype(np.int8)})
+        for k, v in b.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])
 
 
 def batched_equals_per_sample(module, x, atol=1e-5):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .errors import LayerError
+from .state import convert_for_load
 
 
 class _GradMode(threading.local):
@@ -218,40 +219,30 @@ class Module:
         state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> Module:
-        """Copy arrays into parameters and buffers in place; shapes must match."""
-        own_params = dict(self.named_parameters())
-        own_buffers = {name: None for name, _ in self.named_buffers()}
-        own = set(own_params) | set(own_buffers)
-        missing = sorted(own - set(state))
-        unexpected = sorted(set(state) - own)
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True, *, cast: bool = False) -> Module:
+        """Copy arrays into parameters and buffers in place. Shapes must match, and no value may change
+        on the way in: float16 → float32 loads, float64 loads when every value is exactly a float32
+        (`cast=True` rounds the others), integer/bool arrays never load into floating parameters, and
+        `num_batches_tracked` takes whole numbers only (see `nn.state`). Every array is checked before
+        any is copied, so a refused load (KeyError for names, ValueError otherwise) changes nothing."""
+        own = self._state_arrays()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
         if strict and (missing or unexpected):
             raise KeyError(
                 f"load_state_dict into {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
             )
-        for name, value in state.items():
-            if name not in own:
-                continue
-            value = np.asarray(value)
-            if name in own_params:
-                p = own_params[name]
-                if value.shape != p.data.shape:
-                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {p.data.shape}")
-                p.data[...] = value.astype(p.data.dtype, copy=False)
-            else:
-                owner, attr = self._resolve(name)
-                current = getattr(owner, attr)
-                if np.shape(current) != value.shape:
-                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {np.shape(current)}")
-                current[...] = value.astype(current.dtype, copy=False)
+        ready = [(own[name], convert_for_load(name, value, own[name], cast=cast, what="load_state_dict"))
+                 for name, value in state.items() if name in own]
+        for target, value in ready:
+            target[...] = value
         return self
 
-    def _resolve(self, dotted: str) -> tuple[Module, str]:
-        *path, attr = dotted.split(".")
-        owner = self
-        for part in path:
-            owner = owner._modules[part]
-        return owner, attr
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Live references (not copies) to every parameter's data and every buffer, by state_dict name."""
+        own = {name: p.data for name, p in self.named_parameters()}
+        own.update(self.named_buffers())
+        return own
 
     def to(self, dtype) -> Module:
         """Convert every parameter (and its grad) and floating buffer to `dtype`, in place."""
