@@ -53,6 +53,13 @@ def state_dict_round_trip(make):
         np.testing.assert_array_equal(va, vb)
     with pytest.raises(KeyError):
         b.load_state_dict({**state, "nonexistent.weight": np.zeros(1)})
+    floating = [k for k, v in state.items() if np.issubdtype(v.dtype, np.floating)]
+    if floating:  # an integer array is never cast silently into a weight, and a refused load changes nothing
+        key, before = floating[0], b.state_dict()
+        with pytest.raises(ValueError, match=f"'{key}' is int8, the model stores {state[key].dtype}"):
+            b.load_state_dict({**{k: v + 1 for k, v in state.items()}, key: state[key].astype(np.int8)})
+        for k, v in b.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])
 
 
 def batched_equals_per_sample(module, x, atol=1e-5):
@@ -93,6 +100,57 @@ def accumulates(module, x):
         np.testing.assert_allclose(p.grad, 2 * first[n], rtol=1e-5, atol=1e-6)
     module.zero_grad()
     assert all(not p.grad.any() for p in module.parameters())
+
+
+def empty_batch_ok(module, x, *, train_raises=False):
+    """An empty batch (N = 0) passes like PyTorch's: in eval and train mode, and inside no_grad, forward
+    gives an empty output of the right shape and dtype; backward gives an empty dx of x's shape and dtype,
+    adds nothing to parameter gradients and changes no parameter or buffer. `train_raises`: training mode
+    refuses N = 0 with a LayerError instead (BatchNorm needs more than one value per channel)."""
+    empty = x[:0]
+    expected = tuple(module.output_shape(empty.shape))
+    for training in (False, True):
+        module.train(training)
+        state = module.state_dict()
+        if training and train_raises:
+            with pytest.raises(LayerError, match="more than one value per channel"):
+                module(empty)
+            continue
+        for p in module.parameters():
+            p.grad.fill(0.5)
+        y = module(empty)
+        assert y.shape == expected and y.dtype == x.dtype, f"{module.describe()}: {y.shape} {y.dtype}"
+        dx = module.backward(np.zeros(y.shape, y.dtype))
+        assert dx.shape == empty.shape and dx.dtype == x.dtype, f"{module.describe()}: dx {dx.shape} {dx.dtype}"
+        assert all((p.grad == 0.5).all() for p in module.parameters()), module.describe()
+        with st.no_grad():
+            assert module(empty).shape == expected
+        for k, v in module.state_dict().items():
+            np.testing.assert_array_equal(v, state[k], err_msg=k)
+    module.train()
+    module.zero_grad()
+
+
+def wrong_dy_rejected(module, x):
+    """backward refuses a dy unlike the last forward's output (shape, dtype, not an array) with a LayerError
+    naming the layer and the expected shape; nothing accumulates, and a correct dy still works after."""
+    y = module(x)
+    module.zero_grad()
+    other = np.float64 if y.dtype == np.float32 else np.float32
+    bad = [(np.ones(y.shape[:-1] + (y.shape[-1] + 1,), y.dtype), f"expected dy {y.shape}"),
+           (np.ones((y.shape[0] + 1,) + y.shape[1:], y.dtype), f"got {(y.shape[0] + 1,) + y.shape[1:]}"),
+           (np.ones(y.shape, other), f"expected dy of dtype {y.dtype}"),
+           (np.ones(y.shape, np.int64), "got int64"),
+           (y.tolist(), "NumPy array")]
+    for dy, fragment in bad:
+        with pytest.raises(LayerError) as info:
+            module.backward(dy)
+        message = str(info.value)
+        assert type(module).__name__ in message and fragment in message, message
+        assert "the output of the last forward" in message or fragment == "NumPy array", message
+    assert all(not p.grad.any() for p in module.parameters()), module.describe()
+    dx = module.backward(np.ones_like(y))
+    assert dx.shape == x.shape
 
 
 def repr_ok(module, *fragments):

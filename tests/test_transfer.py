@@ -274,3 +274,57 @@ def test_sequential_layout_map(rng, torch, tmp_path):
     load_torch_weights(snet, path, input_shape=(8, 8, 1))
     with st.no_grad():
         np.testing.assert_allclose(snet(x), ref, rtol=1e-5, atol=1e-5)
+
+
+# ----- no lossy casts; a refused load changes nothing ----------------------------------------------
+def test_load_pretrained_refuses_lossy_casts_and_changes_nothing(rng):
+    model = small(rng)
+    before = model.state_dict()
+    source = {k: v + 1 for k, v in before.items()}
+    for key, bad, fragment in [("9.bias", source["9.bias"].astype(np.int32), "is int32, the model stores float32"),
+                               ("7.weight", source["7.weight"] > 0, "is bool, the model stores float32"),
+                               ("9.bias", source["9.bias"].astype(np.float64) + 1e-9,
+                                "is float64, the model stores float32: .*pass cast=True")]:
+        with pytest.raises(ValueError, match=f"load_pretrained into Sequential: '{key}' {fragment}"):
+            load_pretrained(model, {**source, key: bad})
+        for k, v in model.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])
+    rounded = source["9.bias"].astype(np.float64) + 1e-9
+    load_pretrained(model, {**source, "9.bias": rounded}, cast=True)
+    np.testing.assert_array_equal(model[9].bias.data, rounded.astype(np.float32))
+    np.testing.assert_array_equal(model[0].weight.data, source["0.weight"])
+
+
+def test_strict_refusal_changes_nothing(rng):
+    model = small(rng)
+    before = model.state_dict()
+    partial = {k: v + 1 for k, v in before.items() if not k.startswith("9.")}
+    with pytest.raises(KeyError, match="missing"):
+        load_pretrained(model, partial)
+    with pytest.raises(KeyError, match="shape mismatch"):
+        load_pretrained(model, {**partial, "9.weight": np.zeros((16, 3), np.float32), "9.bias": before["9.bias"]})
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_load_torch_weights_refuses_lossy_casts(rng, torch):
+    nn = torch.nn
+    tnet = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+    state = {k: v.double() for k, v in tnet.state_dict().items()}
+    state["0.weight"] = state["0.weight"] + 1e-9  # float64 values no float32 holds
+    model = small(rng)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"load_torch_weights into Sequential: '0.weight ← 0.weight' is float64, "
+                                         r"the model stores float32: .*pass cast=True"):
+        load_torch_weights(model, state, input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="'9.bias ← 9.bias' is int64"):
+        load_torch_weights(model, {**state, "9.bias": torch.arange(10)}, input_shape=(8, 8, 1), cast=True)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    report = load_torch_weights(model, state, input_shape=(8, 8, 1), cast=True)
+    assert report.ok and len(report.loaded) == 8
+    rounded = state["0.weight"].numpy().astype(np.float32)
+    np.testing.assert_array_equal(model[0].weight.data, rounded.transpose(2, 3, 1, 0))
+    exact = {k: v.float().double() for k, v in tnet.state_dict().items()}  # float64 holding float32 values loads
+    assert load_torch_weights(small(rng), exact, input_shape=(8, 8, 1)).ok

@@ -117,7 +117,7 @@ def maxout_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pieces: i
     z = x @ w
     if b is not None:
         z += b
-    z = z.reshape(x.shape[0], -1, pieces)
+    z = z.reshape(x.shape[0], w.shape[1] // pieces, pieces)  # not -1: an empty batch could not infer it
     arg = z.argmax(axis=2)
     out = np.take_along_axis(z, arg[:, :, None], axis=2)[:, :, 0]
     return out, (x, w, arg, b is not None, pieces)

@@ -31,6 +31,11 @@ def _blocks(m: int, c: int, itemsize: int, rows: slice | None = None):
     return [slice(s, min(s + step, stop)) for s in range(start, stop, step)]
 
 
+def _ones(blocks: list[slice], dtype) -> np.ndarray:
+    """A ones vector as long as the first (largest) block; empty when there are no rows."""
+    return np.ones(blocks[0].stop - blocks[0].start if blocks else 0, dtype=dtype)
+
+
 def _column_sum(x2: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     """Σ over the rows of x, or of (x − mean)² when mean is given; result in x's dtype.
 
@@ -42,7 +47,7 @@ def _column_sum(x2: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     def part(rows):
         acc = np.zeros(c, dtype=np.float64)
         blocks = _blocks(m, c, x2.itemsize, rows)
-        ones = np.ones(blocks[0].stop - blocks[0].start, dtype=x2.dtype)
+        ones = _ones(blocks, x2.dtype)
         for b in blocks:
             t = x2[b]
             if mean is not None:
@@ -61,7 +66,7 @@ def _gradient_sums(d2: np.ndarray, x2: np.ndarray, mean: np.ndarray) -> tuple[np
     def part(rows):
         sum_d, sum_dx = np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
         blocks = _blocks(m, c, x2.itemsize, rows)
-        ones = np.ones(blocks[0].stop - blocks[0].start, dtype=x2.dtype)
+        ones = _ones(blocks, x2.dtype)
         for b in blocks:
             d = d2[b]
             t = x2[b] - mean

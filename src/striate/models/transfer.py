@@ -10,6 +10,9 @@ Names: `torch_name_map(model, arch)` pairs striate's parameterised layers, in or
 — for torchvision's `alexnet` (use `alexnet(variant="torchvision")`), `vgg11…vgg19` and `vgg*_bn`, or
 `"sequential"` for an `nn.Sequential` laid out exactly like the striate model (same indices). Every load
 returns a `LoadReport` naming missing, unexpected, shape-mismatched and ignored keys.
+Values are never cast lossily: float64 arrays load only when every value is exactly a float32 (pass
+`cast=True` to round), integer/bool arrays never load into weights (`nn.state.convert_for_load`), and a
+refused load — bad dtype, or with `strict` a missing/unexpected/mismatched key — leaves the model unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.norm import BatchNorm
 from ..nn.shape import Flatten
+from ..nn.state import convert_for_load
 from .vgg import CONFIGS
 
 # torch attribute names of each striate layer type's parameters and buffers
@@ -99,23 +103,13 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _model_arrays(model: Module) -> dict[str, np.ndarray]:
-    """Live references (not copies) to every parameter and buffer, by name."""
-    out = {n: p.data for n, p in model.named_parameters()}
-    for mname, m in model.named_modules():
-        for b in m._buffer_names():
-            out[f"{mname}.{b}" if mname else b] = getattr(m, b)
-    return out
-
-
-def _assign(model_arrays: dict, name: str, value: np.ndarray) -> None:
-    target = model_arrays[name]
-    target[...] = np.asarray(value).astype(target.dtype, copy=False)
-
-
-def _raise_if(report: LoadReport, strict: bool, what: str) -> LoadReport:
+def _finish(report: LoadReport, pending: list, strict: bool, what: str) -> LoadReport:
+    """Copy the checked arrays `pending` [(target, value)] into the model, unless `strict` refuses the
+    load: only after every array passed, so a refused load changes nothing."""
     if strict and not report.ok:
         raise KeyError(f"{what}: {report}")
+    for target, value in pending:
+        target[...] = value
     return report
 
 
@@ -147,16 +141,18 @@ def _numpy(v) -> np.ndarray:
     return np.asarray(v)
 
 
-def load_pretrained(model: Module, source, *, skip_mismatched: bool = False, exclude=(), strict: bool = True
-                    ) -> LoadReport:
+def load_pretrained(model: Module, source, *, skip_mismatched: bool = False, exclude=(), strict: bool = True,
+                    cast: bool = False) -> LoadReport:
     """Load striate weights (dict, `.safetensors`, or a run directory) into `model` in place.
 
     `skip_mismatched=True` leaves keys whose shapes differ as initialised (fine-tuning with a new head
     for a different number of classes) and lists them under `skipped`; `exclude` names keys (or dotted
-    prefixes) not to load. With `strict`, missing or unexpected keys (after those) raise KeyError."""
+    prefixes) not to load. With `strict`, missing or unexpected keys (after those) raise KeyError.
+    `cast=True` rounds floating values the model's dtype cannot hold exactly (else: ValueError)."""
     arrays, where = read_weights(source)
-    own = _model_arrays(model)
-    report = LoadReport(source=where)
+    own = model._state_arrays()
+    what = f"load_pretrained into {type(model).__name__}"
+    report, pending = LoadReport(source=where), []
     excluded = [str(e) for e in exclude]
 
     def is_excluded(key):
@@ -175,10 +171,10 @@ def load_pretrained(model: Module, source, *, skip_mismatched: bool = False, exc
             else:
                 report.mismatched.append((key, tuple(np.shape(own[key])), tuple(value.shape)))
             continue
-        _assign(own, key, value)
+        pending.append((own[key], convert_for_load(key, value, own[key], cast=cast, what=what)))
         report.loaded.append(key)
     report.missing = sorted(set(own) - set(report.loaded) - set(report.skipped))
-    return _raise_if(report, strict, f"load_pretrained into {type(model).__name__}")
+    return _finish(report, pending, strict, what)
 
 
 # ----- torch weights -----------------------------------------------------------------------------
@@ -278,20 +274,22 @@ def convert_torch_array(layer: Module, attr: str, value: np.ndarray, volume=None
 
 
 def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_map: dict[str, str] | None = None,
-                       input_shape=None, skip_mismatched: bool = False, strict: bool = True) -> LoadReport:
+                       input_shape=None, skip_mismatched: bool = False, strict: bool = True,
+                       cast: bool = False) -> LoadReport:
     """Load a PyTorch state dict (a `.safetensors` file or a dict of arrays/tensors) into `model`.
 
     `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)`. `input_shape` (H, W, C)
     locates the FC layers that read a flattened volume (default: from `model.build_config`). Torch's
     `num_batches_tracked` is loaded when the model has it and otherwise ignored; `skip_mismatched` keeps
-    differently shaped keys (a head for another number of classes) as initialised."""
+    differently shaped keys (a head for another number of classes) as initialised. `cast=True` rounds
+    floating values the model's dtype cannot hold exactly (else: ValueError); integer/bool arrays never load."""
     arrays, where = read_weights(source)
     mapping = torch_name_map(model, arch) if name_map is None else dict(name_map)
     volumes = _flattened_volumes(model, input_shape if input_shape is not None else _default_input_shape(model))
     layers = dict(model.named_modules())
-    own = _model_arrays(model)
-    report = LoadReport(source=where)
-    used = set()
+    own = model._state_arrays()
+    what = f"load_torch_weights into {type(model).__name__}"
+    report, pending, used = LoadReport(source=where), [], set()
     for key, tkey in mapping.items():
         if key not in own:
             raise KeyError(f"load_torch_weights: name_map names {key!r}, which the model does not have")
@@ -308,9 +306,9 @@ def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_
             else:
                 report.mismatched.append((f"{key} ← {tkey}", tuple(np.shape(own[key])), tuple(value.shape)))
             continue
-        _assign(own, key, value)
+        pending.append((own[key], convert_for_load(f"{key} ← {tkey}", value, own[key], cast=cast, what=what)))
         report.loaded.append(key)
     report.missing += sorted(set(own) - set(mapping))
     for tkey in sorted(set(arrays) - used):
         (report.ignored if tkey.endswith("num_batches_tracked") else report.unexpected).append(tkey)
-    return _raise_if(report, strict, f"load_torch_weights into {type(model).__name__}")
+    return _finish(report, pending, strict, what)

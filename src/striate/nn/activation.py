@@ -25,11 +25,11 @@ class ReLU(_Elementwise):
     def forward(self, x):
         self._check(x)
         y, mask = K.relu_forward(x)
-        self._save(mask)
+        self._save(mask, y)
         return y
 
     def backward(self, dy):
-        return K.relu_backward(dy, self._saved())
+        return K.relu_backward(dy, self._saved(dy))
 
 
 class LeakyReLU(_Elementwise):
@@ -42,11 +42,11 @@ class LeakyReLU(_Elementwise):
     def forward(self, x):
         self._check(x)
         y, cache = K.leaky_relu_forward(x, self.negative_slope)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return K.leaky_relu_backward(dy, self._saved())
+        return K.leaky_relu_backward(dy, self._saved(dy))
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -62,11 +62,11 @@ class ELU(_Elementwise):
     def forward(self, x):
         self._check(x)
         y, cache = K.elu_forward(x, self.alpha)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return K.elu_backward(dy, self._saved())
+        return K.elu_backward(dy, self._saved(dy))
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -78,22 +78,22 @@ class Sigmoid(_Elementwise):
     def forward(self, x):
         self._check(x)
         y, cache = K.sigmoid_forward(x)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return K.sigmoid_backward(dy, self._saved())
+        return K.sigmoid_backward(dy, self._saved(dy))
 
 
 class Tanh(_Elementwise):
     def forward(self, x):
         self._check(x)
         y, cache = K.tanh_forward(x)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return K.tanh_backward(dy, self._saved())
+        return K.tanh_backward(dy, self._saved(dy))
 
 
 class PReLU(_Elementwise):
@@ -120,11 +120,11 @@ class PReLU(_Elementwise):
         else:
             self._check_input(x, x.ndim)  # dtype must match α's
         y, cache = K.prelu_forward(x, self.alpha.data)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        dx, dalpha = K.prelu_backward(dy, self._saved())
+        dx, dalpha = K.prelu_backward(dy, self._saved(dy))
         self.alpha.accumulate(dalpha)
         return dx
 
@@ -161,11 +161,11 @@ class Maxout(Module):
     def forward(self, x):
         self._check_input(x, 2, self.in_features, "N, D")
         y, cache = K.maxout_forward(x, self.weight.data, None if self.bias is None else self.bias.data, self.pieces)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        dx, dw, db = K.maxout_backward(dy, self._saved())
+        dx, dw, db = K.maxout_backward(dy, self._saved(dy))
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

@@ -195,11 +195,12 @@ class Concat(Module):
             if o.shape[:-1] != lead:
                 raise self._error(f"branch {i} gives {o.shape}, branch 0 gives {outs[0].shape}: "
                                   "all axes but the last must agree")
-        self._save([o.shape[-1] for o in outs])
-        return np.concatenate(outs, axis=-1)
+        y = np.concatenate(outs, axis=-1)
+        self._save([o.shape[-1] for o in outs], y)
+        return y
 
     def backward(self, dy):
-        sizes = self._saved()
+        sizes = self._saved(dy)
         splits = np.cumsum(sizes)[:-1]
         dx = None
         for i, (m, g) in enumerate(zip(self._modules.values(), np.split(dy, splits, axis=-1), strict=True)):
@@ -259,22 +260,25 @@ class Residual(Module):
         s = x if sc is None else sc.forward(x)
         if s.shape != y.shape:
             raise self._error(f"body gives {y.shape} but shortcut gives {s.shape}; add a projection shortcut")
-        self._save(keep)
-        return y + s
+        out = y + s
+        # the cache slot must be non-None to mark "forward happened" even without a mask
+        self._save(("keep", keep), out)
+        return out
 
     def backward(self, dy):
-        keep = self._saved()
+        _, keep = self._saved(dy)
         db = dy if keep is None else dy * keep.reshape((-1,) + (1,) * (dy.ndim - 1))
-        dx = self.body.backward(db)
+        try:
+            dx = self.body.backward(db)
+        except Exception as e:
+            raise _rethrow(e, f"in body ({self.body.describe()}) of Residual") from e
         sc = self._shortcut()
-        return dx + (dy if sc is None else sc.backward(dy))
-
-    def _save(self, keep):
-        # the cache slot must be non-None to mark "forward happened" even without a mask
-        super()._save(("keep", keep))
-
-    def _saved(self):
-        return super()._saved()[1]
+        if sc is None:
+            return dx + dy
+        try:
+            return dx + sc.backward(dy)
+        except Exception as e:
+            raise _rethrow(e, f"in shortcut ({sc.describe()}) of Residual") from e
 
     def output_shape(self, input_shape):
         return self.body.output_shape(tuple(input_shape))

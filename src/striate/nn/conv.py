@@ -43,11 +43,11 @@ class Conv2d(Module):
                                       self.stride, self.padding)
         except ValueError as e:
             raise self._error(f"input {x.shape}: {e}") from None
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        dx, dw, db = conv2d_backward(dy, self._saved(), need_dx=self.requires_input_grad)
+        dx, dw, db = conv2d_backward(dy, self._saved(dy), need_dx=self.requires_input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

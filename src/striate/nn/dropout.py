@@ -41,14 +41,14 @@ class Dropout(Module):
     def forward(self, x):
         self._check(x)
         if not self.training or self.p == 0.0:
-            self._save((None,))  # no mask: backward is the identity
+            self._save((None,), x)  # no mask: backward is the identity
             return x
         y, mask = dropout_forward(x, self.p, self.rng, self._mask_shape(x))
-        self._save((mask,))
+        self._save((mask,), y)
         return y
 
     def backward(self, dy):
-        (mask,) = self._saved()
+        (mask,) = self._saved(dy)
         return dy if mask is None else dropout_backward(dy, mask)
 
     def extra_repr(self):

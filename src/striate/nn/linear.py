@@ -31,14 +31,14 @@ class Linear(Module):
         y = matmul(x, w)
         if self.bias is not None:
             y += self.bias.data
-        self._save((x, w))
+        self._save((x, w), y)
         return y
 
     def _weight_grad(self, dw):
         self.weight.accumulate(dw)
 
     def backward(self, dy):
-        x, w = self._saved()
+        x, w = self._saved(dy)
         self._weight_grad(matmul_tn(x, dy))
         if self.bias is not None:
             self.bias.accumulate(dy.sum(axis=0))

@@ -79,11 +79,11 @@ class LocalResponseNorm(Module):
             raise self._error(f"expected input (N, H, W, C), got {getattr(x, 'shape', type(x).__name__)}")
         self._check_input(x, x.ndim, None, "N, H, W, C" if x.ndim == 4 else None)
         y, cache = lrn_forward(x, self.size, self.alpha, self.beta, self.k)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return lrn_backward(dy, self._saved())
+        return lrn_backward(dy, self._saved(dy))
 
     def output_shape(self, input_shape):
         if len(input_shape) < 2:

@@ -3,6 +3,10 @@
 A module owns parameters (trained), buffers (saved, not trained), child modules, a `training`
 flag and one cache slot. `forward(x) -> y` stores what `backward` needs; `backward(dy) -> dx`
 returns the input gradient and *accumulates* parameter gradients into `param.grad`.
+
+The cache slot also remembers the shape and dtype of the output (`self._save(cache, y)`), so
+`self._saved(dy)` in backward refuses a `dy` that is not shaped like that output with a LayerError
+naming the layer, instead of a NumPy broadcast error deep in a kernel (or, worse, a silent broadcast).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 from ..kernels.parallel import configure as configure_threads
 from .errors import LayerError
+from .state import convert_for_load
 
 
 class _GradMode(threading.local):
@@ -22,6 +27,7 @@ class _GradMode(threading.local):
 
 
 _MODE = _GradMode()
+_NO_DY = object()  # `_saved()` called without a gradient to check (containers, custom layers)
 
 
 @contextlib.contextmanager
@@ -89,6 +95,7 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_output", None)  # (shape, dtype) of the cached forward's output
 
     # ----- registration -------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -123,22 +130,42 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
-    def _save(self, cache) -> None:
-        """Store the single cache slot, unless inside `no_grad()`."""
-        object.__setattr__(self, "_cache", cache if _MODE.enabled else None)
+    def _save(self, cache, output: np.ndarray | None = None) -> None:
+        """Store the single cache slot, unless inside `no_grad()`; with `output` (the array forward
+        returns) also its shape and dtype, which `_saved(dy)` checks the gradient against."""
+        keep = _MODE.enabled
+        object.__setattr__(self, "_cache", cache if keep else None)
+        object.__setattr__(self, "_output", (output.shape, output.dtype) if keep and output is not None else None)
 
-    def _saved(self):
+    def _saved(self, dy=_NO_DY):
+        """The cache of the last forward; given `dy`, first check it matches that forward's output."""
         if self._cache is None:
             raise RuntimeError(
                 f"{self.describe()}: backward called without a cached forward pass "
                 "(call forward first, outside no_grad())"
             )
+        if dy is not _NO_DY:
+            self._check_grad(dy)
         return self._cache
+
+    def _check_grad(self, dy) -> None:
+        """LayerError unless `dy` is an array of the shape and dtype of the last forward's output."""
+        if self._output is None:
+            return
+        shape, dtype = self._output
+        if not isinstance(dy, np.ndarray):
+            raise self._error(f"backward expected dy as a NumPy array {shape} of {dtype}, got {type(dy).__name__}")
+        if dy.shape != shape:
+            raise self._error(f"backward expected dy {shape} (the output of the last forward), got {dy.shape}")
+        if dy.dtype != dtype:
+            raise self._error(f"backward expected dy of dtype {dtype} (the output of the last forward), "
+                              f"got {dy.dtype}")
 
     def clear_state(self) -> Module:
         """Drop every cache (before saving, or to free memory)."""
         for m in self.modules():
             object.__setattr__(m, "_cache", None)
+            object.__setattr__(m, "_output", None)
         return self
 
     # ----- traversal ----------------------------------------------------------------------
@@ -194,40 +221,30 @@ class Module:
         state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> Module:
-        """Copy arrays into parameters and buffers in place; shapes must match."""
-        own_params = dict(self.named_parameters())
-        own_buffers = {name: None for name, _ in self.named_buffers()}
-        own = set(own_params) | set(own_buffers)
-        missing = sorted(own - set(state))
-        unexpected = sorted(set(state) - own)
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True, *, cast: bool = False) -> Module:
+        """Copy arrays into parameters and buffers in place. Shapes must match, and no value may change
+        on the way in: float16 → float32 loads, float64 loads when every value is exactly a float32
+        (`cast=True` rounds the others), integer/bool arrays never load into floating parameters, and
+        `num_batches_tracked` takes whole numbers only (see `nn.state`). Every array is checked before
+        any is copied, so a refused load (KeyError for names, ValueError otherwise) changes nothing."""
+        own = self._state_arrays()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
         if strict and (missing or unexpected):
             raise KeyError(
                 f"load_state_dict into {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
             )
-        for name, value in state.items():
-            if name not in own:
-                continue
-            value = np.asarray(value)
-            if name in own_params:
-                p = own_params[name]
-                if value.shape != p.data.shape:
-                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {p.data.shape}")
-                p.data[...] = value.astype(p.data.dtype, copy=False)
-            else:
-                owner, attr = self._resolve(name)
-                current = getattr(owner, attr)
-                if np.shape(current) != value.shape:
-                    raise ValueError(f"load_state_dict: '{name}' has shape {value.shape}, expected {np.shape(current)}")
-                current[...] = value.astype(current.dtype, copy=False)
+        ready = [(own[name], convert_for_load(name, value, own[name], cast=cast, what="load_state_dict"))
+                 for name, value in state.items() if name in own]
+        for target, value in ready:
+            target[...] = value
         return self
 
-    def _resolve(self, dotted: str) -> tuple[Module, str]:
-        *path, attr = dotted.split(".")
-        owner = self
-        for part in path:
-            owner = owner._modules[part]
-        return owner, attr
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Live references (not copies) to every parameter's data and every buffer, by state_dict name."""
+        own = {name: p.data for name, p in self.named_parameters()}
+        own.update(self.named_buffers())
+        return own
 
     def to(self, dtype) -> Module:
         """Convert every parameter (and its grad) and floating buffer to `dtype`, in place."""
@@ -240,8 +257,7 @@ class Module:
                 b = getattr(m, bname)
                 if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating):
                     object.__setattr__(m, bname, b.astype(dtype))
-            object.__setattr__(m, "_cache", None)
-        return self
+        return self.clear_state()
 
     @property
     def dtype(self):

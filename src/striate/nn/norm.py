@@ -49,7 +49,7 @@ class BatchNorm(Module):
         if not self.training:
             y, cache = batchnorm_eval_forward(x, self.gamma.data, self.beta.data, self.running_mean,
                                               self.running_var, self.eps)
-            self._save(cache)
+            self._save(cache, y)
             return y
         m = x.size // self.num_features
         if m < 2:
@@ -57,7 +57,7 @@ class BatchNorm(Module):
                               "(use a larger batch, or eval())")
         y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps)
         self._update_running(mean, var, m)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def _update_running(self, mean, var, m: int) -> None:
@@ -71,7 +71,7 @@ class BatchNorm(Module):
         rv += (f * m / (m - 1)) * var.astype(rv.dtype, copy=False)
 
     def backward(self, dy):
-        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved())
+        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved(dy))
         self.gamma.accumulate(dgamma)
         self.beta.accumulate(dbeta)
         return dx

@@ -74,11 +74,11 @@ class MaxPool2d(_WindowPool2d):
     def forward(self, x):
         self._check(x)
         y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, switches=grad_enabled())
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return max_pool2d_backward(dy, self._saved())
+        return max_pool2d_backward(dy, self._saved(dy))
 
 
 class AvgPool2d(_WindowPool2d):
@@ -87,11 +87,11 @@ class AvgPool2d(_WindowPool2d):
     def forward(self, x):
         self._check(x)
         y, cache = avg_pool2d_forward(x, self.kernel_size, self.stride)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return avg_pool2d_backward(dy, self._saved())
+        return avg_pool2d_backward(dy, self._saved(dy))
 
 
 class GlobalAvgPool2d(Module):
@@ -100,11 +100,11 @@ class GlobalAvgPool2d(Module):
     def forward(self, x):
         self._check_input(x, 4, None, "N, H, W, C")
         y, cache = global_avg_pool2d_forward(x)
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return global_avg_pool2d_backward(dy, self._saved())
+        return global_avg_pool2d_backward(dy, self._saved(dy))
 
     def output_shape(self, input_shape):
         if len(input_shape) != 4:
@@ -159,11 +159,11 @@ class FractionalMaxPool2d(Module):
         _, h, w, _, ho, wo = self._sizes(x.shape)
         rows, cols = self.boundaries(h, w, ho, wo)
         y, cache = fractional_max_pool2d_forward(x, rows, cols, switches=grad_enabled())
-        self._save(cache)
+        self._save(cache, y)
         return y
 
     def backward(self, dy):
-        return fractional_max_pool2d_backward(dy, self._saved())
+        return fractional_max_pool2d_backward(dy, self._saved(dy))
 
     def output_shape(self, input_shape):
         n, _, _, c, ho, wo = self._sizes(input_shape)

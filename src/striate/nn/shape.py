@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .module import Module
@@ -13,11 +15,14 @@ class Flatten(Module):
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise self._error(f"expected an array (N, ...) of rank ≥ 2, got {getattr(x, 'shape', type(x))}")
-        self._save(x.shape)
-        return x.reshape(x.shape[0], -1)
+        # the width spelled out: reshape cannot infer a -1 axis of an empty batch
+        y = x.reshape(self.output_shape(x.shape))
+        self._save(x.shape, y)
+        return y
 
     def backward(self, dy):
-        return dy.reshape(self._saved())
+        x_shape = self._saved(dy)
+        return dy.reshape(x_shape)
 
     def output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:])))
+        return (input_shape[0], math.prod(input_shape[1:]))
