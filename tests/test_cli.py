@@ -264,3 +264,16 @@ def test_width_reaches_zoo_models_and_is_refused_by_fixed_ones(tmp_path, capsys)
     assert main(["train", "--model", "three_layer", "--width", "0.5", "--epochs", "1", "--report", "off",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "unexpected keyword argument 'width'" in capsys.readouterr().err
+
+
+def test_width_multiplies_digits_net_too(tmp_path):
+    """--width is a multiplier everywhere; digits_net's channel count is a keyword of its own."""
+    import striate as st
+
+    assert main(["train", "--width", "2", "--epochs", "1", "--report", "off", "--diagnostics", "0",
+                 "--limit", "200", "--out", str(tmp_path / "w")]) == 0
+    weights = CheckpointStore(tmp_path / "w" / "checkpoints").load("last").weights
+    assert weights["0.weight"].shape == (3, 3, 1, 32) and weights["2.weight"].shape == (3, 3, 32, 64)
+    half = st.models.get("digits_net", 10, 1, width=0.5)
+    assert half[0].out_channels == 8
+    assert st.models.get("digits_net", 10, 1, channels=4, width=2.0)[0].out_channels == 8

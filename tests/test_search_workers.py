@@ -141,3 +141,49 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
     assert_exactly_once(ts, 6, out)
     assert len({t.user_attrs["worker"] for t in ts}) == 2
     assert "postgresql" not in (out / "search.json").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
+def test_a_worker_killed_under_striate_search_exits_1_and_the_study_completes(tmp_path):
+    path = tmp_path / "k.toml"
+    path.write_text(SEARCH.format(trials=4, epochs=4))
+    out = tmp_path / "k"
+    proc = subprocess.Popen([sys.executable, "-m", "striate", "search", str(path), "--out", str(out),
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while len(_children(proc.pid)) < 2 or not any((out / "trials").glob("*/metrics.jsonl")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the workers never started a trial"
+        time.sleep(0.05)
+    os.kill(_children(proc.pid)[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 1, stderr
+    assert "killed by signal 9" in stderr and "Traceback" not in stderr
+    ts = study_trials(f"sqlite:///{out / 'study.db'}", name="k")
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in ts)  # completed: the dead worker's trial failed
+    assert "died" in (out / "results.txt").read_text() or all(t.state.name == "COMPLETE" for t in ts)
+
+
+def test_the_report_shows_the_stored_state_of_a_trial_whose_worker_died_after_recording_it(tmp_path):
+    """A worker that set its trial's status to complete and died before telling the study: Optuna holds FAIL
+    (the heartbeat check), and that is what the results say, not "complete" with a blank value."""
+    from striate.search import report
+    from striate.search.runner import open_storage, study_name
+
+    path = tmp_path / "d.toml"
+    path.write_text(SEARCH.format(trials=1, epochs=1))
+    spec = load(path)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", spec)
+    study = optuna.create_study(study_name=study_name(spec, 0), storage=storage, direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("status", "complete")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    rows, _ = report.collect(spec, storage)
+    assert [(r.status, r.value) for r in rows] == [("died", None)]
+    assert "stopped" in rows[0].reason

@@ -9,16 +9,19 @@
     striate eval runs/x [--data mnist --split test] # accuracy, per-class accuracy, confusion matrix
     striate predict runs/x a.png b.jpg [--top-k 3]  # top-k classes with probabilities
 
-Exit status: 0 done, 1 error, 2 bad arguments or configuration, 3 training diverged (loss exploded),
-128 + signal number when interrupted (Ctrl-C 130, SIGTERM 143) after saving a checkpoint.
-Heavy modules are imported inside the commands, so `import striate` stays light.
+Exit status (one table for every command, `EXIT_TABLE`; every failure prints one `striate <command>: error: …`
+line): 0 done, 1 the command could not complete on its inputs, 2 usage or configuration, 3 training
+diverged, 130/143 interrupted by Ctrl-C/SIGTERM after saving. Heavy modules are imported inside the
+commands, so `import striate` stays light.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
+import os
 import sys
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
@@ -28,9 +31,7 @@ def _train_parser(sub) -> None:
     from .train import config as cfg
 
     p = sub.add_parser("train", help="train a model; writes a run directory",
-                       description="Train a model. Keys may also come from --config FILE.toml; flags win.",
-                       epilog="exit status: 0 done, 2 bad configuration, 3 diverged (loss exploded), "
-                              "130/143 interrupted by Ctrl-C/SIGTERM after saving a checkpoint")
+                       description="Train a model. Keys may also come from --config FILE.toml; flags win.")
     p.add_argument("--config", metavar="FILE", help="TOML file with the keys below (dashes or underscores)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     for key in cfg.KEYS:
@@ -44,8 +45,8 @@ def _train_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .train import config as cfg
 
-    parser = argparse.ArgumentParser(prog="striate", description="Convolutional networks in plain NumPy.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="striate", description="Convolutional networks in plain NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _train_parser(sub)
 
     e = sub.add_parser("eval", help="evaluate trained runs: accuracy, per-class accuracy, confusion matrix; "
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (helptext, module, adder, _) in SUBSYSTEM_COMMANDS.items():
         getattr(importlib.import_module(module, __package__), adder)(sub.add_parser(name, help=helptext))
+    parser.commands = sub.choices
     return parser
 
 
@@ -193,7 +195,9 @@ def cmd_eval(args) -> int:
 
     from .data import load
     from .nn.losses import SoftmaxCrossEntropy
+    from .train import config as cfg
     from .train import experiment as ex
+    from .train.config import ConfigError
     from .train.metrics import confusion_matrix, format_confusion, per_class_accuracy
     from .train.trainer import Trainer
 
@@ -201,13 +205,15 @@ def cmd_eval(args) -> int:
         from .models.command import run_eval_ensemble
 
         if not args.ensemble:
-            raise ValueError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
+            raise ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
         return run_eval_ensemble(args)
     args.run = args.runs[0]
+    if args.data:
+        cfg.check_data(args.data, f"--data {args.data!r}")
     t = ex.load_trained(args.run, args.checkpoint)
     ds = load(args.data or t.config["data"], args.split)
     if tuple(ds.shape) != t.input_shape:
-        raise ValueError(f"dataset {args.data or t.config['data']!r} has images {tuple(ds.shape)}, "
+        raise ConfigError(f"dataset {args.data or t.config['data']!r} has images {tuple(ds.shape)}, "
                          f"the model was trained on {t.input_shape}")
     if ds.classes != t.classes:
         print(f"warning: class names differ from the run's ({ds.classes[:3]}… vs {t.classes[:3]}…)", file=sys.stderr)
@@ -250,10 +256,11 @@ def cmd_predict(args) -> int:
     from .nn.losses import softmax
     from .nn.module import no_grad
     from .train import experiment as ex
+    from .train.config import ConfigError
     from .train.metrics import top_k
 
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be ≥ 1, got {args.top_k}")
+        raise ConfigError(f"--top-k must be ≥ 1, got {args.top_k}")
     if args.dense:
         from .models.command import run_predict_dense
 
@@ -275,16 +282,65 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class Parser(argparse.ArgumentParser):
+    """argparse with one error line, `striate <command>: error: …`, and the exit-status table in every help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # `--epoch 1` is a typo, not `--epochs 1`
+        kwargs["epilog"] = (kwargs.get("epilog") or "").rstrip() + ("\n\n" if kwargs.get("epilog") else "") + EXIT_TABLE
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+EXIT_TABLE = """exit status:
+  0        done
+  1        the command could not complete on its inputs: an unreadable, corrupt or tampered file, a failed
+           download, a dead worker, a full disk; for doctor: a check failed
+  2        usage or configuration: unknown or mistyped flags and run-file keys, bad values, a --data path
+           that does not exist, an unknown dataset or model name, options that contradict each other
+  3        training diverged
+  130/143  interrupted by Ctrl-C / SIGTERM, after saving"""
+
+
+def exit_status(error: BaseException) -> tuple[int, str | None]:
+    """The exit status of the table above for an exception a command raised, and the one line that
+    explains it (None: say nothing). Every command's failures go through here."""
     from .train.checkpoint import CheckpointError
     from .train.config import ConfigError
 
-    try:
-        from .data import DataError
-    except ImportError:  # pragma: no cover
-        DataError = ConfigError  # noqa: N806
+    if isinstance(error, ConfigError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(error, BrokenPipeError):  # the reader went away (`| head`): nothing more to say
+        return 0, None
+    if isinstance(error, MemoryError):
+        return EXIT_ERROR, "out of memory (try a smaller --batch-size or a smaller model)"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f": {error.filename}" if error.filename else ""
+        return EXIT_ERROR, f"no space left on the device{where} (nothing was lost: writes are atomic)"
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return EXIT_ERROR, f"{error.strerror}: {error.filename}"
+    if isinstance(error, CheckpointError | OSError | ValueError):  # DataError and LayerError are ValueErrors
+        return EXIT_ERROR, str(error)
+    if os.environ.get("STRIATE_TRACEBACK"):
+        raise error
+    return EXIT_ERROR, (f"internal error {type(error).__name__}: {error} (a bug in striate; run again with "
+                        "STRIATE_TRACEBACK=1 to see where)")
+
+
+def _one_line(message: str) -> str:
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, so the line names the command
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in SUBSYSTEM_COMMANDS:
         _, module, _, runner = SUBSYSTEM_COMMANDS[args.command]
         command = getattr(importlib.import_module(module, __package__), runner)
@@ -292,12 +348,22 @@ def main(argv: list[str] | None = None) -> int:
         command = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict}[args.command]
     try:
         return command(args)
-    except ConfigError as e:
-        print(f"striate {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (DataError, CheckpointError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"striate {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the one place every failure is reported
+        status, message = exit_status(e)
+        if isinstance(e, BrokenPipeError):
+            _silence_stdout()
+        elif message is not None:
+            print(f"striate {args.command}: error: {_one_line(message)}", file=sys.stderr)
+        return status
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

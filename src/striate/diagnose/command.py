@@ -3,7 +3,8 @@ digits and digits_net by default, with `striate train`'s defaults), print the ve
 `--out DIR` write diagnostics.json, metrics.jsonl and report.html there. `--init-experiment` runs the
 notes' initialisation experiment instead.
 
-Exit status: 0 when no check FAILs, 1 when at least one does (or on an error), 2 for bad arguments."""
+Exit status: 0 when no check FAILs, 1 when at least one does; failures raise and `striate.cli` reports them
+by its exit-status table."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -65,12 +66,15 @@ def _init_experiment(args, out) -> int:
 
 def run_doctor(args, out=None) -> int:
     """Run `striate doctor` with parsed `args`; prints to `out` (default stdout)."""
+    from ..train.config import ConfigError, check_data
+
     out = out if out is not None else sys.stdout
     if args.iterations < 1 or args.batch_size < 1 or args.lr <= 0:
-        print("doctor: --iterations, --batch-size and --lr must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        raise ConfigError(f"--iterations, --batch-size and --lr must be positive, got {args.iterations}, "
+                          f"{args.batch_size}, {args.lr:g}")
     if args.init_experiment:
         return _init_experiment(args, out)
+    check_data(args.data, f"--data {args.data!r}")
     import numpy as np
 
     from ..models import get as get_model
@@ -80,11 +84,7 @@ def run_doctor(args, out=None) -> int:
     config = {"data": args.data, "seed": args.seed, "limit": args.limit, "val_fraction": 0.1,
               "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
               "weight_decay": args.weight_decay}
-    try:
-        data = ex.load_data(config)
-    except Exception as e:
-        print(f"doctor: cannot load data {args.data!r}: {e}", file=sys.stderr)
-        return EXIT_FAIL
+    data = ex.load_data(config)
     steps = ex.fit_preprocess(ex.make_preprocess(args.preprocess), data.train_x)
     x = ex.apply_preprocess(steps, data.train_x)
     val = (ex.apply_preprocess(steps, data.val_x), data.val_y) if data.val_x is not None else None
@@ -93,8 +93,7 @@ def run_doctor(args, out=None) -> int:
     try:
         model = get_model(name, len(data.classes), c, rng=np.random.default_rng([args.seed, 2]), image_size=(h, w))
     except (ValueError, TypeError) as e:
-        print(f"doctor: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ConfigError(str(e)) from None
 
     def make_opt(m, lr):
         return ex.make_optimizer(dict(config, lr=lr), m)

@@ -17,6 +17,7 @@ from ..nn.linear import Linear
 from ..nn.norm import BatchNorm
 from ..nn.pool import MaxPool2d
 from ..nn.shape import Flatten
+from ._build import scaled
 
 
 def _size(image_size) -> tuple[int, int]:
@@ -49,14 +50,16 @@ def three_layer(num_classes: int, in_channels: int = 3, image_size=32, *, rng: n
 
 
 def digits_net(num_classes: int = 10, in_channels: int = 1, image_size=8, *, rng: np.random.Generator,
-               width: int = 16, hidden: int = 64) -> Sequential:
-    """For 8×8 digits: conv3×3-{width} - relu - conv3×3-{2·width} - relu - maxpool 2×2 - affine-{hidden}
-    - relu - affine-C (about 40k parameters; a few seconds per epoch on one core)."""
+               channels: int = 16, width: float = 1.0, hidden: int = 64) -> Sequential:
+    """For 8×8 digits: conv3×3-{c} - relu - conv3×3-{2c} - relu - maxpool 2×2 - affine-{hidden} - relu -
+    affine-C, with c = channels × width (about 40k parameters at the defaults; a few seconds per epoch on one
+    core). `width` is the zoo's width multiplier, as for every model; `channels` the first layer's count."""
     h, w = _pooled(*_size(image_size), 1, "digits_net")
+    c = scaled(channels, width)
     return Sequential(
-        Conv2d(in_channels, width, 3, padding=1, rng=rng), ReLU(),
-        Conv2d(width, 2 * width, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(h * w * 2 * width, hidden, rng=rng), ReLU(), Linear(hidden, num_classes, rng=rng),
+        Conv2d(in_channels, c, 3, padding=1, rng=rng), ReLU(),
+        Conv2d(c, 2 * c, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(h * w * 2 * c, hidden, rng=rng), ReLU(), Linear(hidden, num_classes, rng=rng),
     )
 
 

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..train.checkpoint import CheckpointError
+from ..train.config import ConfigError
+
 # the zoo's constructors by name: module, function (the registry in `striate.models` should list the same)
 ZOO: dict[str, tuple[str, str]] = {
     "lenet5": ("lenet", "lenet5"), "lenet5_cifar": ("lenet", "lenet5_cifar"),
@@ -33,7 +36,7 @@ def zoo_builder(name: str):
     import importlib
 
     if name not in ZOO:
-        raise ValueError(f"unknown zoo model {name!r}; choose from {sorted(ZOO)}")
+        raise ConfigError(f"unknown zoo model {name!r}; choose from {sorted(ZOO)}")
     module, function = ZOO[name]
     return getattr(importlib.import_module(f"striate.models.{module}"), function)
 
@@ -86,20 +89,30 @@ def run_summary(args, out=None) -> int:
 
     out = out or sys.stdout
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
-    if Path(args.model).is_dir():
-        from ..train.experiment import load_trained
+        raise ConfigError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    try:
+        if Path(args.model).is_dir():
+            from ..train.experiment import load_trained
 
-        trained = load_trained(args.model, "last")
-        model, shape = trained.model, tuple(trained.input_shape)
-        if args.input:
-            shape = parse_input_shape(args.input)
-    else:
-        shape = parse_input_shape(args.input) if args.input else native_input(args.model)
-        if shape is None:
-            raise ValueError(f"model {args.model!r}: give --input HxWxC")
-        kw = {} if args.width is None else {"width": args.width}
-        model = build_model(args.model, shape, args.num_classes, **kw)
+            trained = load_trained(args.model, "last")
+            model, shape = trained.model, tuple(trained.input_shape)
+            if args.input:
+                shape = parse_input_shape(args.input)
+        else:
+            from . import names
+
+            if args.model not in names():
+                raise ConfigError(f"unknown model {args.model!r} (and no such run directory); choose from "
+                                  f"{', '.join(names())}")
+            shape = parse_input_shape(args.input) if args.input else native_input(args.model)
+            if shape is None:
+                raise ConfigError(f"model {args.model!r}: give --input HxWxC")
+            kw = {} if args.width is None else {"width": args.width}
+            model = build_model(args.model, shape, args.num_classes, **kw)
+    except (TypeError, ValueError) as e:  # a bad --input, --width or model name: the command line's fault
+        if isinstance(e, ConfigError | CheckpointError):
+            raise
+        raise ConfigError(str(e)) from None
     table = complexity(model, shape, batch_size=1)
     memory = table.training_memory(args.batch_size, args.optimizer)
     if args.json:
@@ -144,10 +157,10 @@ def run_eval_ensemble(args, out=None) -> int:
     ds = load(data, args.split)
     for path, t in zip(args.runs, runs, strict=True):
         if tuple(ds.shape) != tuple(t.input_shape):
-            raise ValueError(f"run {path!r} was trained on images {tuple(t.input_shape)}, dataset {data!r} has "
+            raise ConfigError(f"run {path!r} was trained on images {tuple(t.input_shape)}, dataset {data!r} has "
                              f"{tuple(ds.shape)}")
         if len(t.classes) != len(runs[0].classes):
-            raise ValueError(f"run {path!r} predicts {len(t.classes)} classes, run {args.runs[0]!r} "
+            raise ConfigError(f"run {path!r} predicts {len(t.classes)} classes, run {args.runs[0]!r} "
                              f"{len(runs[0].classes)}")
     probs = [predict_proba(t.model, ex.apply_preprocess(t.preprocess, ds.images)) for t in runs]
     members = [dict(_scores(p, ds.labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
@@ -195,7 +208,6 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def _source(args):
     """(model build_config or None, weights dict, fitted preprocessing or None, description)."""
-    from ..train.config import ConfigError
     from .transfer import read_weights
 
     path = Path(args.source)
@@ -210,7 +222,7 @@ def _source(args):
         meta = ckpt.state["meta"]
         return dict(meta["model"]), dict(ckpt.weights), meta.get("preprocess"), f"{path} ({tag} checkpoint)"
     if not path.is_file():
-        raise FileNotFoundError(f"--from {args.source!r}: no such run directory or weights file")
+        raise ConfigError(f"--from {args.source!r}: no such run directory or weights file")
     if not args.model:
         raise ConfigError("--from a weights file needs --model NAME (the architecture)")
     weights, where = read_weights(path) if not args.torch_arch else (None, str(path))
@@ -323,7 +335,7 @@ def run_predict_dense(args, out=None) -> int:
 
     out = out or sys.stdout
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be ≥ 1, got {args.top_k}")
+        raise ConfigError(f"--top-k must be ≥ 1, got {args.top_k}")
     t = ex.load_trained(args.run, args.checkpoint)
     results = []
     for path in args.images:

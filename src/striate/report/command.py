@@ -1,10 +1,11 @@
 """`striate report RUN_DIR` regenerates RUN_DIR/report.html; `striate report RUN_A RUN_B ...` overlays the
-runs' curves on one page (`--out`, default ./comparison.html). Exit status 0, or 1 on an error."""
+runs' curves on one page (`--out`, default ./comparison.html). Failures raise; `striate.cli` reports them."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -17,16 +18,16 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def run_report(args, out=None) -> int:
+    from ..train.config import ConfigError
     from .html import write_comparison, write_report
 
     out = out if out is not None else sys.stdout
-    try:
-        if len(args.runs) == 1:
-            path = write_report(args.runs[0], out=args.out, log_loss=True if args.log else None)
-        else:
-            path = write_comparison(args.runs, args.out or "comparison.html")
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"report: {e}", file=sys.stderr)
-        return 1
+    missing = [r for r in args.runs if not Path(r).is_dir()]
+    if missing:
+        raise ConfigError(f"{missing[0]!r} is not a run directory")
+    if len(args.runs) == 1:
+        path = write_report(args.runs[0], out=args.out, log_loss=True if args.log else None)
+    else:
+        path = write_comparison(args.runs, args.out or "comparison.html")
     print(f"report: {path}", file=out)
     return 0

@@ -8,7 +8,8 @@
 Writes, in the search directory: search.json (the resolved search), study.db (default storage),
 trials/stage<k>-<number>/ (each trial's run directory), results.csv / results.txt (best first) and
 search_report.html; with --retrain-best, best/ (a full run directory, evaluated on the test split).
-Exit status: 0 done, 1 a worker failed, 2 bad search file, 130 interrupted.
+Exit status (the table of `striate --help`): 0 done, 1 a worker died or failed (the results still list every
+trial as the study stored it), 2 bad search file, 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -123,14 +124,19 @@ def run_search(args) -> int:
         status = EXIT_INTERRUPTED if result.interrupted else 0
     else:
         procs = start_workers(directory, args.storage, args.workers, args.max_trials)
+        interrupted = False
         try:
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt:  # the workers got the same Ctrl-C; let them record their trials
+            interrupted = True
             codes = [p.wait() for p in procs]
-        if any(c == EXIT_INTERRUPTED or c < 0 for c in codes):
+        if interrupted:
             status = EXIT_INTERRUPTED
-        elif any(c != 0 for c in codes):
-            print(f"a worker failed (exit statuses {codes})", file=sys.stderr)
+        elif any(c != 0 for c in codes):  # a worker killed (negative: by a signal) or failed: the table's 1
+            died = ", ".join(f"worker {i + 1} " + (f"killed by signal {-c}" if c < 0 else f"exited {c}")
+                             for i, c in enumerate(codes) if c != 0)
+            print(f"striate search: error: {died}; the study holds what they stored (see results.txt)",
+                  file=sys.stderr)
             status = EXIT_ERROR
     storage = open_storage(url, spec)
     rows, text = report.write_all(spec, storage, directory)

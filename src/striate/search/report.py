@@ -52,12 +52,15 @@ def collect(spec: SearchSpec, storage) -> tuple[list[Row], list[Space | None]]:
         for t in study.get_trials(deepcopy=False):
             a = t.user_attrs
             state = t.state.name
+            recorded = a.get("status")
             if state == "RUNNING":
                 status = "running"
-            elif state == "FAIL" and "status" not in a:
-                status = "died"  # failed by the heartbeat check: its worker stopped mid-trial
+            elif state == "FAIL" and recorded in (None, "complete", "pruned"):
+                # failed by the heartbeat check: its worker stopped mid-trial (perhaps after recording its
+                # own status, before telling the study): the stored state is the truth
+                status = "died"
             else:
-                status = a.get("status", state.lower())
+                status = recorded or state.lower()
             reason = a.get("reason")
             if status == "died":
                 reason = f"worker {a.get('worker', '?')} stopped sending heartbeats (killed or lost)"

@@ -50,7 +50,7 @@ KEYS: tuple[Key, ...] = (
     Key("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
         "probabilities of the image and its mirror)", TTA),
     Key("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", PREPROCESS),
-    Key("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation"),
+    Key("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation", minimum=0),
     Key("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0),
     Key("limit", int, 0, "use only this many training images (0: all)", minimum=0),
     Key("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0),
@@ -106,12 +106,29 @@ def _convert(key: Key, value, where: str):
         raise ConfigError(f"{bad}: must be {op} {key.minimum:g}")
     if key.name in ("val_fraction", "label_smoothing") and value >= 1:
         raise ConfigError(f"{bad}: must be < 1")
+    if key.name == "data":
+        check_data(value, bad)
     if key.name == "model" and value:
         from ..models import names
 
         if value not in names():
             raise ConfigError(f"{bad}: unknown model; choose from {names()}")
     return value
+
+
+def check_data(value: str, where: str) -> None:
+    """A dataset name or an existing path, or ConfigError saying which it is not."""
+    from ..data.datasets import NAMES
+
+    if value in NAMES:
+        return
+    if not value:
+        raise ConfigError(f"{where}: give a dataset: {', '.join(NAMES)}, or a path to an image folder / archive")
+    if not Path(value).expanduser().exists():
+        looks_like_path = any(ch in value for ch in "/\\.~")
+        what = "no such file or directory" if looks_like_path else "unknown dataset"
+        raise ConfigError(f"{where}: {what}; give one of {', '.join(NAMES)}, or a path to an image folder / "
+                          "archive")
 
 
 def defaults() -> dict:

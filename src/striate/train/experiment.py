@@ -292,6 +292,8 @@ def load_trained(directory: str | os.PathLike, tag: str = "best") -> Trained:
     'best'), the saved preprocessing, the class names and the input shape."""
     from ..models import from_config
 
+    if not Path(directory).is_dir():
+        raise cfg.ConfigError(f"{str(directory)!r} is not a run directory")
     store = CheckpointStore(Path(directory) / "checkpoints")
     if tag == "best" and not store.has("best"):
         tag = "last"
