@@ -54,7 +54,7 @@ def test_summary_by_name():
     rc, text = call(add_summary_arguments, run_summary, ["alexnet_cifar", "--width", "0.5", "--num-classes", "2",
                                                          "--json"])
     assert json.loads(text)["rows"][-1]["output_shape"] == [2]
-    with pytest.raises(ValueError, match="unknown zoo model"):
+    with pytest.raises(ValueError, match="unknown model"):
         call(add_summary_arguments, run_summary, ["resnet50", "--input", "224x224x3"])
     with pytest.raises(ValueError, match="HxWxC"):
         call(add_summary_arguments, run_summary, ["lenet5", "--input", "32x32"])
@@ -119,8 +119,16 @@ def test_finetune_from_weights_file_and_errors(runs, tmp_path):
     with pytest.raises(ConfigError, match="num-classes 3"):
         call(add_finetune_arguments, run_finetune, ["--from", str(runs[0]), "--num-classes", "3", "--limit", "100",
                                                     "--out", str(tmp_path / "ft3")])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="no such run directory"):
         call(add_finetune_arguments, run_finetune, ["--from", str(tmp_path / "missing")])
+    # float64 weights that float32 cannot hold exactly: refused unless --cast asks for the rounding
+    save_file({k: np.ascontiguousarray(v, dtype=np.float64) + 1e-9 for k, v in weights.items()},
+              str(tmp_path / "w64.safetensors"))
+    argv = ["--from", str(tmp_path / "w64.safetensors"), "--model", "digits_net", "--epochs", "1", "--limit", "200"]
+    with pytest.raises(ValueError, match="cast"):
+        call(add_finetune_arguments, run_finetune, [*argv, "--out", str(tmp_path / "ft4")])
+    rc, text = call(add_finetune_arguments, run_finetune, [*argv, "--cast", "--out", str(tmp_path / "ft5")])
+    assert rc == 0
 
 
 def test_predict_dense(runs, tmp_path):

@@ -189,6 +189,8 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--model", help="model name when --from is a weights file")
     parser.add_argument("--torch-arch", help="the weights file is a PyTorch state dict of this layout "
                         "(alexnet, vgg11…vgg19, vgg11_bn…, sequential)")
+    parser.add_argument("--cast", action="store_true",
+                        help="round float64 weights that float32 cannot hold exactly (refused by default)")
     parser.add_argument("--freeze", type=int, default=0, help="freeze the first K layers of the network (default 0)")
     parser.add_argument("--num-classes", type=int, help="check that the new dataset has this many classes")
     parser.add_argument("--data", default="digits", help="dataset name or path (default: digits)")
@@ -257,9 +259,10 @@ def run_finetune(args, out=None) -> int:
     model = from_config({**source_config, "num_classes": classes, "in_channels": c, "image_size": [h, w]},
                         rng=np.random.default_rng([config["seed"], 2]))
     if args.torch_arch:
-        report = load_torch_weights(model, args.source, arch=args.torch_arch, skip_mismatched=True, strict=False)
+        report = load_torch_weights(model, args.source, arch=args.torch_arch, skip_mismatched=True, strict=False,
+                                    cast=args.cast)
     else:
-        report = load_pretrained(model, weights, skip_mismatched=True, strict=False)
+        report = load_pretrained(model, weights, skip_mismatched=True, strict=False, cast=args.cast)
     report.source = where
     if not report.loaded:
         raise ValueError(f"fine-tune: nothing in {where} fits {source_config['name']!r}:\n{report}")
