@@ -240,10 +240,10 @@ def test_restricted_unpickler_refuses_malicious_pickle_without_running_it(tmp_pa
     assert not sentinel.exists()
     with pytest.raises(pickle.UnpicklingError):
         cifar_mod.restricted_loads(pickle.dumps(eval, protocol=2))
-    # A batch re-pickled by Python 3 / numpy 2 (numpy._core path) loads too from protocol 3 on; Python 3's
-    # protocol 2 spells bytes as _codecs.encode, which stays refused: only the three numpy names are allowed.
+    # A batch re-pickled by Python 3 / numpy 2 (numpy._core path) loads too, protocol 2 included (which spells
+    # bytes as _codecs.encode(str, 'latin1'), allowed for exactly that; see test_data_formats.py).
     arr = np.arange(6, dtype=np.uint8).reshape(2, 3)
-    for protocol in (3, 4):
+    for protocol in (2, 3, 4, 5):
         back = cifar_mod.restricted_loads(pickle.dumps({"data": arr, "labels": [1, 2]}, protocol=protocol))
         assert np.array_equal(back["data"], arr) and back["labels"] == [1, 2]
 

@@ -4,12 +4,13 @@ are decoded, so `import striate.data` stays light."""
 
 from .augment import Compose, RandomCrop, RandomFlip
 from .datasets import Dataset, load, load_cifar10, load_digits, load_image_folder, load_mnist
+from .datasets.image_file import MAX_PIXELS, ImageHeader, probe_image, read_image
 from .errors import DataError
 from .loader import DataLoader
 from .preprocess import PCA, MeanImage, PerChannelMean, PerChannelStandardize, Preprocessor, Scale, Whitening
 
 __all__ = [
-    "PCA", "Compose", "DataError", "DataLoader", "Dataset", "MeanImage", "PerChannelMean",
-    "PerChannelStandardize", "Preprocessor", "RandomCrop", "RandomFlip", "Scale", "Whitening", "load",
-    "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
+    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "ImageHeader", "MeanImage",
+    "PerChannelMean", "PerChannelStandardize", "Preprocessor", "RandomCrop", "RandomFlip", "Scale", "Whitening",
+    "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist", "probe_image", "read_image",
 ]

@@ -145,20 +145,31 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()`; the next iteration yields the batches that would have followed."""
+        keys = ("epoch", "batch", "perm", "rng", "num_samples", "batch_size")
+        missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
+        if missing or not isinstance(state["rng"], dict) or "bit_generator" not in state["rng"]:
+            raise DataError(f"DataLoader state: missing {missing or ['rng.bit_generator']} (not a DataLoader "
+                            f"state_dict, or a damaged one)")
         if state["num_samples"] != len(self.images) or state["batch_size"] != self.batch_size:
             raise DataError(f"DataLoader state for {state['num_samples']} samples / batch {state['batch_size']} "
                             f"does not fit {len(self.images)} samples / batch {self.batch_size}")
         if state["rng"]["bit_generator"] != type(self.rng.bit_generator).__name__:
             raise DataError(f"DataLoader state uses {state['rng']['bit_generator']}, this loader's generator is "
                             f"{type(self.rng.bit_generator).__name__}")
-        self.rng.bit_generator.state = state["rng"]
+        perm = None
+        if state["perm"] is not None:
+            n = len(self.images)
+            perm = check_labels(state["perm"], name="DataLoader state: 'perm'")
+            if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+                raise DataError(f"DataLoader state: 'perm' is not a permutation of {n} samples")
+        try:
+            self.rng.bit_generator.state = state["rng"]
+        except (ValueError, TypeError, KeyError) as err:
+            raise DataError(f"DataLoader state: bad generator state 'rng' ({type(err).__name__}: {err})") from None
         self.epoch = int(state["epoch"])
-        if state["perm"] is None:
+        if perm is None:
             self._perm, self._batch, self._rng_state = None, 0, None
         else:
-            perm = np.asarray(state["perm"], dtype=np.int64)
-            if perm.shape != (len(self.images),):
-                raise DataError(f"DataLoader state: permutation of shape {perm.shape}, expected ({len(self.images)},)")
             self._perm, self._batch, self._rng_state = perm, int(state["batch"]), state["rng"]
 
     def __repr__(self) -> str:

@@ -18,15 +18,27 @@ from .errors import DataError
 _REGISTRY: dict[str, type] = {}
 
 
+_FLOAT32_EXACT_INT = 2**24  # integers up to this magnitude are exact in float32
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _as_batch(x, who: str) -> np.ndarray:
+    """x checked to become float32 without NaN, inf or silent loss: integers within +-2**24 (exact in float32),
+    floats within float32's range."""
     if not isinstance(x, np.ndarray):
         raise DataError(f"{who}: expected a numpy array (N, ...), got {type(x).__name__}")
     if x.ndim < 2 or x.shape[0] == 0:
         raise DataError(f"{who}: expected a non-empty batch (N, ...), got shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise DataError(f"{who}: expected a numeric dtype, got {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise DataError(f"{who}: input contains NaN or inf")
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise DataError(f"{who}: input contains NaN or inf")
+        if x.dtype.itemsize > 4 and np.abs(x).max() > _FLOAT32_MAX:
+            raise DataError(f"{who}: values beyond float32's range (|x| > {_FLOAT32_MAX:.3g}) would become inf")
+    elif x.dtype.itemsize > 2 and (x.min() < -_FLOAT32_EXACT_INT or x.max() > _FLOAT32_EXACT_INT):
+        raise DataError(f"{who}: {x.dtype} values beyond +-2**24 are not exact in float32 "
+                        f"(range [{x.min()}, {x.max()}])")
     return x
 
 
@@ -74,11 +86,22 @@ class Preprocessor:
     @classmethod
     def from_state_dict(cls, state: dict) -> Preprocessor:
         """Rebuild any preprocessor from `state_dict()` output (dispatches on state['type'])."""
+        if not isinstance(state, dict):
+            raise DataError(f"preprocessor state: expected a dict, got {type(state).__name__}")
         kind = state.get("type")
         if kind not in _REGISTRY or (cls is not Preprocessor and _REGISTRY[kind] is not cls):
             raise DataError(f"unknown or mismatched preprocessor type {kind!r} (known: {sorted(_REGISTRY)})")
-        obj = _REGISTRY[kind](**state["config"])
-        for k, v in state["arrays"].items():
+        config, arrays = state.get("config"), state.get("arrays")
+        if not isinstance(config, dict) or not isinstance(arrays, dict):
+            raise DataError(f"preprocessor state of {kind}: expected dicts 'config' and 'arrays', got "
+                            f"{type(config).__name__} and {type(arrays).__name__}")
+        try:
+            obj = _REGISTRY[kind](**config)
+        except TypeError as err:  # unknown or missing constructor arguments
+            raise DataError(f"preprocessor state of {kind}: bad 'config' {config!r} ({err})") from None
+        for k, v in arrays.items():
+            if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_")):
+                raise DataError(f"preprocessor state of {kind}: 'arrays' key {k!r} is not a learned attribute")
             setattr(obj, k, np.asarray(v))
         return obj
 

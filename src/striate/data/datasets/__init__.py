@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from .base import Dataset, check_images, check_labels
+from .base import Dataset, as_uint8, check_images, check_labels
 from .cifar10 import RestrictedUnpickler, archive_path, load_cifar10, read_archive, restricted_loads
 from .digits import load_digits
 from .download import cache_dir, download, file_digest, verify
+from .image_file import MAX_PIXELS, ImageHeader, ImageSizeError, probe_image, read_image
 from .image_folder import extract_archive, is_archive, load_image_folder
 from .mnist import load_mnist, parse_idx, read_idx
 
@@ -74,8 +75,9 @@ def load(name_or_path: str | os.PathLike, split: str | None = "train", root: str
 
 
 __all__ = [
-    "Dataset", "DataError", "NAMES", "RestrictedUnpickler", "archive_path", "cache_dir", "check_images",
-    "check_labels", "download", "extract_archive", "file_digest", "find_shared_cifar10", "is_archive", "load",
-    "load_cifar10", "load_digits", "load_image_folder", "load_mnist", "parse_idx", "read_archive", "read_idx",
-    "restricted_loads", "shared_dirs", "verify",
+    "MAX_PIXELS", "NAMES", "DataError", "Dataset", "ImageHeader", "ImageSizeError", "RestrictedUnpickler",
+    "archive_path", "as_uint8", "cache_dir", "check_images", "check_labels", "download", "extract_archive",
+    "file_digest", "find_shared_cifar10", "is_archive", "load", "load_cifar10", "load_digits", "load_image_folder",
+    "load_mnist", "parse_idx", "probe_image", "read_archive", "read_idx", "read_image", "restricted_loads",
+    "shared_dirs", "verify",
 ]

@@ -1,11 +1,15 @@
 """Image folders `root/<class>/*.jpg|png` (torchvision ImageFolder layout; classes sorted by name).
 
-Images are decoded with Pillow on a thread pool (its decoders release the GIL) and the result is cached per
-split as `<cache>/image_folder/<name>-<split>-<key>.images.npy` plus `.labels.npz`, where `key` hashes every
-file's relative path, size and mtime, so an edited folder is decoded again and an unchanged one reloads
-from the cache in a fraction of a second (read with `allow_pickle=False`). A `.tar.gz` of such folders (the
+Images are decoded by `read_image` (header checked first: pixel cap, all files the size of the first) on a
+thread pool (Pillow's decoders release the GIL; fewer threads for large images, see DECODE_BUDGET) and the
+result is cached per split as `<cache>/image_folder/<name>-<split>-<key>.images.npy` plus `.labels.npz`,
+where `key` hashes every file's relative path, size and mtime, so an edited folder is decoded again and an
+unchanged one reloads from the cache in a fraction of a second (read with `allow_pickle=False`, checked
+against the listing, rebuilt when damaged). A `.tar.gz` of such folders (the
 shared `cifar10-jpg.tar.gz`, with `train/<class>/*.jpg` and `test/<class>/*.jpg`, optionally under one
-top-level folder) is extracted once into the cache and read from there.
+top-level folder) is extracted once into the cache and read from there; a member that would land outside
+the extraction folder (`..`, absolute paths, links pointing out) is refused by name before anything is
+extracted. Symbolic links in a folder are followed; a loop or a dangling link is an error naming it.
 
 Pillow is imported only when images are actually decoded.
 """
@@ -14,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shutil
 import tarfile
-import tempfile
+import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,12 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from . import partial
 from .base import Dataset
 from .download import cache_dir
+from .image_file import MAX_PIXELS, ImageSizeError, read_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _DONE = ".extracted"
+DECODE_BUDGET = 512 << 20  # bytes of images being decoded at once, across threads
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -44,11 +52,43 @@ def _archive_stem(path: Path) -> str:
     return name
 
 
+def unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why extracting `member` could write outside the target folder (or create a device), else None.
+
+    Refused: absolute paths, '..' components, links whose target is absolute or leaves the archive's root
+    (a symlink's target is relative to its own folder, a hard link's to the root), devices and FIFOs.
+    """
+    name = member.name.replace("\\", "/")
+    parts = name.split("/")
+    if name.startswith("/") or (len(parts[0]) == 2 and parts[0][1] == ":") or ".." in parts:
+        return f"unsafe member path {member.name!r}"
+    if member.issym() or member.islnk():
+        link = member.linkname.replace("\\", "/")
+        base = posixpath.dirname(name) if member.issym() else ""
+        resolved = posixpath.normpath(posixpath.join(base, link))
+        if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            kind = "symbolic" if member.issym() else "hard"
+            return f"unsafe {kind} link {member.name!r} -> {member.linkname!r}"
+    elif not (member.isfile() or member.isdir()):
+        return f"unsupported member type (device or FIFO) {member.name!r}"
+    return None
+
+
+def _checked_members(tar: tarfile.TarFile, archive: Path):
+    for member in tar:
+        reason = unsafe_member(member)
+        if reason is not None:
+            raise DataError(f"{reason} in archive {archive}: refusing to extract it")
+        yield member
+
+
 def extract_archive(archive: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """Extract `archive` once into `<cache>/image_folder/<stem>-<key>/` and return that folder.
 
-    The key hashes the archive's size and mtime; extraction goes to a temporary folder renamed into place
-    only when complete, so an interrupted run leaves nothing that looks finished.
+    The key hashes the archive's size and mtime; extraction goes to a partial folder (`partial.py`) renamed
+    into place only when complete, so an interrupted run leaves nothing that looks finished, and the partial
+    folder of a killed run is removed by the next one. Each member is checked (`unsafe_member`) before it is
+    extracted: a path traversal is refused by name, never extracted, and the partial folder removed.
     """
     archive = Path(archive)
     if not archive.is_file():
@@ -60,14 +100,21 @@ def extract_archive(archive: str | os.PathLike, root: str | os.PathLike | None =
     target = base / f"{_archive_stem(archive)}-{key}"
     if (target / _DONE).exists():
         return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=base))
+    partial.remove_stale(base)
+    tmp = partial.make_dir(target)
     try:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(tmp, filter="data")
+            # One pass: each member is checked before it is extracted (into tmp, removed on failure), and
+            # the "data" filter stays as a second line of defence.
+            tar.extractall(tmp, members=_checked_members(tar, archive), filter="data")
         (tmp / _DONE).touch()
         if target.exists():  # a stale, incomplete earlier attempt
             _rmtree(target)
         os.replace(tmp, target)
+    except tarfile.FilterError as err:
+        _rmtree(tmp)
+        name = getattr(getattr(err, "tarinfo", None), "name", "?")
+        raise DataError(f"unsafe member {name!r} in archive {archive}: {err}") from err
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         _rmtree(tmp)
         raise DataError(f"corrupt or truncated archive {archive}: {err}") from err
@@ -89,72 +136,86 @@ def find_split(folder: str | os.PathLike, split: str | None) -> Path:
         return folder
     if (folder / split).is_dir():
         return folder / split
-    subdirs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")] if folder.is_dir() else []
+    subdirs = [Path(e.path) for e in _listdir(folder) if not e.name.startswith(".") and _entry_kind(e) == "dir"] \
+        if folder.is_dir() else []
     if len(subdirs) == 1 and (subdirs[0] / split).is_dir():
         return subdirs[0] / split
     raise DataError(f"no {split!r} folder in {folder} (looked for {folder / split} and <top>/{split})")
 
 
+def _entry_kind(entry: os.DirEntry) -> str:
+    """'dir', 'file' or 'other' for a folder entry, following symbolic links; DataError for a link that
+    cannot be followed (a loop, a dangling target) or an entry that cannot be examined."""
+    try:
+        if entry.is_dir():
+            return "dir"
+        if entry.is_file():
+            return "file"
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            raise DataError(f"broken symbolic link {entry.path} -> {os.readlink(entry.path)}")
+    except OSError as err:  # ELOOP: a symlink loop; EACCES
+        raise DataError(f"cannot read {entry.path}: {err.strerror or err}") from None
+    return "other"
+
+
+def _listdir(folder: Path) -> list[os.DirEntry]:
+    """The entries of `folder` sorted by name (so the first bad one reported is always the same)."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as err:
+        raise DataError(f"cannot list folder {folder}: {err.strerror or err}") from None
+
+
 def scan(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, int, int, int]]]:
-    """List classes (sorted subfolder names) and files as (relative path, label, size, mtime_ns), sorted."""
+    """List classes (sorted subfolder names) and files as (relative path, label, size, mtime_ns), sorted.
+    Symbolic links are followed; one that loops or dangles is an error naming it, not a silent skip."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    classes = [e.name for e in _listdir(folder) if not e.name.startswith(".") and _entry_kind(e) == "dir"]
     if not classes:
         raise DataError(f"empty image folder {folder}: expected <class>/ subfolders of images")
     files = []
     for label, cls in enumerate(classes):
-        entries = sorted((e for e in os.scandir(folder / cls)
-                          if e.is_file() and e.name.lower().endswith(EXTENSIONS)), key=lambda e: e.name)
+        entries = [e for e in _listdir(folder / cls)
+                   if e.name.lower().endswith(EXTENSIONS) and _entry_kind(e) == "file"]
         if not entries:
             raise DataError(f"class folder {folder / cls} holds no images ({', '.join(EXTENSIONS)})")
         for e in entries:
-            st = e.stat()
+            try:
+                st = e.stat()
+            except OSError as err:  # removed or replaced since it was listed
+                raise DataError(f"cannot read {e.path}: {err.strerror or err}") from None
             files.append((f"{cls}/{e.name}", label, st.st_size, st.st_mtime_ns))
     return classes, files
 
 
-def _decode(path: Path, mode: str):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img if img.mode == mode else img.convert(mode), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"unreadable image {path}: {err}") from err
-
-
-def decode_images(folder: Path, relpaths: list[str], workers: int | None = None,
-                  mode: str | None = None) -> np.ndarray:
-    """Decode images into uint8 (N, H, W, C). All must share one size. `mode` 'RGB' or 'L'; by default 'L'
-    when the first image is greyscale, else 'RGB'."""
-    from PIL import Image
-
+def decode_images(folder: Path, relpaths: list[str], workers: int | None = None, mode: str | None = None,
+                  max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode images into uint8 (N, H, W, C) with `read_image`. All must share the first one's size, which
+    each file's header is checked against before it is decoded. `mode` 'RGB' or 'L'; by default that of
+    the first image ('L' when it is greyscale). Threads are limited so that the images decoded at once stay
+    within DECODE_BUDGET bytes."""
     first = folder / relpaths[0]
-    if mode is None:
-        try:
-            with Image.open(first) as img:
-                mode = "L" if img.mode in ("L", "1", "I;16") else "RGB"
-        except OSError as err:
-            raise DataError(f"unreadable image {first}: {err}") from err
-    sample = _decode(first, mode)
-    h, w = sample.shape[:2]
-    c = 1 if mode == "L" else 3
+    sample = read_image(first, mode=mode, max_pixels=max_pixels)
+    h, w, c = sample.shape
+    mode = "L" if c == 1 else "RGB"
     out = np.empty((len(relpaths), h, w, c), dtype=np.uint8)
+    out[0] = sample
 
     def work(lo: int, hi: int) -> None:
         for i in range(lo, hi):
-            arr = _decode(folder / relpaths[i], mode)
-            if arr.shape[:2] != (h, w):
-                raise DataError(f"image {folder / relpaths[i]} is {arr.shape[1]}x{arr.shape[0]}, "
-                                f"expected {w}x{h} like {first.name}: resize the folder first")
-            out[i] = arr.reshape(h, w, c)
+            try:
+                out[i] = read_image(folder / relpaths[i], mode=mode, expect=(h, w), max_pixels=max_pixels)
+            except ImageSizeError as err:
+                raise DataError(f"{err} like {first.name}: resize the folder first") from None
 
     step = 256
-    workers = workers or min(8, os.cpu_count() or 1)
+    per_image = 3 * h * w * c  # Pillow's decoded image, its conversion and the array: about three copies
+    workers = max(1, min(workers or min(8, os.cpu_count() or 1), DECODE_BUDGET // per_image))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(0, len(relpaths), step)]
+        futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(1, len(relpaths), step)]
         try:
             for f in futures:
                 f.result()
@@ -164,13 +225,29 @@ def decode_images(folder: Path, relpaths: list[str], workers: int | None = None,
     return out
 
 
+def _load_cache(images_file: Path, labels_file: Path, labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
+    """The cached images if the entry is intact and matches the listing (its labels and classes), else None.
+    The .npy is memory-mapped first so a header that lies about its shape or dtype costs nothing."""
+    try:
+        with np.load(labels_file, allow_pickle=False) as z:
+            if not (np.array_equal(z["labels"], labels) and [str(c) for c in z["classes"]] == classes):
+                return None
+        images = np.load(images_file, mmap_mode="r", allow_pickle=False)
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+            return None
+        return np.array(images)
+    except (OSError, ValueError, KeyError, TypeError, zlib.error, EOFError):
+        return None
+
+
 def load_image_folder(path: str | os.PathLike, split: str | None = None, name: str | None = None,
                       root: str | os.PathLike | None = None, workers: int | None = None, cache: bool = True,
-                      mode: str | None = None) -> Dataset:
+                      mode: str | None = None, max_pixels: int = MAX_PIXELS) -> Dataset:
     """A split of an image-folder dataset, from a folder or a .tar(.gz) archive of one.
 
     path: `<path>/<split>/<class>/*.jpg` (or `<path>/<top>/<split>/...`), or `<path>/<class>/*.jpg` with
-    split=None. root: the cache folder (default `$STRIATE_DATA` or `~/.cache/striate`).
+    split=None. root: the cache folder (default `$STRIATE_DATA` or `~/.cache/striate`). max_pixels: the
+    largest W*H accepted (`read_image`). A damaged or inconsistent cache entry is rebuilt from the images.
     """
     path = Path(path)
     name = name or (_archive_stem(path) if is_archive(path) else path.name)
@@ -181,28 +258,30 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     split_name = split or "all"
     stem = cache_dir(root) / "image_folder" / f"{name}-{split_name}-{key}"
     images_file, labels_file = stem.with_name(stem.name + ".images.npy"), stem.with_name(stem.name + ".labels.npz")
-    if cache and labels_file.exists() and images_file.exists():
-        try:
-            images = np.load(images_file, allow_pickle=False)
-            with np.load(labels_file, allow_pickle=False) as z:
-                return Dataset(images, z["labels"], [str(c) for c in z["classes"]], name=name, split=split_name,
-                               source=str(folder))
-        except (OSError, ValueError, KeyError, zlib.error, EOFError, DataError):
-            labels_file.unlink(missing_ok=True)  # a damaged cache is rebuilt from the images
-            images_file.unlink(missing_ok=True)
-    images = decode_images(folder, [f[0] for f in files], workers, mode)
     labels = np.array([f[1] for f in files], dtype=np.int64)
+    if cache and labels_file.exists() and images_file.exists():
+        images = _load_cache(images_file, labels_file, labels, classes)
+        if images is not None:
+            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder))
+        labels_file.unlink(missing_ok=True)  # a damaged cache is rebuilt from the images
+        images_file.unlink(missing_ok=True)
+    images = decode_images(folder, [f[0] for f in files], workers, mode, max_pixels)
     data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder))
     if cache:
-        # Images first, labels last: the labels file marks a complete cache entry.
-        _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
-        _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes)))
+        partial.remove_stale(images_file.parent)
+        try:  # images first, labels last: the labels file marks a complete cache entry
+            _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
+            _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes)))
+        except OSError as err:  # disk full, read-only cache: the images are decoded, only the next run is slower
+            images_file.unlink(missing_ok=True)
+            warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "
+                          f"{err.strerror or err}", RuntimeWarning, stacklevel=2)
     return data
 
 
 def _atomic_save(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = partial.make_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

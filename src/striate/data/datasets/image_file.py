@@ -1,0 +1,141 @@
+"""One image file, opened safely: `probe_image` reads its header only, `read_image` decodes it to uint8 (H, W, C).
+
+Pillow's `Image.open` is lazy: it parses the header (size, mode) and decodes nothing until the pixels are
+asked for. So the declared size is checked first, against a pixel cap and (when given) the size the caller
+expects, and a decompression bomb (17 KB of PNG declaring 12000x12000 pixels) is refused before a byte of it
+is decoded. Pillow's own DecompressionBombWarning/Error never escape: the header is parsed with that warning
+silenced (under a lock, since warning filters are process-wide; decoding itself runs unlocked), and whatever
+a malformed file raises becomes a DataError naming the file. Only raster formats are opened (no EPS/PDF,
+which would run external programs). 16-bit greyscale is scaled to 8 bits (v * 255 / 65535, rounded), never
+clipped. Pillow is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError
+
+MAX_PIXELS = 50_000_000  # 50 MP: a 48 MP phone photo passes; 150 MB decoded as RGB, below Pillow's 89 MP warning
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # integer pixels beyond 8 bits
+_HEADER_LOCK = threading.Lock()
+
+
+class ImageSizeError(DataError):
+    """A file whose size differs from the one expected (raised before decoding it); `.path`, `.size` and
+    `.expected` are (H, W) so a caller can collect and summarise the odd files."""
+
+    def __init__(self, message: str, path: str, size: tuple[int, int], expected: tuple[int, int]):
+        super().__init__(message)
+        self.path, self.size, self.expected = path, size, expected
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header declares: width, height, Pillow mode ('RGB', 'L', 'I;16', ...), format ('PNG')."""
+
+    path: str
+    width: int
+    height: int
+    mode: str
+    format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return self.height, self.width
+
+    @property
+    def channels(self) -> int:
+        """1 for greyscale files, else 3: the C that `read_image(path)` returns."""
+        return 1 if self.mode in GREY_MODES else 3
+
+
+def _open(path: str | os.PathLike, max_pixels: int, formats: tuple[str, ...]):
+    """The file opened by Pillow, header parsed, nothing decoded; its declared size within `max_pixels`."""
+    from PIL import Image
+
+    try:
+        with _HEADER_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap, below, decides
+            img = Image.open(path, formats=list(formats))
+    except Image.DecompressionBombError:
+        raise DataError(f"image {path} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: refused "
+                        f"before decoding (a decompression bomb?)") from None
+    except Exception as err:  # UnidentifiedImageError, OSError (ELOOP, EISDIR, ...), SyntaxError, struct.error
+        raise DataError(f"unreadable image {path}: {err}") from err
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise DataError(f"image {path} is {w}x{h} ({w * h:,} pixels), more than the limit of {max_pixels:,}: "
+                        f"refused before decoding (a decompression bomb, or an image to shrink first)")
+    return img
+
+
+def probe_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
+                formats: tuple[str, ...] = FORMATS) -> ImageHeader:
+    """Read only the header of an image file: its size and mode. Raises DataError naming the file when it is
+    unreadable, of another format, or larger than `max_pixels`."""
+    with _open(path, max_pixels, formats) as img:
+        return ImageHeader(str(path), img.size[0], img.size[1], img.mode, img.format or "")
+
+
+def _pixels(img, mode: str, path) -> np.ndarray:
+    """Decode `img` into uint8 (H, W) for mode 'L' or (H, W, 3) for 'RGB'; wide greyscale scaled, not clipped."""
+    from PIL import Image
+
+    if img.mode == "F":
+        raise DataError(f"image {path}: 32-bit float pixels (mode 'F') are not supported: expected 8 or 16 bits")
+    if img.mode in _WIDE_MODES:  # Pillow's convert('L') would clip 16-bit values at 255
+        wide = np.asarray(img)
+        if wide.size and (wide.min() < 0 or wide.max() > 65535):
+            raise DataError(f"image {path}: {img.mode} pixel values in [{wide.min()}, {wide.max()}], outside the "
+                            f"16-bit range [0, 65535]")
+        img = Image.fromarray(((wide.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8), "L")
+    if img.mode != mode:
+        img = img.convert(mode)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mode: str | None = None, *,
+               expect: tuple[int, int] | None = None, max_pixels: int = MAX_PIXELS,
+               formats: tuple[str, ...] = FORMATS) -> np.ndarray:
+    """An image file as uint8 (H, W, C), checked before it is decoded.
+
+    mode: 'L' (C=1) or 'RGB' (C=3); None picks 'L' for greyscale files, else 'RGB'. size: (H, W) to resize
+    to (bilinear) when the file's size differs; None keeps the file's size. expect: (H, W) the file must
+    have, checked from the header (ImageSizeError otherwise). max_pixels caps the declared W*H (and size).
+    Raises DataError naming the file for anything wrong with it.
+    """
+    if mode not in (None, "L", "RGB"):
+        raise DataError(f"read_image: mode must be 'L', 'RGB' or None, got {mode!r}")
+    if size is not None:
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
+            raise DataError(f"read_image: size must be (H, W) positive ints, got {size!r}")
+        size = (int(size[0]), int(size[1]))
+        if size[0] * size[1] > max_pixels:
+            raise DataError(f"read_image: size {size[1]}x{size[0]} exceeds the limit of {max_pixels:,} pixels")
+    from PIL import Image
+
+    with _open(path, max_pixels, formats) as img:
+        w, h = img.size
+        if expect is not None and (h, w) != tuple(expect):
+            raise ImageSizeError(f"image {path} is {w}x{h}, expected {expect[1]}x{expect[0]}", str(path), (h, w),
+                                 (int(expect[0]), int(expect[1])))
+        mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
+        try:
+            arr = _pixels(img, mode, path)
+            if size is not None and size != (h, w):
+                arr = np.asarray(Image.fromarray(arr, mode).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+        except DataError:
+            raise
+        except Exception as err:  # truncated data (OSError), zlib/struct errors, over-long text chunks (ValueError)
+            raise DataError(f"unreadable image {path}: {err}") from err
+    return arr.reshape(arr.shape[0], arr.shape[1], 1 if mode == "L" else 3)
