@@ -31,6 +31,9 @@ def tampered(run, tmp_path_factory):
 def _cases(run, tampered, tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_text("not an image")
+    from tests.test_data_image_file import bomb_png
+
+    bomb = bomb_png(tmp_path / "bomb.png", 12000, 12000)
     bad_search = tmp_path / "bad.toml"
     bad_search.write_text("[search]\ntrials = 'many'\n")
     return [
@@ -49,6 +52,8 @@ def _cases(run, tampered, tmp_path):
         (["predict", str(run), str(tmp_path / "missing.png")], 1, "missing.png"),
         (["predict", str(run), str(not_image)], 1, "notes.png"),
         (["predict", str(run), str(not_image), "--top-k", "0"], 2, "--top-k"),
+        (["predict", str(run), str(bomb)], 1, "refused before decoding"),
+        (["predict", str(run), str(bomb), "--dense"], 1, "refused before decoding"),
         (["summary", "resnet18"], 2, "unknown model"),
         (["summary", "vgg16", "--input", "22x"], 2, "HxWxC"),
         (["finetune", "--from", str(tmp_path / "nowhere"), "--data", "digits"], 2, "no such run directory"),

@@ -237,17 +237,12 @@ def cmd_eval(args) -> int:
 
 # ----- predict ------------------------------------------------------------------------------
 def read_image(path: str, shape: tuple[int, int, int]):
-    """An image file as uint8 (H, W, C) of the model's input shape (converted and resized as needed)."""
-    import numpy as np
-    from PIL import Image
+    """An image file as uint8 (H, W, C) of the model's input shape (converted and resized as needed);
+    sizes are read from the header first, so a decompression bomb is refused before it is decoded."""
+    from .data import read_image as read
 
     h, w, c = shape
-    with Image.open(path) as im:
-        im = im.convert("L" if c == 1 else "RGB")
-        if im.size != (w, h):
-            im = im.resize((w, h), Image.Resampling.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
-    return a.reshape(h, w, c)
+    return read(path, size=(h, w), mode="L" if c == 1 else "RGB")
 
 
 def cmd_predict(args) -> int:

@@ -302,18 +302,15 @@ def add_predict_dense_arguments(parser: argparse.ArgumentParser) -> argparse.Arg
 
 
 def read_full_image(path: str, crop: tuple[int, int, int]) -> np.ndarray:
-    """uint8 (H, W, C) at the file's own size, enlarged (aspect kept) only if a side is below the crop."""
-    from PIL import Image
+    """uint8 (H, W, C) at the file's own size, enlarged (aspect kept) only if a side is below the crop; the
+    size comes from the header, so an oversized file is refused before it is decoded."""
+    from ..data import probe_image, read_image
 
     ch, cw, c = crop
-    with Image.open(path) as im:
-        im = im.convert("L" if c == 1 else "RGB")
-        w, h = im.size
-        scale = max(ch / h, cw / w, 1.0)
-        if scale > 1:
-            im = im.resize((max(cw, round(w * scale)), max(ch, round(h * scale))), Image.Resampling.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
-    return a.reshape(a.shape[0], a.shape[1], c)
+    h, w = probe_image(path).size
+    scale = max(ch / h, cw / w, 1.0)
+    size = (max(ch, round(h * scale)), max(cw, round(w * scale))) if scale > 1 else None
+    return read_image(path, size=size, mode="L" if c == 1 else "RGB")
 
 
 def preprocess_any_size(steps: list, images: np.ndarray, what: str = "image") -> np.ndarray:
