@@ -83,8 +83,10 @@ def test_report_command(run_dir, tmp_path, capsys):
     assert "loss_log" in (tmp_path / "r.html").read_text()
     assert run_report(parser.parse_args([str(run_dir), str(run_dir), "--out", str(tmp_path / "c.html")])) == 0
     assert (tmp_path / "c.html").stat().st_size > 10_000
-    assert run_report(parser.parse_args([str(tmp_path / "nope")])) == 1
-    assert "report:" in capsys.readouterr().err
+    from striate.cli import main
+
+    assert main(["report", str(tmp_path / "nope")]) == 2  # the one error path: a missing directory is usage
+    assert capsys.readouterr().err.startswith("striate report: error: ")
 
 
 def test_doctor_command(tmp_path, capsys):
