@@ -137,7 +137,7 @@ def fit(digits, callbacks, epochs=2, seed=0):
 
 
 def test_diagnostics_callback_records_and_writes(digits, tmp_path):
-    diag = Diagnostics(tmp_path, stats_interval=10, ratio_interval=1)
+    diag = Diagnostics(tmp_path / "diagnostics.json", stats_interval=10, ratio_interval=1)
     trainer, _ = fit(digits, [History(tmp_path / "metrics.jsonl"), diag])
     snaps = diag.layers.snapshots
     assert [s["iteration"] for s in snaps] == [1] + list(range(11, trainer.iteration + 1, 10))

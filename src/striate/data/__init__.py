@@ -7,6 +7,7 @@ from .datasets import Dataset, load, load_cifar10, load_digits, load_image_folde
 from .datasets.image_file import MAX_PIXELS, ImageHeader, probe_image, read_image
 from .errors import DataError
 from .loader import DataLoader
+from .pipeline import Preprocessing, augmentation
 from .preprocess import PCA, MeanImage, PerChannelMean, PerChannelStandardize, Preprocessor, Scale, Whitening
 
 __all__ = [

@@ -5,8 +5,8 @@
   gradient norms; ReLU units are also tracked over the sampled batches of each epoch ("dead over an epoch").
 - `UpdateRatioMonitor(interval)`: every `interval` steps, copies the weight tensors before the next step and
   records ‖ΔW‖/‖W‖ after it (`interval=1`: every iteration).
-- `Diagnostics(directory, ...)`: both, plus the learning-curve check on the trainer's `History`; writes
-  `diagnostics.json` (snapshots, ratios, verdicts) at each epoch end and at the end of training.
+- `Diagnostics(path, ...)`: both, plus the learning-curve check on the trainer's `History`; writes the JSON
+  file `path` (snapshots, ratios, verdicts; a run's diagnostics.json) at each epoch end and at the end.
 """
 
 from __future__ import annotations
@@ -158,16 +158,16 @@ class UpdateRatioMonitor(Callback):
 
 
 class Diagnostics(Callback):
-    """Checks 6–9 while training; `diagnostics.json` in `directory` (if given) at every epoch end.
+    """Checks 6–9 while training; the JSON file `path` (if given) written at every epoch end.
 
     stats_interval: steps between activation/gradient snapshots; ratio_interval: steps between
     update-ratio measurements. `verdicts()` gives the current diagnosis at any time."""
 
     order = 20
 
-    def __init__(self, directory: str | os.PathLike | None = None, stats_interval: int = 100,
+    def __init__(self, path: str | os.PathLike | None = None, stats_interval: int = 100,
                  ratio_interval: int = 10, num_classes: int | None = None):
-        self.directory = None if directory is None else Path(directory)
+        self.path = None if path is None else Path(path)
         self.layers = LayerStatsMonitor(stats_interval)
         self.ratios = UpdateRatioMonitor(ratio_interval)
         self.num_classes = num_classes
@@ -210,11 +210,10 @@ class Diagnostics(Callback):
                          "verdicts": [v.to_dict() for v in self.verdicts()], **self.extra})
 
     def write(self) -> Path | None:
-        if self.directory is None:
+        if self.path is None:
             return None
-        from ..train.checkpoint import write_atomic
+        from ..atomic import write_atomic
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / "diagnostics.json"
-        write_atomic(path, json.dumps(self.to_dict()) + "\n")
-        return path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(self.to_dict()) + "\n")
+        return self.path

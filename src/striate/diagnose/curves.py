@@ -17,14 +17,12 @@ CHECK = "learning curves"
 
 
 def load_history(source) -> tuple[list[dict], list[dict]]:
-    """(iteration records, epoch records) from a metrics.jsonl path, a run directory, a `History`
-    callback, or a list of records ({"type": "iteration" | "epoch", ...}). Torn lines are skipped."""
+    """(iteration records, epoch records) from a metrics file's path (JSON lines), a `History` callback, or a
+    list of records ({"type": "iteration" | "epoch", ...}). Torn lines are skipped."""
     if hasattr(source, "iterations") and hasattr(source, "epochs"):
         return list(source.iterations), list(source.epochs)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.is_dir():
-            path = path / "metrics.jsonl"
         records = []
         for line in path.read_text().splitlines() if path.exists() else []:
             try:

@@ -2,7 +2,7 @@
 
     report = st.diagnose.doctor(net, st.nn.SoftmaxCrossEntropy(), (x, y), optimizer="momentum", lr=0.05)
     print(report)            # one verdict per check: PASS / WARN / FAIL, measured, expected, advice
-    report.write("doctor/")  # diagnostics.json, metrics.jsonl and report.html with the plots
+    report.write("doctor/diagnostics.json", "doctor/metrics.jsonl")   # then striate.report draws them
 
 Checks: 1 gradient check · 2 initial loss · 3 regularisation raises the loss · 4 overfit a tiny subset ·
 5 learning-rate range test + a short run at your rate · 6 activation statistics · 7 gradient statistics
@@ -70,19 +70,15 @@ class DoctorReport:
                          "lr_finder": self.lr_finder.to_dict() if self.lr_finder else None,
                          "seconds": self.seconds, **self.diagnostics})
 
-    def write(self, directory: str | os.PathLike, html: bool = True) -> Path:
-        """diagnostics.json, metrics.jsonl (the short run) and, with `html`, report.html + PNGs."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "diagnostics.json").write_text(json.dumps(self.to_dict()) + "\n")
-        with open(directory / "metrics.jsonl", "w") as f:
-            for rec in self.history["iterations"] + self.history["epochs"]:
-                f.write(json.dumps(jsonable(rec)) + "\n")
-        if html:
-            from ..report.html import write_report
+    def write(self, diagnostics: str | os.PathLike, metrics: str | os.PathLike) -> None:
+        """The verdicts and measurements as JSON (`diagnostics`), and the short run's history as JSON lines
+        (`metrics`); `striate.report` draws them."""
+        from ..atomic import write_atomic
 
-            return write_report(directory, title="striate doctor")
-        return directory / "diagnostics.json"
+        Path(diagnostics).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(diagnostics, json.dumps(self.to_dict()) + "\n")
+        write_atomic(metrics, "".join(json.dumps(jsonable(r)) + "\n"
+                                      for r in self.history["iterations"] + self.history["epochs"]))
 
 
 class _Minibatches:
@@ -225,11 +221,11 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
         report.diagnostics["layer_stats"] = diag.layers.to_dict()
         report.diagnostics["update_ratio"] = diag.ratios.records
         if not trainer.diverged:
-            ev = trainer.evaluate(val, return_predictions=True)
+            ev = trainer.evaluate(val, keep=True)
             from ..train.metrics import confusion_matrix
 
             report.diagnostics["confusion"] = {
-                "matrix": confusion_matrix(ev["predictions"], ev["labels"], c), "split": "validation"}
+                "matrix": confusion_matrix(ev["scores"].argmax(axis=1), ev["labels"], c), "split": "validation"}
         first = _first_weight(trained) or first
     if first is not None:
         report.diagnostics["filters"] = first
@@ -238,7 +234,3 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
                                       "penalty": repr(penalty) if penalty is not None else None,
                                       "samples": len(x), "validation": len(val[1])}
     return report
-
-
-def default_penalty(reg: float):
-    return l2(reg) if reg else None

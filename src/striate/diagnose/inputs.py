@@ -10,7 +10,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..nn.losses import MulticlassSVM, SoftmaxCrossEntropy
-from ..nn.module import Module, no_grad
+from ..nn.module import Module
+from ..train import inference
 
 OptimizerSpec = str | Callable  # a name ('sgd', 'momentum', 'nesterov', 'adam', ...) or f(model, lr) -> Optimizer
 
@@ -42,21 +43,13 @@ def as_arrays(data, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_optimizer(spec: OptimizerSpec, model: Module, lr: float, momentum: float = 0.9):
-    """An optimizer over `model` at learning rate `lr` from a name or a factory `f(model, lr)`."""
-    from .. import optim
+    """An optimizer over `model` at learning rate `lr` from a name (`optim.registry`) or a factory
+    `f(model, lr)`."""
+    from ..optim.registry import build
 
     if callable(spec):
         return spec(model, lr)
-    name = str(spec).lower()
-    if name == "sgd":
-        return optim.SGD(model, lr=lr)
-    if name in ("momentum", "nesterov"):
-        return optim.SGD(model, lr=lr, momentum=momentum, nesterov=name == "nesterov")
-    table = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSProp, "adagrad": optim.AdaGrad}
-    if name not in table:
-        raise ValueError(f"doctor: unknown optimizer {spec!r}; choose from "
-                         f"{['sgd', 'momentum', 'nesterov', *sorted(table)]} or pass f(model, lr)")
-    return table[name](model, lr=lr)
+    return build(str(spec).lower(), model, lr, momentum=momentum)
 
 
 def fresh_copy(model: Module) -> Module:
@@ -68,13 +61,7 @@ def fresh_copy(model: Module) -> Module:
 
 def scores_eval(model: Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
     """Class scores in eval mode, no caches; the model's training flag is restored."""
-    was = model.training
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([model.forward(x[i:i + batch]) for i in range(0, len(x), batch)])
-    finally:
-        model.train(was)
+    return inference.scores(model, x, batch)
 
 
 def loss_and_accuracy(model: Module, loss, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -14,25 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nn.losses import softmax
-from ..nn.module import Module, no_grad
+from ..nn.module import Module
+from ..train import inference
 from ..train.callbacks import Callback
 
 
 def predict_proba(model: Module, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Softmax probabilities (N, classes) in float64, eval mode, no caches; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            outs = [softmax(model.forward(x[i:i + batch_size]).astype(np.float64))
-                    for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(outs) if outs else np.zeros((0, 0))
+    return inference.probabilities(model, x, batch_size)
 
 
-def _scores(probs: np.ndarray, y: np.ndarray) -> dict:
+def scores(probs: np.ndarray, y: np.ndarray) -> dict:
     y = np.asarray(y)
     p_true = probs[np.arange(len(y)), y]
     return {"accuracy": float(np.mean(probs.argmax(axis=1) == y)),
@@ -73,8 +65,8 @@ class Ensemble:
         {'accuracy', 'loss', 'count', 'members': [accuracy…], 'member_losses': [loss…]}."""
         members = self.member_proba(x, batch_size)
         mixed = sum(w * p for w, p in zip(self.weights, members, strict=True))
-        out = _scores(mixed, y)
-        each = [_scores(p, y) for p in members]
+        out = scores(mixed, y)
+        each = [scores(p, y) for p in members]
         out["members"] = [e["accuracy"] for e in each]
         out["member_losses"] = [e["loss"] for e in each]
         return out
@@ -197,6 +189,6 @@ def ema_model(model: Module, ema) -> Module:
 def evaluate_with_ema(model: Module, ema, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> dict:
     """Accuracy and loss of the EMA / Polyak weights next to the training weights:
     {'accuracy', 'loss', 'count', 'raw_accuracy', 'raw_loss'}."""
-    averaged = _scores(predict_proba(ema_model(model, ema), x, batch_size), y)
-    raw = _scores(predict_proba(model, x, batch_size), y)
+    averaged = scores(predict_proba(ema_model(model, ema), x, batch_size), y)
+    raw = scores(predict_proba(model, x, batch_size), y)
     return {**averaged, "raw_accuracy": raw["accuracy"], "raw_loss": raw["loss"]}

@@ -5,14 +5,15 @@
     for x, y in batches: ...; net.backward(dy); opt.step(); sched.step(); opt.zero_grad()
 """
 
-from . import schedules
+from . import registry, schedules
 from .adaptive import AdaGrad, Adam, AdamW, RMSProp
 from .averaging import EMA
 from .constraints import MaxNorm, clip_grad_norm, max_norm
+from .registry import build
 from .schedules import Schedule, Scheduler, scale_lr_for_batch
 from .sgd import SGD, Optimizer
 
 __all__ = [
-    "EMA", "SGD", "AdaGrad", "Adam", "AdamW", "MaxNorm", "Optimizer", "RMSProp", "Schedule", "Scheduler",
-    "clip_grad_norm", "max_norm", "scale_lr_for_batch", "schedules",
+    "EMA", "SGD", "AdaGrad", "Adam", "AdamW", "MaxNorm", "Optimizer", "RMSProp", "Schedule", "Scheduler", "build",
+    "clip_grad_norm", "max_norm", "registry", "scale_lr_for_batch", "schedules",
 ]

@@ -1,10 +1,13 @@
 """report.html: one self-contained page (PNGs embedded as base64) for a run directory, and a page that
 overlays several runs. The PNGs are also written to `<run>/plots/`.
 
-Reads what is there: `metrics.jsonl` (the trainer's History), `diagnostics.json` (the doctor or the
-`Diagnostics` callback: verdicts, layer statistics, update ratios, the range test, filters, a confusion
-matrix, the initialisation experiment), `summary.json` and `config.json`; for a trained run without
-stored filters / confusion matrix they are computed from the best checkpoint on the test split."""
+Draws from a run directory's files only, never recomputing anything: the metrics (the trainer's History),
+the diagnostics (the doctor or the `Diagnostics` callback: verdicts, layer statistics, update ratios, the
+range test, filters, a confusion matrix, the initialisation experiment), the summary, the configuration,
+the test evaluation (confusion matrix, per-class accuracy) and the first layer's weights from the best
+checkpoint. `run` is a `striate.run.RunDir` (anything with its file attributes: `path`, `metrics_file`,
+`diagnostics_file`, `summary_file`, `config_file`, `evaluation_file`, `plots_dir`, `report_file`,
+`checkpoints_dir`): the report never spells a file name itself."""
 
 from __future__ import annotations
 
@@ -63,52 +66,38 @@ def verdict_table(verdicts: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _from_checkpoint(run: Path) -> tuple[dict | None, dict | None, str]:
-    """(filters, confusion, note) from the run's best checkpoint on its test split (or nothing)."""
-    if not (run / "checkpoints").is_dir() or not (run / "config.json").is_file():
-        return None, None, ""
+def _first_layer(run) -> dict | None:
+    """The first convolution's (else the first matrix's) weights from the run's best checkpoint."""
+    from ..train.checkpoint import CheckpointError, CheckpointStore
+
+    store = CheckpointStore(run.checkpoints_dir)
+    tag = "best" if store.has("best") else "last"
+    if not store.has(tag):
+        return None
     try:
-        from ..nn.module import no_grad
-        from ..train import experiment as ex
-        from ..train.metrics import confusion_matrix
-
-        trained = ex.load_trained(run)
-        filters = None
-        for name, p in trained.model.named_parameters():
-            if p.data.ndim in (2, 4):
-                filters = {"name": name, "weight": p.data}
-                break
-        confusion = None
-        data = ex.load_data(trained.config)
-        split, images, labels = ("test", data.test.images, data.test.labels) if data.test is not None else (
-            "validation", data.val_x, data.val_y)
-        if images is not None:
-            x = ex.apply_preprocess(trained.preprocess, images)
-            with no_grad():
-                pred = np.concatenate([trained.model.forward(x[i:i + 500]).argmax(axis=1)
-                                       for i in range(0, len(x), 500)])
-            confusion = {"matrix": confusion_matrix(pred, labels, len(trained.classes)).tolist(),
-                         "classes": trained.classes, "split": split}
-        return filters, confusion, ""
-    except Exception as e:  # a report must still be written when the checkpoint cannot be used
-        return None, None, f"filters / confusion matrix unavailable: {type(e).__name__}: {e}"
+        weights = store.load(tag).weights
+    except CheckpointError:
+        return None
+    for ndim in (4, 2):
+        for name, w in weights.items():
+            if w.ndim == ndim and name.endswith("weight"):
+                return {"name": name, "weight": w}
+    return None
 
 
-def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, title: str | None = None,
-                 log_loss: bool | None = None, use_checkpoint: bool = True) -> Path:
-    """Write `out` (default `<run_dir>/report.html`) and `<run_dir>/plots/*.png`; returns the path."""
+def write_report(run, out: str | os.PathLike | None = None, title: str | None = None,
+                 log_loss: bool | None = None) -> Path:
+    """Write `out` (default the run's report file) and the plots as PNG files; returns the page's path."""
     from ..diagnose.curves import diagnose_curves, load_history
     from . import plots as P
 
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"report: {str(run)!r} is not a directory")
-    out = Path(out) if out is not None else run / "report.html"
-    plots_dir = run / "plots"
-    iters, epochs = load_history(run / "metrics.jsonl")
-    diag = _read_json(run / "diagnostics.json") or {}
-    summary = _read_json(run / "summary.json")
-    config = _read_json(run / "config.json")
+    out = Path(out) if out is not None else run.report_file
+    plots_dir = run.plots_dir
+    iters, epochs = load_history(run.metrics_file)
+    diag = _read_json(run.diagnostics_file) or {}
+    summary = _read_json(run.summary_file)
+    config = _read_json(run.config_file)
+    evaluation = _read_json(run.evaluation_file)
     parts: list[str] = []
     notes: list[str] = []
 
@@ -152,12 +141,10 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         figs.append((f"scale_{when}", P.plot_layer_scale(snap["layers"], f"Per-layer scale at step "
                                                          f"{snap['iteration']}"),
                      "Activation mean/std and gradient RMS per layer"))
-    filters, confusion = diag.get("filters"), diag.get("confusion")
-    if use_checkpoint and (filters is None or confusion is None):
-        f2, c2, note = _from_checkpoint(run)
-        filters, confusion = filters or f2, confusion or c2
-        if note:
-            notes.append(note)
+    filters, confusion = diag.get("filters") or _first_layer(run), diag.get("confusion")
+    if evaluation is not None:
+        confusion = {"matrix": evaluation["confusion_matrix"], "classes": evaluation["classes"],
+                     "split": evaluation.get("split", "test")}
     if filters is not None:
         figs.append(("filters", P.plot_filters(np.asarray(filters["weight"]), filters.get("name", "first layer")),
                      "The first layer's filters, each scaled to its own range"))
@@ -176,12 +163,12 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         parts.append("</div>")
     if not parts:
         parts.append("<p>Nothing to show yet: no metrics.jsonl or diagnostics.json in this directory.</p>")
-    meta = [f"run directory: {html.escape(str(run))}", f"written {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+    meta = [f"run directory: {html.escape(str(run.path))}", f"written {time.strftime('%Y-%m-%d %H:%M:%S')}"]
     if summary:
         meta.append("status: " + html.escape(str(summary.get("status"))))
         if summary.get("stop_reason"):
             meta.append(html.escape(str(summary["stop_reason"])))
-    head = [f"<h1>{html.escape(title or 'striate report: ' + run.name)}</h1>",
+    head = [f"<h1>{html.escape(title or 'striate report: ' + run.path.name)}</h1>",
             "<div class='meta'>" + " · ".join(meta) + "</div>"]
     if config:
         head.append("<details><summary>configuration</summary><pre>" + html.escape(json.dumps(config, indent=1))
@@ -190,24 +177,23 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         settings = ", ".join(f"{k}={v}" for k, v in diag["settings"].items())
         head.append(f"<p class='meta'>settings: {html.escape(settings)}</p>")
     head += [f"<p class='meta'>{html.escape(n)}</p>" for n in notes]
-    _write_page(out, title or f"striate report: {run.name}", head + parts)
+    _write_page(out, title or f"striate report: {run.path.name}", head + parts)
     return out
 
 
-def write_comparison(run_dirs: list[str | os.PathLike], out: str | os.PathLike,
-                     title: str = "striate: runs compared") -> Path:
-    """One page overlaying the loss and validation-accuracy curves of several runs, with a table of
-    their final numbers."""
+def write_comparison(run_dirs: list, out: str | os.PathLike, title: str = "striate: runs compared") -> Path:
+    """One page overlaying the loss and validation-accuracy curves of several runs (`RunDir`s), with a table
+    of their final numbers."""
     from ..diagnose.curves import load_history
     from . import plots as P
 
     runs, rows = {}, []
-    for d in run_dirs:
-        d = Path(d)
-        if not (d / "metrics.jsonl").is_file():
-            raise FileNotFoundError(f"report: {str(d)!r} has no metrics.jsonl")
+    for run in run_dirs:
+        d = run.path
+        if not run.metrics_file.is_file():
+            raise FileNotFoundError(f"report: {str(d)!r} has no metrics")
         name = d.name if d.name not in runs else str(d)
-        iters, epochs = load_history(d)
+        iters, epochs = load_history(run.metrics_file)
         runs[name] = (iters, epochs)
         last = epochs[-1] if epochs else {}
         best = P.best_epoch(epochs) if epochs else None

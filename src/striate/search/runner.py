@@ -267,22 +267,6 @@ class MedianPruning(Callback):
                                         "median of earlier trials at this epoch")
 
 
-def model_with_keywords(config: dict, keywords: dict) -> tuple[dict, str]:
-    """(config naming a registered builder that passes `keywords` to the model, its base model name)."""
-    from .. import models
-    from ..train import experiment as ex
-
-    base = config["model"] or ex.default_model(config["data"])
-    if not keywords:
-        return config, base
-    name = f"{base}[{','.join(f'{k}={v!r}' for k, v in sorted(keywords.items()))}]"
-    if name not in models.names():
-        def builder(num_classes, in_channels, *, rng, **kw):
-            return models.get(base, num_classes, in_channels, rng=rng, **keywords, **kw)
-        models.register(name, builder)
-    return {**config, "model": name}, base
-
-
 def _curve(history) -> list[list[float]]:
     its = history.iterations if history is not None else []
     step = max(1, math.ceil(len(its) / CURVE_POINTS))
@@ -299,7 +283,7 @@ class Outcome:
 
 def run_trial(trial, params: dict, space: Space, spec: SearchSpec, stage: int, directory: Path) -> Outcome:
     """Train one trial's configuration; every failure becomes an Outcome, never an exception."""
-    from ..train import experiment as ex
+    from ..run import RunDir, build, execute
     from ..train.callbacks import History
 
     epochs = spec.stages[stage].epochs
@@ -308,21 +292,15 @@ def run_trial(trial, params: dict, space: Space, spec: SearchSpec, stage: int, d
     start = time.perf_counter()
     log = None
     try:
-        config, model_kw = space.apply(params, spec.base, where=f"trial {trial.number} of stage {stage + 1}")
+        config = space.apply(params, spec.base, where=f"trial {trial.number} of stage {stage + 1}")
         config = {**config, "epochs": epochs, "out": str(directory)}
-        config, base_model = model_with_keywords(config, model_kw)
-        directory.mkdir(parents=True, exist_ok=True)
-        ex.write_config(directory, {**config, "model": base_model})
-        log = open(directory / "train.log", "a")
-        run = ex.build(config, directory, progress_stream=log)
-        if model_kw:  # record the base builder and its keywords, so the checkpoint loads anywhere
-            run.model.build_config.update({"name": base_model, **model_kw})
-        run.data.test = None  # a search ranks by validation accuracy; the test split stays unseen
+        run_dir = RunDir(directory)
+        run_dir.write_config(config)
+        log = open(run_dir.log_file, "a")
         pruning = MedianPruning(trial, epochs)
-        pruning.set_trainer(run.trainer)
-        run.trainer.callbacks.append(pruning)
-        run.trainer.callbacks.sort(key=lambda c: c.order)
-        summary = ex.execute(run)
+        # a search ranks by validation accuracy: the test split stays unseen
+        run = build(config, run_dir, callbacks=[pruning], test=False, stream=log)
+        summary = execute(run)
         history = run.trainer.callback(History)
         attrs.update(epochs=summary["epochs_completed"], curve=_curve(history), reason=summary["stop_reason"],
                      epoch_logs=[{k: r.get(k) for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}

@@ -12,8 +12,8 @@ In search.toml (one line per dimension under `[space]`):
     "model.hidden" = {int_uniform = [32, 256], log = true}   # a keyword of the model builder
     dropout = {uniform = [0.2, 0.7]}           # `dropout` is "model.dropout"
 
-A dimension's name is what the tables and plots show; it targets a configuration key (`train/config.py`)
-or, written `model.<keyword>`, a keyword argument of the model builder. Every bound and choice is checked
+A dimension's name is what the tables and plots show; it targets a configuration key (`run/config.py`)
+or, written `model.<keyword>`, a keyword argument of the model builder (the run's `model_options`). Every bound and choice is checked
 against the key's own rules when the space is read, so a bad value is reported before any trial runs.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..train import config as cfg
+from ..run import config as cfg
 
 
 class SearchError(cfg.ConfigError):
@@ -31,7 +31,7 @@ class SearchError(cfg.ConfigError):
 
 ALIASES = {"reg": "weight_decay", "dropout": "model.dropout"}
 KINDS = ("log_uniform", "uniform", "int_uniform", "choice", "grid")
-NOT_SEARCHABLE = ("data", "out", "epochs", "val_fraction", "limit", "seed")
+NOT_SEARCHABLE = ("data", "out", "epochs", "val_fraction", "limit", "seed", "model_options")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _check_value(key: str, value, where: str):
             return value
         raise SearchError(f"{where}: {value!r} is not a string or a number")
     try:
-        return cfg.resolve({key: value}, where=where, base={})[key]
+        return cfg.resolve({key: value}, where=where, base={}, command="search")[key]
     except cfg.ConfigError as e:
         raise SearchError(str(e)) from None
 
@@ -103,10 +103,9 @@ def parse_dim(name: str, spec, where: str = "space") -> Dim:
     """A dimension from its TOML table (see the module docstring)."""
     at = f"{where}: {name} = {spec!r}"
     key = ALIASES.get(name, name.replace("-", "_"))
-    if not key.startswith("model.") and key not in cfg.BY_NAME:
-        raise SearchError(f"{at}: unknown key {name!r}; search a configuration key "
-                          f"({', '.join(k for k in cfg.BY_NAME if k not in NOT_SEARCHABLE)}), reg, dropout "
-                          "or model.<keyword>")
+    searchable = [o.name for o in cfg.options("search") if o.name not in NOT_SEARCHABLE]
+    if not key.startswith("model.") and key not in searchable and key not in NOT_SEARCHABLE:
+        raise SearchError(str(cfg.unknown_key(name, [*searchable, "reg", "dropout", "model.<keyword>"], at)))
     if key in NOT_SEARCHABLE:
         raise SearchError(f"{at}: {key} cannot be searched (set it under [train]; stages set the epochs)")
     if not isinstance(spec, dict):
@@ -191,9 +190,10 @@ class Space:
     def grid_size(self, points: int) -> int:
         return math.prod(len(v) for v in self.grid(points).values())
 
-    def apply(self, params: dict, base: dict, where: str = "trial") -> tuple[dict, dict]:
-        """(run configuration, model keywords) for sampled `params` on top of the resolved `base`."""
-        overrides, model_kw = {}, {}
+    def apply(self, params: dict, base: dict, where: str = "trial") -> dict:
+        """The run configuration for sampled `params` on top of the resolved `base` (model keywords go to
+        its `model_options`)."""
+        overrides, model_kw = {}, dict(base.get("model_options") or {})
         for d in self.dims:
             if d.name not in params:
                 continue
@@ -201,7 +201,9 @@ class Space:
                 model_kw[d.key.removeprefix("model.")] = params[d.name]
             else:
                 overrides[d.key] = params[d.name]
-        return cfg.resolve(overrides, where=where, base=base), model_kw
+        config = cfg.resolve(overrides, where=where, base=base, command="search")
+        config["model_options"] = model_kw
+        return config
 
     def __str__(self):
         return "; ".join(str(d) for d in self.dims)

@@ -28,13 +28,32 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..train import config as cfg
+from ..run import config as cfg
+from ..run.config import Option
 from .space import SearchError, Space
 from .stages import SAMPLERS, Stage, parse_stages
 
 PRUNERS = ("median", "none")
-_SEARCH_KEYS = {"name": str, "sampler": str, "trials": int, "grid_points": int, "pruner": str, "seed": int,
-                "heartbeat": int, "grace": int, "retrain_epochs": int, "out": str, "stages": list}
+SEARCH = ("search",)
+# the [search] table's options: the same machinery as every other option (`run.config`)
+SEARCH_OPTIONS = (
+    Option("name", str, "", "study name (default: the search file's stem)", commands=SEARCH),
+    Option("sampler", str, "random", "how trials are drawn: random, grid or tpe", SAMPLERS, commands=SEARCH),
+    Option("trials", int, 20, "trials when there are no stages (grid: every grid point)", minimum=1, commands=SEARCH),
+    Option("grid_points", int, 4, "values per range under the grid sampler", minimum=1, commands=SEARCH),
+    Option("pruner", str, "median", "stop hopeless trials at epoch ends: median (Optuna's MedianPruner) or none",
+           PRUNERS, commands=SEARCH),
+    Option("seed", int, 0, "trial k of stage s samples with a seed derived from (seed, s, k)", minimum=0,
+           commands=SEARCH),
+    Option("heartbeat", int, 10, "seconds between a running trial's heartbeats", minimum=1, commands=SEARCH),
+    Option("grace", int, 60, "a running trial without a heartbeat for this long is marked failed", minimum=1,
+           commands=SEARCH),
+    Option("retrain_epochs", int, 0, "--retrain-best trains the best configuration this long (0: [train] epochs)",
+           minimum=0, commands=SEARCH),
+    Option("out", str, "", "search directory (default: searches/<name>)", commands=SEARCH),
+    Option("stages", list, [], "coarse-to-fine stages: [{trials, epochs, narrow, sampler}, ...]", item=dict,
+           commands=SEARCH),
+)
 
 
 @dataclass(frozen=True)
@@ -65,43 +84,35 @@ class SearchSpec:
     @classmethod
     def from_json(cls, text: str) -> SearchSpec:
         d = json.loads(text)
-        return cls(d["name"], cfg.resolve(d["base"], where="search.json"), Space.from_description(d["space"]),
+        return cls(d["name"], cfg.resolve(d["base"], where="search.json", command="search"),
+                   Space.from_description(d["space"]),
                    tuple(Stage(**s) for s in d["stages"]), d["sampler"], d["grid_points"], d["pruner"], d["seed"],
                    d["heartbeat"], d["grace"], d["retrain_epochs"], d["out"])
 
 
 def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search") -> SearchSpec:
-    unknown = sorted(set(doc) - {"search", "train", "space"})
+    unknown = sorted(set(doc) - {"search", "train", "model", "space"})
     if unknown:
-        raise SearchError(f"{where}: unknown table [{unknown[0]}]; known: [search], [train], [space]")
-    search = doc.get("search", {})
-    for key, value in search.items():
-        if key not in _SEARCH_KEYS:
-            raise SearchError(f"{where}: [search] {key} = {value!r}: unknown key; known: {', '.join(_SEARCH_KEYS)}")
-        want = _SEARCH_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, want):
-            raise SearchError(f"{where}: [search] {key} = {value!r}: expected {want.__name__}")
-        if want is int and key != "seed" and value < (0 if key == "retrain_epochs" else 1):
-            raise SearchError(f"{where}: [search] {key} = {value!r}: must be ≥ 1")
-    # trials are many and short: no per-trial report.html or diagnostics unless [train] asks for them
-    base = cfg.resolve({"report": "off", "diagnostics": 0, **doc.get("train", {})}, where=f"{where} [train]")
+        raise SearchError(f"{where}: unknown table [{unknown[0]}]; known: [search], [train], [model], [space]")
+    defaults = {o.name: o.default_for("search") for o in SEARCH_OPTIONS}
+    try:
+        search = cfg.resolve_with(SEARCH_OPTIONS, doc.get("search", {}), f"{where}: [search]", defaults)
+        # trials are many and short: no per-trial report.html or diagnostics unless [train] asks for them
+        train = cfg.run_values({"train": doc.get("train", {}), **({"model": doc["model"]} if "model" in doc else {})},
+                               where)
+        base = cfg.resolve({"report": "off", "diagnostics": 0, **train}, where=f"{where} [train]", command="search")
+    except cfg.ConfigError as e:
+        raise SearchError(str(e)) from None
     if not base["val_fraction"] > 0:
         raise SearchError(f"{where}: [train] val_fraction = {base['val_fraction']!r}: a search ranks trials by "
                           "validation accuracy, so it needs val_fraction > 0")
     space = Space.from_toml(doc.get("space", {}), where=f"{where} [space]")
-    sampler = search.get("sampler", "random")
-    if sampler not in SAMPLERS:
-        raise SearchError(f"{where}: [search] sampler = {sampler!r}: choose from {list(SAMPLERS)}")
-    pruner = search.get("pruner", "median")
-    if pruner not in PRUNERS:
-        raise SearchError(f"{where}: [search] pruner = {pruner!r}: choose from {list(PRUNERS)}")
-    grid_points = search.get("grid_points", 4)
-    default_trials = space.grid_size(grid_points) if sampler == "grid" else 20
-    stages = parse_stages(search.get("stages"), search.get("trials", default_trials), base["epochs"],
-                          where=f"{where}: [search] stages")
-    spec = SearchSpec(search.get("name", default_name), base, space, tuple(stages), sampler, grid_points, pruner,
-                      search.get("seed", 0), search.get("heartbeat", 10), search.get("grace", 60),
-                      search.get("retrain_epochs", 0), search.get("out", ""))
+    default_trials = space.grid_size(search["grid_points"]) if search["sampler"] == "grid" else 20
+    trials = search["trials"] if "trials" in doc.get("search", {}) else default_trials
+    stages = parse_stages(search["stages"] or None, trials, base["epochs"], where=f"{where}: [search] stages")
+    spec = SearchSpec(search["name"] or default_name, base, space, tuple(stages), search["sampler"],
+                      search["grid_points"], search["pruner"], search["seed"], search["heartbeat"], search["grace"],
+                      search["retrain_epochs"], search["out"])
     if spec.grace <= spec.heartbeat:
         raise SearchError(f"{where}: [search] grace = {spec.grace} must exceed heartbeat = {spec.heartbeat}")
     return spec

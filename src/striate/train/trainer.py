@@ -22,9 +22,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..nn.module import Module, no_grad
+from ..nn.module import Module
+from ..optim.schedules import Scheduler
+from . import inference
 from .callbacks import Callback
-from .tta import check, tta_scores
+from .tta import check
 
 
 def _model_generators(model: Module) -> dict[str, np.random.Generator]:
@@ -36,15 +38,6 @@ def _model_generators(model: Module) -> dict[str, np.random.Generator]:
             if isinstance(value, np.random.Generator):
                 found[f"{name}.{attr}" if name else attr] = value
     return found
-
-
-def _batches(data, batch_size: int):
-    """`data` as an iterable of (x, y) batches: a loader passes through; an (images, labels) pair of
-    arrays is cut into consecutive batches."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        x, y = data
-        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return data
 
 
 class Trainer:
@@ -67,6 +60,8 @@ class Trainer:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.tta = check(tta)  # an unknown mode fails here, not at the first evaluation
         self.schedule, self.penalty = schedule, penalty
+        self.scheduler: Scheduler | None = None
+        self.step_lr: float | None = None  # the learning rate of the last step
         self.rngs = dict(rngs or {})
         self.eval_batch_size = int(eval_batch_size)
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
@@ -114,10 +109,19 @@ class Trainer:
     def lr(self) -> float | None:
         return float(self.optimizer.lr) if hasattr(self.optimizer, "lr") else None
 
+    def _scheduler(self) -> Scheduler | None:
+        """The one owner of the learning rate: `optim.Scheduler` sets `optimizer.lr = schedule(t)` for the
+        coming step t = `iteration` (made when training starts, and again after a restore)."""
+        if self.schedule is None:
+            return None
+        if self.scheduler is None or self.scheduler.schedule is not self.schedule or self.scheduler.t != self.iteration:
+            self.scheduler = Scheduler(self.optimizer, self.schedule, last_step=self.iteration)
+        return self.scheduler
+
     def train_step(self, x, y) -> tuple[float, float]:
         """One optimizer step on a batch; returns (loss, batch accuracy)."""
-        if self.schedule is not None:
-            self.optimizer.lr = float(self.schedule(self.iteration))
+        scheduler = self._scheduler()
+        self.step_lr = self.lr()
         self.optimizer.zero_grad()
         scores = self.model.forward(x)
         loss = self.loss(scores, y)
@@ -132,6 +136,8 @@ class Trainer:
             self.penalty.backward(self.model)
         self.optimizer.step()
         self.iteration += 1
+        if scheduler is not None:
+            scheduler.step()
         acc = float(np.mean(scores.argmax(axis=1) == y)) if len(y) else 0.0
         return float(loss), acc
 
@@ -190,7 +196,7 @@ class Trainer:
                 sums["loss"] += loss * n
                 sums["correct"] += int(round(acc * n))
                 sums["seen"] += n
-                logs = {"loss": loss, "accuracy": acc, "lr": self.lr(), "size": n, "iteration": self.iteration}
+                logs = {"loss": loss, "accuracy": acc, "lr": self.step_lr, "size": n, "iteration": self.iteration}
                 self.batch += 1
                 self._call("on_batch_end", self.batch - 1, logs)
                 # a signal on the epoch's last batch lets the epoch finish (and be checkpointed) normally
@@ -214,47 +220,20 @@ class Trainer:
     def _epoch_logs(self, partial: bool = False) -> dict:
         s = self._sums
         seen = max(s["seen"], 1)
-        logs = {"loss": s["loss"] / seen, "accuracy": s["correct"] / seen, "lr": self.lr(), "time": s["time"]}
+        logs = {"loss": s["loss"] / seen, "accuracy": s["correct"] / seen, "lr": self.step_lr, "time": s["time"]}
         if partial:
             logs["partial"] = True
         return logs
 
     # ----- evaluation ---------------------------------------------------------------------
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
-        """Class scores (N, C) in eval mode without caches, batch by batch."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with no_grad():
-                b = self.eval_batch_size
-                outs = [tta_scores(self.model.forward, x[i:i + b], self.tta) for i in range(0, len(x), b)]
-        finally:
-            self.model.train(was_training)
-        return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+        """Class scores (N, C) in eval mode without caches, batch by batch (with the trainer's TTA)."""
+        return inference.scores(self.model, x, self.eval_batch_size, self.tta)
 
-    def evaluate(self, data, return_predictions: bool = False) -> dict:
-        """Mean loss and accuracy on `data` (a loader or an (images, labels) pair), in eval mode under
-        `no_grad()`. With `return_predictions`, also `predictions` and `labels` arrays (N,)."""
-        was_training = self.model.training
-        self.model.eval()
-        loss_sum, seen, preds, labels = 0.0, 0, [], []
-        try:
-            with no_grad():
-                for x, y in _batches(data, self.eval_batch_size):
-                    scores = tta_scores(self.model.forward, x, self.tta)
-                    loss_sum += self.loss(scores, y) * len(y)
-                    seen += len(y)
-                    preds.append(scores.argmax(axis=1))
-                    labels.append(np.asarray(y))
-        finally:
-            self.model.train(was_training)
-        p = np.concatenate(preds) if preds else np.zeros(0, np.intp)
-        t = np.concatenate(labels) if labels else np.zeros(0, np.intp)
-        out = {"loss": loss_sum / seen if seen else math.nan,
-               "accuracy": float(np.mean(p == t)) if seen else math.nan, "count": seen}
-        if return_predictions:
-            out["predictions"], out["labels"] = p, t
-        return out
+    def evaluate(self, data, keep: bool = False) -> dict:
+        """Mean loss and accuracy on `data` (a loader or an (images, labels) pair) in eval mode, with the
+        trainer's loss and TTA; with `keep`, every sample's `scores` and `labels` too (see `inference`)."""
+        return inference.evaluate(self.model, self.loss, data, self.eval_batch_size, self.tta, keep=keep)
 
     # ----- state --------------------------------------------------------------------------
     def _all_rngs(self) -> dict[str, np.random.Generator]:
@@ -277,14 +256,13 @@ class Trainer:
             "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration,
                          "epochs": self.epochs, "sums": dict(self._sums)},
             "optimizer": self.optimizer.state_dict(),
-            "schedule": {"t": self.iteration,
-                         "config": self.schedule.to_config() if hasattr(self.schedule, "to_config") else None},
+            "schedule": self._scheduler().state_dict() if self.schedule is not None else {"t": self.iteration},
             "rngs": {k: g.bit_generator.state for k, g in self._all_rngs().items()},
             "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
             "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)},
         }
 
-    REQUIRED_STATE = ("progress", "optimizer", "rngs", "loader", "callbacks")
+    REQUIRED_STATE = ("progress", "optimizer", "schedule", "rngs", "loader", "callbacks")
 
     def load_state_dict(self, state: dict) -> Trainer:
         """Everything `state_dict` saved, checked first: an incomplete state is refused whole, so a resume
@@ -302,6 +280,10 @@ class Trainer:
             sums = dict(p.get("sums") or self._sums)
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint state 'progress' is malformed: {e!r}") from None
+        schedule_t = state["schedule"].get("t") if isinstance(state["schedule"], dict) else None
+        if schedule_t != iteration:
+            raise CheckpointError(f"checkpoint state 'schedule' is at step {schedule_t!r}, its progress at "
+                                  f"iteration {iteration}: the two must agree")
         rngs = self._all_rngs()
         missing = sorted(set(state["rngs"]) - set(rngs))
         if missing:
@@ -314,6 +296,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise CheckpointError(f"checkpoint state 'optimizer' does not fit this optimizer: {e}") from None
         self.epoch, self.batch, self.iteration, self._sums = epoch, batch, iteration, sums
+        self.scheduler = None  # the schedule this trainer was given resumes at step `iteration`
         for k, s in state["rngs"].items():
             rngs[k].bit_generator.state = s
         self._pending_loader_state, self._restored = state["loader"], True

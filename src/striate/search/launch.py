@@ -1,4 +1,5 @@
-"""`striate search search.toml [--storage URL] [--workers N] [--retrain-best] [--out DIR] [--max-trials K]`.
+"""Running a search: the workers (this process, or N local processes), the results, and retraining the
+best configuration. `striate search` (cli/search.py) and `st.search.run` call `run`.
 
     striate search search.toml                      # SQLite study in searches/<name>/study.db; rerun to resume
     striate search search.toml --workers 2          # two local worker processes on the same study
@@ -14,28 +15,12 @@ trial as the study stored it), 2 bad search file, 130 interrupted by Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
-
-
-def add_search_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("config", metavar="SEARCH.toml", help="search file: [search], [train], [space]")
-    parser.add_argument("--storage", metavar="URL",
-                        help="Optuna storage URL, e.g. postgresql://user:pw@host/db so workers on many machines "
-                             "share one study (default: sqlite in the search directory)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="worker processes on this machine (default: 1, in this process)")
-    parser.add_argument("--retrain-best", action="store_true",
-                        help="afterwards, train the best configuration for [search] retrain_epochs and test it")
-    parser.add_argument("--out", metavar="DIR", help="search directory (default: [search] out or searches/<name>)")
-    parser.add_argument("--max-trials", type=int, default=None, metavar="K",
-                        help="stop each worker after K trials (resume later by running the command again)")
-    return parser
 
 
 def search_directory(spec, out: str | None) -> Path:
@@ -64,28 +49,24 @@ def start_workers(directory: Path, storage: str | None, workers: int, max_trials
 
 def retrain_best(spec, rows, directory: Path, stream=None) -> dict | None:
     """Train the best configuration for `retrain_epochs` (default: the base config's epochs) in best/."""
-    from ..train import experiment as ex
+    from ..run import RunDir, build, execute
     from . import report
-    from .runner import model_with_keywords
 
     stream = stream if stream is not None else sys.stderr
     b = report.best(rows)
     if b is None:
         print("no completed trial to retrain", file=stream)
         return None
-    config, model_kw = spec.space.apply(b.params, spec.base, where=f"best trial {b.number} of stage {b.stage}")
+    config = spec.space.apply(b.params, spec.base, where=f"best trial {b.number} of stage {b.stage}")
     out, i = directory / "best", 1
-    while (out / "checkpoints").exists():
+    while (out / RunDir.CHECKPOINTS).exists():
         i += 1
         out = directory / f"best-{i}"
     config = {**config, "epochs": spec.retrain_epochs or spec.base["epochs"], "out": str(out)}
-    config, base_model = model_with_keywords(config, model_kw)
-    ex.write_config(out, {**config, "model": base_model})
-    run = ex.build(config, out)
-    if model_kw:
-        run.model.build_config.update({"name": base_model, **model_kw})
+    run_dir = RunDir(out)
+    run_dir.write_config(config)
     print(f"retraining stage {b.stage} trial {b.number} for {config['epochs']} epochs in {out}", file=stream)
-    summary = ex.execute(run)
+    summary = execute(build(config, run_dir))
     line = f"retrained best: {summary['status']}, best val accuracy {summary['best_val_accuracy']}"
     if "test" in summary:
         line += f", test accuracy {100 * summary['test']['accuracy']:.2f}%"
@@ -93,7 +74,10 @@ def retrain_best(spec, rows, directory: Path, stream=None) -> dict | None:
     return summary
 
 
-def run_search(args) -> int:
+def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, retrain: bool = False,
+        out: str | None = None, max_trials: int | None = None) -> int:
+    """Run the search in the file `path`; returns the exit status of `striate search` (0 done, 1 a worker
+    died or failed, 130 interrupted). Bad search files and arguments raise SearchError."""
     import importlib.util
 
     from . import report
@@ -103,27 +87,27 @@ def run_search(args) -> int:
 
     if importlib.util.find_spec("optuna") is None:
         raise SearchError("striate search needs Optuna: pip install 'striate[search]'")
-    spec = spec_mod.load(args.config)
-    if args.workers < 1:
-        raise SearchError(f"--workers {args.workers}: must be ≥ 1")
-    if args.max_trials is not None and args.max_trials < 1:
-        raise SearchError(f"--max-trials {args.max_trials}: must be ≥ 1")
-    directory = search_directory(spec, args.out)
+    spec = spec_mod.load(path)
+    if workers < 1:
+        raise SearchError(f"--workers {workers}: must be ≥ 1")
+    if max_trials is not None and max_trials < 1:
+        raise SearchError(f"--max-trials {max_trials}: must be ≥ 1")
+    directory = search_directory(spec, out)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "search.json").write_text(spec.to_json() + "\n")
-    url = args.storage or default_storage(directory)
+    url = storage or default_storage(directory)
     stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {s.epochs} epochs" + (f", {s.narrow}" if s.narrow else "")
                        for i, s in enumerate(spec.stages))
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
-    print(f"search {spec.name!r} in {directory} ({stages}); storage {shown}; {args.workers} worker(s)",
+    print(f"search {spec.name!r} in {directory} ({stages}); storage {shown}; {workers} worker(s)",
           file=sys.stderr)
     open_storage(url, spec)  # creates the database tables once, before any worker starts
     status = 0
-    if args.workers == 1:
-        result = work(spec, directory, url, max_trials=args.max_trials)
+    if workers == 1:
+        result = work(spec, directory, url, max_trials=max_trials)
         status = EXIT_INTERRUPTED if result.interrupted else 0
     else:
-        procs = start_workers(directory, args.storage, args.workers, args.max_trials)
+        procs = start_workers(directory, storage, workers, max_trials)
         interrupted = False
         try:
             codes = [p.wait() for p in procs]
@@ -138,14 +122,13 @@ def run_search(args) -> int:
             print(f"striate search: error: {died}; the study holds what they stored (see results.txt)",
                   file=sys.stderr)
             status = EXIT_ERROR
-    storage = open_storage(url, spec)
-    rows, text = report.write_all(spec, storage, directory)
+    rows, text = report.write_all(spec, open_storage(url, spec), directory)
     print(text)
     b = report.best(rows)
     if b is not None:
         print(f"best: stage {b.stage} trial {b.number}, val accuracy {100 * b.value:.2f}% "
               f"({', '.join(f'{k} = {report._fmt(v)}' for k, v in b.params.items())})")
     print(f"report: {directory / 'search_report.html'}")
-    if args.retrain_best and status == 0:
+    if retrain and status == 0:
         retrain_best(spec, rows, directory)
     return status

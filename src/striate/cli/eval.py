@@ -1,0 +1,125 @@
+"""`striate eval`: evaluate trained runs on a split of their data: accuracy, loss, per-class accuracy and
+the confusion matrix; several runs with --ensemble average their probabilities.
+
+    striate eval runs/x                         # the test split, best checkpoint
+    striate eval runs/x --split val             # the run's own held-out images
+    striate eval runs/x --split all             # train (without the held-out images), val and test
+    striate eval runs/a runs/b --ensemble --tta flip
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+HELP = "evaluate trained runs: accuracy, per-class accuracy, confusion matrix (--ensemble averages several)"
+
+
+def add_arguments(parser) -> None:
+    from ..run.data import SPLITS
+    from ..train.tta import MODES
+
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directory (several with --ensemble)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="average the predicted probabilities of the runs; report each member and the ensemble")
+    parser.add_argument("--data", help="dataset name or path (default: the run's own)")
+    parser.add_argument("--split", default="test", choices=(*SPLITS, "all"),
+                        help="train (without the held-out images), val (the held-out images), test, or all of "
+                             "them and their total (default: test)")
+    parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
+                        "(default: best)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
+    parser.add_argument("--tta", choices=MODES, default=None,
+                        help="test-time augmentation: flip averages the image and its mirror (default: the run's)")
+
+
+def run(args) -> int:
+    from ..run import RunDir, config
+
+    if len(args.runs) > 1 and not args.ensemble:
+        raise config.ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
+    if args.data:
+        config.check_data(args.data, f"--data {args.data!r}")
+    runs = [RunDir(r).require().load_model(args.checkpoint) for r in args.runs]
+    tta = args.tta or runs[0].config.get("tta", "none")
+    splits = ("train", "val", "test") if args.split == "all" else (args.split,)
+    results = {split: _evaluate(args, runs, split, tta) for split in splits}
+    if args.split == "all":
+        results["all"] = _total(results.values())
+    if args.json:
+        print(json.dumps(results[args.split] if args.split != "all" else results))
+        return 0
+    _print(args, runs, results, tta)
+    return 0
+
+
+def _arrays(args, trained, split):
+    from ..run import config
+    from ..run.data import split_arrays
+
+    images, labels, classes = split_arrays(trained.config, split, args.data)
+    if tuple(images.shape[1:]) != tuple(trained.input_shape):
+        raise config.ConfigError(f"dataset {args.data or trained.config['data']!r} has images "
+                                 f"{tuple(images.shape[1:])}, the model was trained on {trained.input_shape}")
+    if len(classes) != len(trained.classes):
+        raise config.ConfigError(f"dataset {args.data!r} has {len(classes)} classes, the run predicts "
+                                 f"{len(trained.classes)}")
+    return images, labels
+
+
+def _evaluate(args, runs, split, tta) -> dict:
+    from ..models.ensemble import scores
+    from ..run import evaluate
+    from ..train import inference
+
+    images, labels = _arrays(args, runs[0], split)
+    classes = runs[0].classes
+    if not args.ensemble:
+        t = runs[0]
+        r = evaluate(t.model, t.preprocess(images), labels, classes, tta)
+        r.pop("scores")
+        return {**r, "split": split, "checkpoint": t.checkpoint.generation}
+    probs = []
+    for path, t in zip(args.runs, runs, strict=True):
+        if tuple(t.input_shape) != tuple(runs[0].input_shape) or len(t.classes) != len(classes):
+            from ..run import config
+
+            raise config.ConfigError(f"run {path!r} ({t.input_shape}, {len(t.classes)} classes) does not match "
+                                     f"run {args.runs[0]!r} ({runs[0].input_shape}, {len(classes)} classes)")
+        probs.append(inference.probabilities(t.model, t.preprocess(images), tta=tta))
+    members = [dict(scores(p, labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
+    return {"ensemble": scores(np.mean(probs, axis=0), labels), "members": members, "split": split}
+
+
+def _total(results) -> dict:
+    results = [r.get("ensemble", r) for r in results]
+    n = sum(r["count"] for r in results)
+    return {"accuracy": sum(r["accuracy"] * r["count"] for r in results) / n,
+            "loss": sum(r["loss"] * r["count"] for r in results) / n, "count": n, "split": "all"}
+
+
+def _print(args, runs, results, tta) -> None:
+    from ..train.metrics import format_confusion
+
+    extra = "" if tta == "none" else f", test-time augmentation {tta}"
+    data = args.data or runs[0].config["data"]
+    for split, r in results.items():
+        if split == "all":
+            print(f"all splits: accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}   ({r['count']} images)")
+            continue
+        if args.ensemble:
+            print(f"{data} [{split}], {r['ensemble']['count']} images{extra}")
+            for m in r["members"]:
+                print(f"  {m['run']}: accuracy {100 * m['accuracy']:.2f}%   loss {m['loss']:.4f}")
+            e = r["ensemble"]
+            print(f"ensemble of {len(runs)}: accuracy {100 * e['accuracy']:.2f}%   loss {e['loss']:.4f}")
+            continue
+        print(f"{args.runs[0]} ({args.checkpoint} checkpoint, {r['checkpoint']}) on {data} [{split}], "
+              f"{r['count']} images{extra}")
+        print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
+        print(format_confusion(np.array(r["confusion_matrix"]), runs[0].classes))
+        if len(results) > 1:
+            print()
+    sys.stdout.flush()

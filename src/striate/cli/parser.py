@@ -1,0 +1,86 @@
+"""The command line's parser factory: one argparse parser per command, whose option flags come from the
+option table (`run.config`), with the defaults shown in one notation, no abbreviations, one error line,
+and the exit-status table at the end of every help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_TABLE = """exit status:
+  0        done
+  1        the command could not complete on its inputs: an unreadable, corrupt or tampered file, a failed
+           download, a dead worker, a full disk; for doctor: a check failed
+  2        usage or configuration: unknown or mistyped flags and run-file keys, bad values, a --data path
+           that does not exist, an unknown dataset or model name, options that contradict each other
+  3        training diverged
+  130/143  interrupted by Ctrl-C / SIGTERM, after saving"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one error line, `striate <command>: error: …` (with the nearest flag for a typo), no
+    abbreviations, and the exit-status table in every help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # `--epoch 1` is a typo, not `--epochs 1`
+        epilog = (kwargs.get("epilog") or "").rstrip()
+        kwargs["epilog"] = (epilog + "\n\n" if epilog else "") + EXIT_TABLE
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def unknown(self, extra: list[str]):
+        """Refuse unrecognised arguments, naming the nearest known flag."""
+        import difflib
+
+        flags = [f for a in self._actions for f in a.option_strings]
+        hints = []
+        for arg in extra:
+            if arg.startswith("-"):
+                near = difflib.get_close_matches(arg.split("=")[0], flags, n=1, cutoff=0.6)
+                if near:
+                    hints.append(f"did you mean {near[0]}?")
+        self.error(f"unrecognized arguments: {' '.join(extra)}" + (f"; {' '.join(hints)}" if hints else ""))
+
+
+def shown(value) -> str:
+    """A default as the help shows it: one notation for every option."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
+    if value == "":
+        return "none"
+    return str(value)
+
+
+def add_options(parser: argparse.ArgumentParser, command: str, skip: tuple[str, ...] = ()) -> None:
+    """A flag per option of `command` in the option table, converted and checked later by `run.config`
+    (so a bad value is quoted with the flag it came from). Flags default to None: given ones are the
+    command line's changes."""
+    from ..run import config as cfg
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for o in cfg.options(command):
+        if not o.flag or o.name in skip:
+            continue
+        group = groups.setdefault(o.group, parser.add_argument_group(o.group))
+        metavar = "{" + ",".join(map(str, o.choices)) + "}" if o.choices else (
+            "A,B" if o.type is list else o.name.upper())
+        group.add_argument(o.flag_name, dest=o.name, default=None, metavar=metavar,
+                           help=f"{o.help} (default: {shown(o.default_for(command))})")
+
+
+def given(args, command: str) -> dict:
+    """The options the command line set: option name → the string it gave."""
+    from ..run import config as cfg
+
+    return {o.name: getattr(args, o.name) for o in cfg.options(command)
+            if o.flag and getattr(args, o.name, None) is not None}
+
+
+def version() -> str:
+    from .. import __version__
+
+    return f"striate {__version__} (Python {sys.version.split()[0]})"

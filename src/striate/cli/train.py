@@ -1,0 +1,106 @@
+"""`striate train`: train a model and write a run directory.
+
+    striate train                                   # digits net on the embedded digits, a few seconds
+    striate train --data cifar10 --model reference --optimizer nesterov --lr 0.05 --schedule cosine \\
+                  --warmup 1 --epochs 20 --batch-size 128 --augment crop,flip --preprocess standardize
+    striate train --config run.toml                 # the same keys in TOML; flags given too override it
+    striate train --resume runs/x [--epochs 30]     # continue exactly where the last checkpoint left off
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .parser import EXIT_DIVERGED, add_options, given
+
+HELP = "train a model; writes a run directory"
+DESCRIPTION = "Train a model. Keys may also come from --config FILE.toml; flags win over the file."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="a run file: TOML with the keys below (dashes or "
+                        "underscores), flat or under [train], and a [model] table (default: none)")
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last "
+                        "checkpoint; only --epochs, --lr, --patience, --explode-factor, --tta, --report and "
+                        "--diagnostics may change (default: none)")
+    add_options(parser, "train")
+
+
+def configuration(args, command: str = "train") -> dict:
+    """The resolved configuration of a new run: defaults, then the run file, then the flags."""
+    from ..run import config as cfg
+
+    base = cfg.defaults(command)
+    if args.config:
+        base = cfg.resolve(cfg.load_run_file(args.config, command), where=args.config, base=base, command=command)
+    return cfg.resolve(given(args, command), where="command line", base=base, command=command)
+
+
+def run(args, callbacks=()) -> int:
+    """The command; `callbacks` are added to the run's own (a seam for tests and tools)."""
+    from ..run import RunDir, build, config, resume
+
+    if args.resume:
+        if args.config:
+            raise config.ConfigError("--resume takes the configuration from the run; do not pass --config")
+        directory = RunDir(args.resume).require()
+        with directory.lock("striate train --resume"):
+            built = resume(directory, given(args, "train"), callbacks=callbacks)
+            if built is None:
+                return _finished(directory)
+            print(f"resuming {directory} from its last checkpoint (epoch {built.trainer.epoch}, "
+                  f"step {built.trainer.batch})", file=sys.stderr)
+            return _execute(built)
+    cfg = configuration(args)
+    directory = RunDir.new(cfg["out"])
+    cfg["out"] = str(directory)
+    with directory.lock("striate train"):
+        if directory.has_checkpoint("last"):
+            raise config.ConfigError(f"'{directory}' already holds a run; resume it with --resume {directory} "
+                                     "or choose another --out")
+        built = build(cfg, directory, callbacks=callbacks)
+        cfg["model"] = built.meta["model"]["name"]
+        directory.write_config(cfg)
+        d = built.data
+        print(f"run {directory}: {built.model.describe()} '{cfg['model']}' ({built.model.num_parameters():,} "
+              f"parameters) on {cfg['data']} {d.shape}: {len(d.train_x)} train, "
+              f"{0 if d.val_x is None else len(d.val_x)} val", file=sys.stderr)
+        return _execute(built)
+
+
+def _finished(directory) -> int:
+    config = directory.read_config()
+    print(f"run '{directory}' has already trained its {config['epochs']} epochs: nothing to do. To train "
+          f"further: striate train --resume {directory} --epochs {config['epochs'] + 5} (or more)", file=sys.stderr)
+    return 0
+
+
+def _execute(built) -> int:
+    from ..run import execute
+
+    summary = execute(built)
+    print_summary(summary, built.directory)
+    if summary["status"] == "diverged":
+        return EXIT_DIVERGED
+    if summary["status"] == "interrupted":
+        print(f"checkpoint saved; continue with: striate train --resume {built.directory}", file=sys.stderr)
+        return 128 + int(built.trainer.interrupted)
+    return 0
+
+
+def print_summary(s: dict, directory) -> None:
+    epochs = s["epochs_completed"]
+    lines = [f"{s['status']}: {epochs} epoch{'s' if epochs != 1 else ''}, {s['iterations']} iterations in "
+             f"{s['seconds']:.1f}s"]
+    if s.get("stop_reason") and s["status"] != "interrupted":
+        lines.append(s["stop_reason"])
+    if s.get("best_val_accuracy") is not None:
+        lines.append(f"best val accuracy {100 * s['best_val_accuracy']:.2f}% (epoch {s['best_epoch']})")
+    elif s.get("best_train_accuracy") is not None:
+        lines.append(f"best training accuracy {100 * s['best_train_accuracy']:.2f}% (epoch {s['best_epoch']}; "
+                     "no validation split)")
+    if "test" in s:
+        lines.append(f"test accuracy {100 * s['test']['accuracy']:.2f}% on {s['test']['count']} images "
+                     f"({s['test']['checkpoint']} checkpoint)")
+    lines.append(f"run directory: {directory}")
+    print("\n".join(lines))

@@ -1,0 +1,21 @@
+"""The application layer: from a configuration to a trained run directory.
+
+- `config`: the one option table (types, defaults, help, choices) of `train`, `finetune`, `doctor`, `search`
+  and run files;
+- `RunDir` (`directory`): the one place that knows a run's files, its checkpoints' meta data and its lock;
+- `build(config, directory, *, model=None, callbacks=(), ...)`, `resume(directory, changes)` and
+  `execute(run)`: data, model, trainer and callbacks from the configuration; training; the test split
+  evaluated once; summary.json before the final report.
+"""
+
+from . import config
+from .build import Run, build, make_model, make_schedule
+from .config import ConfigError
+from .data import Data, default_model, load_data
+from .directory import RunDir, Trained
+from .evaluation import evaluate
+from .execute import execute
+from .resume import resume
+
+__all__ = ["ConfigError", "Data", "Run", "RunDir", "Trained", "build", "config", "default_model", "evaluate",
+           "execute", "load_data", "make_model", "make_schedule", "resume"]

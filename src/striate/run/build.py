@@ -1,0 +1,115 @@
+"""A run from its resolved configuration: data, preprocessing, model, optimizer, schedule and callbacks,
+built deterministically from the seed, so that a resume rebuilds exactly the same pieces.
+
+    run = build(config, RunDir("runs/x"))                      # nothing trained or written yet
+    run = build(config, directory, model=tuned, callbacks=[pruning], test=False)   # the seams callers use
+
+`model=` trains a model the caller made (a fine-tune's, with transferred weights) instead of building one
+from the configuration; `callbacks=` adds the caller's callbacks to the run's own; `test=False` leaves the
+test split unseen (a search ranks trials by validation accuracy); `fitted=` reuses saved preprocessing
+statistics (a resume) instead of fitting them again.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config as cfg
+from .data import INIT, LOADER, Data, default_model, load_data
+from .directory import RunDir
+
+
+@dataclass
+class Run:
+    config: dict
+    directory: RunDir
+    data: Data
+    preprocess: object  # data.Preprocessing, fitted
+    model: object
+    trainer: object  # train.Trainer
+    train_loader: object
+    val: tuple | None
+    meta: dict = field(default_factory=dict)
+    test: bool = True  # evaluate the test split at the end
+
+
+def make_model(config: dict, num_classes: int, shape: tuple[int, int, int]):
+    """The configuration's model for `num_classes` classes and images `shape` (H, W, C). A keyword the
+    builder does not take, or a model that cannot take these images, is a ConfigError saying which."""
+    from ..models import registry
+
+    h, w, c = shape
+    name = config["model"] or default_model(config["data"])
+    kw = dict(config.get("model_options") or {})
+    if config["width"] != 1.0:
+        kw["width"] = config["width"]
+    try:
+        registry.check_keywords(name, kw)
+        model = registry.get(name, num_classes, c, rng=np.random.default_rng([config["seed"], INIT]),
+                             image_size=(h, w), **kw)
+        model.output_shape((1, h, w, c))
+    except ValueError as e:  # a bad keyword value, or images the architecture cannot take
+        raise cfg.ConfigError(f"model {name!r} cannot be built for {config['data']!r} images {h}×{w}×{c}: {e}") \
+            from None
+    return model
+
+
+def make_schedule(config: dict, steps_per_epoch: int):
+    """The configuration's learning-rate schedule over the whole run, per iteration."""
+    from ..optim import schedules as s
+
+    lr, total = config["lr"], max(1, config["epochs"] * steps_per_epoch)
+    name, gamma = config["schedule"], config["gamma"]
+    if name == "constant":
+        sched = s.constant(lr)
+    elif name == "cosine":
+        sched = s.cosine(lr, total)
+    elif name == "step":  # Caffe's step policy: × gamma every step_size epochs
+        size = config["step_size"] or config["epochs"] / 3
+        sched = s.step(lr, max(1, int(round(size * steps_per_epoch))), gamma)
+    elif name == "multistep":  # × gamma at each milestone (epochs), by default at half and three quarters
+        epochs = config["milestones"] or [config["epochs"] / 2, 3 * config["epochs"] / 4]
+        sched = s.multistep(lr, sorted({max(1, int(round(e * steps_per_epoch))) for e in epochs}), gamma)
+    elif name == "exp":  # a smooth exponential decay, × gamma over the whole run
+        sched = s.exp(lr, gamma ** (1 / total))
+    else:
+        sched = s.poly(lr, total, 1.0)
+    warm = int(round(config["warmup"] * steps_per_epoch))
+    return s.warmup(sched, warm) if warm > 0 else sched
+
+
+def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: list[dict] | None = None,
+          test: bool = True, stream=None) -> Run:
+    """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
+    the progress lines (default stderr)."""
+    from ..data import Compose, DataLoader, Preprocessing, augmentation
+    from ..nn.losses import SoftmaxCrossEntropy
+    from ..optim.registry import build as optimizer
+    from ..train import Trainer
+    from .callbacks import run_callbacks
+
+    data = load_data(config)
+    if fitted is not None:
+        preprocess = Preprocessing.from_state(fitted)
+    else:
+        preprocess = Preprocessing.named(config["preprocess"]).fit(data.train_x)
+    if model is None:
+        model = make_model(config, len(data.classes), data.shape)
+    loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
+                        rng=np.random.default_rng([config["seed"], LOADER]),
+                        transform=Compose([*augmentation(config["augment"], data.shape), preprocess]))
+    val = None if data.val_x is None else (preprocess(data.val_x), data.val_y)
+    if config["patience"] and val is None:
+        raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
+                              f"val_fraction = {config['val_fraction']!r} holds out nothing")
+    meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
+    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None,
+                        stream=stream if stream is not None else sys.stderr)
+    trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]),
+                      optimizer(config["optimizer"], model, config["lr"], config["momentum"],
+                                config["weight_decay"]),
+                      schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"])
+    return Run(config, directory, data, preprocess, model, trainer, loader, val, meta, test=test)

@@ -1,0 +1,321 @@
+"""The one option table: every setting that `striate train`, `finetune`, `doctor` and `search` take, from
+flags and run files alike. Each option has one type, one default (a command may declare its own, e.g.
+`finetune` trains 5 epochs), one help text, its choices and bounds; strings become values here, once, and a
+bad value is quoted with where it came from.
+
+A run file (`--config run.toml`) holds the same keys, flat or under `[train]`; a `[model]` table names the
+model and passes keywords to its builder:
+
+    data = "cifar10"
+    optimizer = "nesterov"
+    [model]
+    name = "reference"
+    hidden = 512          # a keyword of the builder: config["model_options"]["hidden"]
+
+A search file's `[search]` table is checked by the same machinery (`SEARCH_OPTIONS`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A bad key or value in a configuration (the message quotes it and says where it came from)."""
+
+
+from ..data.pipeline import AUGMENT, PREPROCESS
+from ..train.tta import MODES as TTA
+
+COMMANDS = ("train", "finetune", "doctor", "search")
+SCHEDULES = ("constant", "cosine", "step", "multistep", "exp", "poly")
+RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting. `type`: str, int, float or list (of `item` values); `choices` / `minimum` (`exclusive`:
+    the minimum itself is refused) / `below` (an exclusive upper bound) are checked on every value; `check`
+    is an extra test (value, where) → raises ConfigError. `commands`: who takes it; `defaults`: a command's
+    own default; `resumable`: `train --resume` may change it; `flag`: it is also a command-line flag."""
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    exclusive: bool = False
+    below: float | None = None
+    item: type = str
+    check: Callable | None = None
+    commands: tuple[str, ...] = RUN_COMMANDS
+    defaults: tuple[tuple[str, object], ...] = ()
+    resumable: bool = False
+    flag: bool = True
+    group: str = "run"  # the section of --help it is listed in
+
+    def default_for(self, command: str):
+        value = dict(self.defaults).get(command, self.default)
+        return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, value, where: str):
+        """`value` (a command-line string or a run-file value) as this option's type, checked."""
+        bad = f"{where}: {self.name} = {value!r}"
+        if self.type is list and self.item is dict:
+            if not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+                raise ConfigError(f"{bad} is not a list of tables")
+        elif self.type is list:
+            value = self._list(value, bad)
+        elif self.type is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{bad} is not a table")
+        elif self.type is int:
+            value = _number(value, int, bad)
+        elif self.type is float:
+            value = _number(value, float, bad)
+        elif not isinstance(value, str):
+            raise ConfigError(f"{bad} is not a string")
+        if self.choices is not None and value not in self.choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{bad}: unknown {self.name}{maybe}; choose from {', '.join(map(str, self.choices))}")
+        for v in value if self.type is list and self.item is float else [value]:
+            self._bounds(v, bad)
+        if self.check is not None:
+            self.check(value, bad)
+        return value
+
+    def _list(self, value, bad: str) -> list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{bad} is not a comma-separated string or a list")
+        if self.item is float:
+            return [_number(v, float, bad) for v in value]
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{bad} is not a list of strings")
+        return list(value)
+
+    def _bounds(self, value, bad: str) -> None:
+        if not isinstance(value, int | float):
+            return
+        if self.minimum is not None and (value < self.minimum or (self.exclusive and value == self.minimum)):
+            raise ConfigError(f"{bad}: must be {'>' if self.exclusive else '≥'} {self.minimum:g}")
+        if self.below is not None and value >= self.below:
+            raise ConfigError(f"{bad}: must be < {self.below:g}")
+
+
+def _number(value, kind: type, bad: str):
+    what = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or (kind is int and isinstance(value, float)):
+        raise ConfigError(f"{bad} is not {what}")
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{bad} is not {what}") from None
+    if kind is float and not math.isfinite(number):
+        raise ConfigError(f"{bad} is not a finite number")
+    return number
+
+
+def check_data(value: str, where: str) -> None:
+    """A dataset name or an existing path, or ConfigError saying which it is not."""
+    from ..data.datasets import NAMES
+
+    if value in NAMES:
+        return
+    if not value:
+        raise ConfigError(f"{where}: give a dataset: {', '.join(NAMES)}, or a path to an image folder / archive")
+    if not Path(value).expanduser().exists():
+        looks_like_path = any(ch in value for ch in "/\\.~")
+        what = "no such file or directory" if looks_like_path else "unknown dataset"
+        raise ConfigError(f"{where}: {what}; give one of {', '.join(NAMES)}, or a path to an image folder / "
+                          "archive")
+
+
+def _check_model(value: str, where: str) -> None:
+    from ..models import names
+
+    if value and value not in names():
+        hint = difflib.get_close_matches(value, names(), n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"{where}: unknown model{maybe}; choose from {', '.join(names())}")
+
+
+def _check_augment(value: list, where: str) -> None:
+    unknown = [v for v in value if v not in AUGMENT]
+    if unknown:
+        raise ConfigError(f"{where}: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENT)}")
+
+
+def _optimizers() -> tuple[str, ...]:
+    from ..optim.registry import NAMES
+
+    return NAMES
+
+
+DOCTOR_TOO = (*RUN_COMMANDS, "doctor")
+
+OPTIONS: tuple[Option, ...] = (
+    Option("data", str, "digits", "dataset: cifar10, mnist, digits, or a path to an image folder / archive",
+           check=check_data, commands=DOCTOR_TOO, group="data"),
+    Option("model", str, "", "model name (default: digits_net for digits, three_layer otherwise)",
+           check=_check_model, commands=DOCTOR_TOO, group="model"),
+    Option("model_options", dict, {}, "keywords of the model builder (a run file's [model] table)",
+           commands=DOCTOR_TOO, flag=False, group="model"),
+    Option("width", float, 1.0, "width multiplier of the model's channels (1: as published)", minimum=0.0,
+           exclusive=True, commands=DOCTOR_TOO, group="model"),
+    Option("optimizer", str, "adam", "optimizer", _optimizers(), commands=DOCTOR_TOO, group="optimization"),
+    Option("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True, commands=DOCTOR_TOO,
+           resumable=True, group="optimization"),
+    Option("momentum", float, 0.9, "momentum of momentum/nesterov", minimum=0.0, commands=DOCTOR_TOO, group="optimization"),
+    Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0,
+           commands=DOCTOR_TOO, group="regularization"),
+    Option("label_smoothing", float, 0.0, "label smoothing ε of the cross-entropy (PyTorch's label_smoothing)",
+           minimum=0.0, below=1.0, commands=DOCTOR_TOO, group="regularization"),
+    Option("schedule", str, "constant", "learning-rate schedule over the whole run: constant; cosine (to 0); "
+           "step (Caffe's: × gamma every step_size epochs); multistep (× gamma at each of the milestones); "
+           "exp (a smooth exponential decay, × gamma over the whole run); poly (linear to 0)", SCHEDULES, group="schedule"),
+    Option("gamma", float, 0.1, "decay factor of the step, multistep and exp schedules", minimum=0.0,
+           exclusive=True, group="schedule"),
+    Option("step_size", float, 0.0, "epochs between decays of the step schedule (0: a third of the run)",
+           minimum=0.0, group="schedule"),
+    Option("milestones", list, [], "epochs at which the multistep schedule decays, comma-separated "
+           "(default: half and three quarters of the run)", item=float, minimum=0.0, group="schedule"),
+    Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule"),
+    Option("epochs", int, 10, "epochs to train (in total, counting resumed ones)", minimum=1,
+           defaults=(("finetune", 5),), resumable=True, group="optimization"),
+    Option("batch_size", int, 64, "minibatch size", minimum=1, commands=DOCTOR_TOO, group="optimization"),
+    Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data"),
+    Option("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
+           "probabilities of the image and its mirror)", TTA, resumable=True, group="evaluation"),
+    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
+           commands=DOCTOR_TOO, group="data"),
+    Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
+           minimum=0, commands=DOCTOR_TOO, group="run"),
+    Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
+           below=1.0, commands=DOCTOR_TOO, group="data"),
+    Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=DOCTOR_TOO, group="data"),
+    Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,
+           resumable=True, group="regularization"),
+    Option("explode_factor", float, 3.0, "stop when the loss exceeds this × the initial loss", minimum=1.0,
+           exclusive=True, resumable=True, group="run"),
+    Option("diagnostics", int, 100, "every this many iterations record per-layer activation and gradient "
+           "statistics (update/weight ratios 10× as often) into diagnostics.json (0: off)", minimum=0,
+           resumable=True, group="run"),
+    Option("report", str, "on", "draw report.html (plots, the doctor's verdicts) as training goes", ("on", "off"),
+           resumable=True, group="run"),
+    Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",), group="run"),
+    Option("out", str, "", "run directory (default runs/<timestamp>)", group="run"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def options(command: str) -> list[Option]:
+    """The options `command` takes, in table order."""
+    return [o for o in OPTIONS if command in o.commands]
+
+
+def resumable() -> list[str]:
+    return [o.name for o in OPTIONS if o.resumable]
+
+
+def defaults(command: str = "train") -> dict:
+    return {o.name: o.default_for(command) for o in options(command)}
+
+
+def unknown_key(name: str, known, where: str, what: str = "key") -> ConfigError:
+    """The error for a key nobody declared, with the nearest known one."""
+    hint = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1)
+    maybe = f"; did you mean {hint[0]!r}?" if hint else ""
+    return ConfigError(f"{where}: unknown {what} {name!r}{maybe} (known: {', '.join(known)})")
+
+
+def resolve(values: dict, where: str = "config", base: dict | None = None, command: str = "train") -> dict:
+    """`base` (default: `command`'s defaults) updated with `values`, each key checked and converted."""
+    return resolve_with(options(command), values, where, defaults(command) if base is None else base)
+
+
+def resolve_with(table, values: dict, where: str, base: dict) -> dict:
+    """`base` updated with `values`, each key checked and converted by its option in `table`."""
+    known = {o.name: o for o in table}
+    out = dict(base)
+    for name, value in values.items():
+        key = name.replace("-", "_")
+        if key not in known:
+            raise unknown_key(name, known, where)
+        out[key] = known[key].convert(value, where)
+    return out
+
+
+def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str = "config file") -> dict:
+    """Parse a TOML file; a missing or malformed file raises `error` quoting the path."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{what} {str(path)!r} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{what} {str(path)!r}: {e}") from None
+
+
+def run_values(doc: dict, where: str) -> dict:
+    """The option values of a run file's table: flat keys, or under [train]; a [model] table becomes
+    `model` (its `name`), `width` and `model_options` (the rest)."""
+    doc = dict(doc)
+    doc.pop("resume", None)  # a run's config.toml lists its resumes: the settings are what reproduce it
+    if set(doc) <= {"train", "model"} and isinstance(doc.get("train"), dict):
+        doc = {**doc.pop("train"), **doc}
+    table = doc.get("model")
+    if isinstance(table, dict):
+        table = dict(table)
+        doc["model"] = table.pop("name", "")
+        if "width" in table:
+            doc["width"] = table.pop("width")
+        doc["model_options"] = {**doc.get("model_options", {}), **table}
+    return doc
+
+
+def load_run_file(path: str | Path, command: str = "train") -> dict:
+    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`)."""
+    return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(config: dict, header: str = "striate run configuration (striate train --config this-file)") -> str:
+    """A run file that resolves back to `config` (model keywords under [model])."""
+    lines = [f"# {header}"]
+    model_options = config.get("model_options") or {}
+    for o in OPTIONS:
+        if o.name not in config or o.name == "model_options" or (o.name == "model" and model_options):
+            continue
+        lines.append(f"{o.name} = {toml_value(config[o.name])}")
+    if model_options:
+        lines += ["", "[model]", f"name = {toml_value(config.get('model', ''))}"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in model_options.items()]
+    return "\n".join(lines) + "\n"

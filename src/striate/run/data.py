@@ -1,0 +1,89 @@
+"""A run's data: the training split less a seeded validation fraction (optionally limited), and the test
+split when the dataset has one. The same seed always holds out the same images, so a resume, an
+evaluation of `--split val` and the run itself agree on which images were seen."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import config as cfg
+
+SPLIT, INIT, LOADER = 1, 2, 3  # sub-seeds of the run seed, one stream per consumer
+
+
+@dataclass
+class Data:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray | None
+    val_y: np.ndarray | None
+    test: object | None  # a data.Dataset
+    classes: list[str]
+    shape: tuple[int, int, int]
+    name: str = ""
+
+
+def load_data(config: dict) -> Data:
+    """Train split (less a seeded validation fraction, optionally limited) and the test split if any."""
+    from ..data import DataError, load
+
+    name = config["data"]
+    try:
+        train = load(name, "train")
+    except DataError:
+        if name in ("cifar10", "mnist", "digits") or not os.path.isdir(name):
+            raise
+        train = load(name, None)  # a folder of <class>/ images without train/test splits
+        test = None
+    else:
+        try:
+            test = load(name, "test")
+        except DataError:
+            test = None
+    x, y = train.images, train.labels
+    order = np.random.default_rng([config["seed"], SPLIT]).permutation(len(x))
+    if config["limit"]:
+        order = order[:config["limit"]]
+    n_val = int(round(len(order) * config["val_fraction"]))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(train_idx) == 0:
+        raise cfg.ConfigError(f"no training images left after limit = {config['limit']} and "
+                              f"val_fraction = {config['val_fraction']}")
+    return Data(x[train_idx], y[train_idx], x[val_idx] if n_val else None, y[val_idx] if n_val else None,
+                test, list(train.classes), tuple(train.shape), name=name)
+
+
+def default_model(data: str) -> str:
+    return "digits_net" if data == "digits" else "three_layer"
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_arrays(config: dict, split: str, data: str | None = None):
+    """(images uint8, labels, classes) of one split as the run `config` saw it: 'train' without the
+    held-out images, 'val' exactly those, 'test' the dataset's test split. With `data` (another dataset),
+    its own 'train' or 'test' split."""
+    from ..data import DataError, load
+
+    if split not in SPLITS:
+        raise cfg.ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}, all")
+    if data is not None and data != config.get("data"):
+        if split == "val":
+            raise cfg.ConfigError(f"--split val is the run's own held-out part of its data; --data {data!r} has "
+                                  "none (use train or test)")
+        ds = load(data, split)
+        return ds.images, ds.labels, list(ds.classes)
+    d = load_data(config)
+    if split == "train":
+        return d.train_x, d.train_y, d.classes
+    if split == "val":
+        if d.val_x is None:
+            raise cfg.ConfigError(f"the run held out no validation images (val_fraction = {config['val_fraction']})")
+        return d.val_x, d.val_y, d.classes
+    if d.test is None:
+        raise DataError(f"dataset {config['data']!r} has no test split")
+    return d.test.images, d.test.labels, list(d.test.classes)

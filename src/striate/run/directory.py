@@ -1,0 +1,214 @@
+"""`RunDir`: a run directory, and the one place that knows its files.
+
+    config.json, config.toml   the resolved configuration (config.toml is itself a run file)
+    metrics.jsonl              every iteration's loss and lr, every epoch's metrics (the History callback)
+    checkpoints/               generations of weights + state; `last` and `best` point at them
+    summary.json               status, epochs, best validation accuracy, the test result
+    evaluation.json            the test split evaluated once: per-class accuracy, confusion matrix, top losses
+    diagnostics.json           per-layer statistics, update ratios and the doctor's verdicts
+    report.html, plots/        the report drawn from the files above
+    finetune.json              what a fine-tune loaded, re-initialised and froze
+    train.log                  the console output of a run started by a search
+    .lock                      held while a command writes here (see `lock.py`)
+
+A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
+build configuration, the fitted preprocessing, the class names, the input shape and the dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_atomic
+from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from . import config as cfg
+from .lock import RunLock, RunLocked
+
+META = ("model", "preprocess", "classes", "input_shape", "data")
+
+
+@dataclass
+class Trained:
+    """A trained run's model (eval mode, weights loaded) with what inference needs."""
+
+    model: object
+    preprocess: object  # data.Preprocessing, fitted
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+    config: dict
+    checkpoint: Checkpoint
+
+
+class RunDir:
+    CONFIG_JSON, CONFIG_TOML, METRICS = "config.json", "config.toml", "metrics.jsonl"
+    SUMMARY, EVALUATION, DIAGNOSTICS = "summary.json", "evaluation.json", "diagnostics.json"
+    REPORT, PLOTS, FINETUNE, CHECKPOINTS = "report.html", "plots", "finetune.json", "checkpoints"
+    LOG = "train.log"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def new(cls, out: str = "") -> RunDir:
+        """`out`, or a fresh runs/<timestamp>."""
+        if out:
+            return cls(out)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path, i = Path("runs") / stamp, 1
+        while path.exists():
+            i += 1
+            path = Path("runs") / f"{stamp}-{i}"
+        return cls(path)
+
+    # the files, by role (report/ and diagnose/ are handed these paths, and never spell a file name)
+    config_file = property(lambda self: self / self.CONFIG_JSON)
+    metrics_file = property(lambda self: self / self.METRICS)
+    summary_file = property(lambda self: self / self.SUMMARY)
+    evaluation_file = property(lambda self: self / self.EVALUATION)
+    diagnostics_file = property(lambda self: self / self.DIAGNOSTICS)
+    report_file = property(lambda self: self / self.REPORT)
+    plots_dir = property(lambda self: self / self.PLOTS)
+    finetune_file = property(lambda self: self / self.FINETUNE)
+    checkpoints_dir = property(lambda self: self / self.CHECKPOINTS)
+    log_file = property(lambda self: self / self.LOG)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ----- what is here ---------------------------------------------------------------------
+    def is_run(self) -> bool:
+        return (self / self.CONFIG_JSON).is_file()
+
+    def require(self) -> RunDir:
+        """Self, or ConfigError when this is not a run directory (a usage error: the path is wrong)."""
+        if not self.path.is_dir():
+            raise cfg.ConfigError(f"{str(self.path)!r} is not a run directory (no such directory)")
+        if not self.is_run():
+            raise cfg.ConfigError(f"{str(self.path)!r} is not a run directory (no {self.CONFIG_JSON})")
+        return self
+
+    @contextlib.contextmanager
+    def lock(self, command: str):
+        """Hold the directory for `command`; ConfigError naming the holder when another process has it."""
+        try:
+            lock = RunLock(self.path).acquire(command)
+        except RunLocked as e:
+            raise cfg.ConfigError(str(e)) from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    # ----- configuration --------------------------------------------------------------------
+    def read_config(self, command: str = "train") -> dict:
+        """The configuration in effect: the run's settings with every resume's changes applied in order
+        (`config["resume"]` lists them)."""
+        settings, resumes = self._saved_config(command)
+        config = dict(settings)
+        for r in resumes:
+            config.update(cfg.resolve(r.get("changed", {}), where=f"{self / self.CONFIG_JSON} [[resume]]",
+                                      base={}, command=command))
+        config["resume"] = resumes
+        return config
+
+    def _saved_config(self, command: str) -> tuple[dict, list[dict]]:
+        self.require()
+        path = self / self.CONFIG_JSON
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path} is unreadable: {e}") from None
+        resumes = saved.pop("resume", [])
+        return cfg.resolve(saved, where=str(path), command=command), resumes
+
+    def write_config(self, settings: dict, resumes: list[dict] = ()) -> None:
+        """config.json (the settings and the resumes) and config.toml (a run file of the original settings,
+        which reproduces the first run, then one [[resume]] table per resume)."""
+        settings = {k: v for k, v in settings.items() if k != "resume"}
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
+        text = cfg.to_toml(settings)
+        for r in resumes:
+            text += "\n[[resume]]\n" + "".join(f"{k} = {cfg.toml_value(v)}\n" for k, v in r.items())
+        write_atomic(self / self.CONFIG_TOML, text)
+
+    def record_resume(self, changed: dict, epoch: int, command: str = "train") -> None:
+        """Append a [[resume]] record: when, the epoch it started from, and the settings it changed."""
+        settings, resumes = self._saved_config(command)
+        resumes.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "from_epoch": int(epoch),
+                        "changed": dict(changed)})
+        self.write_config(settings, resumes)
+
+    # ----- files ----------------------------------------------------------------------------
+    def read_json(self, name: str) -> dict | None:
+        try:
+            return json.loads((self / name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_json(self, name: str, doc) -> Path:
+        path = self / name
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
+        return path
+
+    # ----- checkpoints ----------------------------------------------------------------------
+    @property
+    def store(self) -> CheckpointStore:
+        return CheckpointStore(self.checkpoints_dir)
+
+    def has_checkpoint(self, tag: str = "last") -> bool:
+        return self.store.has(tag)
+
+    def checkpoint(self, tag: str = "best") -> Checkpoint:
+        """Checkpoint `tag`; 'best' falls back to 'last' for a run without a best epoch."""
+        self.require()
+        store = self.store
+        if tag == "best" and not store.has("best"):
+            tag = "last"
+        if not store.has(tag):
+            raise cfg.ConfigError(f"run {str(self.path)!r} has no '{tag}' checkpoint (it has not finished an "
+                                  "epoch yet)")
+        return store.load(tag)
+
+    @staticmethod
+    def meta(checkpoint: Checkpoint) -> dict:
+        """The checkpoint's meta data, checked: every `META` key present."""
+        meta = checkpoint.state.get("meta")
+        if not isinstance(meta, dict) or any(k not in meta for k in META):
+            have = sorted(meta) if isinstance(meta, dict) else []
+            raise CheckpointError(f"checkpoint {checkpoint.path} lacks the run's meta data ({', '.join(META)}; it "
+                                  f"has {have or 'none'}): it was not written by striate train")
+        return meta
+
+    @staticmethod
+    def make_meta(model, preprocess, classes, input_shape, data: str) -> dict:
+        return {"model": model.build_config, "preprocess": preprocess.state(), "classes": list(classes),
+                "input_shape": [int(d) for d in input_shape], "data": str(data)}
+
+    def load_model(self, tag: str = "best", checkpoint: Checkpoint | None = None) -> Trained:
+        """The run's model with the weights of checkpoint `tag` (best, falling back to last), in eval mode,
+        with its fitted preprocessing, class names, input shape and configuration."""
+        from ..data import Preprocessing
+        from ..models import from_config
+
+        checkpoint = checkpoint or self.checkpoint(tag)
+        meta = self.meta(checkpoint)
+        model = from_config(meta["model"], rng=np.random.default_rng(0))
+        model.load_state_dict(checkpoint.weights)
+        model.eval()
+        return Trained(model, Preprocessing.from_state(meta["preprocess"]), list(meta["classes"]),
+                       tuple(meta["input_shape"]), self.read_config() if self.is_run() else {}, checkpoint)

@@ -1,0 +1,33 @@
+"""One evaluation of a trained model on a labelled split: accuracy, loss, per-class accuracy, the confusion
+matrix and the most-confused class pairs, computed once and written to a run's evaluation.json (the report
+and `striate eval` read it, nothing predicts twice)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.losses import SoftmaxCrossEntropy
+from ..train import inference
+from ..train.metrics import confusion_matrix, per_class_accuracy
+
+
+def most_confused(cm: np.ndarray, classes: list[str], k: int = 5) -> list[dict]:
+    """The `k` largest off-diagonal cells: true class, predicted class, count."""
+    off = np.array(cm, dtype=np.int64)
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:k]
+    pairs = [np.unravel_index(i, off.shape) for i in order]
+    return [{"true": classes[t], "predicted": classes[p], "count": int(off[t, p])} for t, p in pairs if off[t, p]]
+
+
+def evaluate(model, images: np.ndarray, labels: np.ndarray, classes: list[str], tta: str = "none",
+             loss=None) -> dict:
+    """`model` (its preprocessing applied to `images` already) on a split: the numbers, and `scores` (N, C)
+    for whoever needs the per-image results."""
+    result = inference.evaluate(model, loss or SoftmaxCrossEntropy(), (images, labels), tta=tta, keep=True)
+    cm = confusion_matrix(result["scores"].argmax(axis=1), result["labels"], len(classes))
+    pca = per_class_accuracy(cm)
+    return {"accuracy": result["accuracy"], "loss": result["loss"], "count": result["count"], "classes": classes,
+            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
+            "confusion_matrix": cm.tolist(), "most_confused": most_confused(cm, classes),
+            "scores": result["scores"]}

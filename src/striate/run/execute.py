@@ -1,0 +1,78 @@
+"""Running a built run: train (or continue), evaluate the test split once with the best checkpoint, write
+summary.json and evaluation.json, and only then draw the final report, from those files.
+
+summary.json: status ('finished', 'stopped_early', 'diverged' or 'interrupted'), epochs_completed (counted
+from 1, as on the console), iterations, seconds, stop_reason, the last epoch's numbers, the best validation
+accuracy and its epoch (or, without validation data, the best training accuracy), parameters and, when the
+test split was evaluated, `test` (accuracy, loss, count, checkpoint).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .build import Run
+from .evaluation import evaluate
+
+
+def _status(trainer) -> str:
+    if trainer.diverged:
+        return "diverged"
+    if trainer.interrupted:
+        return "interrupted"
+    return "stopped_early" if trainer.stop_training else "finished"
+
+
+def evaluate_test(run: Run) -> dict | None:
+    """The test split on the best checkpoint (else the final weights), written to evaluation.json."""
+    test = run.data.test
+    if test is None or not run.test:
+        return None
+    store = run.directory.store
+    checkpoint = "best" if store.has("best") else "final"
+    if checkpoint == "best":
+        run.model.load_state_dict(store.load("best").weights)
+    result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
+                      run.trainer.loss)
+    result.pop("scores")
+    result.update(split="test", checkpoint=checkpoint)
+    run.directory.write_json(run.directory.EVALUATION, result)
+    return result
+
+
+def execute(run: Run, draw: bool = True) -> dict:
+    """Train the run to its configured epochs and write what it produced; returns the summary. `draw=False`
+    skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
+    from ..train.callbacks import ModelCheckpoint
+
+    trainer = run.trainer
+    start = time.perf_counter()
+    logs = trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
+    status = _status(trainer)
+    ckpt = trainer.callback(ModelCheckpoint)
+    summary = {"status": status, "epochs_completed": trainer.epoch, "iterations": trainer.iteration,
+               "seconds": round(time.perf_counter() - start, 3), "stop_reason": trainer.stop_reason,
+               "last": {k: v for k, v in logs.items() if isinstance(v, int | float)},
+               "best_val_accuracy": ckpt.best if run.val is not None else None,
+               "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1,
+               "parameters": run.model.num_parameters()}
+    if run.val is None:  # without a validation split the best checkpoint follows training accuracy
+        summary["best_train_accuracy"] = ckpt.best
+    if status in ("finished", "stopped_early"):
+        result = evaluate_test(run)
+        if result is not None:
+            summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint")}
+    run.directory.write_json(run.directory.SUMMARY, summary)
+    if draw and status != "interrupted" and run.config["report"] == "on":
+        draw_report(run.directory)
+    return summary
+
+
+def draw_report(directory) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    from ..report import write_report
+
+    write_report(directory)

@@ -1,0 +1,81 @@
+"""Batched inference in eval mode, the one home for it: class scores, probabilities and an evaluation
+(loss, accuracy, optionally every sample's scores) of a model on arrays or a loader. The model runs
+without caches under `no_grad()` and gets its train/eval mode back afterwards.
+
+    scores(model, x)                 (N, C) float scores
+    probabilities(model, x)          (N, C) float64 softmax
+    evaluate(model, loss, data)      {'loss', 'accuracy', 'count'} (+ 'scores', 'labels' with keep=True)
+
+`tta` names a test-time augmentation (see `tta.py`): with "flip" each image and its mirror are classified
+and their probabilities averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from ..nn.losses import softmax
+from ..nn.module import Module, no_grad
+from .tta import tta_scores
+
+BATCH = 500  # images per forward pass: large enough for BLAS, small enough for memory
+
+
+@contextlib.contextmanager
+def inference(model: Module):
+    """Eval mode and no caches for the block; the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def batches(data, batch_size: int = BATCH):
+    """`data` as (x, y) batches: an (images, labels) pair of arrays is cut into consecutive batches; any
+    other iterable of batches (a loader) passes through."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        x, y = data
+        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return data
+
+
+def scores(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none") -> np.ndarray:
+    """Class scores (N, C) of images `x` (already preprocessed)."""
+    with inference(model):
+        outs = [tta_scores(model.forward, x[i:i + batch_size], tta) for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def probabilities(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none") -> np.ndarray:
+    """Softmax probabilities (N, C) in float64."""
+    s = scores(model, x, batch_size, tta)
+    return softmax(s.astype(np.float64)) if s.size else np.zeros((len(x), 0))
+
+
+def evaluate(model: Module, loss, data, batch_size: int = BATCH, tta: str = "none", keep: bool = False) -> dict:
+    """Mean `loss` and accuracy of `model` on `data` (an (images, labels) pair or a loader of batches).
+    With `keep`, also every sample's `scores` (N, C) and `labels` (N,)."""
+    loss_sum, seen, kept, labels = 0.0, 0, [], []
+    with inference(model):
+        for x, y in batches(data, batch_size):
+            s = tta_scores(model.forward, x, tta)
+            loss_sum += loss(s, y) * len(y)
+            seen += len(y)
+            kept.append(s if keep else s.argmax(axis=1))
+            labels.append(np.asarray(y))
+    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    out = {"loss": loss_sum / seen if seen else math.nan, "count": seen}
+    if keep:
+        s = np.concatenate(kept) if kept else np.zeros((0, 0), np.float32)
+        out["scores"], out["labels"] = s, y
+        predictions = s.argmax(axis=1) if s.size else np.zeros(0, np.int64)
+    else:
+        predictions = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    out["accuracy"] = float(np.mean(predictions == y)) if seen else math.nan
+    return out
