@@ -239,6 +239,3 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
                                       "samples": len(x), "validation": len(val[1])}
     return report
 
-
-def default_penalty(reg: float):
-    return l2(reg) if reg else None
