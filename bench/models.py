@@ -36,8 +36,7 @@ def to_torch(net, torch):
 
 
 def _translate(m, torch):
-    from striate.models.googlenet import ZeroPad2d
-    from striate.nn import activation, containers, conv, dropout, linear, norm, pool, shape
+    from striate.nn import activation, containers, conv, dropout, linear, norm, pad, pool, shape
 
     nn = torch.nn
     kind = type(m)
@@ -68,7 +67,7 @@ def _translate(m, torch):
               shape.Flatten: lambda: _flatten_nhwc_module(torch), dropout.Dropout: lambda: nn.Dropout(m.p),
               pool.MaxPool2d: lambda: nn.MaxPool2d(m.kernel_size, m.stride),
               pool.AvgPool2d: lambda: nn.AvgPool2d(m.kernel_size, m.stride),
-              ZeroPad2d: lambda: nn.ZeroPad2d((m.padding[2], m.padding[3], m.padding[0], m.padding[1]))}
+              pad.ZeroPad2d: lambda: nn.ZeroPad2d((m.padding[2], m.padding[3], m.padding[0], m.padding[1]))}
     if kind in simple:
         return simple[kind]()
     raise TypeError(f"to_torch: no PyTorch translation for {m.describe()}")

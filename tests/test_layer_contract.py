@@ -1,5 +1,8 @@
-"""The contract every layer in st.nn keeps at its edges: an empty batch passes (N = 0, like PyTorch) and a
-backward `dy` unlike the forward's output is refused with a LayerError naming the layer."""
+"""The contract every layer in st.nn keeps at its edges: an empty batch passes (N = 0, like PyTorch), a
+backward `dy` unlike the forward's output is refused with a LayerError naming the layer, and `output_shape` /
+`macs` take the batch dimension, refusing a shape of the wrong rank (a per-sample shape named as such)."""
+
+import re
 
 import numpy as np
 import pytest
@@ -44,6 +47,11 @@ CASES = [
     ("dropout2d", lambda r, d: nn.Dropout2d(0.5, rng=r), (2, 4, 4, 3), False),
     ("dropconnect", lambda r, d: nn.DropConnect(6, 4, p=0.5, rng=r, dtype=d), (2, 6), False),
     ("lrn", lambda r, d: nn.LocalResponseNorm(3), (2, 4, 4, 5), False),
+    ("grouped_conv", lambda r, d: nn.GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=r, dtype=d), (2, 5, 5, 4),
+     False),
+    ("grouped_conv_strided", lambda r, d: nn.GroupedConv2d(6, 3, 3, stride=2, groups=3, rng=r, dtype=d),
+     (2, 7, 7, 6), False),
+    ("zero_pad", lambda r, d: nn.ZeroPad2d(2, 3, 0, 1), (2, 4, 5, 3), False),
     ("flatten", lambda r, d: nn.Flatten(), (2, 4, 4, 3), False),
     ("sequential", _sequential, (2, 4, 4, 3), False),
     ("sequential_bn", lambda r, d: nn.Sequential(nn.Linear(6, 4, rng=r, dtype=d), nn.BatchNorm(4, dtype=d),
@@ -57,6 +65,9 @@ CASES = [
                                                      shortcut=nn.Conv2d(3, 4, 1, rng=r, dtype=d)), (2, 5, 5, 3), False),
 ]
 IDS = [c[0] for c in CASES]
+# layers taking any rank from a minimum on: for them a per-sample shape is itself a valid, smaller batch
+ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "prelu_shared", "prelu_channels", "dropout",
+            "batchnorm_images", "lrn", "flatten"}
 
 
 def test_cases_cover_every_layer():
@@ -112,3 +123,56 @@ def test_empty_batch_through_a_training_step(rng):
     opt.step()
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_shapes_take_the_batch_dimension(rng, case):
+    """output_shape agrees with forward, takes any sequence of ints, and output_shape and macs refuse a shape
+    of the wrong rank with a LayerError naming the layer; a per-sample shape is named as the likely mistake."""
+    name, build, shape, _ = case
+    layer = build(rng, np.float32)
+    y = layer(rng.standard_normal(shape).astype(np.float32))
+    assert layer.output_shape(shape) == y.shape == layer.output_shape([np.int64(d) for d in shape])
+    assert isinstance(layer.macs(shape), int) and layer.macs(shape) >= 0
+    per_sample = shape[1:]
+    for method in (layer.output_shape, layer.macs):
+        for bad in [(), 7, (2.5,) + shape[1:]]:
+            with pytest.raises(nn.LayerError, match=type(layer).__name__):
+                method(bad)
+        if name in ANY_RANK:
+            method(per_sample)
+            continue
+        with pytest.raises(nn.LayerError) as info:
+            method(per_sample)
+        message = str(info.value)
+        assert type(layer).__name__ in message and "output_shape and macs take the batch dimension" in message
+        assert message.endswith(f"got {per_sample} — a per-sample shape? use {(1, *per_sample)}"), message
+
+
+def test_per_sample_shape_message(rng):
+    layer = nn.Conv2d(3, 16, 3, rng=rng)
+    with pytest.raises(nn.LayerError) as info:
+        layer.output_shape((32, 32, 3))
+    assert str(info.value) == ("Conv2d(3→16, 3×3): output_shape and macs take the batch dimension, (N, H, W, 3); "
+                               "got (32, 32, 3) — a per-sample shape? use (1, 32, 32, 3)")
+    # a shape that is not one axis short, or whose channels do not fit, gets the plain expected-input error
+    for bad in [(2, 32, 32, 3, 1), (32, 32, 1), (2, 32, 32, 1)]:
+        with pytest.raises(nn.LayerError, match=rf"^Conv2d\(3→16, 3×3\): expected input \(N, H, W, 3\), "
+                                                rf"got {re.escape(str(bad))}$"):
+            layer.macs(bad)
+    net = _sequential(rng, np.float32)
+    with pytest.raises(nn.LayerError, match=r"^in layer 0 \(Conv2d\(3→4, 3×3, pad=1\)\) of Sequential: .* "
+                                            r"a per-sample shape\? use \(1, 4, 4, 3\)$"):
+        net.output_shape((4, 4, 3))
+    with pytest.raises(nn.LayerError, match=r"take a shape, a tuple of ints with the batch dimension first"):
+        nn.Linear(6, 4, rng=rng).output_shape((2, 6.0))
+    assert net.output_shape((1, 4, 4, 3)) == (1, 5) and st.summary(net, (4, 4, 3)).output_shape == (1, 5)
+
+
+def test_residual_output_shape_checks_the_shortcut(rng):
+    """output_shape refuses what forward refuses: a body that changes the shape of an identity shortcut."""
+    res = nn.Residual(nn.Conv2d(3, 4, 3, padding=1, rng=rng))
+    with pytest.raises(nn.LayerError, match="add a projection shortcut"):
+        res.output_shape((2, 5, 5, 3))
+    with pytest.raises(nn.LayerError, match="add a projection shortcut"):
+        res(np.zeros((2, 5, 5, 3), np.float32))

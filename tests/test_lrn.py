@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+from striate.kernels.lrn import lrn_backward, lrn_forward
+from striate.kernels.reference import lrn_naive
 from striate.nn.errors import LayerError
-from striate.nn.lrn import LocalResponseNorm, lrn_backward, lrn_forward, lrn_naive
+from striate.nn.lrn import LocalResponseNorm
 from tests import battery
 
 CASES = [(5, 1e-4, 0.75, 1.0), (5, 5e-4, 0.75, 2.0), (4, 0.3, 0.5, 1.0), (3, 1.0, 1.0, 0.5), (1, 0.2, 0.75, 1.0)]

@@ -23,3 +23,21 @@ def test_summary_counts(rng):
     assert big.total_macs == 4 * s.total_macs and big.output_shape == (4, 10)
     y = net(np.zeros((1, 32, 32, 3), np.float32))
     assert y.shape == s.output_shape
+
+
+def test_summary_is_the_complexity_table(rng):
+    """One table: st.summary gives complexity's rows (containers expanded) from the per-sample shape."""
+    from striate.complexity import Complexity, complexity
+
+    net = st.nn.Sequential(st.nn.Conv2d(3, 4, 3, padding=1, rng=rng),
+                           st.nn.Concat(st.nn.Conv2d(4, 2, 1, rng=rng), st.nn.ZeroPad2d(0)),
+                           st.nn.GroupedConv2d(6, 4, 3, groups=2, rng=rng), st.nn.Flatten())
+    s = st.summary(net, (8, 8, 3), batch_size=2)
+    assert isinstance(s, Complexity) and s.input_shape == (2, 8, 8, 3)
+    assert s.rows == complexity(net, (8, 8, 3), batch_size=2).rows
+    assert [r.name for r in s.rows] == ["0", "1.0", "1.1", "1", "2", "3"]
+    assert s.output_shape == net.output_shape((2, 8, 8, 3)) == (2, 6 * 6 * 4)
+    assert s.total_macs == net.macs((2, 8, 8, 3)) and s.total_params == net.num_parameters()
+    text = str(s)
+    for column in ("output shape", "params", "MACs", "total", "GroupedConv2d(6→4, 3×3, groups=2)", "(2, 6, 6, 4)"):
+        assert column in text, text

@@ -6,8 +6,7 @@ import pytest
 
 import striate as st
 from striate.models import alexnet, fast, googlenet, lenet, vgg
-from striate.models.alexnet import GroupedConv2d
-from striate.models.googlenet import ZeroPad2d
+from striate.nn import GroupedConv2d, ZeroPad2d
 from striate.nn.errors import LayerError
 from tests import battery
 
@@ -156,49 +155,6 @@ def test_googlenet_structure():
             sizes.append(shape[1])
     assert sizes == [229, 112, 113, 56, 57, 28, 29, 14, 15, 7]
     assert googlenet.inception_out(googlenet.INCEPTION["5b"]) == 1024
-
-
-def test_grouped_conv_is_two_independent_convs(rng):
-    layer = GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng)
-    x = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
-    y = layer(x)
-    a, b = layer._convs()
-    with st.no_grad():
-        np.testing.assert_allclose(y[..., :3], a(np.ascontiguousarray(x[..., :2])), rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(y[..., 3:], b(np.ascontiguousarray(x[..., 2:])), rtol=1e-6, atol=1e-6)
-    battery.gradients_ok(GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng, dtype=np.float64), x.astype(np.float64))
-    battery.output_shape_matches(layer, x)
-    battery.float32_in_out(layer, x)
-    battery.accumulates(layer, x)
-    battery.state_dict_round_trip(lambda r: GroupedConv2d(4, 6, 3, groups=2, rng=r))
-    battery.repr_ok(layer, "GroupedConv2d(4→6, 3×3, groups=2, pad=1)")
-    assert layer.macs((2, 5, 5, 4)) == 2 * 25 * 6 * 9 * 2
-    battery.bad_input_names_layer(layer, x[..., :3], "expected input (N, H, W, 4)")
-    with pytest.raises(ValueError, match="groups"):
-        GroupedConv2d(3, 6, 3, groups=2)
-
-
-def test_grouped_conv_matches_torch(rng, torch):
-    layer = GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=rng)
-    x = rng.standard_normal((2, 5, 5, 4)).astype(np.float32)
-    y = layer(x)
-    w = np.concatenate([battery.conv_weight_to_torch(c.weight.data) for c in layer._convs()])
-    b = np.concatenate([c.bias.data for c in layer._convs()])
-    ty = torch.nn.functional.conv2d(battery.nchw(x), torch.tensor(w), torch.tensor(b), padding=1, groups=2)
-    np.testing.assert_allclose(y, battery.nhwc(ty), rtol=1e-5, atol=1e-5)
-
-
-def test_zero_pad(rng):
-    layer = ZeroPad2d(2, 3, 0, 1)
-    x = rng.standard_normal((2, 4, 5, 3))
-    y = layer(x)
-    assert y.shape == layer.output_shape(x.shape) == (2, 9, 6, 3)
-    np.testing.assert_array_equal(y[:, 2:6, 0:5], x)
-    assert y.sum() == pytest.approx(x.sum())
-    battery.gradients_ok(layer, x)
-    battery.float32_in_out(layer, x)
-    battery.repr_ok(layer, "ZeroPad2d(top=2, bottom=3, left=0, right=1)")
-    battery.bad_input_names_layer(layer, x[0].astype(np.float32), "expected input (N, H, W, C)")
 
 
 def test_ceil_pool_equivalence(rng, torch):

@@ -5,11 +5,11 @@
 """
 
 from . import data, models, nn, optim, train
+from .complexity import summary
 from .diagnose.gradcheck import gradcheck
 from .kernels.parallel import num_threads as get_num_threads
 from .kernels.parallel import set_num_threads
 from .nn.module import no_grad
-from .summary import summary
 
 __version__ = "0.1.0"
 __all__ = ["data", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim", "set_num_threads", "summary",

@@ -1,5 +1,6 @@
 """Computational complexity of a network from shapes alone (no data is run): per layer the output shape,
-parameters, multiply-accumulates and activation memory, and the memory a training step needs.
+parameters, multiply-accumulates and activation memory, and the memory a training step needs. One table,
+`complexity(model, input_shape)`; `st.summary(model, input_shape)` is the same table under its short name.
 
 One MAC is one multiply-add (the notes' "volume of the cube": a convolution costs Ho·Wo·F·KH·KW·C per
 image, a fully connected layer in·out); pooling, ReLU, normalisation and additions are not counted, as in
@@ -165,17 +166,12 @@ def _walk(module: Module, shape, name: str, rows: list[LayerCost], bpv: int):
         for n, m in module.named_children():
             shape = _walk(m, shape, child(n), rows, bpv)
         return shape
-    if isinstance(module, Concat):
+    if isinstance(module, Concat | Residual):  # the branches' rows, then one for the joined output
         for n, m in module.named_children():
             _walk(m, shape, child(n), rows, bpv)
         out = tuple(module.output_shape(shape))
-        rows.append(LayerCost(name or "Concat", module.describe(), out, 0, 0, _size(out) * bpv))
-        return out
-    if isinstance(module, Residual):
-        for n, m in module.named_children():
-            _walk(m, shape, child(n), rows, bpv)
-        out = tuple(module.output_shape(shape))
-        rows.append(LayerCost(name or "Residual", "Residual (sum)", out, 0, 0, _size(out) * bpv))
+        layer = module.describe() if isinstance(module, Concat) else "Residual (sum)"
+        rows.append(LayerCost(name or type(module).__name__, layer, out, 0, 0, _size(out) * bpv))
         return out
     return _leaf(module, shape, name, rows, bpv)
 
@@ -188,6 +184,13 @@ def complexity(model: Module, input_shape: tuple[int, ...], batch_size: int = 1,
     c = Complexity(input_shape=shape, bytes_per_value=bytes_per_value)
     _walk(model, shape, "", c.rows, bytes_per_value)
     return c
+
+
+def summary(model: Module, input_shape: tuple[int, ...], batch_size: int = 1) -> Complexity:
+    """`st.summary`: the complexity table of `model` for inputs of the per-sample `input_shape` (e.g.
+    (32, 32, 3), no batch axis) — per-layer output shape, parameters, MACs, activation memory and the totals;
+    `print` it for the table. Shapes and MACs are for `batch_size` samples."""
+    return complexity(model, input_shape, batch_size)
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:

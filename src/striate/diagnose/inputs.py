@@ -76,18 +76,3 @@ def chance_loss(loss, num_classes: int) -> float | None:
     if isinstance(loss, MulticlassSVM):
         return (num_classes - 1) * loss.margin
     return None
-
-
-def num_classes_of(model: Module, x: np.ndarray) -> int:
-    return int(scores_eval(model, x[:2]).shape[1])
-
-
-def layer_label(model: Module, dotted: str) -> str:
-    """'3.weight' → 'layer 3 (Linear(64→10))'; the module path when the model is nested."""
-    path = dotted.rsplit(".", 1)[0] if "." in dotted else ""
-    modules = dict(model.named_modules())
-    m = modules.get(path)
-    if m is None:
-        return dotted
-    where = f"layer {path}" if path else "the model"
-    return f"{where} ({m.describe()})"

@@ -113,3 +113,13 @@ def fractional_max_pool2d_naive(x, row_bounds, col_bounds):
         return dx
 
     return out, backward
+
+
+def lrn_naive(x, size, alpha, beta, k):
+    """Loop over channels, straight from the local response normalisation formula (see kernels/lrn.py)."""
+    c = x.shape[-1]
+    y = np.empty_like(x)
+    for ch in range(c):
+        lo, hi = max(0, ch - size // 2), min(c, ch + (size - 1) // 2 + 1)
+        y[..., ch] = x[..., ch] / (k + alpha / size * (x[..., lo:hi] ** 2).sum(axis=-1)) ** beta
+    return y

@@ -32,73 +32,13 @@ from ..nn.activation import ReLU
 from ..nn.containers import Sequential
 from ..nn.conv import Conv2d
 from ..nn.dropout import Dropout
+from ..nn.grouped import GroupedConv2d
 from ..nn.linear import Linear
 from ..nn.lrn import LocalResponseNorm
 from ..nn.module import Module
 from ..nn.pool import MaxPool2d
 from ..nn.shape import Flatten
 from ._build import record, scaled, spatial_size
-
-
-class GroupedConv2d(Module):
-    """A convolution whose input and output channels are split into `groups` independent convolutions
-    (AlexNet's two GPUs). x: (N, H, W, C_in) → (N, Ho, Wo, C_out); child `g` maps input channels
-    [g·C_in/G, (g+1)·C_in/G) to output channels [g·C_out/G, (g+1)·C_out/G). Children are Conv2d, named '0', '1', …
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
-                 groups: int = 2, *, rng: np.random.Generator | None = None, dtype=np.float32):
-        super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"GroupedConv2d: {in_channels}→{out_channels} channels do not split into {groups} groups")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        for g in range(groups):
-            setattr(self, str(g), Conv2d(in_channels // groups, out_channels // groups, kernel_size, stride,
-                                         padding, rng=rng, dtype=dtype))
-
-    def _convs(self) -> list[Conv2d]:
-        return list(self._modules.values())
-
-    def forward(self, x):
-        self._check_input(x, 4, self.in_channels, "N, H, W, C")
-        step = self.in_channels // self.groups
-        outs = [conv.forward(np.ascontiguousarray(x[..., g * step:(g + 1) * step]))
-                for g, conv in enumerate(self._convs())]
-        self._save(True)
-        return np.concatenate(outs, axis=-1)
-
-    def backward(self, dy):
-        self._saved()
-        step = self.out_channels // self.groups
-        dxs = []
-        for g, conv in enumerate(self._convs()):
-            conv.requires_input_grad = self.requires_input_grad
-            dxs.append(conv.backward(np.ascontiguousarray(dy[..., g * step:(g + 1) * step])))
-        return np.concatenate(dxs, axis=-1) if self.requires_input_grad else None
-
-    def output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        if c != self.in_channels:
-            raise self._error(f"expected input (N, H, W, {self.in_channels}), got {tuple(input_shape)}")
-        shape = self._convs()[0].output_shape((n, h, w, c // self.groups))
-        return shape[:3] + (self.out_channels,)
-
-    def macs(self, input_shape):
-        n, h, w, c = input_shape
-        return sum(conv.macs((n, h, w, c // self.groups)) for conv in self._convs())
-
-    def extra_repr(self):
-        conv = self._convs()[0]
-        kh, kw = conv.kernel_size
-        s = f"{self.in_channels}→{self.out_channels}, {kh}×{kw}, groups={self.groups}"
-        if conv.stride != 1:
-            s += f", stride={conv.stride}"
-        if conv.padding:
-            s += f", pad={conv.padding}"
-        return s
-
-    def __repr__(self):
-        return self.describe()
 
 
 def _conv(cin, cout, k, stride, pad, groups, rng):

@@ -37,46 +37,9 @@ from ..nn.dropout import Dropout
 from ..nn.linear import Linear
 from ..nn.lrn import LocalResponseNorm
 from ..nn.module import Module
+from ..nn.pad import ZeroPad2d
 from ..nn.pool import GlobalAvgPool2d, MaxPool2d
 from ._build import record, scaled, spatial_size
-
-
-class ZeroPad2d(Module):
-    """x: (N, H, W, C) → (N, top + H + bottom, left + W + right, C) with zeros around. No parameters."""
-
-    def __init__(self, top: int, bottom: int | None = None, left: int | None = None, right: int | None = None):
-        super().__init__()
-        bottom = top if bottom is None else bottom
-        left = top if left is None else left
-        right = left if right is None else right
-        self.padding = tuple(int(p) for p in (top, bottom, left, right))
-        if min(self.padding) < 0:
-            raise ValueError(f"ZeroPad2d: padding must be ≥ 0, got {self.padding}")
-
-    def forward(self, x):
-        self._check_input(x, 4, None, "N, H, W, C")
-        t, b, left, r = self.padding
-        n, h, w, c = x.shape
-        y = np.zeros((n, t + h + b, left + w + r, c), dtype=x.dtype)
-        y[:, t:t + h, left:left + w] = x
-        self._save(x.shape)
-        return y
-
-    def backward(self, dy):
-        n, h, w, c = self._saved()
-        t, _, left, _ = self.padding
-        return np.ascontiguousarray(dy[:, t:t + h, left:left + w])
-
-    def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
-        n, h, w, c = input_shape
-        t, b, left, r = self.padding
-        return (n, t + h + b, left + w + r, c)
-
-    def extra_repr(self):
-        return "top={}, bottom={}, left={}, right={}".format(*self.padding)
-
 
 # (1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool projection) — the paper's table 1
 INCEPTION: dict[str, tuple[int, int, int, int, int, int]] = {

@@ -129,9 +129,9 @@ class PReLU(_Elementwise):
         return dx
 
     def output_shape(self, input_shape):
-        if self.channels > 1 and (len(input_shape) < 2 or input_shape[-1] != self.channels):
-            raise self._error(f"expected input (N, ..., {self.channels}), got {tuple(input_shape)}")
-        return tuple(input_shape)
+        if self.channels > 1:
+            return self._input_shape(input_shape, None, self.channels, "N, ..., C", min_ndim=2)
+        return super().output_shape(input_shape)
 
     def extra_repr(self):
         return f"num_parameters={self.channels}"
@@ -172,12 +172,12 @@ class Maxout(Module):
         return dx
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 2 or input_shape[1] != self.in_features:
-            raise self._error(f"expected input (N, {self.in_features}), got {tuple(input_shape)}")
-        return (input_shape[0], self.out_features)
+        n, _ = self._input_shape(input_shape, 2, self.in_features, "N, D")
+        return (n, self.out_features)
 
     def macs(self, input_shape):
-        return input_shape[0] * self.in_features * self.out_features * self.pieces
+        n, _ = self.output_shape(input_shape)
+        return n * self.in_features * self.out_features * self.pieces
 
     def extra_repr(self):
         s = f"{self.in_features}→{self.out_features}, pieces={self.pieces}"

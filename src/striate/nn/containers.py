@@ -4,6 +4,8 @@ are re-raised naming the child and its position."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .module import Module
@@ -16,6 +18,15 @@ def _rethrow(error: Exception, where: str) -> Exception:
         return type(error)(f"{where}: {message}")
     except Exception:
         return RuntimeError(f"{where}: {type(error).__name__}: {message}")
+
+
+@contextlib.contextmanager
+def _inside(where: str):
+    """Re-raise any error of the block with `where` (the failing child) prefixed."""
+    try:
+        yield
+    except Exception as e:
+        raise _rethrow(e, where) from e
 
 
 class Sequential(Module):
@@ -49,10 +60,8 @@ class Sequential(Module):
 
     def forward(self, x):
         for i, m in enumerate(self._modules.values()):
-            try:
+            with _inside(self._where(i, m)):
                 x = m.forward(x)
-            except Exception as e:
-                raise _rethrow(e, self._where(i, m)) from e
         return x
 
     def _first_needed(self, layers) -> int:
@@ -70,26 +79,23 @@ class Sequential(Module):
         stop = self._first_needed(layers)
         for i in range(len(layers) - 1, stop - 1, -1):
             layers[i].requires_input_grad = i > stop or self.requires_input_grad
-            try:
+            with _inside(self._where(i, layers[i])):
                 dy = layers[i].backward(dy)
-            except Exception as e:
-                raise _rethrow(e, self._where(i, layers[i])) from e
         return dy if stop == 0 else None
 
     def output_shape(self, input_shape):
-        shape = tuple(input_shape)
+        shape = self._input_shape(input_shape)
         for i, m in enumerate(self._modules.values()):
-            try:
+            with _inside(self._where(i, m)):
                 shape = m.output_shape(shape)
-            except Exception as e:
-                raise _rethrow(e, self._where(i, m)) from e
         return shape
 
     def macs(self, input_shape):
-        total, shape = 0, tuple(input_shape)
-        for m in self._modules.values():
-            total += m.macs(shape)
-            shape = m.output_shape(shape)
+        total, shape = 0, self._input_shape(input_shape)
+        for i, m in enumerate(self._modules.values()):
+            with _inside(self._where(i, m)):
+                total += m.macs(shape)
+                shape = m.output_shape(shape)
         return total
 
     def describe(self):
@@ -186,10 +192,8 @@ class Concat(Module):
     def forward(self, x):
         outs = []
         for i, m in enumerate(self._modules.values()):
-            try:
+            with _inside(self._where(i, m)):
                 outs.append(m.forward(x))
-            except Exception as e:
-                raise _rethrow(e, f"in branch {i} ({m.describe()}) of Concat") from e
         lead = outs[0].shape[:-1]
         for i, o in enumerate(outs):
             if o.shape[:-1] != lead:
@@ -204,22 +208,31 @@ class Concat(Module):
         splits = np.cumsum(sizes)[:-1]
         dx = None
         for i, (m, g) in enumerate(zip(self._modules.values(), np.split(dy, splits, axis=-1), strict=True)):
-            try:
+            with _inside(self._where(i, m)):
                 gi = m.backward(np.ascontiguousarray(g))
-            except Exception as e:
-                raise _rethrow(e, f"in branch {i} ({m.describe()}) of Concat") from e
             dx = gi if dx is None else dx + gi
         return dx
 
+    def _where(self, i: int, m: Module) -> str:
+        return f"in branch {i} ({m.describe()}) of Concat"
+
+    def _each(self, method: str, input_shape) -> list:
+        """`output_shape` or `macs` of every branch on `input_shape`, errors naming the branch."""
+        results = []
+        for i, m in enumerate(self._modules.values()):
+            with _inside(self._where(i, m)):
+                results.append(getattr(m, method)(input_shape))
+        return results
+
     def output_shape(self, input_shape):
-        shapes = [m.output_shape(tuple(input_shape)) for m in self._modules.values()]
+        shapes = self._each("output_shape", input_shape)
         for i, s in enumerate(shapes):
             if s[:-1] != shapes[0][:-1]:
                 raise self._error(f"branch {i} gives {s}, branch 0 gives {shapes[0]} for input {tuple(input_shape)}")
         return shapes[0][:-1] + (sum(s[-1] for s in shapes),)
 
     def macs(self, input_shape):
-        return sum(m.macs(tuple(input_shape)) for m in self._modules.values())
+        return sum(self._each("macs", input_shape))
 
     def describe(self):
         return f"Concat({len(self)} branches)"
@@ -248,16 +261,18 @@ class Residual(Module):
         return self._modules.get("shortcut")
 
     def forward(self, x):
-        try:
+        with _inside(self._where("body")):
             y = self.body.forward(x)
-        except Exception as e:
-            raise _rethrow(e, f"in body ({self.body.describe()}) of Residual") from e
         keep = None
         if self.training and self.survival < 1.0:
             keep = (self.rng.random(x.shape[0]) < self.survival).astype(y.dtype) / y.dtype.type(self.survival)
             y = y * keep.reshape((-1,) + (1,) * (y.ndim - 1))
         sc = self._shortcut()
-        s = x if sc is None else sc.forward(x)
+        if sc is None:
+            s = x
+        else:
+            with _inside(self._where("shortcut")):
+                s = sc.forward(x)
         if s.shape != y.shape:
             raise self._error(f"body gives {y.shape} but shortcut gives {s.shape}; add a projection shortcut")
         out = y + s
@@ -268,24 +283,38 @@ class Residual(Module):
     def backward(self, dy):
         _, keep = self._saved(dy)
         db = dy if keep is None else dy * keep.reshape((-1,) + (1,) * (dy.ndim - 1))
-        try:
+        with _inside(self._where("body")):
             dx = self.body.backward(db)
-        except Exception as e:
-            raise _rethrow(e, f"in body ({self.body.describe()}) of Residual") from e
         sc = self._shortcut()
         if sc is None:
             return dx + dy
-        try:
+        with _inside(self._where("shortcut")):
             return dx + sc.backward(dy)
-        except Exception as e:
-            raise _rethrow(e, f"in shortcut ({sc.describe()}) of Residual") from e
+
+    def _where(self, part: str) -> str:
+        return f"in {part} ({self._modules[part].describe()}) of Residual"
 
     def output_shape(self, input_shape):
-        return self.body.output_shape(tuple(input_shape))
+        with _inside(self._where("body")):
+            shape = self.body.output_shape(input_shape)
+        sc = self._shortcut()
+        if sc is None:
+            other = self._input_shape(input_shape)
+        else:
+            with _inside(self._where("shortcut")):
+                other = sc.output_shape(input_shape)
+        if tuple(other) != tuple(shape):
+            raise self._error(f"body gives {shape} but shortcut gives {other}; add a projection shortcut")
+        return shape
 
     def macs(self, input_shape):
+        with _inside(self._where("body")):
+            total = self.body.macs(input_shape)
         sc = self._shortcut()
-        return self.body.macs(tuple(input_shape)) + (0 if sc is None else sc.macs(tuple(input_shape)))
+        if sc is not None:
+            with _inside(self._where("shortcut")):
+                total += sc.macs(input_shape)
+        return total
 
     def extra_repr(self):
         return f"survival={self.survival}" if self.survival < 1 else ""

@@ -54,14 +54,12 @@ class Conv2d(Module):
         return dx
 
     def output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        if c != self.in_channels:
-            raise self._error(f"expected input (N, H, W, {self.in_channels}), got {tuple(input_shape)}")
+        n, h, w, _ = shape = self._input_shape(input_shape, 4, self.in_channels, "N, H, W, C")
         try:
             ho = conv_output_size(h, self.kernel_size[0], self.stride, self.padding)
             wo = conv_output_size(w, self.kernel_size[1], self.stride, self.padding)
         except ValueError as e:
-            raise self._error(f"input {tuple(input_shape)}: {e}") from None
+            raise self._error(f"input {shape}: {e}") from None
         return (n, ho, wo, self.out_channels)
 
     def macs(self, input_shape):

@@ -68,9 +68,7 @@ class Dropout2d(Dropout):
         return (x.shape[0], 1, 1, x.shape[3])
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
-        return tuple(input_shape)
+        return self._input_shape(input_shape, 4, None, "N, H, W, C")
 
 
 class DropConnect(Linear):

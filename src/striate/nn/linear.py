@@ -45,12 +45,12 @@ class Linear(Module):
         return matmul(dy, w.T) if self.requires_input_grad else None
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 2 or input_shape[1] != self.in_features:
-            raise self._error(f"expected input (N, {self.in_features}), got {tuple(input_shape)}")
-        return (input_shape[0], self.out_features)
+        n, _ = self._input_shape(input_shape, 2, self.in_features, "N, D")
+        return (n, self.out_features)
 
     def macs(self, input_shape):
-        return input_shape[0] * self.in_features * self.out_features
+        n, _ = self.output_shape(input_shape)
+        return n * self.in_features * self.out_features
 
     def extra_repr(self):
         return f"{self.in_features}→{self.out_features}" + ("" if self.bias is not None else ", bias=False")

@@ -12,6 +12,7 @@ naming the layer, instead of a NumPy broadcast error deep in a kernel (or, worse
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from collections.abc import Iterator
 
@@ -28,6 +29,14 @@ class _GradMode(threading.local):
 
 _MODE = _GradMode()
 _NO_DY = object()  # `_saved()` called without a gradient to check (containers, custom layers)
+
+
+def _layout(ndim: int, last: int | None, layout: str | None) -> str:
+    """'(N, H, W, 16)': the axes a layer takes, `last` filled in (default names 'N, ?, ?')."""
+    names = (layout or ", ".join(["N"] + ["?"] * (ndim - 1))).split(", ")
+    if last is not None:
+        names[-1] = str(last)
+    return f"({', '.join(names)})"
 
 
 @contextlib.contextmanager
@@ -267,12 +276,37 @@ class Module:
 
     # ----- shapes and cost ----------------------------------------------------------------
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Shape of the output for an input of `input_shape` (batch axis included), without data."""
-        return tuple(input_shape)
+        """Shape of the output for an input of `input_shape` (batch axis first, like Keras's
+        `compute_output_shape`: (N, H, W, C), not (H, W, C)), without data."""
+        return self._input_shape(input_shape, None, None, "N, ...")
 
     def macs(self, input_shape: tuple[int, ...]) -> int:
-        """Multiply-accumulates of one forward pass on an input of `input_shape` (whole batch)."""
+        """Multiply-accumulates of one forward pass on an input of `input_shape` (batch axis first; whole batch)."""
+        self.output_shape(input_shape)  # the same shape errors as output_shape
         return 0
+
+    def _input_shape(self, input_shape, ndim: int | None = None, last: int | None = None, layout: str | None = None,
+                     *, min_ndim: int = 1) -> tuple[int, ...]:
+        """`input_shape` of `output_shape`/`macs` as a tuple of ints, checked: rank `ndim` (None: at least
+        `min_ndim`), last axis `last` (if given); `layout` names the axes as in `_check_input`. Otherwise a
+        LayerError naming this layer, which calls a shape one axis short that would fit a per-sample shape
+        (the likely mistake: (32, 32, 3) for (1, 32, 32, 3))."""
+        try:
+            shape = tuple(operator.index(d) for d in input_shape)
+        except TypeError:
+            shape = None
+        if shape is None or any(d < 0 for d in shape):
+            raise self._error(f"output_shape and macs take a shape, a tuple of ints with the batch dimension "
+                              f"first, got {input_shape!r}")
+        rank = min_ndim if ndim is None else ndim
+        last_ok = last is None or (len(shape) > 0 and shape[-1] == last)
+        if last_ok and (len(shape) == rank if ndim is not None else len(shape) >= rank):
+            return shape
+        expected = _layout(rank, last, layout)
+        if last_ok and len(shape) == rank - 1 > 0:
+            raise self._error(f"output_shape and macs take the batch dimension, {expected}; got {shape} — "
+                              f"a per-sample shape? use {(1, *shape)}")
+        raise self._error(f"expected input {expected}, got {shape}")
 
     # ----- description and errors ---------------------------------------------------------
     def extra_repr(self) -> str:
@@ -303,10 +337,7 @@ class Module:
         if not np.issubdtype(x.dtype, np.floating):
             raise self._error(f"expected a float32 or float64 array, got dtype {x.dtype}")
         if x.ndim != ndim or (last is not None and x.shape[-1] != last):
-            names = (layout or ", ".join(["N"] + ["?"] * (ndim - 1))).split(", ")
-            if last is not None:
-                names[-1] = str(last)
-            raise self._error(f"expected input ({', '.join(names)}), got {x.shape}")
+            raise self._error(f"expected input {_layout(ndim, last, layout)}, got {x.shape}")
         dtype = self.dtype
         if dtype is not None and x.dtype != dtype:
             raise self._error(

@@ -77,14 +77,11 @@ class BatchNorm(Module):
         return dx
 
     def output_shape(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] != self.num_features:
-            raise self._error(f"expected input (N, {self.num_features}) or (N, H, W, {self.num_features}), "
-                              f"got {tuple(input_shape)}")
-        return tuple(input_shape)
+        return self._input_shape(input_shape, None, self.num_features, "N, ..., C", min_ndim=2)
 
     def macs(self, input_shape):
         # one multiply-add per element (inference form y = x·s + t)
-        return int(np.prod(input_shape))
+        return int(np.prod(self.output_shape(input_shape)))
 
     def extra_repr(self):
         s = str(self.num_features)  # defaults omitted: the name shows in error messages and summaries

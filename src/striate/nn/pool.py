@@ -43,19 +43,13 @@ class _WindowPool2d(Module):
         self.output_shape(x.shape)
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
-        n, h, w, c = input_shape
+        n, h, w, c = shape = self._input_shape(input_shape, 4, None, "N, H, W, C")
         try:
             ho = pool_output_size(h, self.kernel_size[0], self.stride[0])
             wo = pool_output_size(w, self.kernel_size[1], self.stride[1])
         except ValueError as e:
-            raise self._error(f"input {tuple(input_shape)}: {e}") from None
+            raise self._error(f"input {shape}: {e}") from None
         return (n, ho, wo, c)
-
-    def macs(self, input_shape):
-        self.output_shape(input_shape)
-        return 0
 
     def extra_repr(self):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -107,9 +101,8 @@ class GlobalAvgPool2d(Module):
         return global_avg_pool2d_backward(dy, self._saved(dy))
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
-        return (input_shape[0], input_shape[3])
+        n, _, _, c = self._input_shape(input_shape, 4, None, "N, H, W, C")
+        return (n, c)
 
 
 class FractionalMaxPool2d(Module):
@@ -136,14 +129,12 @@ class FractionalMaxPool2d(Module):
         self.rng = rng if rng is not None else np.random.default_rng()
 
     def _sizes(self, input_shape):
-        if len(input_shape) != 4:
-            raise self._error(f"expected input (N, H, W, C), got {tuple(input_shape)}")
-        n, h, w, c = input_shape
+        n, h, w, c = shape = self._input_shape(input_shape, 4, None, "N, H, W, C")
         try:
             ho = fractional_output_size(h, self.output_ratio[0])
             wo = fractional_output_size(w, self.output_ratio[1])
         except ValueError as e:
-            raise self._error(f"input {tuple(input_shape)}: {e}") from None
+            raise self._error(f"input {shape}: {e}") from None
         return n, h, w, c, ho, wo
 
     def boundaries(self, h: int, w: int, ho: int, wo: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,10 +159,6 @@ class FractionalMaxPool2d(Module):
     def output_shape(self, input_shape):
         n, _, _, c, ho, wo = self._sizes(input_shape)
         return (n, ho, wo, c)
-
-    def macs(self, input_shape):
-        self.output_shape(input_shape)
-        return 0
 
     def extra_repr(self):
         rh, rw = self.output_ratio

@@ -25,4 +25,5 @@ class Flatten(Module):
         return dy.reshape(x_shape)
 
     def output_shape(self, input_shape):
-        return (input_shape[0], math.prod(input_shape[1:]))
+        n, *rest = self._input_shape(input_shape, None, None, "N, ...", min_ndim=2)
+        return (n, math.prod(rest))
