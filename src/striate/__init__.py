@@ -2,15 +2,49 @@
 
     import striate as st
     net = st.nn.Sequential(st.nn.Conv2d(3, 16, 3, padding=1, rng=rng), st.nn.ReLU(), ...)
+
+`import striate` loads the layers (`nn`) and the optimizers (`optim`); every other package loads on first
+use (`st.data`, `st.models`, `st.train`, `st.diagnose`, `st.run`, `st.search`, `st.report`), so a script
+that only builds a network stays light.
 """
 
-from . import data, models, nn, optim, train
-from .complexity import summary
-from .diagnose.gradcheck import gradcheck
+from . import nn, optim
 from .kernels.parallel import num_threads as get_num_threads
 from .kernels.parallel import set_num_threads
 from .nn.module import no_grad
 
-__version__ = "0.1.0"
-__all__ = ["data", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim", "set_num_threads", "summary",
-           "train", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["data", "diagnose", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim", "report", "run",
+           "search", "set_num_threads", "summary", "train", "__version__"]
+
+
+def __getattr__(name: str):
+    """The packages and functions that load on first use (static imports, so every arrow is visible)."""
+    if name == "data":
+        from . import data
+        return data
+    if name == "models":
+        from . import models
+        return models
+    if name == "train":
+        from . import train
+        return train
+    if name == "diagnose":
+        from . import diagnose
+        return diagnose
+    if name == "run":
+        from . import run
+        return run
+    if name == "search":
+        from . import search
+        return search
+    if name == "report":
+        from . import report
+        return report
+    if name == "gradcheck":
+        from .diagnose.gradcheck import gradcheck
+        return gradcheck
+    if name == "summary":
+        from .complexity import summary
+        return summary
+    raise AttributeError(f"module 'striate' has no attribute {name!r}")

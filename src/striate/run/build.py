@@ -4,8 +4,9 @@ built deterministically from the seed, so that a resume rebuilds exactly the sam
     run = build(config, RunDir("runs/x"))                      # nothing trained or written yet
     run = build(config, directory, model=tuned, callbacks=[pruning], test=False)   # the seams callers use
 
-`model=` trains a model the caller made (a fine-tune's, with transferred weights) instead of building one
-from the configuration; `callbacks=` adds the caller's callbacks to the run's own; `test=False` leaves the
+`model=` trains a model the caller made instead of building one from the configuration: a Module, or a
+function `f(num_classes, (H, W, C)) -> Module` called once the data is loaded (a fine-tune's, which sizes the
+source architecture for the new data and transfers the weights); `callbacks=` adds the caller's callbacks to the run's own; `test=False` leaves the
 test split unseen (a search ranks trials by validation accuracy); `fitted=` reuses saved preprocessing
 statistics (a resume) instead of fitting them again.
 """
@@ -87,6 +88,7 @@ def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: 
     the progress lines (default stderr)."""
     from ..data import Compose, DataLoader, Preprocessing, augmentation
     from ..nn.losses import SoftmaxCrossEntropy
+    from ..nn.module import Module
     from ..optim.registry import build as optimizer
     from ..train import Trainer
     from .callbacks import run_callbacks
@@ -98,6 +100,8 @@ def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: 
         preprocess = Preprocessing.named(config["preprocess"]).fit(data.train_x)
     if model is None:
         model = make_model(config, len(data.classes), data.shape)
+    elif not isinstance(model, Module):
+        model = model(len(data.classes), data.shape)
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], LOADER]),
                         transform=Compose([*augmentation(config["augment"], data.shape), preprocess]))

@@ -162,7 +162,7 @@ class RunDir:
     def write_json(self, name: str, doc) -> Path:
         path = self / name
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
+        write_atomic(path, json.dumps(doc, indent=1, allow_nan=True, ensure_ascii=False) + "\n")
         return path
 
     # ----- checkpoints ----------------------------------------------------------------------

@@ -68,11 +68,12 @@ def execute(run: Run, draw: bool = True) -> dict:
     return summary
 
 
-def draw_report(directory) -> None:
+def draw_report(directory, title: str | None = None) -> None:
+    """The run's report.html from its files (nothing without matplotlib)."""
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
         return
     from ..report import write_report
 
-    write_report(directory)
+    write_report(directory, title=title)

@@ -1,0 +1,92 @@
+"""`striate doctor`: the notes' "babysitting the learning process" checklist on a model and dataset (the
+embedded digits and digits_net by default, with `striate train`'s options and defaults): a verdict per
+check, and with `--out DIR` the diagnostics, the short run's metrics and report.html there.
+`--init-experiment` runs the notes' initialisation experiment instead. Exit status 1 when a check fails."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .parser import EXIT_ERROR, EXIT_OK, add_options, given
+
+HELP = "run the babysitting checklist on a model and data: a verdict, the number and advice per check"
+DESCRIPTION = ("Run the babysitting checks (gradient check, initial loss, regularisation, overfit a tiny subset, "
+               "learning-rate range test, activation/gradient statistics, update ratio, learning curves) and "
+               "print a verdict per check.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--init-experiment", action="store_true",
+                        help="run the notes' initialisation experiment (10-layer 500-unit tanh/ReLU net) instead")
+    parser.add_argument("--out", metavar="DIR", help="write diagnostics.json, metrics.jsonl and report.html here "
+                        "(default: nowhere)")
+    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON (default: a table)")
+    add_options(parser, "doctor")
+
+
+def run(args) -> int:
+    from ..run import config
+
+    cfg = config.resolve(given(args, "doctor"), where="command line", command="doctor")
+    if args.init_experiment:
+        return _init_experiment(args, cfg)
+    from ..diagnose.doctor import doctor
+    from ..optim.registry import build as optimizer
+    from ..run import default_model, load_data, make_model
+
+    data = load_data(cfg)
+    from ..data import Preprocessing
+
+    preprocess = Preprocessing.named(cfg["preprocess"]).fit(data.train_x)
+    val = (preprocess(data.val_x), data.val_y) if data.val_x is not None else None
+    model = make_model(cfg, len(data.classes), data.shape)
+
+    def make_opt(m, lr):
+        return optimizer(cfg["optimizer"], m, lr, cfg["momentum"], cfg["weight_decay"])
+
+    log = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
+    report = doctor(model, data=(preprocess(data.train_x), data.train_y), val=val, optimizer=make_opt, lr=cfg["lr"],
+                    batch_size=cfg["batch_size"], iterations=cfg["iterations"], num_classes=len(data.classes),
+                    seed=cfg["seed"], log=log)
+    report.diagnostics["settings"].update(optimizer=cfg["optimizer"], data=cfg["data"],
+                                          model=cfg["model"] or default_model(cfg["data"]))
+    if report.diagnostics.get("confusion") is not None:
+        report.diagnostics["confusion"]["classes"] = data.classes
+    if args.json:
+        print(json.dumps([{k: v[k] for k in ("check", "status", "value", "expected", "advice", "cause")}
+                          for v in report.to_dict()["verdicts"]]))
+    else:
+        print(report)
+    if args.out:
+        _write(args.out, lambda run: report.write(run.diagnostics_file, run.metrics_file), "striate doctor")
+    return EXIT_ERROR if report.status == "FAIL" else EXIT_OK
+
+
+def _write(out: str, write, title: str) -> None:
+    """Write the doctor's files into the directory `out` and draw its report there."""
+    from ..run import RunDir
+    from ..run.execute import draw_report
+
+    run = RunDir(out)
+    run.path.mkdir(parents=True, exist_ok=True)
+    write(run)
+    draw_report(run, title=title)
+    print(f"report: {run.report_file}")
+
+
+def _init_experiment(args, cfg) -> int:
+    from ..diagnose.init_experiment import format_init_experiment, init_experiment
+    from ..diagnose.verdict import jsonable
+
+    cases = init_experiment(seed=cfg["seed"])
+    if args.json:
+        print(json.dumps([c.to_dict() for c in cases]))
+    else:
+        print(format_init_experiment(cases))
+    if args.out:
+        verdicts = [dict(v.to_dict(), check=f"{c.name}: {v.check}") for c in cases for v in c.verdicts]
+        doc = jsonable({"init_experiment": [c.to_dict() for c in cases], "verdicts": verdicts})
+        _write(args.out, lambda run: run.write_json(run.DIAGNOSTICS, doc), "striate doctor: the initialisation "
+               "experiment")
+    return EXIT_OK

@@ -1,0 +1,85 @@
+"""`striate finetune`: fine-tune a trained run, or pretrained weights, on new data. The source
+architecture is rebuilt for the new images and classes, every layer whose weights fit is transferred, the
+rest are re-initialised (and named, with the reason), the first layers may be frozen, and the run trains
+with every option of `striate train` (finetune's own default: 5 epochs). The preprocessing is refitted on
+the new data."""
+
+from __future__ import annotations
+
+import sys
+
+from .parser import add_options
+from .train import configuration, print_summary
+
+HELP = "fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)"
+DESCRIPTION = ("Fine-tune a pretrained network on a new dataset: rebuild it for the new images and classes, "
+               "transfer the weights that fit, re-initialise the rest, freeze the first layers, train; writes a "
+               "run directory.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--from", dest="source", required=True, metavar="RUN_OR_FILE",
+                        help="a run directory, or a .safetensors weights file (striate's, or PyTorch's with "
+                             "--torch-arch)")
+    parser.add_argument("--torch-arch", help="the weights file is a PyTorch state dict of this layout: alexnet, "
+                        "vgg11…vgg19, vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)")
+    parser.add_argument("--freeze", type=int, default=0, metavar="K",
+                        help="freeze the first K layers of the network (re-initialised layers stay trainable; "
+                             "default: 0)")
+    parser.add_argument("--num-classes", type=int, help="check that the new dataset has this many classes "
+                        "(default: no check)")
+    parser.add_argument("--cast", action="store_true",
+                        help="round float64 weights that float32 cannot hold exactly (default: refuse them)")
+    parser.add_argument("--config", metavar="FILE", help="a run file with the keys below (default: none)")
+    add_options(parser, "finetune")
+
+
+def run(args) -> int:
+    from ..run import RunDir, build, config, execute
+    from ..run.transfer import read_source, source_model, transfer
+
+    if args.freeze < 0:
+        raise config.ConfigError(f"--freeze must be ≥ 0, got {args.freeze}")
+    source = read_source(args.source, args.model or "", args.torch_arch)
+    cfg = configuration(args, "finetune")
+    cfg["model"] = source.build_config["name"]
+    if source.preprocess and args.preprocess is None:  # the source run's kind of preprocessing, refitted here
+        cfg["preprocess"] = source.preprocess
+    directory = RunDir.new(cfg["out"])
+    cfg["out"] = str(directory)
+    done = {}
+
+    def model(num_classes, shape):
+        if args.num_classes is not None and args.num_classes != num_classes:
+            raise config.ConfigError(f"--num-classes {args.num_classes}, but {cfg['data']!r} has {num_classes} "
+                                     "classes")
+        m = source_model(source, num_classes, shape, cfg["seed"])
+        done["transfer"] = transfer(source, m, freeze=args.freeze, cast=args.cast)
+        done["shape"] = shape
+        return m
+
+    with directory.lock("striate finetune"):
+        if directory.has_checkpoint("last"):
+            raise config.ConfigError(f"'{directory}' already holds a run; choose another --out")
+        built = build(cfg, directory, model=model)
+        directory.write_config(cfg)
+        t = done["transfer"]
+        directory.write_json(RunDir.FINETUNE, {"from": str(args.source), "freeze": args.freeze, **t.to_dict()})
+        _describe(source, done["shape"], t)
+        summary = execute(built)
+    print_summary(summary, directory)
+    return 0 if summary["status"] in ("finished", "stopped_early") else 1
+
+
+def _describe(source, shape, t) -> None:
+    lines = [f"fine-tuning {source.build_config['name']} from {source.description}: {len(t.loaded)} arrays "
+             f"loaded, {len(t.reinitialised)} layers re-initialised, {len(t.frozen)} parameters frozen"]
+    if source.input_shape is not None and tuple(source.input_shape) != tuple(shape):
+        lines.append(f"the source was trained on {'×'.join(map(str, source.input_shape))} images, the new data "
+                     f"has {'×'.join(map(str, shape))}: the image shape changed, so layers whose weights depend "
+                     "on it are re-initialised, and the preprocessing is refitted on the new data")
+    for r in t.reinitialised:
+        lines.append(f"  re-initialised layer {r['layer']} {r['class']}: {r['reason']}")
+    if t.unexpected:
+        lines.append(f"  unused from the source: {', '.join(t.unexpected)}")
+    print("\n".join(lines), file=sys.stderr)

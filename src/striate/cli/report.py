@@ -1,0 +1,31 @@
+"""`striate report`: redraw a run's report.html from its files, or overlay several runs on one page."""
+
+from __future__ import annotations
+
+HELP = "write report.html for a run directory, or overlay the curves of several runs"
+DESCRIPTION = "Write report.html for a run directory, or a page comparing several runs."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (two or more: compare them)")
+    parser.add_argument("--out", metavar="FILE", help="output file (default: the run's report.html, or "
+                        "comparison.html in the runs' common parent directory)")
+    parser.add_argument("--log", action="store_true", help="draw the loss on a log scale (default: linear, or "
+                        "log when it spans more than 30×)")
+
+
+def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    from ..report import write_comparison, write_report
+    from ..run import RunDir
+
+    runs = [RunDir(r).require() for r in args.runs]
+    if len(runs) == 1:
+        path = write_report(runs[0], out=args.out, log_loss=True if args.log else None)
+    else:
+        parent = Path(os.path.commonpath([str(r.path.resolve()) for r in runs]))
+        path = write_comparison(runs, args.out or parent / "comparison.html")
+    print(f"report: {path}")
+    return 0

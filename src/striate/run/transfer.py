@@ -1,0 +1,126 @@
+"""Fine-tuning onto new data: a source (a run directory or a weights file), the source architecture rebuilt
+for the new data's image shape and classes, the source weights transferred layer by layer, and freezing.
+
+A layer is the unit of transfer: it keeps the source's weights only if every one of its arrays fits (same
+name, same shape); otherwise the whole layer keeps its fresh initialisation (a Linear whose weight changed
+shape does not keep its old bias), and the reason is recorded: the shape changed, or the source has no such
+arrays. A re-initialised layer is never frozen, whatever `freeze` asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config as cfg
+from .data import INIT
+from .directory import RunDir
+
+
+@dataclass
+class Source:
+    build_config: dict
+    weights: dict | None  # None: a PyTorch file, read by load_torch_weights
+    preprocess: str | None  # the source run's preprocessing name (None for a weights file)
+    input_shape: tuple | None
+    description: str
+    path: str
+    torch_arch: str | None = None
+
+
+def read_source(path: str, model: str = "", torch_arch: str | None = None) -> Source:
+    """A run directory (its best checkpoint, else its last), or a .safetensors weights file of `model`."""
+    from ..models.transfer import read_weights
+
+    p = Path(path)
+    if p.is_dir():
+        directory = RunDir(p).require()
+        checkpoint = directory.checkpoint("best")
+        meta = RunDir.meta(checkpoint)
+        tag = "best" if "best" in checkpoint.tags else "last"
+        return Source(dict(meta["model"]), dict(checkpoint.weights), directory.read_config().get("preprocess"),
+                      tuple(meta["input_shape"]), f"{p} ({tag} checkpoint)", str(p))
+    if not p.is_file():
+        raise cfg.ConfigError(f"--from {path!r}: no such run directory or weights file")
+    if not model:
+        raise cfg.ConfigError("--from a weights file needs --model NAME (the architecture)")
+    weights, where = (None, str(p)) if torch_arch else read_weights(p)
+    return Source({"name": model}, weights, None, None, where, str(p), torch_arch)
+
+
+@dataclass
+class Transfer:
+    loaded: list[str] = field(default_factory=list)
+    reinitialised: list[dict] = field(default_factory=list)  # {layer, class, arrays, reason}
+    frozen: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"loaded": self.loaded, "reinitialised": self.reinitialised, "frozen_parameters": self.frozen,
+                "unexpected": self.unexpected}
+
+
+def _layers(model) -> dict[str, list[str]]:
+    """Each layer with parameters or buffers (dotted path) → the names of its arrays."""
+    layers: dict[str, list[str]] = {}
+    for name in model.state_dict():
+        layers.setdefault(name.rpartition(".")[0], []).append(name)
+    return layers
+
+
+def transfer(source: Source, model, freeze: int = 0, cast: bool = False) -> Transfer:
+    """Load the source's weights into `model` layer by layer, then freeze the first `freeze` layers except
+    those left re-initialised. Returns what happened."""
+    from ..models.transfer import load_pretrained, load_torch_weights
+
+    fresh = model.state_dict()
+    if source.torch_arch:
+        report = load_torch_weights(model, source.path, arch=source.torch_arch, skip_mismatched=True, strict=False,
+                                    cast=cast)
+    else:
+        report = load_pretrained(model, source.weights, skip_mismatched=True, strict=False, cast=cast)
+    loaded, modules = set(report.loaded), dict(model.named_modules())
+    result = Transfer(unexpected=list(report.unexpected))
+    source_shapes = {k: tuple(v.shape) for k, v in (source.weights or {}).items()}
+    restore = {}
+    for layer, arrays in _layers(model).items():
+        missing = [a for a in arrays if a not in loaded]
+        if not missing:
+            result.loaded += arrays
+            continue
+        restore.update({a: fresh[a] for a in arrays})  # the whole layer keeps its fresh initialisation
+        changed = [a for a in missing if a in source_shapes]
+        if changed:
+            a = changed[0]
+            reason = f"shape changed: the source's {a} is {source_shapes[a]}, here {tuple(fresh[a].shape)}"
+        else:
+            reason = f"absent from the source ({', '.join(missing)})"
+        result.reinitialised.append({"layer": layer, "class": modules[layer].describe(), "arrays": arrays,
+                                     "reason": reason})
+    if restore:
+        model.load_state_dict(restore, strict=False)
+    if not result.loaded:
+        raise ValueError(f"fine-tune: nothing in {source.description} fits {source.build_config['name']!r}:\n"
+                         f"{report}")
+    if freeze:
+        model.freeze(upto=freeze)
+        reinit = {r["layer"] for r in result.reinitialised}
+        for name, p in model.named_parameters():
+            if name.rpartition(".")[0] in reinit:
+                p.requires_grad = True  # re-initialised: it has everything to learn
+    result.frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    return result
+
+
+def source_model(source: Source, num_classes: int, shape: tuple[int, int, int], seed: int):
+    """The source architecture, with every keyword it was built with, sized for the new images and classes."""
+    from ..models import from_config
+
+    h, w, c = shape
+    config = {**source.build_config, "num_classes": num_classes, "in_channels": c, "image_size": [h, w]}
+    try:
+        return from_config(config, rng=np.random.default_rng([seed, INIT]))
+    except ValueError as e:
+        raise cfg.ConfigError(f"model {config['name']!r} cannot be built for images {h}×{w}×{c}: {e}") from None
