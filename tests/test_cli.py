@@ -25,8 +25,10 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_run(trained):
     names = sorted(p.name for p in trained.iterdir())
-    assert names == [".lock", "checkpoints", "config.json", "config.toml", "diagnostics.json", "metrics.jsonl", "plots",
-                     "report.html", "summary.json"]
+    assert names == [".lock", "checkpoints", "config.json", "config.toml", "diagnostics.json", "evaluation.json",
+                     "metrics.jsonl", "plots", "report.html", "summary.json"]
+    evaluation = json.loads((trained / "evaluation.json").read_text())
+    assert evaluation["split"] == "test" and evaluation["count"] == 359 and len(evaluation["confusion_matrix"]) == 10
     diagnostics = json.loads((trained / "diagnostics.json").read_text())
     assert diagnostics  # per-layer statistics recorded during training
     html = (trained / "report.html").read_text()
@@ -65,7 +67,7 @@ def test_predict_png_matches_the_model(trained, tmp_path, capsys):
     from PIL import Image
 
     from striate.data import load
-    from striate.train.experiment import apply_preprocess, load_trained
+    from striate.run import RunDir
 
     ds = load("digits", "test")
     paths = []
@@ -78,8 +80,8 @@ def test_predict_png_matches_the_model(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(trained), *paths, str(big), "--top-k", "3", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    t = load_trained(trained)
-    scores = t.model.forward(apply_preprocess(t.preprocess, ds.images[:3]))
+    t = RunDir(trained).load_model()
+    scores = t.model.forward(t.preprocess(ds.images[:3]))
     expected = scores.argmax(axis=1)
     assert [r["top"][0]["index"] for r in results[:3]] == expected.tolist()
     for r in results:
@@ -97,7 +99,7 @@ def test_resume_extends_and_rejects_changes(trained, tmp_path, capsys):
     shutil.copytree(trained, run)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--optimizer", "sgd"]) == 2
-    assert "only --epochs, --lr, --patience, --explode-factor, --tta may change" in capsys.readouterr().err
+    assert "may change, got --optimizer" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--epochs", "4"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_completed"] == 4 and summary["status"] == "finished"
@@ -145,7 +147,7 @@ def test_config_file_and_flag_override(tmp_path, capsys):
     (["--schedule", "cosin"], "'cosin'"),
     (["--model", "resnet"], "'resnet'"),
     (["--tta", "crops"], "'crops'"),
-    (["--label-smoothing", "1"], "label_smoothing = '1'"),
+    (["--label-smoothing", "1"], "--label-smoothing '1'"),
     (["--model", "lenet5"], "lenet5"),  # a real model that cannot take 8×8 digits: an error, no traceback
     (["--data", "no/such/dir"], "'no/such/dir'"),
 ])
@@ -261,9 +263,19 @@ def test_width_reaches_zoo_models_and_is_refused_by_fixed_ones(tmp_path, capsys)
     weights = load_file(str(next((tmp_path / "ok" / "checkpoints").glob("gen-*")) / "weights.safetensors"))
     assert weights["1.weight"].shape == (64, 16)  # the builder got width 0.5
     capsys.readouterr()
-    assert main(["train", "--model", "three_layer", "--width", "0.5", "--epochs", "1", "--report", "off",
+    assert main(["train", "--model", "three_layer", "--width", "0", "--epochs", "1", "--report", "off",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "unexpected keyword argument 'width'" in capsys.readouterr().err
+    assert "--width '0': must be > 0" in capsys.readouterr().err
+    import numpy as np
+
+    def fixed(num_classes, in_channels, image_size=(8, 8), *, rng):
+        return st.nn.Sequential(st.nn.Flatten(), st.nn.Linear(64 * in_channels, num_classes, rng=rng))
+
+    st.models.register("fixed_probe", fixed)
+    assert main(["train", "--model", "fixed_probe", "--width", "0.5", "--epochs", "1", "--report", "off",
+                 "--out", str(tmp_path / "fixed")]) == 2
+    assert "takes no keyword 'width'" in capsys.readouterr().err
+    assert st.models.get("three_layer", 10, 3, rng=np.random.default_rng(0), width=0.5)[0].out_channels == 16
 
 
 def test_width_multiplies_digits_net_too(tmp_path):

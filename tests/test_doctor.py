@@ -104,8 +104,8 @@ def test_doctor_does_not_touch_the_model(digits):
 
 def test_report_round_trip(digits, tmp_path):
     report = doctor(net(), data=digits, optimizer="momentum", lr=LR, checks=("lr", "training"), iterations=60)
-    path = report.write(tmp_path, html=False)
-    saved = json.loads(path.read_text())
+    report.write(tmp_path / "diagnostics.json", tmp_path / "metrics.jsonl")
+    saved = json.loads((tmp_path / "diagnostics.json").read_text())
     assert [v["check"] for v in saved["verdicts"]] == [v.check for v in report.verdicts]
     assert saved["lr_finder"]["suggestion"] == pytest.approx(report.lr_finder.suggestion)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()

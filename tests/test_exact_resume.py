@@ -20,8 +20,7 @@ from striate.train.checkpoint import CheckpointStore
 # a `striate train` that raises SIGTERM at iteration $STRIATE_TEST_STOP_AT, as a user's kill would
 DRIVER = """
 import os, signal, sys
-from striate.cli import main
-from striate.train import experiment
+from striate.cli import build_parser, train
 from striate.train.callbacks import Callback
 
 stop_at = int(os.environ.get("STRIATE_TEST_STOP_AT", "0"))
@@ -31,16 +30,8 @@ class StopAt(Callback):
         if logs["iteration"] == stop_at:
             signal.raise_signal(signal.SIGTERM)
 
-build = experiment.build
-def build_with_stop(*args, **kwargs):
-    run = build(*args, **kwargs)
-    if stop_at:
-        cb = StopAt()
-        cb.set_trainer(run.trainer)
-        run.trainer.callbacks.append(cb)
-    return run
-experiment.build = build_with_stop
-sys.exit(main(sys.argv[1:]))
+args = build_parser().parse_args(sys.argv[1:])
+sys.exit(train.run(args, callbacks=[StopAt()] if stop_at else []))
 """
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "STRIATE_NUM_THREADS",

@@ -43,9 +43,10 @@ def _cases(run, tampered, tmp_path):
         (["train", "--data", "no/such/dir"], 2, "no such file or directory"),
         (["train", "--data", "imagenet"], 2, "unknown dataset"),
         (["train", "--model", "resnet"], 2, "unknown model"),
+        (["train", "--learning-rate", "0.1"], 2, "did you mean --lr"),
         (["train", "--seed", "-5"], 2, "seed"),
         (["train", "--resume", str(tmp_path / "nowhere")], 2, "not a run directory"),
-        (["train", "--resume", str(run), "--optimizer", "sgd"], 2, "only --epochs"),
+        (["train", "--resume", str(run), "--optimizer", "sgd"], 2, "may change, got --optimizer"),
         (["eval", str(tmp_path / "nowhere")], 2, "not a run directory"),
         (["eval", str(run), str(run)], 2, "--ensemble"),
         (["eval", str(tampered), "--checkpoint", "last"], 1, "checksum"),
@@ -99,24 +100,24 @@ def test_the_table_is_in_every_help():
 
 
 def test_an_internal_error_is_one_line_too(monkeypatch, run, capsys):
-    from striate.train import experiment
+    from striate.run import RunDir
 
     def broken(*args, **kwargs):
         raise AttributeError("something inside striate is wrong")
 
-    monkeypatch.setattr(experiment, "load_trained", broken)
+    monkeypatch.setattr(RunDir, "load_model", broken)
     assert main(["eval", str(run)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error AttributeError" in err and "STRIATE_TRACEBACK" in err
 
 
 def test_a_broken_pipe_is_quiet(monkeypatch, run, capsys):
-    import striate.cli as cli
+    from striate.cli import errors
 
     def closed(*args, **kwargs):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_silence_stdout", lambda: None)
+    monkeypatch.setattr(errors, "silence_stdout", lambda: None)
     monkeypatch.setattr(json, "dumps", closed)
     assert main(["eval", str(run), "--json"]) == 0
     assert capsys.readouterr().err == ""

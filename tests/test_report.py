@@ -1,7 +1,6 @@
 """report.html: built from a run directory, self-contained (embedded PNGs that decode and are not blank),
 rendered by a real browser (headless Chromium, when installed), runs overlaid; and the CLI hooks."""
 
-import argparse
 import base64
 import io
 import json
@@ -14,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from striate.cli import main
 from striate.data import load
 from striate.diagnose import doctor
-from striate.diagnose.command import add_doctor_arguments, run_doctor
 from striate.models import get as get_model
 from striate.report import write_comparison, write_report
-from striate.report.command import add_report_arguments, run_report
+from striate.run import RunDir
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
@@ -31,9 +30,10 @@ def run_dir(tmp_path_factory):
     x = d.images.astype(np.float32) / 255
     model = get_model("digits_net", 10, 1, rng=np.random.default_rng(0), image_size=(8, 8))
     report = doctor(model, data=(x - x.mean(), d.labels), optimizer="momentum", lr=0.05, iterations=120)
-    out = tmp_path_factory.mktemp("doctor")
-    report.write(out)
-    return out
+    out = RunDir(tmp_path_factory.mktemp("doctor"))
+    report.write(out.diagnostics_file, out.metrics_file)
+    write_report(out, title="striate doctor")
+    return out.path
 
 
 def embedded_images(page: str) -> list[Image.Image]:
@@ -67,45 +67,38 @@ def test_report_from_a_training_run_and_overlay(run_dir, tmp_path):
     for r in lines:
         r["loss"] *= 1.5
     (other / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"type": "iter')  # torn
-    path = write_report(other)
+    path = write_report(RunDir(other))
     page = path.read_text()
     assert "learning curves" in page and len(embedded_images(page)) >= 3  # curves verdict computed from history
-    cmp = write_comparison([run_dir, other], tmp_path / "cmp.html")
+    cmp = write_comparison([RunDir(run_dir), RunDir(other)], tmp_path / "cmp.html")
     imgs = embedded_images(cmp.read_text())
     assert len(imgs) == 1 and not_blank(imgs[0]) and "run_b" in cmp.read_text()
     with pytest.raises(FileNotFoundError):
-        write_comparison([run_dir, tmp_path / "missing"], tmp_path / "x.html")
+        write_comparison([RunDir(run_dir), RunDir(tmp_path / "missing")], tmp_path / "x.html")
 
 
 def test_report_command(run_dir, tmp_path, capsys):
-    parser = add_report_arguments(argparse.ArgumentParser())
-    assert run_report(parser.parse_args([str(run_dir), "--out", str(tmp_path / "r.html"), "--log"])) == 0
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--log"]) == 0
     assert "loss_log" in (tmp_path / "r.html").read_text()
-    assert run_report(parser.parse_args([str(run_dir), str(run_dir), "--out", str(tmp_path / "c.html")])) == 0
+    assert main(["report", str(run_dir), str(run_dir), "--out", str(tmp_path / "c.html")]) == 0
     assert (tmp_path / "c.html").stat().st_size > 10_000
-    from striate.cli import main
-
     assert main(["report", str(tmp_path / "nope")]) == 2  # the one error path: a missing directory is usage
     assert capsys.readouterr().err.startswith("striate report: error: ")
 
 
 def test_doctor_command(tmp_path, capsys):
-    parser = add_doctor_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--optimizer", "momentum", "--lr", "0.05", "--iterations", "60", "--limit", "600",
-                              "--json", "--out", str(tmp_path / "doc")])
-    assert run_doctor(args) == 0
+    args = ["--optimizer", "momentum", "--iterations", "60", "--limit", "600"]
+    assert main(["doctor", *args, "--lr", "0.05", "--json", "--out", str(tmp_path / "doc")]) == 0
     out = capsys.readouterr().out
     verdicts = json.loads(out.splitlines()[0])
     assert len(verdicts) == 11 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}
     assert (tmp_path / "doc" / "report.html").is_file()
-    bad = parser.parse_args(["--optimizer", "momentum", "--lr", "5", "--iterations", "60", "--limit", "600"])
-    assert run_doctor(bad) == 1
+    assert main(["doctor", *args, "--lr", "5"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
 
 def test_init_experiment_command(tmp_path, capsys):
-    parser = add_doctor_arguments(argparse.ArgumentParser())
-    assert run_doctor(parser.parse_args(["--init-experiment", "--out", str(tmp_path)])) == 0
+    assert main(["doctor", "--init-experiment", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "tanh, 0.01·randn" in out and "collapse towards 0" in out and "saturated" in out
     page = (tmp_path / "report.html").read_text()
@@ -139,31 +132,29 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
 def test_report_writer_during_training_and_from_checkpoints(tmp_path, capsys):
     """A `striate train` run directory plus the training callbacks: the page shows the curves, the update
     ratios, the histograms, and the filters and confusion matrix taken from the best checkpoint."""
-    from striate import cli
     from striate.diagnose import Diagnostics
     from striate.report import ReportWriter
-    from striate.train import experiment as ex
+    from striate.run import build, execute
 
     run = tmp_path / "run"
-    assert cli.main(["train", "--epochs", "1", "--limit", "300", "--out", str(run)]) == 0
+    assert main(["train", "--epochs", "1", "--limit", "300", "--out", str(run)]) == 0
     capsys.readouterr()
-    page = write_report(run).read_text()
+    page = write_report(RunDir(run)).read_text()
     ids = re.findall(r'<figure id="([a-z_]+)"', page)
     assert {"loss", "accuracy", "filters", "confusion"} <= set(ids) and "unavailable" not in page
     assert all(not_blank(i) for i in embedded_images(page))
 
-    # the same pieces, trained again with the diagnostics and the report writer attached
-    config = ex.read_config(run)
-    built = ex.build(dict(config, epochs=1), tmp_path / "run2", progress_stream=io.StringIO())
-    writer = ReportWriter(built.directory, min_interval=3600)  # throttled: only the end of training draws
-    for cb in (Diagnostics(built.directory, stats_interval=3), writer):
-        cb.set_trainer(built.trainer)
-        built.trainer.callbacks.append(cb)
-    built.trainer.callbacks.sort(key=lambda c: c.order)
-    ex.write_config(built.directory, built.config)
-    ex.execute(built)
-    assert writer.written == 1
-    page = (built.directory / "report.html").read_text()
+    # the same pieces, trained again with the diagnostics and the report writer attached through the seam
+    config = RunDir(run).read_config()
+    config.pop("resume")
+    second = RunDir(tmp_path / "run2")
+    writer = ReportWriter(second, min_interval=0)  # draws at every epoch end; the final page comes after
+    built = build(dict(config, epochs=2, report="on", diagnostics=0), second, stream=io.StringIO(),
+                  callbacks=[Diagnostics(second.diagnostics_file, stats_interval=3), writer])
+    second.write_config(built.config)
+    execute(built)
+    assert writer.written == 2
+    page = second.report_file.read_text()
     ids = set(re.findall(r'<figure id="([a-z_]+)"', page))
     assert {"update_ratio", "activations_start", "activations_latest", "gradients_latest", "scale_latest",
             "verdicts", "filters", "confusion"} <= ids

@@ -11,10 +11,11 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from striate.cli.search import add_arguments as add_search_arguments  # noqa: E402
+from striate.cli.search import run as run_search  # noqa: E402
+from striate.run.config import defaults  # noqa: E402
 from striate.search import SearchError, Space, from_dict, narrow  # noqa: E402
-from striate.search.command import add_search_arguments, run_search  # noqa: E402
 from striate.search.stages import parse_narrow  # noqa: E402
-from striate.train.config import defaults  # noqa: E402
 
 DIGITS = """
 [train]
@@ -28,7 +29,9 @@ def search(tmp_path, text: str, *flags: str, name: str = "s") -> tuple[int, obje
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     out = tmp_path / name
-    args = add_search_arguments(argparse.ArgumentParser()).parse_args([str(path), "--out", str(out), *flags])
+    parser = argparse.ArgumentParser()
+    add_search_arguments(parser)
+    args = parser.parse_args([str(path), "--out", str(out), *flags])
     return run_search(args), out
 
 
@@ -47,10 +50,10 @@ def test_space_parses_kinds_aliases_and_checks_values():
     assert space["model.hidden"].kind == "int" and space["model.hidden"].log
     assert space["lr"].grid_values(5) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
     assert space.grid_size(3) == 3 * 3 * 2 * 2 * 3 * 3
-    config, model_kw = space.apply({"lr": 0.01, "reg": 1e-4, "batch_size": 32, "optimizer": "sgd",
-                                    "momentum": 0.9, "model.hidden": 32}, defaults())
+    config = space.apply({"lr": 0.01, "reg": 1e-4, "batch_size": 32, "optimizer": "sgd",
+                          "momentum": 0.9, "model.hidden": 32}, defaults())
     assert (config["lr"], config["weight_decay"], config["batch_size"], config["optimizer"]) == (0.01, 1e-4, 32, "sgd")
-    assert model_kw == {"hidden": 32}
+    assert config["model_options"] == {"hidden": 32}
 
 
 @pytest.mark.parametrize("table, quoted", [
@@ -69,7 +72,7 @@ def test_space_errors_quote_the_bad_entry(table, quoted):
 
 
 def test_search_file_errors():
-    with pytest.raises(SearchError, match=r"trails = 3: unknown key"):
+    with pytest.raises(SearchError, match=r"unknown key 'trails'; did you mean 'trials'"):
         from_dict({"search": {"trails": 3}, "space": {"lr": {"log_uniform": [1e-4, 1]}}})
     with pytest.raises(SearchError, match="first stage has nothing to narrow"):
         from_dict({"search": {"stages": [{"trials": 3, "narrow": "top 10%"}]},
@@ -215,7 +218,7 @@ lr = {log_uniform = [1e-3, 3e-2]}
 
 
 def test_model_keywords_are_searched_and_trials_reload_with_the_base_model(tmp_path):
-    from striate.train.experiment import load_trained
+    from striate.run import RunDir
 
     status, out = search(tmp_path, DIGITS + """
 [search]
@@ -228,11 +231,11 @@ stages = [{epochs = 1}]
     _, ts = trials(out)
     assert sorted(t.params["model.hidden"] for t in ts) == [8, 24]
     for t in ts:
-        trained = load_trained(out / "trials" / f"stage1-{t.number:04d}")
+        trained = RunDir(out / "trials" / f"stage1-{t.number:04d}").load_model()
         assert trained.checkpoint.state["meta"]["model"]["name"] == "digits_net"
         assert trained.checkpoint.state["meta"]["model"]["hidden"] == t.params["model.hidden"]
-    sizes = {t.params["model.hidden"]: load_trained(out / "trials" / f"stage1-{t.number:04d}").model.num_parameters()
-             for t in ts}
+    sizes = {t.params["model.hidden"]:
+             RunDir(out / "trials" / f"stage1-{t.number:04d}").load_model().model.num_parameters() for t in ts}
     assert sizes[24] > sizes[8]
 
 

@@ -17,8 +17,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
+from striate.cli.search import add_arguments as add_search_arguments  # noqa: E402
+from striate.cli.search import run as run_search  # noqa: E402
 from striate.search import load  # noqa: E402
-from striate.search.command import _blas_env, add_search_arguments, run_search  # noqa: E402
+from striate.search.launch import _blas_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
@@ -42,7 +44,9 @@ def search(tmp_path, text: str, *flags: str, name: str = "w") -> tuple[int, Path
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     out = tmp_path / name
-    args = add_search_arguments(argparse.ArgumentParser()).parse_args([str(path), "--out", str(out), *flags])
+    parser = argparse.ArgumentParser()
+    add_search_arguments(parser)
+    args = parser.parse_args([str(path), "--out", str(out), *flags])
     return run_search(args), out
 
 

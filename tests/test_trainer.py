@@ -233,10 +233,10 @@ def test_evaluate_runs_in_eval_mode_without_caches(digits, tmp_path):
     t, loader, val = make_trainer(digits, tmp_path)
     t.fit(loader, None, epochs=1)
     buffers = {k: v.copy() for k, v in t.model.named_buffers()}
-    r1 = t.evaluate(val, return_predictions=True)
+    r1 = t.evaluate(val, keep=True)
     r2 = t.evaluate(val)
     assert r1["accuracy"] == r2["accuracy"] and r1["loss"] == r2["loss"]  # dropout off, BN frozen
-    assert r1["count"] == len(val[1]) and r1["predictions"].shape == val[1].shape
+    assert r1["count"] == len(val[1]) and r1["scores"].shape == (len(val[1]), 10)
     assert t.model.training  # mode restored
     assert all(m._cache is None for m in t.model.modules())  # no_grad: nothing cached
     for k, v in t.model.named_buffers():
@@ -257,8 +257,8 @@ def test_flip_tta_averages_the_probabilities_of_image_and_mirror(digits, tmp_pat
     expected = (softmax(plain.astype(np.float64)) + softmax(mirror.astype(np.float64))) / 2
     np.testing.assert_allclose(softmax(scores.astype(np.float64)), expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1, rtol=1e-5)  # log-probabilities
-    r = t.evaluate(val, return_predictions=True)
-    np.testing.assert_array_equal(r["predictions"], expected.argmax(axis=1))
+    r = t.evaluate(val, keep=True)
+    np.testing.assert_array_equal(r["scores"].argmax(axis=1), expected.argmax(axis=1))
     assert r["loss"] == pytest.approx(-np.log(expected[np.arange(len(y)), y]).mean(), rel=1e-5)
     assert scores.dtype == np.float32
     # a symmetric batch: the mirror view is the image itself, so TTA changes nothing
@@ -297,9 +297,8 @@ def test_metrics():
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from striate.train import config as cfg, experiment as ex
+    from striate.run import RunDir, build, config as cfg, execute, resume
     from striate.train.callbacks import Callback
-    from striate.train.checkpoint import CheckpointStore
     out, mode, epoch_delay, batch_delay = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     config = cfg.resolve({"epochs": 3, "limit": 400, "augment": "crop,flip", "schedule": "cosine", "warmup": 1,
                           "batch_size": 32, "out": out})
@@ -309,14 +308,14 @@ CHILD = textwrap.dedent("""
         def on_batch_end(self, batch, logs): time.sleep(batch_delay)
         def on_epoch_end(self, epoch, logs): time.sleep(epoch_delay)
 
-    resume = mode == "resume"
-    fitted = CheckpointStore(out + "/checkpoints").load().state["meta"]["preprocess"] if resume else None
-    run = ex.build(config, out, fitted=fitted)
-    slow = Slow()
-    slow.set_trainer(run.trainer)
-    run.trainer.callbacks.append(slow)
+    directory = RunDir(out)
+    if mode == "resume":
+        run = resume(directory, {}, callbacks=[Slow()])
+    else:
+        directory.write_config(config)
+        run = build(config, directory, callbacks=[Slow()])
     print("ready", flush=True)
-    summary = ex.execute(run, resume=resume)
+    summary = execute(run)
     print(summary["status"], flush=True)
 """)
 
@@ -399,7 +398,7 @@ def test_model_registry_and_rebuild():
 
     assert {"digits_net", "reference", "three_layer"} <= set(models.names())
     for name in models.names():  # every registered name resolves to a builder
-        assert callable(models._builder(name)), name
+        assert callable(models.builder(name)), name
     rng = np.random.default_rng(0)
     net = models.get("three_layer", 10, 3, rng)
     layers = [m.describe() for m in net]
@@ -425,7 +424,7 @@ def test_model_registry_and_rebuild():
     np.testing.assert_array_equal(rebuilt.forward(d), digits_net.forward(d))
     with pytest.raises(ValueError, match="'resnet'"):
         models.get("resnet", 10, 3, rng)
-    with pytest.raises(TypeError, match="'digits_net'.*'depth'"):
+    with pytest.raises(ValueError, match="'digits_net' takes no keyword 'depth'"):
         models.get("digits_net", 10, 1, rng, depth=3)
 
 

@@ -33,16 +33,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def unknown(self, extra: list[str]):
-        """Refuse unrecognised arguments, naming the nearest known flag."""
-        import difflib
+        """Refuse unrecognised arguments, naming the nearest known flag (an option's alias counts: a
+        PyTorch user's `--learning-rate` gets `--lr`)."""
+        from ..run.config import nearest
 
-        flags = [f for a in self._actions for f in a.option_strings]
+        flags = {f.lstrip("-").replace("-", "_"): f for a in self._actions for f in a.option_strings
+                 if f.startswith("--")}
         hints = []
         for arg in extra:
             if arg.startswith("-"):
-                near = difflib.get_close_matches(arg.split("=")[0], flags, n=1, cutoff=0.6)
+                near = nearest(arg.split("=")[0], flags)
                 if near:
-                    hints.append(f"did you mean {near[0]}?")
+                    hints.append(f"did you mean {flags[near]}?")
         self.error(f"unrecognized arguments: {' '.join(extra)}" + (f"; {' '.join(hints)}" if hints else ""))
 
 

@@ -19,9 +19,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..report import write_comparison, write_report
-    from ..run import RunDir
+    from ..run import RunDir, config
 
-    runs = [RunDir(r).require() for r in args.runs]
+    runs = [RunDir(r) for r in args.runs]
+    missing = [r for r in runs if not r.path.is_dir()]
+    if missing:
+        raise config.ConfigError(f"'{missing[0]}' is not a run directory (no such directory)")
     if len(runs) == 1:
         path = write_report(runs[0], out=args.out, log_loss=True if args.log else None)
     else:

@@ -12,6 +12,7 @@ from .preprocess import PCA, MeanImage, PerChannelMean, PerChannelStandardize, P
 
 __all__ = [
     "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "ImageHeader", "MeanImage",
-    "PerChannelMean", "PerChannelStandardize", "Preprocessor", "RandomCrop", "RandomFlip", "Scale", "Whitening",
-    "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist", "probe_image", "read_image",
+    "PerChannelMean", "PerChannelStandardize", "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Scale",
+    "Whitening", "augmentation", "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
+    "probe_image", "read_image",
 ]

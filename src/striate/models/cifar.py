@@ -36,12 +36,13 @@ def _pooled(h: int, w: int, times: int, what: str) -> tuple[int, int]:
     return h, w
 
 
-def three_layer(num_classes: int, in_channels: int = 3, image_size=32, *, rng: np.random.Generator,
-                num_filters: int = 32, filter_size: int = 5, hidden: int = 100) -> Sequential:
+def three_layer(num_classes: int = 10, in_channels: int = 3, image_size=32, *, rng: np.random.Generator,
+                num_filters: int = 32, filter_size: int = 5, hidden: int = 100, width: float = 1.0) -> Sequential:
     """The CS231n assignment's ThreeLayerConvNet: conv{filter_size}×{filter_size}-{num_filters} (same
-    padding) - relu - maxpool 2×2 - affine-{hidden} - relu - affine-C."""
+    padding) - relu - maxpool 2×2 - affine-{hidden} - relu - affine-C; `width` multiplies the filters."""
     if filter_size % 2 == 0:
         raise ValueError(f"three_layer: filter_size must be odd (same padding), got {filter_size}")
+    num_filters = scaled(num_filters, width)
     h, w = _pooled(*_size(image_size), 1, "three_layer")
     return Sequential(
         Conv2d(in_channels, num_filters, filter_size, padding=filter_size // 2, rng=rng), ReLU(), MaxPool2d(2),
@@ -64,16 +65,18 @@ def digits_net(num_classes: int = 10, in_channels: int = 1, image_size=8, *, rng
 
 
 def reference(num_classes: int = 10, in_channels: int = 3, image_size=32, *, rng: np.random.Generator,
-              widths: tuple[int, int, int] = (64, 128, 256), hidden: int = 256, dropout: float = 0.5) -> Sequential:
+              widths: tuple[int, int, int] = (64, 128, 256), hidden: int = 256, dropout: float = 0.5,
+              width: float = 1.0) -> Sequential:
     """The reference CIFAR net: [conv3×3-64, BN, ReLU]×2, maxpool2, [conv3×3-128, BN, ReLU]×2, maxpool2,
-    [conv3×3-256, BN, ReLU]×2, maxpool2, flatten, linear-256, ReLU, dropout 0.5, linear-C.
-    Convolutions have no bias (the BatchNorm β replaces it)."""
+    [conv3×3-256, BN, ReLU]×2, maxpool2, flatten, linear-256, ReLU, dropout 0.5, linear-C; `width` multiplies
+    the channels. Convolutions have no bias (the BatchNorm β replaces it)."""
     h, w = _pooled(*_size(image_size), 3, "reference")
     layers, c = [], in_channels
-    for width in widths:
+    for channels in widths:
+        channels = scaled(channels, width)
         for _ in range(2):
-            layers += [Conv2d(c, width, 3, padding=1, bias=False, rng=rng), BatchNorm(width), ReLU()]
-            c = width
+            layers += [Conv2d(c, channels, 3, padding=1, bias=False, rng=rng), BatchNorm(channels), ReLU()]
+            c = channels
         layers.append(MaxPool2d(2))
     layers += [Flatten(), Linear(h * w * c, hidden, rng=rng), ReLU(), Dropout(dropout, rng=rng),
                Linear(hidden, num_classes, rng=rng)]

@@ -22,7 +22,10 @@ _BUILDERS: dict[str, Callable[..., Module]] = {
     "fast_cifar": fast.fast_cifar, "lenet5": lenet.lenet5, "lenet5_cifar": lenet.lenet5_cifar,
     "alexnet": alexnet.alexnet, "alexnet_cifar": alexnet.alexnet_cifar,
     "googlenet": googlenet.googlenet, "googlenet_cifar": googlenet.googlenet_cifar,
-    **{f"vgg{d}{suffix}": getattr(vgg, f"vgg{d}{suffix}") for d in (11, 13, 16, 19) for suffix in ("", "_bn", "_cifar")},
+    "vgg11": vgg.vgg11, "vgg13": vgg.vgg13, "vgg16": vgg.vgg16, "vgg19": vgg.vgg19,
+    "vgg11_bn": vgg.vgg11_bn, "vgg13_bn": vgg.vgg13_bn, "vgg16_bn": vgg.vgg16_bn, "vgg19_bn": vgg.vgg19_bn,
+    "vgg11_cifar": vgg.vgg11_cifar, "vgg13_cifar": vgg.vgg13_cifar, "vgg16_cifar": vgg.vgg16_cifar,
+    "vgg19_cifar": vgg.vgg19_cifar,
 }
 _FIXED = ("num_classes", "in_channels", "image_size", "rng")  # every builder's, set by the caller
 

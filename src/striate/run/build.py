@@ -5,10 +5,10 @@ built deterministically from the seed, so that a resume rebuilds exactly the sam
     run = build(config, directory, model=tuned, callbacks=[pruning], test=False)   # the seams callers use
 
 `model=` trains a model the caller made instead of building one from the configuration: a Module, or a
-function `f(num_classes, (H, W, C)) -> Module` called once the data is loaded (a fine-tune's, which sizes the
-source architecture for the new data and transfers the weights); `callbacks=` adds the caller's callbacks to the run's own; `test=False` leaves the
-test split unseen (a search ranks trials by validation accuracy); `fitted=` reuses saved preprocessing
-statistics (a resume) instead of fitting them again.
+function `f(num_classes, (H, W, C)) -> Module` called once the data is loaded (a fine-tune's, which sizes
+the source architecture for the new data and transfers the weights); `callbacks=` adds the caller's
+callbacks to the run's own; `test=False` leaves the test split unseen (a search ranks trials by validation
+accuracy); `fitted=` reuses saved preprocessing statistics (a resume) instead of fitting them again.
 """
 
 from __future__ import annotations

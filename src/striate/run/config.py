@@ -24,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.pipeline import AUGMENT, PREPROCESS
+from ..train.tta import MODES as TTA
+
 
 class ConfigError(ValueError):
     """A bad key or value in a configuration (the message quotes it and says where it came from)."""
 
-
-from ..data.pipeline import AUGMENT, PREPROCESS
-from ..train.tta import MODES as TTA
 
 COMMANDS = ("train", "finetune", "doctor", "search")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "exp", "poly")
@@ -59,6 +59,7 @@ class Option:
     resumable: bool = False
     flag: bool = True
     group: str = "run"  # the section of --help it is listed in
+    aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
 
     def default_for(self, command: str):
         value = dict(self.defaults).get(command, self.default)
@@ -70,7 +71,7 @@ class Option:
 
     def convert(self, value, where: str):
         """`value` (a command-line string or a run-file value) as this option's type, checked."""
-        bad = f"{where}: {self.name} = {value!r}"
+        bad = f"{where}: {self.flag_name} {value!r}" if where == "command line" else f"{where}: {self.name} = {value!r}"
         if self.type is list and self.item is dict:
             if not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
                 raise ConfigError(f"{bad} is not a list of tables")
@@ -117,7 +118,8 @@ class Option:
 
 def _number(value, kind: type, bad: str):
     what = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or (kind is int and isinstance(value, float)):
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+            kind is int and isinstance(value, float)):
         raise ConfigError(f"{bad} is not {what}")
     try:
         number = kind(value)
@@ -166,48 +168,62 @@ def _optimizers() -> tuple[str, ...]:
 
 DOCTOR_TOO = (*RUN_COMMANDS, "doctor")
 
+D = DOCTOR_TOO
 OPTIONS: tuple[Option, ...] = (
+    # data
     Option("data", str, "digits", "dataset: cifar10, mnist, digits, or a path to an image folder / archive",
-           check=check_data, commands=DOCTOR_TOO, group="data"),
+           check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name")),
+    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
+           commands=D, group="data"),
+    Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data",
+           aliases=("augmentation", "aug", "augmentations")),
+    Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
+           below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
+    Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
+    # model
     Option("model", str, "", "model name (default: digits_net for digits, three_layer otherwise)",
-           check=_check_model, commands=DOCTOR_TOO, group="model"),
-    Option("model_options", dict, {}, "keywords of the model builder (a run file's [model] table)",
-           commands=DOCTOR_TOO, flag=False, group="model"),
+           check=_check_model, commands=D, group="model", aliases=("arch", "architecture", "net", "network")),
+    Option("model_options", dict, {}, "keywords of the model builder (a run file's [model] table)", commands=D,
+           flag=False, group="model"),
     Option("width", float, 1.0, "width multiplier of the model's channels (1: as published)", minimum=0.0,
-           exclusive=True, commands=DOCTOR_TOO, group="model"),
-    Option("optimizer", str, "adam", "optimizer", _optimizers(), commands=DOCTOR_TOO, group="optimization"),
-    Option("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True, commands=DOCTOR_TOO,
-           resumable=True, group="optimization"),
-    Option("momentum", float, 0.9, "momentum of momentum/nesterov", minimum=0.0, commands=DOCTOR_TOO, group="optimization"),
-    Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0,
-           commands=DOCTOR_TOO, group="regularization"),
-    Option("label_smoothing", float, 0.0, "label smoothing ε of the cross-entropy (PyTorch's label_smoothing)",
-           minimum=0.0, below=1.0, commands=DOCTOR_TOO, group="regularization"),
+           exclusive=True, commands=D, group="model"),
+    # optimization
+    Option("optimizer", str, "adam", "optimizer", _optimizers(), commands=D, group="optimization",
+           aliases=("optim", "solver")),
+    Option("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True, commands=D, resumable=True,
+           group="optimization", aliases=("learning_rate", "learning_rate_init", "eta", "rate")),
+    Option("momentum", float, 0.9, "momentum of momentum/nesterov", minimum=0.0, commands=D, group="optimization"),
+    Option("epochs", int, 10, "epochs to train (in total, counting resumed ones)", minimum=1,
+           defaults=(("finetune", 5),), resumable=True, group="optimization",
+           aliases=("epoch", "n_epochs", "num_epochs", "max_epochs")),
+    Option("batch_size", int, 64, "minibatch size", minimum=1, commands=D, group="optimization",
+           aliases=("batch", "bs", "minibatch", "mini_batch_size")),
+    # schedule
     Option("schedule", str, "constant", "learning-rate schedule over the whole run: constant; cosine (to 0); "
            "step (Caffe's: × gamma every step_size epochs); multistep (× gamma at each of the milestones); "
-           "exp (a smooth exponential decay, × gamma over the whole run); poly (linear to 0)", SCHEDULES, group="schedule"),
+           "exp (a smooth exponential decay, × gamma over the whole run); poly (linear to 0)", SCHEDULES,
+           group="schedule", aliases=("lr_schedule", "scheduler", "lr_policy")),
     Option("gamma", float, 0.1, "decay factor of the step, multistep and exp schedules", minimum=0.0,
            exclusive=True, group="schedule"),
     Option("step_size", float, 0.0, "epochs between decays of the step schedule (0: a third of the run)",
            minimum=0.0, group="schedule"),
     Option("milestones", list, [], "epochs at which the multistep schedule decays, comma-separated "
            "(default: half and three quarters of the run)", item=float, minimum=0.0, group="schedule"),
-    Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule"),
-    Option("epochs", int, 10, "epochs to train (in total, counting resumed ones)", minimum=1,
-           defaults=(("finetune", 5),), resumable=True, group="optimization"),
-    Option("batch_size", int, 64, "minibatch size", minimum=1, commands=DOCTOR_TOO, group="optimization"),
-    Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data"),
+    Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule",
+           aliases=("warmup_epochs", "warm_up")),
+    # regularization
+    Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0, commands=D,
+           group="regularization", aliases=("reg", "l2", "decay", "wd", "l2_reg")),
+    Option("label_smoothing", float, 0.0, "label smoothing ε of the cross-entropy (PyTorch's label_smoothing)",
+           minimum=0.0, below=1.0, commands=D, group="regularization", aliases=("smoothing",)),
+    Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,
+           resumable=True, group="regularization", aliases=("early_stopping", "early_stop")),
+    # evaluation
     Option("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
            "probabilities of the image and its mirror)", TTA, resumable=True, group="evaluation"),
-    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
-           commands=DOCTOR_TOO, group="data"),
+    # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
-           minimum=0, commands=DOCTOR_TOO, group="run"),
-    Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
-           below=1.0, commands=DOCTOR_TOO, group="data"),
-    Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=DOCTOR_TOO, group="data"),
-    Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,
-           resumable=True, group="regularization"),
+           minimum=0, commands=D, group="run", aliases=("random_seed", "random_state")),
     Option("explode_factor", float, 3.0, "stop when the loss exceeds this × the initial loss", minimum=1.0,
            exclusive=True, resumable=True, group="run"),
     Option("diagnostics", int, 100, "every this many iterations record per-layer activation and gradient "
@@ -215,8 +231,10 @@ OPTIONS: tuple[Option, ...] = (
            resumable=True, group="run"),
     Option("report", str, "on", "draw report.html (plots, the doctor's verdicts) as training goes", ("on", "off"),
            resumable=True, group="run"),
-    Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",), group="run"),
-    Option("out", str, "", "run directory (default runs/<timestamp>)", group="run"),
+    Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
+           group="run"),
+    Option("out", str, "", "run directory (default runs/<timestamp>)", group="run",
+           aliases=("output", "output_dir", "run_dir", "logdir", "log_dir")),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -234,10 +252,21 @@ def defaults(command: str = "train") -> dict:
     return {o.name: o.default_for(command) for o in options(command)}
 
 
+def nearest(name: str, known) -> str | None:
+    """The known option `name` most likely meant: one whose alias it is (`learning_rate` → `lr`), else the
+    closest spelling."""
+    key = name.lstrip("-").replace("-", "_")
+    for o in OPTIONS:
+        if o.name in known and key in o.aliases:
+            return o.name
+    hint = difflib.get_close_matches(key, list(known), n=1)
+    return hint[0] if hint else None
+
+
 def unknown_key(name: str, known, where: str, what: str = "key") -> ConfigError:
     """The error for a key nobody declared, with the nearest known one."""
-    hint = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1)
-    maybe = f"; did you mean {hint[0]!r}?" if hint else ""
+    hint = nearest(name, known)
+    maybe = f"; did you mean {hint!r}?" if hint else ""
     return ConfigError(f"{where}: unknown {what} {name!r}{maybe} (known: {', '.join(known)})")
 
 

@@ -190,8 +190,8 @@ class RunDir:
         meta = checkpoint.state.get("meta")
         if not isinstance(meta, dict) or any(k not in meta for k in META):
             have = sorted(meta) if isinstance(meta, dict) else []
-            raise CheckpointError(f"checkpoint {checkpoint.path} lacks the run's meta data ({', '.join(META)}; it "
-                                  f"has {have or 'none'}): it was not written by striate train")
+            raise CheckpointError(f"checkpoint {checkpoint.path} lacks its 'meta' data ({', '.join(META)}; it has "
+                                  f"{', '.join(have) or 'none'}): it was not written by striate train")
         return meta
 
     @staticmethod

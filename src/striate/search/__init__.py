@@ -13,5 +13,4 @@ from .space import Dim, SearchError, Space
 from .spec import SearchSpec, from_dict, load
 from .stages import Stage, narrow
 
-
 __all__ = ["Dim", "SearchError", "SearchSpec", "Space", "Stage", "from_dict", "load", "narrow", "run"]

@@ -13,8 +13,9 @@ In search.toml (one line per dimension under `[space]`):
     dropout = {uniform = [0.2, 0.7]}           # `dropout` is "model.dropout"
 
 A dimension's name is what the tables and plots show; it targets a configuration key (`run/config.py`)
-or, written `model.<keyword>`, a keyword argument of the model builder (the run's `model_options`). Every bound and choice is checked
-against the key's own rules when the space is read, so a bad value is reported before any trial runs.
+or, written `model.<keyword>`, a keyword argument of the model builder (the run's `model_options`). Every
+bound and choice is checked against the key's own rules when the space is read, so a bad value is
+reported before any trial runs.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ loader's position and every random generator (the trainer's `rngs` and any Gener
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading

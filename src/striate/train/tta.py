@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.losses import log_softmax
+
 MODES = ("none", "flip")
 
 
