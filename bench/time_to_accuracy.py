@@ -35,24 +35,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_striate(config: dict, out: str) -> dict:
-    from striate.train import experiment as ex
+    from striate.run import RunDir, build, execute
 
     config = {**config, "out": out}
-    ex.write_config(ex.Path(out), config)
-    run = ex.build(config, out)
-    summary = ex.execute(run)
+    RunDir(out).write_config(config)
+    summary = execute(build(config, RunDir(out)))
     return {"test_accuracy": summary["test"]["accuracy"], "train_seconds": summary["seconds"],
             "epochs": summary["epochs_completed"]}
 
 
 def run_torch(config: dict, out: str) -> dict:
-    from striate.train import experiment as ex
+    from striate.run import RunDir, build
     from striate.train.tta import views
 
     if config["optimizer"] not in ("nesterov", "momentum"):
         raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
     torch = setup_torch()
-    run = ex.build({**config, "report": "off", "diagnostics": 0}, out)  # the same data, loader and weights
+    run = build({**config, "report": "off", "diagnostics": 0}, RunDir(out))  # the same data, loader and weights
     net = to_torch(run.model, torch)
     opt = torch.optim.SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"],
                           nesterov=config["optimizer"] == "nesterov", weight_decay=config["weight_decay"])
@@ -79,7 +78,7 @@ def run_torch(config: dict, out: str) -> dict:
               f"{time.perf_counter() - tick:.1f}s", file=sys.stderr, flush=True)
     train_seconds = time.perf_counter() - train_start
     test = run.data.test
-    xs = ex.apply_preprocess(run.preprocess, test.images)
+    xs = run.preprocess(test.images)
     net.eval()
     correct = 0
     with torch.no_grad():
@@ -90,7 +89,7 @@ def run_torch(config: dict, out: str) -> dict:
 
 
 def main() -> None:
-    from striate.train import config as cfg
+    from striate.run import config as cfg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--framework", choices=("striate", "torch"), required=True)
@@ -98,7 +97,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     p.add_argument("--json", default=None, help="write the result here (default: time_to_accuracy_<framework>.json)")
     args = p.parse_args()
-    config = cfg.resolve(cfg.load_toml(args.config), where=args.config)
+    config = cfg.resolve(cfg.load_run_file(args.config), where=args.config)
     out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
     result = (run_striate if args.framework == "striate" else run_torch)(config, out)
     result.update(framework=args.framework, config=os.path.relpath(args.config),

@@ -33,6 +33,9 @@ def test_train_writes_a_complete_run(trained):
     assert diagnostics  # per-layer statistics recorded during training
     html = (trained / "report.html").read_text()
     assert "data:image/png;base64," in html and "<img" in html
+    summary = json.loads((trained / "summary.json").read_text())
+    # the final page is drawn after summary.json: it shows the run's status and its test accuracy
+    assert "id='status'>finished<" in html and f"id='test'>{100 * summary['test']['accuracy']:.2f} %<" in html
     assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in (trained / "plots").iterdir())
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_completed"] == 3

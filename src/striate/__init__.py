@@ -12,34 +12,36 @@ from . import nn, optim
 from .kernels.parallel import num_threads as get_num_threads
 from .kernels.parallel import set_num_threads
 from .nn.module import no_grad
+from .version import __version__
 
-__version__ = "0.2.0"
 __all__ = ["data", "diagnose", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim", "report", "run",
            "search", "set_num_threads", "summary", "train", "__version__"]
 
 
 def __getattr__(name: str):
-    """The packages and functions that load on first use (static imports, so every arrow is visible)."""
+    """The packages and functions that load on first use. The imports are static, so every arrow is
+    visible (`import striate.x as x` imports the submodule before it is looked up on this package; `from .
+    import x` would look it up first and come back here)."""
     if name == "data":
-        from . import data
+        import striate.data as data
         return data
     if name == "models":
-        from . import models
+        import striate.models as models
         return models
     if name == "train":
-        from . import train
+        import striate.train as train
         return train
     if name == "diagnose":
-        from . import diagnose
+        import striate.diagnose as diagnose
         return diagnose
     if name == "run":
-        from . import run
+        import striate.run as run
         return run
     if name == "search":
-        from . import search
+        import striate.search as search
         return search
     if name == "report":
-        from . import report
+        import striate.report as report
         return report
     if name == "gradcheck":
         from .diagnose.gradcheck import gradcheck

@@ -83,6 +83,6 @@ def given(args, command: str) -> dict:
 
 
 def version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return f"striate {__version__} (Python {sys.version.split()[0]})"

@@ -31,6 +31,10 @@ figure{margin:10px 0} figure img{max-width:100%;border:1px solid #eee} figcaptio
 div.grid{display:grid;grid-template-columns:1fr 1fr;gap:8px 16px}
 figure.wide{grid-column:1 / span 2}
 pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}
+.headline{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
+.headline .n{border:1px solid #ddd;border-radius:6px;padding:6px 12px;min-width:110px}
+.headline .k{display:block;font-size:11px;color:#666;text-transform:uppercase;letter-spacing:.04em}
+.headline .v{display:block;font-size:20px;font-weight:600}
 """
 
 
@@ -170,6 +174,8 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
             meta.append(html.escape(str(summary["stop_reason"])))
     head = [f"<h1>{html.escape(title or 'striate report: ' + run.path.name)}</h1>",
             "<div class='meta'>" + " · ".join(meta) + "</div>"]
+    if summary:
+        head.append(headline(summary))
     if config:
         head.append("<details><summary>configuration</summary><pre>" + html.escape(json.dumps(config, indent=1))
                     + "</pre></details>")
@@ -207,6 +213,39 @@ def write_comparison(run_dirs: list, out: str | os.PathLike, title: str = "stria
     _write_page(out, title, [f"<h1>{html.escape(title)}</h1>", table,
                              _figure("overlay", P.png_bytes(fig), "Curves of every run on shared axes", None)])
     return out
+
+
+def _percent(v) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def _count(n) -> str:
+    if n is None:
+        return "–"
+    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if n >= div:
+            return f"{n / div:.2f}{suffix}"
+    return str(n)
+
+
+def headline(summary: dict) -> str:
+    """The numbers a person looks for first: status, test accuracy, best validation accuracy and its epoch,
+    parameters, MACs per image, epochs and wall time."""
+    test = (summary.get("test") or {}).get("accuracy")
+    best = summary.get("best_val_accuracy")
+    best_label = "best val accuracy"
+    if best is None and summary.get("best_train_accuracy") is not None:
+        best, best_label = summary["best_train_accuracy"], "best train accuracy"
+    epoch = summary.get("best_epoch")
+    seconds = summary.get("seconds")
+    cells = [("status", summary.get("status", "–")), ("test accuracy", _percent(test)),
+             (best_label, _percent(best) + (f" (epoch {epoch})" if epoch is not None else "")),
+             ("parameters", _count(summary.get("parameters"))), ("MACs / image", _count(summary.get("macs"))),
+             ("epochs", summary.get("epochs_completed", "–")),
+             ("wall time", "–" if seconds is None else f"{seconds:.1f} s")]
+    items = "".join(f"<div class='n'><span class='k'>{html.escape(k)}</span><span class='v' id='{k.split()[0]}'>"
+                    f"{html.escape(str(v))}</span></div>" for k, v in cells)
+    return f"<div class='headline'>{items}</div>"
 
 
 def _cell(v) -> str:

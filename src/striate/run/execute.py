@@ -3,8 +3,8 @@ summary.json and evaluation.json, and only then draw the final report, from thos
 
 summary.json: status ('finished', 'stopped_early', 'diverged' or 'interrupted'), epochs_completed (counted
 from 1, as on the console), iterations, seconds, stop_reason, the last epoch's numbers, the best validation
-accuracy and its epoch (or, without validation data, the best training accuracy), parameters and, when the
-test split was evaluated, `test` (accuracy, loss, count, checkpoint).
+accuracy and its epoch (or, without validation data, the best training accuracy), parameters, MACs per
+image and, when the test split was evaluated, `test` (accuracy, loss, count, checkpoint).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def execute(run: Run, draw: bool = True) -> dict:
                "last": {k: v for k, v in logs.items() if isinstance(v, int | float)},
                "best_val_accuracy": ckpt.best if run.val is not None else None,
                "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1,
-               "parameters": run.model.num_parameters()}
+               "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
     if status in ("finished", "stopped_early"):
