@@ -70,8 +70,10 @@ def add_options(parser: argparse.ArgumentParser, command: str, skip: tuple[str, 
         group = groups.setdefault(o.group, parser.add_argument_group(o.group))
         metavar = "{" + ",".join(map(str, o.choices)) + "}" if o.choices else (
             "A,B" if o.type is list else o.name.upper())
-        group.add_argument(o.flag_name, dest=o.name, default=None, metavar=metavar,
-                           help=f"{o.help} (default: {shown(o.default_for(command))})")
+        text = o.help if "(default" in o.help else f"{o.help} (default: {shown(o.default_for(command))})"
+        if o.listing is not None:
+            text += f"; one of: {', '.join(o.listing())}"
+        group.add_argument(o.flag_name, dest=o.name, default=None, metavar=metavar, help=text)
 
 
 def given(args, command: str) -> dict:

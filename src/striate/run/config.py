@@ -60,6 +60,7 @@ class Option:
     flag: bool = True
     group: str = "run"  # the section of --help it is listed in
     aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
+    listing: Callable | None = None  # f() -> the names a help text lists (models, datasets)
 
     def default_for(self, command: str):
         value = dict(self.defaults).get(command, self.default)
@@ -145,6 +146,18 @@ def check_data(value: str, where: str) -> None:
                           "archive")
 
 
+def _models() -> list[str]:
+    from ..models import names
+
+    return names()
+
+
+def _datasets() -> list[str]:
+    from ..data.datasets import NAMES
+
+    return list(NAMES)
+
+
 def _check_model(value: str, where: str) -> None:
     from ..models import names
 
@@ -171,8 +184,9 @@ DOCTOR_TOO = (*RUN_COMMANDS, "doctor")
 D = DOCTOR_TOO
 OPTIONS: tuple[Option, ...] = (
     # data
-    Option("data", str, "digits", "dataset: cifar10, mnist, digits, or a path to an image folder / archive",
-           check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name")),
+    Option("data", str, "digits", "dataset name, or a path to an image folder (root/<class>/*.png) or an archive",
+           check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name"),
+           listing=_datasets),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
     Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data",
@@ -181,8 +195,9 @@ OPTIONS: tuple[Option, ...] = (
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
     Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
     # model
-    Option("model", str, "", "model name (default: digits_net for digits, three_layer otherwise)",
-           check=_check_model, commands=D, group="model", aliases=("arch", "architecture", "net", "network")),
+    Option("model", str, "", "model name (default: digits_net on digits, three_layer otherwise)",
+           check=_check_model, commands=D, group="model", aliases=("arch", "architecture", "net", "network"),
+           listing=_models),
     Option("model_options", dict, {}, "keywords of the model builder (a run file's [model] table)", commands=D,
            flag=False, group="model"),
     Option("width", float, 1.0, "width multiplier of the model's channels (1: as published)", minimum=0.0,
