@@ -67,13 +67,11 @@ class Conv2d(Module):
         kh, kw = self.kernel_size
         return n * ho * wo * f * kh * kw * self.in_channels
 
-    def extra_repr(self):
+    def extra_repr(self, groups: int = 1):
         kh, kw = self.kernel_size
-        s = f"{self.in_channels}→{self.out_channels}, {kh}×{kw}"
-        if self.stride != 1:
-            s += f", stride={self.stride}"
-        if self.padding:
-            s += f", pad={self.padding}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        parts = [f"{self.in_channels * groups}→{self.out_channels * groups}", f"{kh}×{kw}"]
+        parts += [f"groups={groups}"] if groups != 1 else []
+        parts += [f"stride={self.stride}"] if self.stride != 1 else []
+        parts += [f"pad={self.padding}"] if self.padding else []
+        parts += ["bias=False"] if self.bias is None else []
+        return ", ".join(parts)

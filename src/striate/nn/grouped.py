@@ -63,14 +63,7 @@ class GroupedConv2d(Module):
         return self.groups * self._per_group("macs", input_shape)
 
     def extra_repr(self):
-        conv = self._convs()[0]
-        kh, kw = conv.kernel_size
-        s = f"{self.in_channels}→{self.out_channels}, {kh}×{kw}, groups={self.groups}"
-        if conv.stride != 1:
-            s += f", stride={conv.stride}"
-        if conv.padding:
-            s += f", pad={conv.padding}"
-        return s
+        return self._convs()[0].extra_repr(groups=self.groups)  # one group's conv, scaled to the whole layer
 
     def __repr__(self):
         return self.describe()
