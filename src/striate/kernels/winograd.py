@@ -210,3 +210,10 @@ def _weight_grad(x, dout, pad, m):
 
     du = sum(_split(n, th, part, x.nbytes + dout.nbytes))
     return filter_transform_transposed(du, m)
+
+
+def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1) -> str:
+    """"im2col" | "winograd2" | "winograd4" for a convolution of x (N, H, W, C) to F channels."""
+    if kernel != 3 or stride != 1:
+        return "im2col"
+    return "winograd4" if c >= 16 else "im2col"
