@@ -83,10 +83,10 @@ def test_float32_matches_im2col(rng, m, shape):
         assert rel_err(g, g_ref) < tol, name
 
 
-def test_need_dx_false_and_no_bias(rng):
+def test_need_dx_false_no_bias_and_strided_dout(rng):
     x, w, _, dy = data(rng, SHAPES[0])
     y, cache = winograd_forward(x, w, None, 1, 2)
-    dx, dw, db = winograd_backward(dy, cache, need_dx=False)
+    dx, dw, db = winograd_backward(np.asfortranarray(dy), cache, need_dx=False)  # any memory layout
     assert dx is None and db is None
     np.testing.assert_allclose(dw, conv2d_backward_naive(dy, x, w, 1, 1)[1], rtol=1e-10, atol=1e-10)
 
@@ -115,7 +115,7 @@ def test_chunks_and_row_bands_agree(rng, monkeypatch, m):
     x, w, b, dy = data(rng, (3, 14, 9, 3, 4, 1), np.float32)
     y, cache = winograd_forward(x, w, b, 1, m)
     grads = winograd_backward(dy, cache)
-    monkeypatch.setattr(wg, "TILES", 1)  # every chunk one tile row of one image
+    monkeypatch.setattr(wg, "CHUNK_BYTES", 1)  # every chunk one tile row of one image
     y1, cache1 = winograd_forward(x, w, b, 1, m)
     assert rel_err(y1, y) < 1e-5
     for a, b_ in zip(winograd_backward(dy, cache1), grads, strict=True):
@@ -126,7 +126,7 @@ def test_chunks_and_row_bands_agree(rng, monkeypatch, m):
 @pytest.mark.parametrize("n", [5, 1])  # several images split by image, one image by tile rows
 def test_thread_counts_agree_and_repeat(rng, threads, monkeypatch, m, n):
     monkeypatch.setattr(parallel, "MIN_BYTES", 0)  # split even these small arrays
-    monkeypatch.setattr(wg, "TILES", 8)  # several chunks per thread
+    monkeypatch.setattr(wg, "_chunk_tiles", lambda *shape: 8)  # several chunks per thread
     x, w, b, dy = data(rng, (n, 17, 12, 3, 5, 1), np.float32)
     results = []
     for t in (1, 2, 3, 2):
