@@ -30,7 +30,7 @@ from .conv import column_sums, workspace
 from .parallel import for_parts
 from .winograd_transforms import MATRICES, check_m, filter_transform, filter_transform_transposed
 
-CHUNK_BYTES = 4 << 20  # a chunk's transformed input and output, V and M
+CHUNK_BYTES = 3 << 20  # a chunk's transformed input and output, V and M
 
 
 def _chunk_tiles(alpha: int, c: int, f: int, itemsize: int) -> int:
@@ -211,15 +211,20 @@ def _weight_grad(x, dout, pad, m):
     tiles = _chunk_tiles(alpha, c, f, x.itemsize)
 
     def part(n0, n1, r0, r1):
-        du = np.zeros((alpha * alpha, c, f), dtype=x.dtype)
-        prod = workspace("wg_du", du.shape, x.dtype)
+        du = None
         for chunk in _chunks(n0, n1, r0, r1, tw, tiles):
             v = _input_transform(x, bt, chunk, tw, pad, m)
             dm = _output_transform_transposed(dout, a, chunk, tw, m)
-            du += np.matmul(v.transpose(0, 2, 1), dm, out=prod)
+            if du is None:  # the part's own sum, not a workspace: it outlives the part
+                du = np.matmul(v.transpose(0, 2, 1), dm)
+            else:
+                du += np.matmul(v.transpose(0, 2, 1), dm, out=workspace("wg_du", du.shape, x.dtype))
         return du
 
-    du = sum(_split(n, th, part, x.nbytes + dout.nbytes))
+    parts = _split(n, th, part, x.nbytes + dout.nbytes)
+    du = parts[0]
+    for p in parts[1:]:
+        du += p
     return filter_transform_transposed(du, m)
 
 
