@@ -5,6 +5,7 @@ Times are medians of interleaved runs in one process (common.race). Then the flo
 algorithm per pass: max|y − y64| / max|y64| against float64, on ReLU activations with He-scaled weights.
 
     python bench/winograd.py [--batch 128] [--repeats 7] [--threads 1,2] [--only 64->64] [--json FILE]
+                             [--shapes C,F,H;C,F,H…]  (default: the zoo's layers, SHAPES)
 
 The rule `striate.kernels.winograd.choose` is read off these tables.
 """
@@ -116,10 +117,12 @@ def main(argv=None):
     ap.add_argument("--accuracy-batch", type=int, default=8)
     ap.add_argument("--only", default="", help="substring filter on layer names, e.g. 64->64")
     ap.add_argument("--json", default="", help="also write every number to this file")
+    ap.add_argument("--shapes", default="", help="layers as C,F,H separated by ';' (default: the zoo's)")
     args = ap.parse_args(argv)
     import torch
 
-    shapes = [s for s in SHAPES if args.only in f"{s[0]}->{s[1]}@{s[2]}"]
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
+    shapes = [s for s in shapes if args.only in f"{s[0]}->{s[1]}@{s[2]}"]
     results = {"batch": args.batch, "repeats": args.repeats, "times": {}, "accuracy": {}}
     print(f"batch {args.batch}, medians of {args.repeats} interleaved runs; speed-up = im2col time / time; "
           "torch/x = PyTorch time / time (≥ 1: striate at least as fast)")

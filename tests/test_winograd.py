@@ -206,3 +206,11 @@ def test_choose_is_a_valid_deterministic_rule():
         assert choose(*shape) == choose(*shape)
     assert choose(128, 32, 32, 64, 64, kernel=5) == "im2col"
     assert choose(128, 32, 32, 64, 64, stride=2) == "im2col"
+    # the measured rule: im2col for few input channels, F(4×4) only where its error stays within 10× of
+    # im2col's, F(2×2) for the wider layers, im2col where the work cannot pay for the transforms
+    assert choose(128, 32, 32, 3, 64) == "im2col"
+    assert choose(128, 32, 32, 64, 64) == "winograd4"
+    assert choose(128, 16, 16, 64, 128) == "winograd2"
+    assert choose(128, 8, 8, 256, 256) == "winograd2"
+    assert choose(128, 2, 2, 64, 64) == "im2col"
+    assert choose(1, 8, 8, 256, 256) == "im2col"

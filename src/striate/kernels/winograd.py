@@ -228,8 +228,36 @@ def _weight_grad(x, dout, pad, m):
     return filter_transform_transposed(du, m)
 
 
-def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1) -> str:
-    """"im2col" | "winograd2" | "winograd4" for a convolution of x (N, H, W, C) to F channels."""
-    if kernel != 3 or stride != 1:
+def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1, pad: int = 1) -> str:
+    """The algorithm for a convolution of x (N, H, W, C) to F channels: "im2col", "winograd2" (F(2×2, 3×3))
+    or "winograd4" (F(4×4, 3×3)); one choice for all three passes (forward, dx, dw).
+
+    Read off bench/winograd.py (batch 128, 1 and 2 threads, AMD EPYC, OpenBLAS 0.3.31; ms per training
+    step of the layer = forward + dx + dw, 1 thread; errors as max|y − y64| / max|y64| on ReLU activations):
+
+    - Winograd needs 3×3, stride 1. Below C = 16 the transforms cost more than the small GEMMs they save:
+      3→64 @ 32×32 forward + dw took 43 ms by im2col, 53 by F(4×4), 113 by F(2×2).
+    - F(4×4)'s float32 error is 4–9× im2col's for 32 ≤ C ≤ 64 and F ≤ 64, but up to 13× for F = 128 (dx,
+      whose GEMMs sum over F), 16× for dw at C = 16 and 10–17× at 256 channels; F(2×2)'s stays within
+      0.4–3.7× everywhere measured. So F(4×4) only for 32 ≤ C ≤ 64, F ≤ 64, at least 64 tiles, and
+      where its products are at most ¾ of F(2×2)'s (not for 2×2, 5×5, 6×6 or 9×9 outputs, where its
+      tiles are mostly padding): 64→64 @ 32×32 took 178 ms by F(4×4), 288 by F(2×2), 542 by im2col
+      (PyTorch 328); 64→64 @ 7×7 22 / 28 / 29 ms.
+    - F(2×2) elsewhere: 1.4–2× faster than im2col at 64–512 channels (128→128 @ 16×16: 266 vs 514 ms,
+      PyTorch 311; 512→512 @ 2×2: 90 vs 121 ms), unless the work is too small to pay for the filter
+      transforms and per-chunk packing of U (about 50 tiles' worth of products): fewer than 96 tiles
+      (inference on one 8×8×256 image: 3.3 ms forward vs 1.2 by im2col; two 14×14×256 images, 98 tiles:
+      4.8 vs 5.7), or a 2×2 output at fewer than 128×128 channel pairs (64→64 @ 2×2: 4.0 vs 1.7 ms).
+    """
+    if kernel != 3 or stride != 1 or pad not in (0, 1, 2):
         return "im2col"
-    return "winograd4" if c >= 16 else "im2col"
+    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
+    if ho < 1 or wo < 1 or c < 16:
+        return "im2col"
+    tiles2 = n * -(-ho // 2) * -(-wo // 2)
+    tiles4 = n * -(-ho // 4) * -(-wo // 4)
+    if 32 <= c <= 64 and f <= 64 and 36 * tiles4 <= 0.75 * 16 * tiles2 and tiles4 >= 64:
+        return "winograd4"
+    if tiles2 >= 96 and (ho * wo >= 9 or c * f >= 128 * 128):
+        return "winograd2"
+    return "im2col"
