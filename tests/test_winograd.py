@@ -6,7 +6,13 @@ from striate.kernels import parallel
 from striate.kernels import winograd as wg
 from striate.kernels.conv import conv2d_backward, conv2d_forward
 from striate.kernels.reference import conv2d_backward_naive, conv2d_naive
-from striate.kernels.winograd import choose, winograd_backward, winograd_forward
+from striate.kernels.winograd import (
+    choose,
+    winograd_backward,
+    winograd_forward,
+    winograd_input_grad,
+    winograd_weight_grad,
+)
 from striate.kernels.winograd_transforms import MATRICES, filter_transform, filter_transform_transposed
 from tests import battery
 
@@ -212,5 +218,24 @@ def test_choose_is_a_valid_deterministic_rule():
     assert choose(128, 32, 32, 64, 64) == "winograd4"
     assert choose(128, 16, 16, 64, 128) == "winograd2"
     assert choose(128, 8, 8, 256, 256) == "winograd2"
-    assert choose(128, 2, 2, 64, 64) == "im2col"
+    assert choose(128, 2, 2, 512, 512) == "winograd2"
     assert choose(1, 8, 8, 256, 256) == "im2col"
+    # per pass: F(4×4) where that pass's error stays within 10× (forward sums over C, dx over F)
+    assert [choose(128, 16, 16, 64, 128, which=p) for p in ("fwd", "dx", "dw")] == ["winograd4", "winograd2",
+                                                                                   "winograd4"]
+    assert [choose(128, 32, 32, 3, 64, which=p) for p in ("fwd", "dx", "dw")] == ["im2col", "winograd4", "im2col"]
+    with pytest.raises(ValueError, match="which must be"):
+        choose(128, 32, 32, 64, 64, which="backward")
+
+
+def test_passes_can_use_different_algorithms(rng):
+    """The per-pass functions: forward by F(4×4), dx by F(2×2), dw by F(4×4) give the im2col gradients."""
+    x, w, b, dy = data(rng, (2, 9, 8, 4, 3, 1))
+    y, _ = winograd_forward(x, w, b, 1, 4)
+    y_ref, cache = conv2d_forward(x, w, b, 1, 1)
+    dx_ref, dw_ref, _ = conv2d_backward(dy, cache)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(winograd_input_grad(dy, w, 1, 2), dx_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(winograd_weight_grad(x, dy, 1, 4), dw_ref, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="does not match input"):
+        winograd_weight_grad(x, dy[:, 1:], 1, 4)

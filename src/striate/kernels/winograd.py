@@ -202,20 +202,27 @@ def winograd_backward(dout: np.ndarray, cache, need_dx: bool = True):
     """Returns (dx (N, H, W, C) or None when not `need_dx`, dw (3, 3, C, F), db (F,) or None)."""
     x, w, has_bias, pad, m = cache
     db = column_sums(dout.reshape(-1, dout.shape[3])) if has_bias else None
-    dw = _weight_grad(x, dout, pad, m)
-    dx = None
-    if need_dx:  # the full correlation of dout with the rotated, channel-swapped kernel
-        w_rot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx, _ = winograd_forward(dout, w_rot, None, 2 - pad, m)
+    dw = winograd_weight_grad(x, dout, pad, m)
+    dx = winograd_input_grad(dout, w, pad, m) if need_dx else None
     return dx, dw, db
 
 
-def _weight_grad(x, dout, pad, m):
-    """dw (3, 3, C, F) = Gᵀ [Σ_tiles V[p]ᵀ·(A dY Aᵀ)[p]] G."""
+def winograd_input_grad(dout: np.ndarray, w: np.ndarray, pad: int, m: int) -> np.ndarray:
+    """dx (N, H, W, C) of a convolution with weight w (3, 3, C, F) and `pad`, from dout (N, Ho, Wo, F): the full
+    correlation of dout with the rotated, channel-swapped kernel, by F(m×m, 3×3) (any m: see `choose`)."""
+    w_rot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+    return winograd_forward(dout, w_rot, None, 2 - pad, m)[0]
+
+
+def winograd_weight_grad(x: np.ndarray, dout: np.ndarray, pad: int, m: int) -> np.ndarray:
+    """dw (3, 3, C, F) = Gᵀ [Σ_tiles V[p]ᵀ·(A dY Aᵀ)[p]] G from x (N, H, W, C) and dout (N, Ho, Wo, F)."""
+    check_m(m)
     at, _, bt = MATRICES[m]
     a, bt = np.ascontiguousarray(at.T, dtype=x.dtype), bt.astype(x.dtype)
     alpha, c, f = m + 2, x.shape[3], dout.shape[3]
     n, ho, wo, _ = dout.shape
+    if _geometry(x.shape[1], x.shape[2], pad, m)[:2] != (ho, wo):
+        raise ValueError(f"Winograd weight gradient: dout {dout.shape} does not match input {x.shape} with pad {pad}")
     th, tw = -(-ho // m), -(-wo // m)
     tiles = _chunk_tiles(alpha, c, f, x.itemsize)
 
@@ -237,36 +244,55 @@ def _weight_grad(x, dout, pad, m):
     return filter_transform_transposed(du, m)
 
 
-def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1, pad: int = 1) -> str:
+def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1, pad: int = 1,
+           which: str = "all") -> str:
     """The algorithm for a convolution of x (N, H, W, C) to F channels: "im2col", "winograd2" (F(2×2, 3×3))
-    or "winograd4" (F(4×4, 3×3)); one choice for all three passes (forward, dx, dw).
+    or "winograd4" (F(4×4, 3×3)); `which` pass: "fwd", "dx" (`winograd_input_grad`), "dw"
+    (`winograd_weight_grad`), or "all" for one choice that suits all three.
 
-    Read off bench/winograd.py (batch 128, 1 and 2 threads, AMD EPYC, OpenBLAS 0.3.31; ms per training
-    step of the layer = forward + dx + dw, 1 thread; errors as max|y − y64| / max|y64| on ReLU activations):
+    Read off bench/winograd.py (batch 128, 1 thread, AMD EPYC with OpenBLAS 0.3.31's SkylakeX kernels, same
+    order with its Haswell kernels; ms per pass; errors are max|y − y64| / max|y64| on ReLU activations,
+    over several seeds):
 
-    - Winograd needs 3×3, stride 1. Below C = 16 the transforms cost more than the small GEMMs they save:
-      3→64 @ 32×32 forward + dw took 43 ms by im2col, 53 by F(4×4), 113 by F(2×2).
-    - F(4×4)'s float32 error is 4–9× im2col's for 32 ≤ C ≤ 64 and F ≤ 64, but up to 13× for F = 128 (dx,
-      whose GEMMs sum over F), 16× for dw at C = 16 and 10–17× at 256 channels; F(2×2)'s stays within
-      0.4–3.7× everywhere measured. So F(4×4) only for 32 ≤ C ≤ 64, F ≤ 64, at least 64 tiles, and
-      where its products are at most ¾ of F(2×2)'s (not for 2×2, 5×5, 6×6 or 9×9 outputs, where its
-      tiles are mostly padding): 64→64 @ 32×32 took 178 ms by F(4×4), 288 by F(2×2), 542 by im2col
-      (PyTorch 328); 64→64 @ 7×7 22 / 28 / 29 ms.
-    - F(2×2) elsewhere: 1.4–2× faster than im2col at 64–512 channels (128→128 @ 16×16: 266 vs 514 ms,
-      PyTorch 311; 512→512 @ 2×2: 90 vs 121 ms), unless the work is too small to pay for the filter
-      transforms and per-chunk packing of U (about 50 tiles' worth of products): fewer than 96 tiles
-      (inference on one 8×8×256 image: 3.3 ms forward vs 1.2 by im2col; two 14×14×256 images, 98 tiles:
-      4.8 vs 5.7), or a 2×2 output at fewer than 128×128 channel pairs (64→64 @ 2×2: 4.0 vs 1.7 ms).
+    - Winograd needs 3×3, stride 1, and enough input channels: below C = 16 its transforms cost more than
+      the small GEMMs they save (3→64 @ 32×32: forward 15.9 ms by im2col, 19.6 by F(4×4), 29.4 by F(2×2)).
+    - Accuracy. F(2×2)'s float32 error stays within 0.4–3.7× im2col's everywhere measured. F(4×4)'s grows
+      with the length of the sums in its products: 4–7× for forward with C ≤ 64 but up to 9.4× at C = 128;
+      dx (sums over F) up to 8× at F = 64, 13× at F = 128, 17× at F = 256; dw 3–9× for 32 ≤ C ≤ 128, but
+      16× at C = 16 and 10× at 256 × 14×14. So F(4×4) only for forward with C ≤ 64, dx with F ≤ 64, dw with
+      32 ≤ C ≤ 128 (all three: 32 ≤ C ≤ 64, F ≤ 64), keeping every pass within 10× of im2col.
+    - Speed. Where both are accurate F(4×4) beats F(2×2) if its products are at most ¾ of F(2×2)'s (not for
+      2×2, 5×5, 6×6 or 9×9 outputs, mostly padding) and it has at least 64 tiles: 64→64 @ 32×32 forward
+      64 ms vs 114 by F(2×2), 191 by im2col, 117 by PyTorch; 64→128 @ 16×16 dw 30 vs 49, 67, 49.
+      F(2×2) is 1.4–2× faster than im2col at 16–512 channels (128→128 @ 16×16 forward 78 vs 134 ms,
+      PyTorch 88; 512→512 @ 2×2 22 vs 27; 64→64 @ 2×2 0.5 vs 0.5), unless the work cannot pay for the
+      filter transforms and the packing of U per chunk (about 50 tiles' worth of products): fewer than 96
+      tiles (one 8×8×256 image: 3.8 ms vs 1.4 by im2col; two 14×14×256 images, 98 tiles: 4.1 vs 5.2).
     """
     if kernel != 3 or stride != 1 or pad not in (0, 1, 2):
         return "im2col"
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    if ho < 1 or wo < 1 or c < 16:
+    if ho < 1 or wo < 1:
+        return "im2col"
+    if which == "fwd":
+        return _pick(n, ho, wo, c, f, c <= 64)
+    if which == "dx":  # a convolution of dout (N, Ho, Wo, F) to C channels, output H×W
+        return _pick(n, h, w, f, c, f <= 64)
+    if which == "dw":
+        return _pick(n, ho, wo, c, f, 32 <= c <= 128)
+    if which == "all":
+        return _pick(n, ho, wo, c, f, 32 <= c <= 64 and f <= 64)
+    raise ValueError(f"choose: which must be 'fwd', 'dx', 'dw' or 'all', got {which!r}")
+
+
+def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool) -> str:
+    """The fastest algorithm for products (tiles × c)·(c × f) over an output (n, ho, wo); see `choose`."""
+    if c < 16:
         return "im2col"
     tiles2 = n * -(-ho // 2) * -(-wo // 2)
     tiles4 = n * -(-ho // 4) * -(-wo // 4)
-    if 32 <= c <= 64 and f <= 64 and 36 * tiles4 <= 0.75 * 16 * tiles2 and tiles4 >= 64:
+    if f4_accurate and 36 * tiles4 <= 0.75 * 16 * tiles2 and tiles4 >= 64:
         return "winograd4"
-    if tiles2 >= 96 and (ho * wo >= 9 or c * f >= 128 * 128):
+    if tiles2 >= 96:
         return "winograd2"
     return "im2col"
