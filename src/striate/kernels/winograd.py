@@ -14,10 +14,12 @@ chunks (images × tile rows, `_chunk_tiles`) small enough for a chunk's transfor
 - output transform Aᵀ M A: along the columns per row position and tile row, then along the rows per tile,
   each tile's (m × F) rows written straight into the NHWC output.
 
-The small transform products are batched `np.matmul` calls (OpenBLAS's small-matrix kernels): measured
-1.3–2× faster than the same transforms as NumPy add/subtract passes over strided views. Keeping the
-images innermost makes those products (α × images·C) rather than (α × C): at C = 16 the passes took
-0.6–0.7× the time, at C ≥ 64 the same within 5 %.
+The small transform products are batched `np.matmul` calls. Against the same transforms as NumPy
+add/subtract passes over strided views (20–24 passes per 6 positions for F(4×4)) they measured 2× faster
+for F(4×4) at 64 channels, 1.25–1.5× at 128–256, 1.0–1.4× for F(2×2) (with OpenBLAS's Haswell kernels,
+which lack the AVX-512 small-matrix path: 1.1–1.6× for F(4×4), 0.9–1.0× for F(2×2)). Keeping the images
+innermost makes those products (α × images·C) rather than (α × C): at C = 16 the passes took 0.6–0.7× the
+time, at C ≥ 64 the same within 5 %.
 
 Backward: the input gradient is this forward algorithm applied to dout padded by 2 − pad with the kernel
 rotated by 180° and its channels swapped; the weight gradient is computed in the Winograd domain,
