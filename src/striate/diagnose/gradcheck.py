@@ -1,5 +1,11 @@
 """Numerical gradient checking (the notes' "gradient check"), public library code.
 
+For a model with children, every leaf layer is also checked alone on the input it saw in the model's
+forward pass (Torch7's per-module `nn.Jacobian`, `torch.autograd.gradcheck` per module), so the report
+names the first layer whose own backward is wrong — the layers below it get wrong gradients too, but pass
+alone. When every leaf passes but the model does not, the containers are checked the same way (innermost
+first) to name the one that routes gradients wrongly.
+
 Centred differences in float64 on a deep copy of the module, relative error
 |a − n| / max(|a|, |n|) per element (the notes' formula, with a floor on the denominator so entries
 below what the differences can resolve are judged on an absolute scale), max per tensor. Elements
@@ -30,15 +36,43 @@ class TensorCheck:
 
 
 @dataclass
-class GradcheckReport:
-    """Per-tensor results; `ok` when every tensor's max relative error is within `tol`."""
+class LayerCheck:
+    """One layer checked alone on its real input: `name` its dotted path in the model, `layer` its
+    description, `tensors` its input and parameter checks."""
 
+    name: str
+    layer: str
     tensors: list[TensorCheck] = field(default_factory=list)
-    tol: float = 1e-5
 
     @property
     def ok(self) -> bool:
         return all(t.ok for t in self.tensors)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((t.max_rel_error for t in self.tensors), default=0.0)
+
+    def where(self) -> str:
+        return f"layer {self.name} ({self.layer})"
+
+
+@dataclass
+class GradcheckReport:
+    """Per-tensor results of the whole module (`tensors`) and, for a model with children, of each layer
+    alone (`layers`); `ok` when every error is within `tol`. `first_wrong_layer`: the first layer (in
+    forward order) whose own backward is wrong."""
+
+    tensors: list[TensorCheck] = field(default_factory=list)
+    tol: float = 1e-5
+    layers: list[LayerCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tensors) and all(layer.ok for layer in self.layers)
+
+    @property
+    def first_wrong_layer(self) -> LayerCheck | None:
+        return next((layer for layer in self.layers if not layer.ok), None)
 
     @property
     def errors(self) -> dict[str, float]:
@@ -52,6 +86,13 @@ class GradcheckReport:
         for t in self.tensors:
             lines.append(f"  {'ok  ' if t.ok else 'FAIL'} {t.name:<28} max rel error {t.max_rel_error:.2e}"
                          f"  ({t.checked} checked, {t.kinks_skipped} kinks skipped)")
+        if self.layers:
+            wrong = self.first_wrong_layer
+            lines.append(f"each layer alone: {'ok' if wrong is None else 'first wrong layer: ' + wrong.where()}")
+            for layer in self.layers:
+                worst = max(layer.tensors, key=lambda t: t.max_rel_error, default=None)
+                lines.append(f"  {'ok  ' if layer.ok else 'FAIL'} {layer.where():<40} max rel error "
+                             f"{layer.max_rel_error:.2e}" + (f" ({worst.name})" if worst is not None else ""))
         return "\n".join(lines)
 
 
@@ -63,13 +104,14 @@ def _generators(obj) -> list[np.random.Generator]:
 
 def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None, h: float = 1e-5,
               tol: float = 1e-5, max_checks: int = 64, kink_tol: float = 1e-2, seed: int = 0,
-              check_input: bool = True) -> GradcheckReport:
+              check_input: bool = True, per_layer: bool = True, layer_checks: int | None = None) -> GradcheckReport:
     """Compare analytic and numerical gradients of the input and of every parameter.
 
     module_or_fn: a Module (checked on a float64 deep copy; yours is untouched), a Loss (give the
     labels as `target`), or a function `fn(x) -> y` with `backward(dy) -> dx` given.
     The scalar checked is Σ y·R for a fixed random R (or the loss itself for a Loss).
-    At most `max_checks` elements per tensor are checked (chosen with `seed`).
+    At most `max_checks` elements per tensor are checked (chosen with `seed`); per_layer: also check each
+    leaf layer of a model with children alone, `layer_checks` elements per tensor (default `max_checks`).
     """
     rng = np.random.default_rng(seed)
     x = np.array(x, dtype=np.float64)
@@ -107,6 +149,11 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
         dx = model.backward()
     elif is_module:
         dx = model.backward(proj)
+        if dx is None and check_input:  # a frozen Sequential stops before its input: ask for the gradient
+            object.__setattr__(model, "requires_input_grad", True)
+            model.zero_grad()
+            forward(x)
+            dx = model.backward(proj)
     else:
         dx = backward(proj)
 
@@ -131,6 +178,9 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
         # reads as an error of ~0, not 1.
         noise = 32 * np.finfo(np.float64).eps * max(abs(f0), 1.0) / h
         floor = max(1e-3 * float(np.abs(analytic).mean()), noise / tol)
+        # a kink shows in the one-sided differences as soon as they differ by more than rounding can explain
+        # (a tie in a max-pool of large activations moves them by O(1) while `floor` is far larger)
+        kink_floor = max(1e-3 * float(np.abs(analytic).mean()), 4 * noise / kink_tol)
         for k in idx:
             old = flat[k]
             flat[k] = old + h
@@ -139,7 +189,7 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
             fm = scalar(x)
             flat[k] = old
             plus, minus = (fp - f0) / h, (f0 - fm) / h
-            if abs(plus - minus) > kink_tol * max(abs(plus), abs(minus), floor):
+            if abs(plus - minus) > kink_tol * max(abs(plus), abs(minus), kink_floor):
                 kinks += 1
                 continue
             num = (fp - fm) / (2 * h)
@@ -148,4 +198,35 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
             worst = max(worst, rel)
         checked = len(idx) - kinks
         report.tensors.append(TensorCheck(name, worst, checked, kinks, worst <= tol))
+    if is_module and per_layer and model._modules:
+        kw = dict(h=h, tol=tol, max_checks=layer_checks or max_checks, kink_tol=kink_tol, seed=seed)
+        report.layers = _per_layer(model, x, forward, report.ok, kw)
     return report
+
+
+def _per_layer(model: Module, x: np.ndarray, forward: Callable, whole_ok: bool, kw: dict) -> list[LayerCheck]:
+    """Each leaf of `model` (a float64 copy) checked alone on the input it sees in `forward(x)`; if they all
+    pass but the whole does not, the containers too, innermost first, up to the first that fails."""
+    from .hooks import tap
+
+    named = [(n, m) for n, m in model.named_modules() if n]
+    inputs: dict[str, np.ndarray] = {}
+    with tap(named, on_forward=lambda name, mod, a, b: inputs.setdefault(name, np.array(a))):
+        forward(x)
+    leaves = [(n, m) for n, m in named if not m._modules and n in inputs]
+    layers = [_check_alone(n, m, inputs[n], kw) for n, m in leaves]
+    if whole_ok or not all(layer.ok for layer in layers):
+        return layers
+    containers = sorted([(n, m) for n, m in named if m._modules and n in inputs], key=lambda nm: -nm[0].count("."))
+    for n, m in containers:
+        check = _check_alone(n, m, inputs[n], kw)
+        if not check.ok:
+            return layers + [check]
+    return layers
+
+
+def _check_alone(name: str, module: Module, x: np.ndarray, kw: dict) -> LayerCheck:
+    m = copy.deepcopy(module)
+    object.__setattr__(m, "requires_input_grad", True)  # inside a model the first layer may skip dx
+    r = gradcheck(m, x, per_layer=False, **kw)
+    return LayerCheck(name, module.describe(), r.tensors)
