@@ -9,7 +9,7 @@
 
 One primary finding per check (never both saturation and collapse), with the cause it points to: the
 preceding weighted layer's mean bias against its output's spread (a negative bias kills ReLUs), its weight
-scale std·√fan_in against Xavier's 1 / He's √2, or the input's scale (raw 0 … 255 pixels). A finding that
+scale RMS·√fan_in against Xavier's 1 / He's √2, or the input's scale (raw 0 … 255 pixels). A finding that
 was not there at initialisation (`baseline`) comes from training: the learning rate (weights grew) or the
 regularisation (weights shrank).
 """
@@ -27,7 +27,7 @@ from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 CHECK = "activations"
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "relu-like")
 LARGE_INPUT = 5.0  # input RMS above which the input's scale is the visible cause
-LARGE_GAIN, SMALL_GAIN = 2.5, 0.5  # weight std·√fan_in outside these: too large / too small (Xavier 1, He 1.41)
+LARGE_GAIN, SMALL_GAIN = 2.5, 0.5  # weight RMS·√fan_in outside these: too large / too small (Xavier 1, He 1.41)
 _BOUNDED_SCALE = {"tanh": 1.0, "sigmoid": 4.0}  # a sigmoid's output spread is a quarter of a tanh's
 
 
@@ -55,7 +55,7 @@ def _gains(stats: list[LayerStats]) -> list[float]:
 
 def _weights_text(p: LayerStats | None, kind: str) -> str:
     ref = "He's 1.41" if kind.startswith("relu") else "Xavier's 1.0"
-    return f"the weights of {_where(p)} have std·√fan_in = {p.weight_gain:.2g} (vs {ref})" if p else "the weights"
+    return f"the weights of {_where(p)} have RMS·√fan_in = {p.weight_gain:.2g} (vs {ref})" if p else "the weights"
 
 
 def _training_cause(stats: list[LayerStats], baseline: Verdict | None) -> tuple[str, str]:
@@ -70,8 +70,8 @@ def _training_cause(stats: list[LayerStats], baseline: Verdict | None) -> tuple[
     return "lr_too_high", "it appeared during training: the updates are too large"
 
 
-def _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, saturated_fail, saturated_warn,
-              dead_fail, dead_warn, zero_fail, zero_warn):
+def _findings(stats, acts, input_rms, collapse, collapse_warn, shrink, shrink_warn, grow, grow_warn, saturated_fail,
+              saturated_warn, dead_fail, dead_warn, zero_fail, zero_warn):
     """[(status, kind of finding, layer, cause, symptom, advice)] in order of precedence."""
     out = []
     big_input = input_rms is not None and input_rms > LARGE_INPUT
@@ -91,9 +91,13 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, 
         if s.kind != "relu" or s.zero is None:
             continue
         units = len(s.active_units) if s.active_units is not None else 0
-        # a WARN needs a layer wide enough for the fractions to mean something (1 of 2 units is 50 %)
-        level = FAIL if (s.zero >= zero_fail or s.dead >= dead_fail) else (
-            WARN if units >= 8 and (s.zero >= zero_warn or s.dead >= dead_warn) else None)
+        # fractions need a layer wide enough to mean something (1 of 2 units is 50 %): a narrow one is
+        # judged dead only when every unit is
+        if units >= 8:
+            level = FAIL if (s.zero >= zero_fail or s.dead >= dead_fail) else (
+                WARN if (s.zero >= zero_warn or s.dead >= dead_warn) else None)
+        else:
+            level = FAIL if s.dead >= 1.0 else None
         if level is None:
             continue
         p = _feeding(stats, s)
@@ -119,6 +123,9 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, 
             symptom = f"{100 * hit.saturated:.0f} % of the values of {_where(hit)} are saturated"
             if big_input and (p is None or p.weight_gain < LARGE_GAIN):
                 cause, why = "inputs_not_preprocessed", input_text
+            elif p is not None and p.bias_mean is not None and abs(p.bias_mean) > 2 and abs(p.mean) > p.std:
+                cause, why = "weights_too_large", (f"a large bias: {_where(p)} has mean bias {p.bias_mean:.3g} — start "
+                                                   "biases at 0")
             else:
                 cause, why = "weights_too_large", (_weights_text(p, hit.kind) + ": weights too large"
                                                    if p is not None and p.weight_gain >= LARGE_GAIN
@@ -127,7 +134,7 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, 
                         "use Xavier initialisation for tanh/sigmoid, or batch normalisation"))
             break
     if not any(f[1] == "saturated" for f in out):
-        out += _collapse(stats, acts, bounded, collapse, collapse_warn)
+        out += _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn)
     unbounded = [s for s in acts if s.saturated is None and math.isfinite(s.std)]
     ref = input_rms if input_rms else (unbounded[0].std if unbounded else 0.0)
     if unbounded and ref > 0:
@@ -138,12 +145,13 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, 
             why = (_weights_text(big, k.kind) if big is not None and big.weight_gain >= LARGE_GAIN
                    else "the weights are too large for this depth")
             symptom = f"activations grow to {ratio:.0f}× the input's scale by {_where(k)} (std {k.std:.3g})"
-            out.append((FAIL if ratio > grow else WARN, "explode", k, "weights_too_large", symptom,
+            visible = big is not None and big.weight_gain >= LARGE_GAIN  # the weights show why: as sure as a FAIL
+            out.append((FAIL if ratio > grow or visible else WARN, "explode", k, "weights_too_large", symptom,
                         f"{symptom}: {why} — use He (ReLU) / Xavier initialisation or batch normalisation"))
     return out
 
 
-def _collapse(stats, acts, bounded, collapse, collapse_warn):
+def _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn):
     """Activations shrinking towards 0: bounded layers against their natural scale, the others as a trend."""
     out = []
     first = _BOUNDED_SCALE[bounded[0].kind] * bounded[0].std if bounded else 0.0
@@ -164,11 +172,11 @@ def _collapse(stats, acts, bounded, collapse, collapse_warn):
     if len(free) >= 2 and free[0].std > 0:
         for s in free[1:]:
             r = s.std / free[0].std
-            if r < collapse_warn and not (s.zero is not None and s.zero > 0.8):
+            if r < shrink_warn and not (s.zero is not None and s.zero > 0.8):
                 small = min((p for p in stats[:stats.index(s)] if p.weight_gain is not None),
                             key=lambda p: p.weight_gain, default=None)
                 why = _weights_text(small, s.kind) + ":" if _small(small) else "the weights are"
-                out.append((FAIL if r < collapse else WARN, "collapse", s, "weights_too_small",
+                out.append((FAIL if r < shrink else WARN, "collapse", s, "weights_too_small",
                             f"activations shrink to {r:.2g}× the first layer's std by {_where(s)}",
                             f"activations collapse towards 0 by {_where(s)} (std {r:.1g}× the first activation "
                             f"layer's): {why} too small for this depth — use He (ReLU) / Xavier initialisation"))
@@ -177,7 +185,8 @@ def _collapse(stats, acts, bounded, collapse, collapse_warn):
 
 
 def diagnose_activations(stats: list[LayerStats], input_rms: float | None = None, *, baseline: Verdict | None = None,
-                         collapse: float = 0.01, collapse_warn: float = 0.05, grow: float = 30.0,
+                         collapse: float = 0.01, collapse_warn: float = 0.05, shrink: float = 0.05,
+                         shrink_warn: float = 0.2, grow: float = 30.0,
                          grow_warn: float = 12.0, saturated_fail: float = 0.5, saturated_warn: float = 0.2,
                          dead_fail: float = 0.7, dead_warn: float = 0.4, zero_fail: float = 0.95,
                          zero_warn: float = 0.85) -> Verdict:
@@ -187,16 +196,16 @@ def diagnose_activations(stats: list[LayerStats], input_rms: float | None = None
     Thresholds: saturation WARN > 20 %, FAIL > 50 %; dead: the share of zero outputs WARN ≥ 85 %, FAIL ≥ 95 %,
     or units that never fire WARN ≥ 40 % (layers of ≥ 8 units), FAIL ≥ 70 % (the notes: "as much as 40 %" of a
     network can die; a trained digits net has ≈ 20 %); collapse: a bounded layer's std (a sigmoid's ×4) below
-    0.05 (WARN) / 0.01 (FAIL), shrinking with depth or with small weights; an unbounded layer's std below 0.05×
-    (WARN) / 0.01× (FAIL) the first activation layer's; growth: 12× (WARN) / 30× (FAIL) the input's RMS."""
+    0.05 (WARN) / 0.01 (FAIL), shrinking with depth or with small weights; an unbounded layer's std below 0.2×
+    (WARN) / 0.05× (FAIL) the first activation layer's; growth: 12× (WARN) / 30× (FAIL) the input's RMS."""
     acts = [s for s in stats if s.kind in ACTIVATIONS] or [s for s in stats if s.kind == "param"]
     if not acts:
         return Verdict(CHECK, SKIP, "no layers", "n/a", "no activation layers to inspect")
     details = {"layers": [{"name": s.name, "layer": s.layer, "kind": s.kind, "mean": s.mean, "std": s.std,
                            "saturated": s.saturated, "dead": s.dead, "zero": s.zero, "nonfinite": s.nonfinite}
                           for s in acts], "input_rms": input_rms, "weight_gains": _gains(stats)}
-    findings = _findings(stats, acts, input_rms, collapse, collapse_warn, grow, grow_warn, saturated_fail,
-                         saturated_warn, dead_fail, dead_warn, zero_fail, zero_warn)
+    findings = _findings(stats, acts, input_rms, collapse, collapse_warn, shrink, shrink_warn, grow, grow_warn,
+                         saturated_fail, saturated_warn, dead_fail, dead_warn, zero_fail, zero_warn)
     expected = f"std steady with depth; ≤ {saturated_warn:.0%} saturated, < {zero_warn:.0%} zero outputs"
     if not findings:
         summary = f"std {acts[0].std:.2g} → {acts[-1].std:.2g} over {len(acts)} layers"
@@ -207,7 +216,13 @@ def diagnose_activations(stats: list[LayerStats], input_rms: float | None = None
     details["findings"] = [{"status": f[0], "finding": f[1], "layer": f[2].name, "symptom": f[4]} for f in findings]
     details["finding"] = kind
     before = {f["finding"] for f in (baseline.details.get("findings") or [])} if baseline is not None else None
-    if before is not None and kind not in before:
+    units = len(layer.active_units) if layer.active_units is not None else None
+    if before is not None and kind not in before and kind == "dead" and units is not None and units < 8:
+        # a layer this narrow can lose all its units to ordinary updates: the width is the problem
+        cause = "underfitting"
+        advice = (f"{symptom}, which was not the case at initialisation: with only {units} unit(s) the layer is too "
+                  "narrow to keep any alive — make the model wider")
+    elif before is not None and kind not in before:
         cause, why = _training_cause(stats, baseline)
         advice = f"{symptom}, which was not the case at initialisation: {why} — " + (
             "lower the weight penalty" if cause == "regularization_too_strong" else "lower the learning rate")

@@ -7,6 +7,7 @@ checks fail (a problem in the data or the model's construction makes every train
 | code | meaning |
 |---|---|
 | `nonfinite_inputs` | NaN or inf in the inputs |
+| `constant_inputs` | every input is the same (blank images): nothing to learn from |
 | `labels_out_of_range` | a label outside 0 … C − 1 for the model's C outputs |
 | `single_class` | every label is the same class |
 | `wrong_backward` | a layer's (or the loss's) backward disagrees with its forward |
@@ -24,10 +25,10 @@ checks fail (a problem in the data or the model's construction makes every train
 | `lr_too_low` | the learning rate is too low: the loss barely moves, updates are tiny |
 | `bad_initial_loss` | the loss at initialisation is far from its chance value, with healthy weights |
 | `regularization_ineffective` | the weight penalty does not raise the loss: it touches no parameter |
-| `cannot_overfit` | the model cannot memorise a tiny subset, even with Adam |
 | `class_imbalance` | the most frequent class is at least 5× as frequent as the least frequent |
-| `overfitting` | a large gap between training and validation accuracy |
 | `underfitting` | training and validation accuracy both low and close: the model is too small or too constrained |
+| `cannot_overfit` | the model cannot memorise a tiny subset, even with Adam |
+| `overfitting` | a large gap between training and validation accuracy |
 | `plateau` | the loss has stopped falling well above its minimum |
 | `noisy_loss` | the loss jumps around a lot from step to step |
 | `healthy` | no check found a problem |
@@ -40,6 +41,7 @@ HEALTHY = "healthy"
 # code → (what it is, what to do), in priority order: the most fundamental cause first
 CAUSES: dict[str, tuple[str, str]] = {
     "nonfinite_inputs": ("the inputs contain NaN or inf", "clean the data: drop or impute the non-finite values"),
+    "constant_inputs": ("every input is the same", "check the data loading: the inputs carry no information"),
     "labels_out_of_range": ("labels outside 0 … C − 1", "map the labels to 0 … C − 1 (an offset by one?) or give "
                             "the model one output per class"),
     "single_class": ("every label is the same class", "check the label loading: the data has one class only"),
@@ -70,14 +72,14 @@ CAUSES: dict[str, tuple[str, str]] = {
                          "layer's bias and check that the loss matches the labels"),
     "regularization_ineffective": ("the weight penalty does not raise the loss", "make the penalty reach the "
                                    "weights (parameters named 'weight') and add it to the loss"),
-    "cannot_overfit": ("the model cannot memorise a tiny subset", "check the model and the loss on a few "
-                       "examples"),
     "class_imbalance": ("the classes are strongly imbalanced", "rebalance: oversample the rare classes or weight "
                         "the loss per class; judge per-class accuracy"),
-    "overfitting": ("training accuracy far above validation accuracy", "more regularisation (L2, dropout), "
-                    "augmentation or more data"),
     "underfitting": ("training and validation accuracy both low", "a bigger model, less regularisation or longer "
                      "training"),
+    "cannot_overfit": ("the model cannot memorise a tiny subset", "check the model and the loss on a few "
+                       "examples"),
+    "overfitting": ("training accuracy far above validation accuracy", "more regularisation (L2, dropout), "
+                    "augmentation or more data"),
     "plateau": ("the loss has stopped falling", "decay the learning rate (step or cosine schedule)"),
     "noisy_loss": ("the loss is very noisy", "a larger batch or a lower learning rate"),
     HEALTHY: ("no problem found", "train with these settings"),
@@ -97,6 +99,7 @@ _ALL = set(PRIORITY)
 # evidence suggests; the diagnosis then lists it under the root)
 EXPLAINS: dict[str, frozenset[str]] = {k: frozenset(v) - {k} for k, v in {
     "nonfinite_inputs": _ALL,
+    "constant_inputs": _ALL,
     "labels_out_of_range": _ALL,
     "single_class": _TRAINING | {"class_imbalance", "bad_initial_loss", "eval_mismatch"},
     "wrong_backward": _TRAINING | _STATS | {"eval_mismatch", "regularization_too_strong"},
@@ -104,7 +107,8 @@ EXPLAINS: dict[str, frozenset[str]] = {k: frozenset(v) - {k} for k, v in {
     "inputs_not_preprocessed": _TRAINING | _STATS | {"bad_initial_loss", "eval_mismatch", "nonfinite_inputs"},
     "labels_shuffled": _TRAINING | {"class_imbalance"},
     "symmetric_init": _TRAINING | _STATS | {"regularization_ineffective", "bad_initial_loss", "frozen"},
-    "missing_nonlinearity": _TRAINING | {"weights_too_large", "weights_too_small"},
+    "missing_nonlinearity": {"underfitting", "cannot_overfit", "plateau", "bad_initial_loss", "weights_too_large",
+                             "weights_too_small"},
     "regularization_too_strong": _TRAINING | _STATS | {"eval_mismatch"},
     "eval_mismatch": {"overfitting", "underfitting", "plateau", "noisy_loss", "labels_shuffled", "cannot_overfit"},
     "dead_units": _TRAINING | {"weights_too_small", "frozen"},

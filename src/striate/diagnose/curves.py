@@ -51,7 +51,7 @@ def _num(v) -> float:
 def diagnose_curves(source, num_classes: int | None = None, explode_factor: float = 3.0, gap_warn: float = 0.1,
                     gap_fail: float = 0.25, good_accuracy: float = 0.9, chance_margin: float = 0.05,
                     plateau: float = 0.01, noise: float = 0.05, *, train_eval_accuracy: float | None = None,
-                    mismatch: float = 0.15) -> Verdict:
+                    mismatch: float = 0.05) -> Verdict:
     """The most severe finding decides the status; every finding is in `details['findings']`.
 
     exploded (`lr_too_high`); validation at chance — while the training accuracy rose or the loss fell, the
@@ -83,7 +83,7 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
             and train_acc - train_eval_accuracy > mismatch and train_eval_accuracy - val_acc < gap_warn:
         symptom = (f"training accuracy {100 * train_acc:.0f} % in training mode but {100 * train_eval_accuracy:.0f} % "
                    f"in eval mode on the same data (validation {100 * val_acc:.0f} %)")
-        findings.append((FAIL if train_acc - train_eval_accuracy > 2 * mismatch else WARN, "eval_mismatch",
+        findings.append((FAIL if train_acc - train_eval_accuracy > 3 * mismatch else WARN, "eval_mismatch",
                          f"train {100 * train_acc:.1f} % (training mode) vs {100 * train_eval_accuracy:.1f} % "
                          "(eval mode)", symptom, f"{symptom}: eval mode computes something else — BatchNorm's "
                          "running statistics (check its momentum)"))
@@ -135,7 +135,9 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
             findings.append((WARN, "plateau", f"loss {sm[-tail]:.3g} → {sm[-1]:.3g} over the last quarter", symptom,
                              f"{symptom}: decay the learning rate (step / cosine schedule)"))
     if not findings:
-        acc = f"train {100 * train_acc:.1f} %, val {100 * val_acc:.1f} %" if math.isfinite(val_acc) else (
+        acc = f"train {100 * train_acc:.1f} %, val {100 * val_acc:.1f} %" + (
+            f" (train in eval mode {100 * train_eval_accuracy:.1f} %)" if train_eval_accuracy is not None else "") \
+            if math.isfinite(val_acc) else (
             f"final loss {finite[-1]:.3g}" if len(finite) else "n/a")
         return Verdict(CHECK, PASS, acc, "falling loss, small train/val gap", "the curves look healthy",
                        details=details)

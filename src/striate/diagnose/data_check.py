@@ -2,7 +2,8 @@
 
 `check_inputs(x, y, num_classes)` returns three verdicts, PASS or the problem found:
 
-- "inputs": NaN/inf values (`nonfinite_inputs`); inputs not preprocessed (`inputs_not_preprocessed`):
+- "inputs": NaN/inf values (`nonfinite_inputs`); every input the same (`constant_inputs`: blank images);
+  inputs not preprocessed (`inputs_not_preprocessed`):
   raw 0 … 255 pixels, a large offset or scale — judged by the RMS √mean(x²), which counts both (WARN > 3,
   FAIL > 10; centred [0, 1] pixels have ≈ 0.4, standardised data 1, raw pixels ≈ 120).
 - "labels": labels outside 0 … C − 1 (`labels_out_of_range`), a single class (`single_class`), the most
@@ -34,7 +35,11 @@ def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *
     them (after preprocessing) and integer labels `y` (N,); `num_classes`: the model's number of outputs
     (labels are checked against it). Reads at most `samples` samples for the 1-NN test (chosen with `seed`)."""
     x = np.asarray(x)
-    y = np.asarray(y).reshape(-1)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[0] == len(x) and y.shape[1] > 1:
+        raise ValueError(f"check_inputs: labels must be class ids (N,), got {y.shape} — one-hot rows? use "
+                         "y.argmax(axis=1)")
+    y = y.reshape(-1)
     if len(x) != len(y):
         raise ValueError(f"check_inputs: {len(x)} inputs but {len(y)} labels")
     return [_inputs(x), _labels(y, num_classes), _match(x, y, samples, seed)]
@@ -63,6 +68,11 @@ def _inputs(x: np.ndarray) -> Verdict:
         good[:: max(1, good.size // 100_000)])))
     details = {"mean": mean, "std": std, "rms": rms, "min": lo, "max": hi, "integer": integer}
     value = f"mean {mean:.3g}, std {std:.3g}, range {lo:.3g} … {hi:.3g}"
+    rows = x.reshape(len(x), -1)
+    if len(x) > 1 and (std == 0 or not np.any(rows[:1000] != rows[:1])):
+        symptom = f"every input is the same (all values {lo:.3g})" if std == 0 else "the inputs are all identical"
+        return Verdict(check, FAIL, value, expected, f"{symptom}: nothing to learn from — check the data loading",
+                       cause="constant_inputs", details=details, symptom=symptom)
     if rms <= RMS_WARN:
         return Verdict(check, PASS, value, expected, "the inputs are finite and of unit scale", details=details)
     if integer and lo >= 0 and hi > 1:

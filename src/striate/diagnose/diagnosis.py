@@ -2,7 +2,8 @@
 
 Every check names the cause its own evidence points to (a code of `causes.CAUSES`). The diagnosis picks the
 root among them — the most fundamental cause (`causes.PRIORITY`) with FAIL evidence (a WARN of a cause read
-from the data or the settings before training, `causes.PROMOTABLE`, counts when it explains a FAIL) —
+from the data or the settings before training, `causes.PROMOTABLE`, counts when it explains a FAIL), leaving
+out what a FAIL's evidence rules out (a tiny subset that even Adam cannot fit: not the learning rate) —
 and names it once, with its advice. Every verdict the root explains (`causes.EXPLAINS`), or that contradicts
 it, becomes one of its consequences: its cause is rewritten to the root's code and its advice to "a
 consequence of …" with what that check saw, so no two pieces of advice point opposite ways. Problems the
@@ -84,13 +85,22 @@ def _rank(code: str) -> int:
     return _RANK.get(code, len(_RANK))
 
 
+def ruled_out(verdicts: list[Verdict]) -> set[str]:
+    """Codes a FAIL verdict's evidence excludes as the root (`details["rules_out"]`: e.g. a tiny subset that
+    not even a reference optimizer can fit rules out the learning rate)."""
+    return {c for v in verdicts if v.status == FAIL for c in v.details.get("rules_out", ())}
+
+
 def choose_root(verdicts: list[Verdict]) -> str:
     """The root cause's code among the verdicts' causes (HEALTHY when none is WARN or FAIL)."""
     problems = [v for v in verdicts if v.status in (WARN, FAIL) and v.cause]
-    fails = {v.cause for v in problems if v.status == FAIL}
-    warns = {v.cause for v in problems if v.status == WARN}
     if not problems:
         return HEALTHY
+    out = ruled_out(verdicts)
+    if any(v.cause not in out for v in problems):
+        problems = [v for v in problems if v.cause not in out]
+    fails = {v.cause for v in problems if v.status == FAIL}
+    warns = {v.cause for v in problems if v.status == WARN}
     if not fails:
         return min(warns, key=_rank)
     promoted = {c for c in warns if c in PROMOTABLE and any(explains(c, f) and f != c for f in fails)}
@@ -105,13 +115,14 @@ def diagnose(verdicts: list[Verdict]) -> Diagnosis:
         ran = [v for v in verdicts if v.status == PASS]
         return Diagnosis(HEALTHY, PASS, f"no problem found: {len(ran)} check(s) passed" if ran else "nothing checked")
     problems = [v for v in verdicts if v.status in (WARN, FAIL) and v.cause]
+    out = ruled_out(verdicts)
     named = [root]
-    for code in sorted({v.cause for v in problems} - {root}, key=_rank):
+    for code in sorted({v.cause for v in problems} - {root} - out, key=_rank):
         if not any(explains(n, code) for n in named):
             named.append(code)
     owners: dict[str, list[Verdict]] = {n: [] for n in named}
-    for v in problems:
-        owners[next(n for n in named if explains(n, v.cause))].append(v)
+    for v in problems:  # a ruled-out reading is the root's consequence
+        owners[next((n for n in named if explains(n, v.cause)), root)].append(v)
     parts = [_part(n, owners[n]) for n in named]
     main = parts[0]
     main.also = parts[1:]

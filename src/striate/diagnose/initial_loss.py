@@ -18,29 +18,29 @@ CHECK = "initial loss"
 
 
 def _too_high_cause(model: Module, x: np.ndarray, scores: np.ndarray) -> tuple[str, str]:
-    """(cause, why) of scores that start too large: a per-class offset (the last bias), unscaled inputs, or
-    weights far above the Xavier/He scale."""
+    """(cause, why) of scores that start too large: weights far above the Xavier/He scale, unscaled inputs,
+    or a per-class offset from the last layer's bias."""
     from .activations import LARGE_GAIN, LARGE_INPUT, input_rms
     from .stats import weight_gain, weight_of
 
-    with np.errstate(all="ignore"):
-        per_class = scores.mean(axis=0)
-        spread = float(np.mean(scores.std(axis=0)))
-    offset = float(per_class.max() - np.median(per_class))
-    if offset > 2.0 and offset > 3 * spread:
-        k = int(per_class.argmax())
-        return "bad_initial_loss", (f"the scores favour class {k} by {offset:.3g} before any training (they vary "
-                                    f"only {spread:.2g} across samples): the last layer's bias — start it at zero")
-    rms = input_rms(x)
-    if rms > LARGE_INPUT:
-        return "inputs_not_preprocessed", f"the inputs are large (RMS {rms:.3g}): not preprocessed"
-    gains = [(name, weight_gain(w.data)) for name, m in model.named_modules()
-             if not m._modules and (w := weight_of(m)) is not None]
+    layers = [(name, m) for name, m in model.named_modules() if not m._modules and weight_of(m) is not None]
+    gains = [(name, weight_gain(weight_of(m).data)) for name, m in layers]
     if gains:
         name, g = max(gains, key=lambda t: t[1])
         if g > LARGE_GAIN:
-            return "weights_too_large", (f"the weights of layer {name} have std·√fan_in = {g:.2g} (Xavier 1.0, He "
+            return "weights_too_large", (f"the weights of layer {name} have RMS·√fan_in = {g:.2g} (Xavier 1.0, He "
                                          "1.41): the weights are too large — use Xavier/He initialisation")
+    rms = input_rms(x)
+    if rms > LARGE_INPUT:
+        return "inputs_not_preprocessed", f"the inputs are large (RMS {rms:.3g}): not preprocessed"
+    bias = layers[-1][1]._parameters.get("bias") if layers else None
+    if bias is not None and bias.data.size > 1:
+        b = bias.data.astype(np.float64)
+        offset = float(b.max() - np.median(b))
+        if offset > 2.0:
+            k = int(b.argmax())
+            return "bad_initial_loss", (f"the last layer's bias favours class {k} by {offset:.3g} before any training "
+                                        "— start it at zero")
     return "bad_initial_loss", "the scores are too large at initialisation — scale the last layer down"
 
 

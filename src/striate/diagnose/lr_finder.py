@@ -154,6 +154,7 @@ def check_learning_rate(lr: float, finder: LRFinderResult | None = None,
             status = FAIL if drop < flat_fail or far else WARN
             symptom = f"the loss barely changes over {len(p)} steps (fell {drop:.1%})"
             if finder_learns(finder) is False:
+                details["rules_out"] = ["lr_too_high", "lr_too_low"]
                 return Verdict(CHECK, status, value, expected, f"{symptom}, and no rate of the range test lowers it "
                                "either: not a learning-rate problem — the model does not learn (see the other "
                                "checks)", cause="cannot_overfit", details=details, symptom=symptom)

@@ -9,8 +9,9 @@
   one linear map; FAIL when the whole model has no nonlinearity;
 - dropout that drops almost everything (`regularization_too_strong`): p ≥ 0.75 (WARN), ≥ 0.9 (FAIL) —
   p is the probability of dropping;
-- BatchNorm with momentum 0 (`eval_mismatch`): its running statistics never move from (0, 1), so eval
-  mode normalises with the wrong numbers.
+- BatchNorm whose running statistics eval mode cannot trust (`eval_mismatch`): momentum 0 never moves them
+  from (0, 1) (FAIL); ≤ 1e-3 leaves them stale, ≥ 0.5 keeps only the last batch — the classic mix-up with
+  Keras' convention, where 0.99 means what 0.01 means here (WARN).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CHECK = "model"
 _AFFINE = (Linear, Conv2d, GroupedConv2d)
 _LINEAR = (Flatten, Dropout, AvgPool2d, GlobalAvgPool2d, BatchNorm, ZeroPad2d)  # linear in the input (eval mode)
 DROPOUT_WARN, DROPOUT_FAIL = 0.75, 0.9
+BN_SLOW, BN_LAST = 1e-3, 0.5  # BatchNorm momentum at or below / at or above: eval-mode statistics go wrong
 
 
 def _sequence(model: Module) -> list[tuple[str, Module]]:
@@ -110,12 +112,21 @@ def check_model(model: Module) -> Verdict:
         findings.append((FAIL if m.p >= DROPOUT_FAIL else WARN, "regularization_too_strong", symptom,
                          f"{symptom} (p is the probability of dropping): too little signal gets through to learn "
                          "— use p ≈ 0.5 or less"))
-    frozen_bn = [(n, m) for n, m in modules.items() if isinstance(m, BatchNorm) and m.momentum == 0]
-    if frozen_bn:
-        n, m = frozen_bn[0]
-        symptom = f"layer {n} ({m.describe()}) has momentum 0"
-        findings.append((FAIL, "eval_mismatch", symptom, f"{symptom}: its running statistics never leave (0, 1), "
-                         "so eval mode normalises with the wrong mean and variance — use momentum 0.1"))
+    for n, m in modules.items():
+        if not isinstance(m, BatchNorm) or m.momentum is None or BN_SLOW < m.momentum < BN_LAST:
+            continue
+        symptom = f"layer {n} ({m.describe()}) has momentum {m.momentum:g}"
+        if m.momentum == 0:
+            why, level = "its running statistics never leave (0, 1), so eval mode normalises with the wrong mean and " \
+                "variance", FAIL
+        elif m.momentum <= BN_SLOW:
+            why, level = f"its running statistics take ~{3 / m.momentum:.0f} steps to settle, so eval mode " \
+                "normalises with stale numbers", WARN
+        else:
+            why, level = "the running statistics are those of the last batch or two (momentum is the weight of the " \
+                "NEW batch, PyTorch's convention: Keras' 0.99 is 0.01 here)", WARN
+        findings.append((level, "eval_mismatch", symptom, f"{symptom}: {why} — use momentum 0.1"))
+        break
     value = f"{details['trainable']} of {len(params)} parameter tensors trainable"
     if not findings:
         return Verdict(CHECK, PASS, value, expected, "the model is built to learn", details=details)

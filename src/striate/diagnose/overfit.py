@@ -81,6 +81,7 @@ def check_overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: 
                        f"{ref['iterations']} iterations, so the model is fine", cause=cause, details=details,
                        symptom=symptom)
     symptom = f"cannot memorise {len(ys)} examples even with Adam(lr=1e-3) ({100 * ref['accuracy']:.0f} %)"
+    details["rules_out"] = ["lr_too_high", "lr_too_low"]  # a reference optimizer failed too: not your settings
     classes = len(np.unique(ys))
     narrow = bottleneck(model)
     if narrow is not None and narrow[1] < classes:

@@ -47,6 +47,10 @@ def check_regularization(model: Module, loss, x: np.ndarray, y: np.ndarray, pena
                                                         "'weight'?) or is not added to the loss")
         return Verdict(CHECK, FAIL, value, expected, f"{symptom}: {why}", cause=cause, details=details,
                        symptom=symptom)
+    if used is not None and getattr(used, "reg", None) == 0:
+        symptom = f"the penalty you train with, {used!r}, has reg = 0"
+        return Verdict(CHECK, WARN, value, expected, f"{symptom}: it does nothing — give it a strength (1e-4 … 1e-2) "
+                       "or leave it out", cause="regularization_ineffective", details=details, symptom=symptom)
     strengths = [(repr(p), p.value(model)) for p in ([used] if used is not None else [])] + (
         [(f"weight_decay={weight_decay:g}", L2(weight_decay).value(model))] if weight_decay > 0 else [])
     if strengths:

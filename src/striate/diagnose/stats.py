@@ -6,7 +6,7 @@ fails on a degenerate layer); for tanh/sigmoid the fraction of saturated values 
 outside [0.01, 0.99]: the local gradient is below ~0.02); for ReLU the fraction of dead units (a unit = a
 feature / channel, the last axis, that is never positive over the batch — or over every sampled batch of
 an epoch in the training callback) and the share of zero outputs; for weighted layers the weight scale
-(std·√fan_in: 1 for Xavier, √2 for He) and the mean bias; and the RMS of the gradient arriving at the
+(RMS·√fan_in: 1 for Xavier, √2 for He) and the mean bias; and the RMS of the gradient arriving at the
 layer's output in the backward pass. `activations.diagnose_activations` reads them.
 """
 
@@ -45,9 +45,10 @@ def weight_of(module: Module):
 
 
 def weight_gain(w: np.ndarray) -> float:
-    """std(W)·√fan_in: 1.0 for Xavier (randn/√fan_in), 1.41 for He; far above → too large, far below → too small."""
+    """RMS(W)·√fan_in: 1.0 for Xavier (randn/√fan_in), 1.41 for He; far above → too large, far below → too
+    small, 0 → all zero. (The RMS, not the std: a constant tensor has std 0 but a scale.)"""
     fan_in, _ = fans(w.shape)
-    return float(np.std(w, dtype=np.float64) * math.sqrt(fan_in))
+    return float(np.sqrt(np.mean(np.square(w, dtype=np.float64))) * math.sqrt(fan_in)) if w.size else 0.0
 
 
 @dataclass
@@ -63,7 +64,7 @@ class LayerStats:
     dead: float | None = None  # relu only: fraction of units never positive
     zero: float | None = None  # relu only: fraction of zero outputs
     nonfinite: float = 0.0  # fraction of NaN / inf outputs
-    weight_gain: float | None = None  # weighted layers: std(W)·√fan_in
+    weight_gain: float | None = None  # weighted layers: RMS(W)·√fan_in
     bias_mean: float | None = None  # weighted layers with a bias
     hist: list[int] = field(default_factory=list)
     edges: list[float] = field(default_factory=list)
