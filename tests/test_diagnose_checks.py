@@ -247,3 +247,57 @@ def test_curves_diagnoses():
     noisy = list(1.0 + 0.6 * rng.standard_normal(300))
     n = diagnose_curves(_history([0.97, 0.98], [0.97, 0.975], noisy))
     assert n.status == WARN and n.cause == "noisy_loss"
+
+
+# ----- degenerate statistics: never a crash, always a report of what was seen -------------------------------
+def test_summaries_of_degenerate_outputs():
+    from striate.diagnose.stats import summarize, summarize_gradient
+
+    relu, lin = ReLU(), st.nn.Linear(3, 4)
+    cases = {"constant": np.full((8, 4), -3.0, np.float32), "zeros": np.zeros((8, 4), np.float32),
+             "nan": np.full((8, 4), np.nan, np.float32), "huge": np.array([[3e38, -3e38, 1.0, 0.0]] * 8, np.float32)}
+    cases["mixed"] = np.where(np.arange(32).reshape(8, 4) % 5 == 0, np.inf, 1.0).astype(np.float32)
+    for name, y in cases.items():
+        for module in (relu, lin, Tanh()):
+            s = summarize("0", module, y)
+            summarize_gradient(s, y)
+            assert len(s.edges) == len(s.hist) + 1 and np.isfinite(s.edges).all(), name
+            assert sum(s.hist) == np.isfinite(y).sum() and sum(s.grad_hist) == np.isfinite(y).sum(), name
+            assert s.nonfinite == pytest.approx(1 - np.isfinite(y).mean()), name
+    assert summarize("0", relu, cases["constant"]).zero == 1.0 and summarize("0", relu, cases["constant"]).dead == 1.0
+
+
+def test_constant_layer_output_is_reported_not_a_crash(rng):
+    """The issue's crash: a Linear whose input is all zero outputs its bias (−3) everywhere; its histogram
+    range was degenerate ("Too many bins for data range")."""
+    b = st.nn.init.constant(-3.0)
+    net = st.nn.Sequential(st.nn.Linear(16, 32, bias_init=b, rng=rng), ReLU(),
+                           st.nn.Linear(32, 32, bias_init=b, rng=rng), ReLU(), st.nn.Linear(32, 5, rng=rng))
+    x = rng.standard_normal((64, 16)).astype(np.float32) * 0.3
+    v = check_activations(net, x)
+    assert v.status == FAIL and v.cause == "dead_units" and "of the outputs of layer 1 (ReLU()) are zero" in v.value
+    assert "negative bias" in v.advice and "mean bias -3" in v.advice
+    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 5, 64))
+    assert g.status == FAIL and g.cause == "dead_units" and "no gradient reaches" in g.value
+
+
+def test_all_zero_nan_and_inf_activations(rng, blobs):
+    x, y = blobs
+    zero = mlp(rng)
+    for p in zero.parameters():
+        p.data[...] = 0
+    v = check_activations(zero, x)
+    assert v.status == FAIL and v.cause == "symmetric_init" and "are all zero" in v.advice
+    assert check_gradient_stats(zero, st.nn.SoftmaxCrossEntropy(), x, y).cause == "symmetric_init"
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    v = check_activations(mlp(rng), bad)
+    assert v.status == FAIL and v.cause == "nonfinite_inputs" and "NaN/inf" in v.value
+    g = check_gradient_stats(mlp(rng), st.nn.SoftmaxCrossEntropy(), bad, y)
+    assert g.status == FAIL and g.cause == "nonfinite_inputs" and "non-finite gradient" in g.value
+    huge = mlp(rng)
+    huge[0].weight.data *= 1e20
+    huge[2].weight.data *= 1e20  # its outputs (≈ 1e40) overflow float32 to ±inf
+    v = check_activations(huge, x)
+    assert v.status == FAIL and v.cause == "weights_too_large" and "NaN/inf" in v.value and "RMS·√fan_in" in v.advice
+    assert check_gradient_stats(huge, st.nn.SoftmaxCrossEntropy(), x, y).status == FAIL

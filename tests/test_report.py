@@ -56,7 +56,7 @@ def test_report_embeds_every_plot(run_dir):
     assert len(images) == len(ids) and all(min(i.size) > 50 and not_blank(i) for i in images)
     assert sorted(p.stem for p in (run_dir / "plots").glob("*.png")) == sorted(ids)
     assert "src=\"http" not in page and "<script" not in page  # self-contained, no external resources
-    assert page.count("class='s PASS'") == 11
+    assert page.count("class='s PASS'") == 15
 
 
 def test_report_from_a_training_run_and_overlay(run_dir, tmp_path):
@@ -90,11 +90,14 @@ def test_doctor_command(tmp_path, capsys):
     args = ["--optimizer", "momentum", "--iterations", "60", "--limit", "600"]
     assert main(["doctor", *args, "--lr", "0.05", "--json", "--out", str(tmp_path / "doc")]) == 0
     out = capsys.readouterr().out
-    verdicts = json.loads(out.splitlines()[0])
-    assert len(verdicts) == 11 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}
+    doc = json.loads(out.splitlines()[0])
+    verdicts = doc["verdicts"]
+    assert len(verdicts) == 15 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}
+    assert doc["diagnosis"]["cause"] in ("healthy", *[v["cause"] for v in verdicts])
     assert (tmp_path / "doc" / "report.html").is_file()
     assert main(["doctor", *args, "--lr", "5"]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("diagnosis: lr_too_high (FAIL)") and "FAIL" in out
 
 
 def test_init_experiment_command(tmp_path, capsys):

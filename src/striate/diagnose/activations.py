@@ -144,7 +144,7 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, shrink, shrink_wa
             big = max((s for s in stats if s.weight_gain is not None), key=lambda s: s.weight_gain, default=None)
             why = (_weights_text(big, k.kind) if big is not None and big.weight_gain >= LARGE_GAIN
                    else "the weights are too large for this depth")
-            symptom = f"activations grow to {ratio:.0f}× the input's scale by {_where(k)} (std {k.std:.3g})"
+            symptom = f"activations grow to {ratio:.3g}× the input's scale by {_where(k)} (std {k.std:.3g})"
             visible = big is not None and big.weight_gain >= LARGE_GAIN  # the weights show why: as sure as a FAIL
             out.append((FAIL if ratio > grow or visible else WARN, "explode", k, "weights_too_large", symptom,
                         f"{symptom}: {why} — use He (ReLU) / Xavier initialisation or batch normalisation"))

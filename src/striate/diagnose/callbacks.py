@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..train.callbacks import Callback, History
+from .activations import diagnose_activations
 from .curves import diagnose_curves
+from .diagnosis import Diagnosis, diagnose
 from .gradient_stats import diagnose_gradients
 from .hooks import Tap, leaf_modules
-from .activations import diagnose_activations
-from .diagnosis import Diagnosis, diagnose
 from .stats import MAX_VALUES, LayerStats, param_gradients, summarize, summarize_gradient
 from .update_ratio import diagnose_update_ratio, update_ratios, weight_tensors
 from .verdict import Verdict, jsonable

@@ -113,8 +113,9 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
                              f"{symptom}: overfitting — more regularisation (L2, dropout), augmentation or more data"))
         elif max(train_acc, seen) < good_accuracy and gap < gap_warn / 2:
             symptom = f"training accuracy {100 * train_acc:.0f} % ≈ validation {100 * val_acc:.0f} %, both low"
-            findings.append((WARN, "underfitting", f"train {100 * train_acc:.1f} % ≈ val {100 * val_acc:.1f} %", symptom,
-                             f"{symptom}: underfitting — a bigger model, less regularisation or longer training"))
+            findings.append((WARN, "underfitting", f"train {100 * train_acc:.1f} % ≈ val {100 * val_acc:.1f} %",
+                             symptom, f"{symptom}: underfitting — a bigger model, less regularisation or longer "
+                             "training"))
     if len(finite) >= 50 and not any(f[0] == FAIL for f in findings):
         sm = smooth(finite)
         tail = len(sm) // 4

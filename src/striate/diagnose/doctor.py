@@ -281,5 +281,4 @@ def _finish(report, say, optimizer, lr, batch_size, iterations, penalty, x, val,
                                       "penalty": repr(penalty) if penalty is not None else None,
                                       "samples": len(x), "validation": len(val[1])}
     report.diagnosis = diagnose(report.verdicts)
-    say(report.diagnosis.describe())
     return report

@@ -4,7 +4,9 @@ first layer whose backward is wrong.
 The whole model is checked on Σ scores·R (R fixed random) by the public `gradcheck`, which also checks
 every leaf layer alone on the input it saw in that forward pass, so a wrong layer is named even though its
 error also spoils every gradient below it; the loss is checked on the model's scores. Thresholds follow the
-notes: a relative error ≤ 1e-7 is excellent in float64, ≤ 1e-5 acceptable; 1e-5 … 1e-3 is suspicious (WARN), above 1e-3 wrong."""
+notes: a relative error ≤ 1e-7 is excellent in float64, ≤ 1e-5 acceptable; 1e-5 … 1e-3 is suspicious (WARN),
+above 1e-3 wrong. When every layer passes alone and only striate's containers join them, a whole-model
+difference is numerical (kinks, rounding at extreme scales), not a wrong backward."""
 
 from __future__ import annotations
 

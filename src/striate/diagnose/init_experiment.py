@@ -14,8 +14,8 @@ from ..nn.activation import ReLU, Tanh
 from ..nn.containers import Sequential
 from ..nn.linear import Linear
 from ..nn.losses import SoftmaxCrossEntropy
-from .gradient_stats import diagnose_gradients
 from .activations import diagnose_activations, input_rms
+from .gradient_stats import diagnose_gradients
 from .stats import LayerStats, layer_statistics
 from .verdict import Verdict
 

@@ -60,6 +60,6 @@ def check_regularization(model: Module, loss, x: np.ndarray, y: np.ndarray, pena
         if ratio > STRONG_WARN:
             symptom = f"the penalty {name} is {term:.3g} at initialisation, {ratio:.0f}× the data loss {data_loss:.3g}"
             return Verdict(CHECK, FAIL if ratio > STRONG_FAIL else WARN, value, expected + ", penalty ≤ 2× the data "
-                           f"loss", f"{symptom}: training would mostly shrink the weights — lower reg (10×–100×)",
+                           "loss", f"{symptom}: training would mostly shrink the weights — lower reg (10×–100×)",
                            cause="regularization_too_strong", details=details, symptom=symptom)
     return Verdict(CHECK, PASS, value, expected, "the penalty is wired in", details=details)

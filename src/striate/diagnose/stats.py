@@ -128,6 +128,8 @@ def summarize(name: str, module: Module, y: np.ndarray, bins: int = 40, limit: i
         s.weight_gain = weight_gain(w.data)
         b = module._parameters.get("bias")
         s.bias_mean = float(np.mean(b.data, dtype=np.float64)) if b is not None else None
+    if lo is not None and good.size:  # a bounded layer's range, widened if a custom subclass strays out of it
+        lo, hi = min(lo, float(good.min())), max(hi, float(good.max()))
     s.hist, s.edges = histogram(good, bins, lo, hi)
     return s
 

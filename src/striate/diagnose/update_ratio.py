@@ -31,7 +31,8 @@ def update_ratios(before: dict[str, np.ndarray], model: Module) -> dict[str, flo
 
 
 def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 3e-2, low_fail: float = 1e-5,
-                          high_fail: float = 0.1, skip_first: float = 0.1, *, loss_drop: float | None = None) -> Verdict:
+                          high_fail: float = 0.1, skip_first: float = 0.1, *,
+                          loss_drop: float | None = None) -> Verdict:
     """records: [{"iteration": i, "ratios": {name: ratio}}] in time order. The median ratio per tensor
     (after the first `skip_first` of the records, when the optimizer's state warms up) is judged;
     the typical value is their geometric mean, and the most extreme tensor is named. loss_drop: the
