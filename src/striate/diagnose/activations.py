@@ -155,8 +155,10 @@ def _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn
     """Activations shrinking towards 0: bounded layers against their natural scale, the others as a trend."""
     out = []
     first = _BOUNDED_SCALE[bounded[0].kind] * bounded[0].std if bounded else 0.0
+    # shrinking with depth, or (one layer) collapsed outright under small weights
     low = [s for s in bounded if _BOUNDED_SCALE[s.kind] * s.std < collapse_warn and (
-        _small(_feeding(stats, s)) or (s is not bounded[0] and _BOUNDED_SCALE[s.kind] * s.std < 0.5 * first))]
+        (s is not bounded[0] and _BOUNDED_SCALE[s.kind] * s.std < 0.5 * first)
+        or (_small(_feeding(stats, s)) and (len(bounded) > 1 or _BOUNDED_SCALE[s.kind] * s.std < collapse)))]
     if low:
         s = min(low, key=lambda s: _BOUNDED_SCALE[s.kind] * s.std)  # the deepest collapse decides the status
         small = min((p for p in stats[:stats.index(s)] if p.weight_gain is not None), key=lambda p: p.weight_gain,

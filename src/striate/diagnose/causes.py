@@ -102,7 +102,7 @@ EXPLAINS: dict[str, frozenset[str]] = {k: frozenset(v) - {k} for k, v in {
     "constant_inputs": _ALL,
     "labels_out_of_range": _ALL,
     "single_class": _TRAINING | {"class_imbalance", "bad_initial_loss", "eval_mismatch"},
-    "wrong_backward": _TRAINING | _STATS | {"eval_mismatch", "regularization_too_strong"},
+    "wrong_backward": _TRAINING | _STATS | {"eval_mismatch", "regularization_too_strong", "frozen"},
     "frozen": _TRAINING | _STATS | {"regularization_ineffective"},
     "inputs_not_preprocessed": _TRAINING | _STATS | {"bad_initial_loss", "eval_mismatch", "nonfinite_inputs"},
     "labels_shuffled": _TRAINING | {"class_imbalance"},

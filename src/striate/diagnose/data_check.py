@@ -5,7 +5,8 @@
 - "inputs": NaN/inf values (`nonfinite_inputs`); every input the same (`constant_inputs`: blank images);
   inputs not preprocessed (`inputs_not_preprocessed`):
   raw 0 … 255 pixels, a large offset or scale — judged by the RMS √mean(x²), which counts both (WARN > 3,
-  FAIL > 10; centred [0, 1] pixels have ≈ 0.4, standardised data 1, raw pixels ≈ 120).
+  FAIL > 10; centred [0, 1] pixels have ≈ 0.4, standardised data 1, raw pixels ≈ 120) — or inputs scaled
+  twice (WARN < 0.05, FAIL < 0.01).
 - "labels": labels outside 0 … C − 1 (`labels_out_of_range`), a single class (`single_class`), the most
   frequent class ≥ 5× the least frequent (`class_imbalance`, WARN; judged with ≥ 20 samples per class).
 - "labels match inputs" (`labels_shuffled`): a model-free test — leave-one-out 1-nearest-neighbour accuracy on
@@ -25,15 +26,19 @@ import numpy as np
 from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 RMS_WARN, RMS_FAIL = 3.0, 10.0
+RMS_TINY_WARN, RMS_TINY = 0.05, 0.01
 IMBALANCE = 5.0
 MAX_FEATURES = 4096  # the 1-NN test looks at an evenly strided subset of the features of larger inputs
 
 
-def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *, samples: int = 500,
-                 seed: int = 0) -> list[Verdict]:
+def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *, val: tuple | None = None,
+                 samples: int = 500, seed: int = 0) -> list[Verdict]:
     """Verdicts "inputs", "labels" and "labels match inputs" for inputs `x` (N, ...) as the model will see
     them (after preprocessing) and integer labels `y` (N,); `num_classes`: the model's number of outputs
-    (labels are checked against it). Reads at most `samples` samples for the 1-NN test (chosen with `seed`)."""
+    (labels are checked against it). Reads at most `samples` samples for the 1-NN test (chosen with `seed`).
+    val: a separate validation set (x, y): "inputs" and "labels" then cover both sets, and a fourth verdict,
+    "validation labels match", compares its labels with those of their nearest training inputs (validation
+    labels shuffled on their own)."""
     x = np.asarray(x)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[0] == len(x) and y.shape[1] > 1:
@@ -42,11 +47,16 @@ def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *
     y = y.reshape(-1)
     if len(x) != len(y):
         raise ValueError(f"check_inputs: {len(x)} inputs but {len(y)} labels")
-    return [_inputs(x), _labels(y, num_classes), _match(x, y, samples, seed)]
+    if val is None:
+        return [_inputs(x), _labels(y, num_classes), _match(x, y, samples, seed)]
+    xv, yv = np.asarray(val[0]), np.asarray(val[1]).reshape(-1)
+    both = np.concatenate([x, xv]), np.concatenate([y, yv])
+    return [_inputs(both[0]), _labels(both[1], num_classes), _match(x, y, samples, seed),
+            _match(xv, yv, samples, seed, train=(x, y))]
 
 
 def _inputs(x: np.ndarray) -> Verdict:
-    check, expected = "inputs", f"finite, RMS ≤ {RMS_WARN:g} (centred and scaled)"
+    check, expected = "inputs", f"finite, RMS {RMS_TINY_WARN:g} … {RMS_WARN:g} (centred and scaled)"
     flat = x.reshape(-1)
     if not np.issubdtype(flat.dtype, np.floating):
         flat = flat.astype(np.float32)
@@ -73,6 +83,11 @@ def _inputs(x: np.ndarray) -> Verdict:
         symptom = f"every input is the same (all values {lo:.3g})" if std == 0 else "the inputs are all identical"
         return Verdict(check, FAIL, value, expected, f"{symptom}: nothing to learn from — check the data loading",
                        cause="constant_inputs", details=details, symptom=symptom)
+    if rms < RMS_TINY_WARN:
+        symptom = f"the inputs are tiny: RMS {rms:.2g}"
+        return Verdict(check, FAIL if rms < RMS_TINY else WARN, value, expected, f"{symptom} (scaled twice?): the "
+                       "inputs are not preprocessed — standardise them to unit scale; tiny inputs give the first layer "
+                       "tiny gradients", cause="inputs_not_preprocessed", details=details, symptom=symptom)
     if rms <= RMS_WARN:
         return Verdict(check, PASS, value, expected, "the inputs are finite and of unit scale", details=details)
     if integer and lo >= 0 and hi > 1:
@@ -121,38 +136,49 @@ def _labels(y: np.ndarray, num_classes: int | None) -> Verdict:
     return Verdict(check, PASS, value, expected, "several classes, roughly balanced", details=details)
 
 
-def nearest_neighbour_accuracy(x: np.ndarray, y: np.ndarray) -> float:
-    """Leave-one-out 1-NN accuracy (Euclidean) of `x` (n, D) float, `y` (n,)."""
+def nearest_neighbour_accuracy(x: np.ndarray, y: np.ndarray, ref: tuple | None = None) -> float:
+    """1-NN accuracy (Euclidean) of `x` (n, D) float, `y` (n,): leave-one-out, or against `ref` (xr, yr)."""
     x = x.astype(np.float64)
-    sq = np.einsum("ij,ij->i", x, x)
-    d = sq[:, None] + sq[None, :] - 2 * (x @ x.T)
-    np.fill_diagonal(d, np.inf)
-    return float(np.mean(y[d.argmin(axis=1)] == y))
+    xr, yr = (x, y) if ref is None else (ref[0].astype(np.float64), ref[1])
+    d = np.einsum("ij,ij->i", xr, xr)[None, :] - 2 * (x @ xr.T)  # + |x|², the same along each row
+    if ref is None:
+        np.fill_diagonal(d, np.inf)
+    return float(np.mean(yr[d.argmin(axis=1)] == y))
 
 
-def _match(x: np.ndarray, y: np.ndarray, samples: int, seed: int) -> Verdict:
-    check, expected = "labels match inputs", "1-NN accuracy far above chance (z > 4)"
+def _subset(x: np.ndarray, y: np.ndarray, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `samples` finite rows of `x` flattened (an evenly strided subset of the features of large
+    inputs) and their labels."""
     n = len(x)
     flat = x.reshape(n, -1)
     idx = np.sort(np.random.default_rng(seed).choice(n, min(samples, n), replace=False)) if n else np.array([], int)
-    stride = max(1, flat.shape[1] // MAX_FEATURES) if flat.ndim == 2 and n else 1
+    stride = max(1, flat.shape[1] // MAX_FEATURES) if n else 1
     sub = flat[np.ix_(idx, np.arange(0, flat.shape[1], stride))] if n else flat
     keep = np.isfinite(sub).all(axis=1)
-    sub, ys = sub[keep], y[idx][keep]
-    _, counts = np.unique(ys, return_counts=True)
-    if len(ys) < 50 or len(counts) < 2:
+    return sub[keep], y[idx][keep]
+
+
+def _match(x: np.ndarray, y: np.ndarray, samples: int, seed: int, train: tuple | None = None) -> Verdict:
+    check = "labels match inputs" if train is None else "validation labels match"
+    expected = "1-NN accuracy far above chance (z > 4)"
+    sub, ys = _subset(x, y, samples, seed)
+    ref = None if train is None else _subset(train[0], np.asarray(train[1]).reshape(-1), 4 * samples, seed + 1)
+    classes, counts = np.unique(ys, return_counts=True)
+    if len(ys) < 50 or len(counts) < 2 or (ref is not None and len(ref[1]) < 50):
         return Verdict(check, SKIP, f"{len(ys)} usable samples, {len(counts)} classes", expected,
                        "too few samples or classes to test")
     p = counts / counts.sum()
-    chance = float(np.sum(p * p))
-    acc = nearest_neighbour_accuracy(sub, ys)
+    # the chance that the neighbour's label agrees by luck: Σ p_c² (or Σ p_c q_c against the training labels)
+    q = p if ref is None else np.array([np.mean(ref[1] == c) for c in classes])
+    chance = float(np.clip(np.sum(p * q), 1e-6, 1 - 1e-6))
+    acc = nearest_neighbour_accuracy(sub, ys, ref)
     z = (acc - chance) / math.sqrt(chance * (1 - chance) / len(ys))
     details = {"accuracy": acc, "chance": chance, "z": z, "samples": len(ys)}
     value = f"1-NN {100 * acc:.1f} % vs chance {100 * chance:.1f} % (z = {z:.1f}, {len(ys)} samples)"
     if z > 4:
         return Verdict(check, PASS, value, expected, "similar inputs share labels", details=details)
-    symptom = f"an input's nearest neighbour shares its label only {100 * acc:.1f} % of the time (chance " \
-              f"{100 * chance:.1f} %)"
+    whose = "an input's nearest neighbour" if ref is None else "a validation input's nearest training input"
+    symptom = f"{whose} shares its label only {100 * acc:.1f} % of the time (chance {100 * chance:.1f} %)"
     return Verdict(check, FAIL if z < 2 else WARN, value, expected, f"{symptom}: the labels look shuffled against "
                    "the inputs — load and shuffle images and labels together (same permutation)",
                    cause="labels_shuffled", details=details, symptom=symptom)

@@ -109,6 +109,7 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
     loss = loss if loss is not None else SoftmaxCrossEntropy()
     rng = np.random.default_rng(seed)
     x, y = as_arrays(data)
+    separate = val is not None
     if val is None:
         perm = rng.permutation(len(x))
         n_val = max(1, len(x) // 5)
@@ -136,8 +137,8 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
         return out
 
     # always looked at: labels outside the model's classes would stop every check that computes the loss
-    found = timed("inputs", lambda: check_inputs(np.concatenate([x, val[0]]), np.concatenate([y, val[1]]), c),
-                  add="inputs" in checks)
+    found = timed("inputs", lambda: check_inputs(x, y, c, val=val) if separate else check_inputs(
+        np.concatenate([x, val[0]]), np.concatenate([y, val[1]]), c), add="inputs" in checks)
     if any(v.cause == "labels_out_of_range" for v in found):
         if "inputs" not in checks:
             report.verdicts += [v for v in found if v.cause == "labels_out_of_range"]
@@ -262,7 +263,9 @@ def _finish(report, say, optimizer, lr, batch_size, iterations, penalty, x, val,
     """Reconcile the checks (a 1-NN test near chance is overruled by a model that generalises), diagnose."""
     match = report.get("labels match inputs")
     curves = report.get("learning curves")
-    if curves is not None and curves.cause == "labels_shuffled" and match is not None and match.status == PASS:
+    val_match = report.get("validation labels match")
+    if curves is not None and curves.cause == "labels_shuffled" and match is not None and match.status == PASS \
+            and (val_match is None or val_match.status == PASS):
         # neighbours share labels, so the labels belong to the inputs: the net memorised without generalising
         curves.cause = "overfitting"
         curves.advice = f"{curves.symptom}: the training data is memorised, nothing carries over — more data, " \

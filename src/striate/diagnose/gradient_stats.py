@@ -54,12 +54,18 @@ def diagnose_gradients(stats: list[LayerStats], params: dict[str, dict], vanish:
     if zero:
         symptom = f"no gradient reaches {', '.join(zero[:3])}" + (f" (+{len(zero) - 3})" if len(zero) > 3 else "")
         dead = next((s for s in stats if s.zero is not None and s.zero >= 0.99), None)
+        flat = next((s for s in stats if s.saturated is not None and s.saturated >= 0.99), None)
         const = [s for s in stats if s.weight_gain == 0.0]
         if const:
             cause, why = "symmetric_init", f"the weights of layer {const[0].name} ({const[0].layer}) are all zero"
         elif dead is not None:
             cause = _cause_from_activations(activations, stats, "dead_units")
             why = f"every unit of layer {dead.name} ({dead.layer}) is off, so no gradient flows below it"
+        elif flat is not None:
+            cause = _cause_from_activations(activations, stats, "weights_too_large")
+            why = f"every unit of layer {flat.name} ({flat.layer}) is saturated, so no gradient flows below it"
+        elif activations.status != PASS and activations.cause:
+            cause, why = activations.cause, f"the activations show why: {activations.symptom or activations.value}"
         else:
             cause, why = "frozen", "they are not connected to the loss"
         return Verdict(CHECK, FAIL, symptom, "non-zero", f"{len(zero)} weight tensor(s) get exactly zero gradient: "

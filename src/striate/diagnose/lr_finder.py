@@ -118,7 +118,7 @@ def check_learning_rate(lr: float, finder: LRFinderResult | None = None,
 
     too high (`lr_too_high`): the short run's loss is NaN or above `explode_factor`× its initial value
     (FAIL), or `lr` is past the rate where the range test blew up (FAIL; WARN when a short run at `lr` went
-    fine) or 30× above the suggestion (WARN). too low (`lr_too_low`): the short run's loss fell by less than
+    fine) or 30× above the suggestion (WARN), or the loss rose (by 10 %: WARN, 30 %: FAIL). too low (`lr_too_low`): the short run's loss fell by less than
     `flat_fail` (FAIL) / `flat_warn` (WARN; FAIL when `lr` is also `far_below`× under the suggestion) of its
     initial value, or `lr` is `far_below`× under the suggestion and the short run did not halve the loss
     (FAIL; without a short run, a WARN). A loss that no rate of the range test lowers is not a learning-rate
@@ -150,6 +150,10 @@ def check_learning_rate(lr: float, finder: LRFinderResult | None = None,
         details["relative_drop"] = float(drop)
         far = bool(suggestion) and lr < suggestion / far_below
         value = f"lr {lr:.3g}: loss {np.mean(p[:n]):.3g} → {np.mean(p[-n:]):.3g} (fell {drop:.1%}) over {len(p)} steps"
+        if drop < -flat_warn:
+            symptom = f"the loss rose {-drop:.0%} over {len(p)} steps"
+            return Verdict(CHECK, FAIL if drop < -3 * flat_warn else WARN, value, expected, f"{symptom}: the learning "
+                           f"rate is too high — {lower}{hint}", cause="lr_too_high", details=details, symptom=symptom)
         if drop < flat_warn:
             status = FAIL if drop < flat_fail or far else WARN
             symptom = f"the loss barely changes over {len(p)} steps (fell {drop:.1%})"
