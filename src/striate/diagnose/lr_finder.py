@@ -120,9 +120,10 @@ def check_learning_rate(lr: float, finder: LRFinderResult | None = None,
     (FAIL) or rose (by 10 %: WARN, by 30 %: FAIL), or `lr` is past the rate where the range test blew up (FAIL;
     WARN when a short run at `lr` went fine) or 30× above the suggestion (WARN). too low (`lr_too_low`): the
     short run's loss fell by less than `flat_fail` (FAIL) / `flat_warn` (WARN; FAIL when `lr` is also
-    `far_below`× under the suggestion) of its initial value, or `lr` is `far_below`× under the suggestion and the short run did not halve the loss
-    (FAIL; without a short run, a WARN). A loss that no rate of the range test lowers is not a learning-rate
-    problem: the model cannot learn (`cannot_overfit`; the other checks say why)."""
+    `far_below`× under the suggestion) of its initial value, or `lr` is `far_below`× under the suggestion and
+    the short run did not halve the loss (FAIL; without a short run, a WARN). A loss that no rate of the range
+    test lowers is not a learning-rate problem: the model cannot learn (`cannot_overfit`; the other checks
+    say why)."""
     details: dict = {"lr": lr}
     suggestion = finder.suggestion if finder is not None and math.isfinite(finder.suggestion) else None
     if finder is not None:
