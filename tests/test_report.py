@@ -92,7 +92,7 @@ def test_doctor_command(tmp_path, capsys):
     out = capsys.readouterr().out
     doc = json.loads(out.splitlines()[0])
     verdicts = doc["verdicts"]
-    assert len(verdicts) == 15 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}
+    assert len(verdicts) == 16 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}  # with validation labels
     assert doc["diagnosis"]["cause"] in ("healthy", *[v["cause"] for v in verdicts])
     assert (tmp_path / "doc" / "report.html").is_file()
     assert main(["doctor", *args, "--lr", "5"]) == 1

@@ -45,6 +45,12 @@ def _small(p: LayerStats | None) -> bool:
     return p is not None and p.weight_gain < SMALL_GAIN
 
 
+def _smallest_weights(stats: list[LayerStats], s: LayerStats) -> LayerStats | None:
+    """The first weighted layer before `s` with too small weights, else the one with the smallest."""
+    before = [p for p in stats[:stats.index(s)] if p.weight_gain is not None]
+    return next((p for p in before if _small(p)), min(before, key=lambda p: p.weight_gain, default=None))
+
+
 def _percent(f: float) -> str:
     return f"{100 * f:.1f} %" if f >= 0.001 or f == 0 else f"{100 * f:.2g} %"
 
@@ -161,8 +167,7 @@ def _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn
         or (_small(_feeding(stats, s)) and (len(bounded) > 1 or _BOUNDED_SCALE[s.kind] * s.std < collapse)))]
     if low:
         s = min(low, key=lambda s: _BOUNDED_SCALE[s.kind] * s.std)  # the deepest collapse decides the status
-        small = min((p for p in stats[:stats.index(s)] if p.weight_gain is not None), key=lambda p: p.weight_gain,
-                    default=None)
+        small = _smallest_weights(stats, s)
         why = _weights_text(small, s.kind) + ":" if _small(small) else "the weights are"
         symptom = f"the outputs of {_where(s)} have collapsed to std {s.std:.2g}" + (
             f" (from {bounded[0].std:.2g} in {_where(bounded[0])})" if s is not bounded[0] else "")
@@ -175,8 +180,7 @@ def _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn
         for s in free[1:]:
             r = s.std / free[0].std
             if r < shrink_warn and not (s.zero is not None and s.zero > 0.8):
-                small = min((p for p in stats[:stats.index(s)] if p.weight_gain is not None),
-                            key=lambda p: p.weight_gain, default=None)
+                small = _smallest_weights(stats, s)
                 why = _weights_text(small, s.kind) + ":" if _small(small) else "the weights are"
                 out.append((FAIL if r < shrink else WARN, "collapse", s, "weights_too_small",
                             f"activations shrink to {r:.2g}× the first layer's std by {_where(s)}",

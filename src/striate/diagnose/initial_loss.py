@@ -26,7 +26,7 @@ def _too_high_cause(model: Module, x: np.ndarray, scores: np.ndarray) -> tuple[s
     layers = [(name, m) for name, m in model.named_modules() if not m._modules and weight_of(m) is not None]
     gains = [(name, weight_gain(weight_of(m).data)) for name, m in layers]
     if gains:
-        name, g = max(gains, key=lambda t: t[1])
+        name, g = next((t for t in gains if t[1] > LARGE_GAIN), max(gains, key=lambda t: t[1]))
         if g > LARGE_GAIN:
             return "weights_too_large", (f"the weights of layer {name} have RMS·√fan_in = {g:.2g} (Xavier 1.0, He "
                                          "1.41): the weights are too large — use Xavier/He initialisation")

@@ -150,14 +150,15 @@ def check_learning_rate(lr: float, finder: LRFinderResult | None = None,
         drop = (np.mean(p[:n]) - np.mean(p[-n:])) / max(abs(np.mean(p[:n])), 1e-12)
         details["relative_drop"] = float(drop)
         far = bool(suggestion) and lr < suggestion / far_below
-        value = f"lr {lr:.3g}: loss {np.mean(p[:n]):.3g} → {np.mean(p[-n:]):.3g} (fell {drop:.1%}) over {len(p)} steps"
+        fell = "unchanged" if abs(drop) < 5e-4 else f"{'fell' if drop > 0 else 'rose'} {abs(drop):.1%}"
+        value = f"lr {lr:.3g}: loss {np.mean(p[:n]):.3g} → {np.mean(p[-n:]):.3g} ({fell}) over {len(p)} steps"
         if drop < -flat_warn:
             symptom = f"the loss rose {-drop:.0%} over {len(p)} steps"
             return Verdict(CHECK, FAIL if drop < -3 * flat_warn else WARN, value, expected, f"{symptom}: the learning "
                            f"rate is too high — {lower}{hint}", cause="lr_too_high", details=details, symptom=symptom)
         if drop < flat_warn:
             status = FAIL if drop < flat_fail or far else WARN
-            symptom = f"the loss barely changes over {len(p)} steps (fell {drop:.1%})"
+            symptom = f"the loss barely changes over {len(p)} steps ({fell})"
             if finder_learns(finder) is False:
                 details["rules_out"] = ["lr_too_high", "lr_too_low"]
                 return Verdict(CHECK, status, value, expected, f"{symptom}, and no rate of the range test lowers it "
