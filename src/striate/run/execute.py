@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from .build import Run
-from .evaluation import evaluate
+from .directory import RunDir
+from .evaluation import evaluate, top_losses
 
 
 def _status(trainer) -> str:
@@ -34,8 +35,10 @@ def evaluate_test(run: Run) -> dict | None:
         run.model.load_state_dict(store.load("best").weights)
     result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
                       run.trainer.loss)
-    result.pop("scores")
-    result.update(split="test", checkpoint=checkpoint)
+    worst = top_losses(result.pop("scores"), test.labels, run.data.classes)
+    for rank, item in enumerate(worst):
+        item["file"] = run.directory.write_image(f"{RunDir.TOP_LOSSES}/{rank:02d}.png", test.images[item["index"]])
+    result.update(split="test", checkpoint=checkpoint, top_losses=worst)
     run.directory.write_json(run.directory.EVALUATION, result)
     return result
 
