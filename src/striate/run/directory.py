@@ -10,6 +10,7 @@
     report.html, plots/        the report drawn from the files above
     finetune.json              what a fine-tune loaded, re-initialised and froze
     train.log                  the console output of a run started by a search
+    skipped_images.txt         the unreadable files of an image folder the run left out, with the reason
     .lock                      held while a command writes here (see `lock.py`)
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
@@ -51,7 +52,7 @@ class RunDir:
     CONFIG_JSON, CONFIG_TOML, METRICS = "config.json", "config.toml", "metrics.jsonl"
     SUMMARY, EVALUATION, DIAGNOSTICS = "summary.json", "evaluation.json", "diagnostics.json"
     REPORT, PLOTS, FINETUNE, CHECKPOINTS = "report.html", "plots", "finetune.json", "checkpoints"
-    LOG, TOP_LOSSES = "train.log", "top_losses"
+    LOG, TOP_LOSSES, SKIPPED = "train.log", "top_losses", "skipped_images.txt"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -79,6 +80,7 @@ class RunDir:
     finetune_file = property(lambda self: self / self.FINETUNE)
     checkpoints_dir = property(lambda self: self / self.CHECKPOINTS)
     log_file = property(lambda self: self / self.LOG)
+    skipped_file = property(lambda self: self / self.SKIPPED)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from .. import console
 from .build import Run
 from .directory import RunDir
 from .evaluation import evaluate, top_losses
@@ -43,11 +44,24 @@ def evaluate_test(run: Run) -> dict | None:
     return result
 
 
+def announce_data(run: Run) -> None:
+    """Before training: the files of an image folder that were left out as unreadable (listed in the run
+    directory)."""
+    from ..atomic import write_atomic
+
+    skipped = run.data.skipped
+    if skipped:
+        write_atomic(run.directory.skipped_file, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        console.note(f"warning: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} (e.g. "
+                     f"{skipped[0][0]}); the list is in {run.directory.skipped_file} (--strict stops instead)")
+
+
 def execute(run: Run, draw: bool = True) -> dict:
     """Train the run to its configured epochs and write what it produced; returns the summary. `draw=False`
     skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
     from ..train.callbacks import ModelCheckpoint
 
+    announce_data(run)
     trainer = run.trainer
     start = time.perf_counter()
     logs = trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
@@ -61,12 +75,14 @@ def execute(run: Run, draw: bool = True) -> dict:
                "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
-    if status in ("finished", "stopped_early"):
+    if status in ("finished", "stopped_early") and run.test and run.data.test is not None:
+        console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
         result = evaluate_test(run)
         if result is not None:
             summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint")}
     run.directory.write_json(run.directory.SUMMARY, summary)
     if draw and status != "interrupted" and run.config["report"] == "on":
+        console.note("drawing report.html …")
         draw_report(run.directory)
     return summary
 
