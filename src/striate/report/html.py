@@ -162,6 +162,8 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
     title = title or f"striate report: {run.path.name}"
 
     meta = [f"run directory {html.escape(str(run.path))}", f"page written {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+    if summary and summary.get("stop_reason"):
+        meta.append(f"stopped: {html.escape(str(summary['stop_reason']))}")
     body = [f"<h1>{html.escape(title)}</h1>", H.subtitle(config), "<p class='meta'>" + " · ".join(meta) + "</p>"]
     if summary or config:  # a training run's directory (the doctor's has neither)
         body.append(H.headline(summary, config, epochs))

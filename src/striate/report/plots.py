@@ -178,7 +178,7 @@ def plot_confusion(matrix, classes: list[str] | None = None):
     label_size = 9 if c <= 12 else 7 if c <= 30 else 5
     side = min(max(0.45 * c, 3.0), 7.5)  # inches of the matrix
     name_in = 0.08 + 0.075 * longest * label_size / 9  # inches a name takes at its font size
-    bottom = 0.7 + (0.72 * name_in if slant else 0.15)
+    bottom = 0.5 + (0.72 * name_in if slant else 0.15)
     left, gap, bars = 0.5 + name_in, 0.7 + name_in, 5.0
     fig = blank_figure(left + side + gap + bars + 0.3, side + bottom + 0.4)
     a1, a2 = place(fig, left, bottom, side, side), place(fig, left + side + gap, bottom, bars, side)
