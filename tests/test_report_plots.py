@@ -92,6 +92,15 @@ def test_a_constant_learning_rate_is_a_flat_line_on_a_plain_axis():
     assert "constant 0.001" in ax.get_title()
 
 
+@pytest.mark.parametrize("log", [False, True])
+def test_a_diverged_loss_is_drawn(log):
+    losses = [2.3, 2.0, 1.8, 40.0, float("inf"), float("nan")]
+    iters = [{"iteration": i + 1, "loss": v, "lr": 0.5} for i, v in enumerate(losses)]
+    fig = P.plot_loss(iters, [{"epoch": 1, "iteration": 6, "loss": float("nan"), "val_loss": float("inf")}], log=log)
+    assert len(P.png_bytes(fig)) > 1000
+    assert np.isfinite(fig.axes[0].get_ylim()).all()
+
+
 def test_log_axes_are_labelled_by_decades_plainly():
     records = [{"iteration": i, "ratios": {"0.weight": 1e-3 * (1 + i / 10), "2.weight": 3e-2 / (1 + i)}}
                for i in range(0, 100, 10)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from .style import card, count, duration, headline_row, percent
 
@@ -64,7 +65,8 @@ def headline(summary: dict | None, config: dict | None = None, epochs: list[dict
         summary = {**{k: (summary or {}).get(k) for k in ("parameters", "macs")}, **_from_history(epochs)}
     planned = config.get("epochs")
     status = summary.get("status") or "–"
-    cards = [card("status", "status", status, (summary.get("stop_reason") or "").split(":")[0][:60], status)]
+    reason = re.split(r"[:(]", summary.get("stop_reason") or "")[0].strip()  # the page's meta line has it all
+    cards = [card("status", "status", status, reason[:50], status)]
     test = summary.get("test") or {}
     if test.get("accuracy") is not None:
         detail = f"on {test.get('count', 0):,} images"

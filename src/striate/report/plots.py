@@ -39,6 +39,12 @@ __all__ = ["plot_accuracy", "plot_confusion", "plot_loss", "plot_lr",
            "plot_lr_finder", "plot_overlay", "plot_update_ratio", "png_bytes"]
 
 
+def _iterations(ax, iterations) -> None:
+    """An x axis of whole iterations."""
+    if len(iterations):
+        whole_numbers(ax.xaxis, int(min(iterations)), int(max(iterations)))
+
+
 def _percent_limits(ax, values) -> None:
     """y limits for accuracies in %: a margin around the data on whole multiples of 5, within 0…100."""
     v = [x for x in values if math.isfinite(x)]
@@ -60,7 +66,7 @@ def plot_loss(iterations: list[dict], epochs: list[dict] | None = None, log: boo
         ax.plot(it, sm, color=BLUE, lw=1.8, label=f"smoothed (EMA {beta})")
         finite = loss[np.isfinite(loss)]
         if finite.size:  # a few spikes must not flatten the curve: the top is the 99th percentile
-            tops += [float(np.percentile(finite, 99)), float(np.nanmax(sm))]
+            tops += [float(np.percentile(finite, 99)), float(np.max(sm, initial=-np.inf, where=np.isfinite(sm)))]
     if epochs:
         number = epoch_number(epochs)
         val = [(e["iteration"], _num(e.get("val_loss"))) for e in epochs if e.get("val_loss") is not None]
@@ -70,10 +76,12 @@ def plot_loss(iterations: list[dict], epochs: list[dict] | None = None, log: boo
         best = best_epoch(epochs)
         if best is not None:
             ax.axvline(best["iteration"], color=GREEN, ls="--", lw=1.2, label=f"best epoch ({number(best)})")
+    tops = [t for t in tops if math.isfinite(t)]  # a diverged run's inf/NaN are not drawn
     if log:
         log_axis(ax.yaxis, loss)
     elif tops:
         ax.set_ylim(0, 1.05 * max(tops))
+    _iterations(ax, it)
     style(ax, "Loss", "iteration", "loss" + (" (log scale)" if log else ""))
     ax.legend(fontsize=8, loc="upper right")
     return fig
@@ -122,6 +130,7 @@ def plot_lr(iterations: list[dict]):
         else:
             few_ticks(ax.yaxis, 4)
     plain_axis(ax.yaxis)
+    _iterations(ax, [p[0] for p in pts])
     style(ax, heading, "iteration", "learning rate")
     return fig
 
@@ -133,10 +142,12 @@ def plot_update_ratio(records: list[dict]):
     it = [r["iteration"] for r in records]
     for i, n in enumerate(names):
         v = np.array([_num(r["ratios"].get(n)) for r in records])
-        ax.plot(it, np.where(v > 0, v, np.nan), lw=1.2, color=COLORS[i % len(COLORS)], label=n)
+        ax.plot(it, np.where(v > 0, v, np.nan), "o-" if len(it) <= 20 else "-", ms=3, lw=1.2,
+                color=COLORS[i % len(COLORS)], label=n)
     ax.axhline(1e-3, color="k", ls="--", lw=1, label="1e-3")
     ax.axhspan(1e-4, 3e-2, color="#c8e6c9", alpha=0.35, lw=0, label="healthy 1e-4…3e-2")
     log_axis(ax.yaxis)
+    _iterations(ax, it)
     style(ax, "Update-to-weight ratio per tensor", "iteration", "‖ΔW‖ / ‖W‖")
     ax.legend(fontsize=7, ncol=2 if len(names) > 4 else 1, loc="upper right")
     return fig
