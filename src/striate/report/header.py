@@ -111,9 +111,12 @@ def _items(label: str, xs) -> str:
     return f"<div class='lbl'>{html.escape(label)}</div><ul>" + "".join(f"<li>{_item(x)}</li>" for x in xs) + "</ul>"
 
 
-def diagnosis(d: dict) -> str:
+def diagnosis(d: dict | str) -> str:
     """The doctor's diagnosis (diagnostics.json "diagnosis": cause, status, advice, evidence, consequences,
-    also): the root cause first, with its advice, then what supports it and what it explains."""
+    also; or the cause alone): the root cause first, with its advice, then what supports it and what it
+    explains."""
+    if not isinstance(d, dict):
+        d = {"cause": str(d)}
     status = html.escape(str(d.get("status") or ""))
     cause = str(d.get("cause") or "").replace("_", " ")
     parts = [f"<div class='dx {status}' id='diagnosis'><div>"

@@ -123,6 +123,21 @@ def _inside(run, diag):
     return figs
 
 
+def _evaluation(diag, evaluation):
+    """(name, figure, caption, wide) of the confusion matrix: the test evaluation's, else the doctor's (of
+    its validation split)."""
+    confusion = diag.get("confusion")
+    if evaluation is not None and evaluation.get("confusion_matrix"):
+        confusion = {"matrix": evaluation["confusion_matrix"], "classes": evaluation.get("classes"),
+                     "split": evaluation.get("split", "test")}
+    if confusion is None:
+        return []
+    from . import plots as P
+
+    return [("confusion", P.plot_confusion(confusion["matrix"], confusion.get("classes")),
+             f"Confusion matrix and per-class accuracy on the {confusion.get('split') or ''} split", True)]
+
+
 def _embed(figs, plots_dir: Path | None, written: set[str]) -> list[str]:
     """Render each figure to PNG, write it to `plots_dir` (adding its name to `written`), and return the
     <figure> elements."""
@@ -173,41 +188,31 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
         settings = ", ".join(f"{k}={v}" for k, v in diag["settings"].items())
         body.append(f"<p class='meta'>doctor settings: {html.escape(settings)}</p>")
 
+    content: list[str] = []
     verdicts = list(diag.get("verdicts") or [])
     if not any(v.get("check", "").startswith("learning curves") for v in verdicts) and (iters or epochs):
         verdicts.append(diagnose_curves([*iters, *epochs], num_classes=diag.get("num_classes")).to_dict())
     if verdicts or diag.get("diagnosis"):
-        body.append("<h2>Diagnosis</h2>")
-        if isinstance(diag.get("diagnosis"), dict):
-            body.append(H.diagnosis(diag["diagnosis"]))
+        content.append("<h2>Diagnosis</h2>")
+        if diag.get("diagnosis"):
+            content.append(H.diagnosis(diag["diagnosis"]))
         if verdicts:
-            body += [H.verdict_counts(verdicts), H.verdict_table(verdicts)]
+            content += [H.verdict_counts(verdicts), H.verdict_table(verdicts)]
 
-    sections = [("Training", _training(iters, epochs, diag, log_loss)), ("Inside the network", _inside(run, diag))]
-    confusion = diag.get("confusion")
-    if evaluation is not None and evaluation.get("confusion_matrix"):
-        confusion = {"matrix": evaluation["confusion_matrix"], "classes": evaluation.get("classes"),
-                     "split": evaluation.get("split", "test")}
-    test_figs = []
-    if confusion is not None:
-        from . import plots as P
-
-        test_figs.append(("confusion", P.plot_confusion(confusion["matrix"], confusion.get("classes")),
-                          f"Confusion matrix and per-class accuracy on the {confusion.get('split') or ''} split",
-                          True))
-    sections.append(("Test set" if evaluation is not None else "Evaluation", test_figs))
     written: set[str] = set()
-    for heading, figs in sections:
-        examples = ""
-        if heading == "Test set":
-            examples = E.top_losses(evaluation, run.path) + E.most_confused(evaluation)
-        if figs or examples:
-            body.append(f"<h2>{heading}</h2>")
+    test_figs, examples = _evaluation(diag, evaluation), ""
+    if evaluation is not None:
+        examples = E.top_losses(evaluation, run.path) + E.most_confused(evaluation)
+    for heading, figs, extra in (("Training", _training(iters, epochs, diag, log_loss), ""),
+                                 ("Inside the network", _inside(run, diag), ""),
+                                 ("Test set" if evaluation is not None else "Evaluation", test_figs, examples)):
+        if figs or extra:
+            content.append(f"<h2>{heading}</h2>")
             if figs:
-                body += ["<div class='grid'>", *_embed(figs, run.plots_dir, written), "</div>"]
-            body.append(examples)
+                content += ["<div class='grid'>", *_embed(figs, run.plots_dir, written), "</div>"]
+            content.append(extra)
     _prune(run.plots_dir, written)
-    if len(body) <= 3 + bool(config):
-        body.append("<p>Nothing to show yet: no metrics.jsonl or diagnostics.json in this directory.</p>")
-    return write_page(out, title, body)
+    if not content:
+        content.append("<p>Nothing to show yet: no metrics.jsonl or diagnostics.json in this directory.</p>")
+    return write_page(out, title, body + content)
 
