@@ -84,7 +84,7 @@ def whole_numbers(axis, lo: int, hi: int) -> None:
     if hi - lo < 15:
         axis.set_major_locator(FixedLocator(range(lo, hi + 1)))
     else:
-        axis.set_major_locator(MaxNLocator(nbins=10, integer=True))
+        axis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10], integer=True))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
     lim = (lo - 0.5, hi + 0.5)
     axis.axes.set_xlim(*lim) if axis.axis_name == "x" else axis.axes.set_ylim(*lim)
