@@ -20,7 +20,8 @@ DESCRIPTION = ("Run the babysitting checks (the data and the model's constructio
 
 def add_arguments(parser) -> None:
     parser.add_argument("--init-experiment", action="store_true",
-                        help="run the notes' initialisation experiment (10-layer 500-unit tanh/ReLU net) instead")
+                        help="run the notes' initialisation experiment (10-layer 500-unit tanh/ReLU net) instead "
+                             "(default: off)")
     parser.add_argument("--out", metavar="DIR", help="write diagnostics.json, metrics.jsonl and report.html here "
                         "(default: nowhere)")
     parser.add_argument("--json", action="store_true", help="print the diagnosis and the verdicts as one JSON object "

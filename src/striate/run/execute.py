@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 
+from .. import console
 from .build import Run
-from .evaluation import evaluate
+from .directory import RunDir
+from .evaluation import evaluate, top_losses
 
 
 def _status(trainer) -> str:
@@ -34,10 +36,24 @@ def evaluate_test(run: Run) -> dict | None:
         run.model.load_state_dict(store.load("best").weights)
     result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
                       run.trainer.loss)
-    result.pop("scores")
-    result.update(split="test", checkpoint=checkpoint)
+    worst = top_losses(result.pop("scores"), test.labels, run.data.classes)
+    for rank, item in enumerate(worst):
+        item["file"] = run.directory.write_image(f"{RunDir.TOP_LOSSES}/{rank:02d}.png", test.images[item["index"]])
+    result.update(split="test", checkpoint=checkpoint, top_losses=worst)
     run.directory.write_json(run.directory.EVALUATION, result)
     return result
+
+
+def announce_data(run: Run) -> None:
+    """Before training: the files of an image folder that were left out as unreadable (listed in the run
+    directory)."""
+    from ..atomic import write_atomic
+
+    skipped = run.data.skipped
+    if skipped:
+        write_atomic(run.directory.skipped_file, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        console.note(f"warning: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} (e.g. "
+                     f"{skipped[0][0]}); the list is in {run.directory.skipped_file} (--strict stops instead)")
 
 
 def execute(run: Run, draw: bool = True) -> dict:
@@ -45,6 +61,7 @@ def execute(run: Run, draw: bool = True) -> dict:
     skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
     from ..train.callbacks import ModelCheckpoint
 
+    announce_data(run)
     trainer = run.trainer
     start = time.perf_counter()
     logs = trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
@@ -58,12 +75,14 @@ def execute(run: Run, draw: bool = True) -> dict:
                "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
-    if status in ("finished", "stopped_early"):
+    if status in ("finished", "stopped_early") and run.test and run.data.test is not None:
+        console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
         result = evaluate_test(run)
         if result is not None:
             summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint")}
     run.directory.write_json(run.directory.SUMMARY, summary)
     if draw and status != "interrupted" and run.config["report"] == "on":
+        console.note("drawing report.html …")
         draw_report(run.directory)
     return summary
 
