@@ -22,9 +22,9 @@ _RANK = {c: i for i, c in enumerate(PRIORITY)}
 
 
 class Diagnosis(str):
-    """A root-cause code (the string itself) with its status, advice, evidence (the verdicts that name it),
-    consequences (the verdicts it explains: {"check", "status", "symptom"}) and `also` (independent problems,
-    each a Diagnosis)."""
+    """A root-cause code (the string itself) with its status, advice, evidence (the verdicts that name it:
+    {"check", "status", "value"}), consequences (the verdicts it explains: {"check", "status", "value",
+    "symptom"}) and `also` (independent problems, each a Diagnosis)."""
 
     status: str
     advice: str
@@ -141,6 +141,6 @@ def _part(code: str, verdicts: list[Verdict]) -> Diagnosis:
         v.advice = (f"{seen}: a consequence of the diagnosis ({code}: {meaning(code)})"
                     + (", not a cause of its own" if conflicts(code, v.cause) else ""))
         v.cause = code
-        consequences.append({"check": v.check, "status": v.status, "symptom": seen})
+        consequences.append({"check": v.check, "status": v.status, "value": v.value, "symptom": seen})
     return Diagnosis(code, worst(v.status for v in verdicts), advice,
                      [{"check": v.check, "status": v.status, "value": v.value} for v in own], consequences)
