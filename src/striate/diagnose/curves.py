@@ -111,7 +111,7 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
             findings.append((FAIL if gap > gap_fail else WARN, "overfitting",
                              f"train {100 * seen:.1f} % vs val {100 * val_acc:.1f} %", symptom,
                              f"{symptom}: overfitting — more regularisation (L2, dropout), augmentation or more data"))
-        elif max(train_acc, seen) < good_accuracy and gap < gap_warn / 2:
+        elif max(train_acc, seen) < good_accuracy:  # (gap ≤ gap_warn here: not overfitting)
             symptom = f"training accuracy {100 * train_acc:.0f} % ≈ validation {100 * val_acc:.0f} %, both low"
             findings.append((WARN, "underfitting", f"train {100 * train_acc:.1f} % ≈ val {100 * val_acc:.1f} %",
                              symptom, f"{symptom}: underfitting — a bigger model, less regularisation or longer "
