@@ -63,6 +63,26 @@ def test_gradient_check_names_the_broken_layer(rng, blobs):
     assert v.details["model"]["0.weight"] > 1e-3
 
 
+def test_gradient_check_names_a_user_container(rng, blobs):
+    class Doubled(st.nn.Module):
+        """Doubles its child's output but forgets the factor in backward."""
+
+        def __init__(self, child):
+            super().__init__()
+            self.child = child
+
+        def forward(self, x):
+            return 2 * self.child.forward(x)
+
+        def backward(self, dy):
+            return self.child.backward(dy)
+
+    x, y = blobs
+    net = st.nn.Sequential(st.nn.Linear(16, 8, rng=rng), ReLU(), Doubled(st.nn.Linear(8, 5, rng=rng)))
+    v = check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    assert v.status == FAIL and v.cause == "wrong_backward" and "first wrong: layer 2 (Doubled" in v.value
+
+
 def test_gradient_check_leaves_the_model_alone(rng, blobs):
     x, y = blobs
     net = mlp(rng)
