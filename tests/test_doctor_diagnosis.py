@@ -94,3 +94,13 @@ def test_diagnosis_round_trips_and_behaves_as_a_string():
         assert clone == "dead_units" and clone.status == FAIL and clone.also == d.also
     assert json.dumps({"diagnosis": d}) == '{"diagnosis": "dead_units"}' and {d: 1}["dead_units"] == 1
     assert repr(d) == "Diagnosis('dead_units', FAIL)" and d.describe().startswith("diagnosis: dead_units (FAIL)")
+
+
+def test_a_report_built_from_verdicts_diagnoses_itself():
+    from striate.diagnose import DoctorReport
+
+    report = DoctorReport(verdicts=[v("inputs", FAIL, "nonfinite_inputs"), v("initial loss", FAIL, "weights_too_large")])
+    assert report.diagnosis == "nonfinite_inputs" and report.verdicts[1].cause == "nonfinite_inputs"
+    assert str(report).startswith("diagnosis: nonfinite_inputs (FAIL)") and report.to_dict()["diagnosis"]["cause"] \
+        == "nonfinite_inputs"
+    assert len(report.advice()) == 3 and DoctorReport().diagnosis == "healthy"

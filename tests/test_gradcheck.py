@@ -39,6 +39,7 @@ def test_detects_wrong_input_gradient(rng):
 
     report = st.gradcheck(Wrong(), rng.standard_normal((2, 3)))
     assert not report.ok and report.first_failure().name == "input"
+    assert report.first_wrong_layer.where() == "Wrong()"  # a layer checked alone is its own first wrong layer
 
 
 def test_kinks_are_skipped(rng):

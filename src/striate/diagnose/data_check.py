@@ -48,39 +48,58 @@ def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *
     if len(x) != len(y):
         raise ValueError(f"check_inputs: {len(x)} inputs but {len(y)} labels")
     if val is None:
-        return [_inputs(x), _labels(y, num_classes), _match(x, y, samples, seed)]
+        return [_inputs([x]), _labels(y, num_classes), _match(x, y, samples, seed)]
     xv, yv = np.asarray(val[0]), np.asarray(val[1]).reshape(-1)
-    both = np.concatenate([x, xv]), np.concatenate([y, yv])
-    return [_inputs(both[0]), _labels(both[1], num_classes), _match(x, y, samples, seed),
+    return [_inputs([x, xv]), _labels(np.concatenate([y, yv]), num_classes), _match(x, y, samples, seed),
             _match(xv, yv, samples, seed, train=(x, y))]
 
 
-def _inputs(x: np.ndarray) -> Verdict:
+def _scan(arrays: list[np.ndarray], rows_per_chunk: int = 4096) -> dict:
+    """Statistics of every value of `arrays` (each (N, ...)), a chunk of rows at a time (no full-size copy):
+    count, non-finite count and the first rows holding one, sum and sum of squares (float64), min, max."""
+    out = {"n": 0, "bad": 0, "bad_rows": [], "sum": 0.0, "sq": 0.0, "min": math.inf, "max": -math.inf, "integer": True}
+    offset = 0
+    for a in arrays:
+        rows = a.reshape(len(a), -1)
+        for i in range(0, len(rows), rows_per_chunk):
+            c = rows[i:i + rows_per_chunk].astype(np.float64)
+            finite = np.isfinite(c)
+            if not finite.all():
+                out["bad"] += int(c.size - np.count_nonzero(finite))
+                out["bad_rows"] += (offset + i + np.flatnonzero(~finite.all(axis=1))).tolist()[:20]
+                c = c[finite]
+            out["n"] += c.size
+            if c.size:
+                out["sum"] += float(c.sum())
+                out["sq"] += float(np.square(c).sum())
+                out["min"], out["max"] = min(out["min"], float(c.min())), max(out["max"], float(c.max()))
+                out["integer"] = out["integer"] and bool(np.all(c.reshape(-1)[:4096] == np.round(c.reshape(-1)[:4096])))
+        offset += len(rows)
+    return out
+
+
+def _inputs(arrays: list[np.ndarray]) -> Verdict:
     check, expected = "inputs", f"finite, RMS {RMS_TINY_WARN:g} … {RMS_WARN:g} (centred and scaled)"
-    flat = x.reshape(-1)
-    if not np.issubdtype(flat.dtype, np.floating):
-        flat = flat.astype(np.float32)
-    finite = np.isfinite(flat)
-    bad = int(flat.size - np.count_nonzero(finite))
-    if bad:
-        rows = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1)) if len(x) else np.array([], int)
-        symptom = f"{bad} NaN/inf value(s) in {len(rows)} sample(s) (first: sample {rows[0] if len(rows) else '?'})"
+    scan = _scan(arrays)
+    if scan["bad"]:
+        rows = scan["bad_rows"]
+        symptom = f"{scan['bad']} NaN/inf value(s) in {len(rows) if len(rows) < 20 else '20 or more'} sample(s) " \
+                  f"(first: sample {rows[0]})"
         return Verdict(check, FAIL, symptom, expected, f"{symptom}: every loss and gradient they touch is NaN — "
-                       "drop or impute them", cause="nonfinite_inputs", details={"nonfinite": bad,
-                                                                                  "samples": rows[:20].tolist()},
+                       "drop or impute them", cause="nonfinite_inputs", details={"nonfinite": scan["bad"],
+                                                                                  "samples": rows[:20]},
                        symptom=symptom)
-    good = flat if finite.all() else flat[finite]
-    mean = float(good.mean(dtype=np.float64)) if good.size else 0.0
-    std = float(good.std(dtype=np.float64)) if good.size else 0.0
-    rms = math.sqrt(mean * mean + std * std)
-    lo, hi = (float(good.min()), float(good.max())) if good.size else (0.0, 0.0)
-    integer = bool(good.size) and bool(np.all(good[:: max(1, good.size // 100_000)] == np.round(
-        good[:: max(1, good.size // 100_000)])))
+    n = max(scan["n"], 1)
+    mean = scan["sum"] / n
+    std = math.sqrt(max(scan["sq"] / n - mean * mean, 0.0))
+    rms = math.sqrt(scan["sq"] / n)
+    lo, hi = (scan["min"], scan["max"]) if scan["n"] else (0.0, 0.0)
+    integer = bool(scan["n"]) and scan["integer"]
     details = {"mean": mean, "std": std, "rms": rms, "min": lo, "max": hi, "integer": integer}
     value = f"mean {mean:.3g}, std {std:.3g}, range {lo:.3g} … {hi:.3g}"
-    rows = x.reshape(len(x), -1)
-    if len(x) > 1 and (std == 0 or not np.any(rows[:1000] != rows[:1])):
-        symptom = f"every input is the same (all values {lo:.3g})" if std == 0 else "the inputs are all identical"
+    first = arrays[0].reshape(len(arrays[0]), -1)
+    if sum(len(a) for a in arrays) > 1 and (hi == lo or (len(first) > 1 and not np.any(first[:1000] != first[:1]))):
+        symptom = f"every input is the same (all values {lo:.3g})" if hi == lo else "the inputs are all identical"
         return Verdict(check, FAIL, value, expected, f"{symptom}: nothing to learn from — check the data loading",
                        cause="constant_inputs", details=details, symptom=symptom)
     if rms < RMS_TINY_WARN:

@@ -24,7 +24,6 @@ from ..nn.module import Module
 from .activations import diagnose_activations, input_rms
 from .curves import diagnose_curves
 from .data_check import check_inputs
-from .diagnosis import diagnose
 from .doctor_report import DoctorReport
 from .gradient_check import check_gradients
 from .gradient_stats import diagnose_gradients
@@ -109,7 +108,7 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
     loss = loss if loss is not None else SoftmaxCrossEntropy()
     rng = np.random.default_rng(seed)
     x, y = as_arrays(data)
-    separate = val is not None
+    whole, separate = (x, y), val is not None
     if val is None:
         perm = rng.permutation(len(x))
         n_val = max(1, len(x) // 5)
@@ -137,8 +136,8 @@ def doctor(model: Module, loss=None, data=None, val=None, *, optimizer: Optimize
         return out
 
     # always looked at: labels outside the model's classes would stop every check that computes the loss
-    found = timed("inputs", lambda: check_inputs(x, y, c, val=val) if separate else check_inputs(
-        np.concatenate([x, val[0]]), np.concatenate([y, val[1]]), c), add="inputs" in checks)
+    found = timed("inputs", lambda: check_inputs(x, y, c, val=val) if separate else check_inputs(*whole, c),
+                  add="inputs" in checks)
     if any(v.cause == "labels_out_of_range" for v in found):
         if "inputs" not in checks:
             report.verdicts += [v for v in found if v.cause == "labels_out_of_range"]
@@ -283,5 +282,5 @@ def _finish(report, say, optimizer, lr, batch_size, iterations, penalty, x, val,
                                       "batch_size": batch_size, "iterations": iterations,
                                       "penalty": repr(penalty) if penalty is not None else None,
                                       "samples": len(x), "validation": len(val[1])}
-    report.diagnosis = diagnose(report.verdicts)
+    report.diagnose()
     return report

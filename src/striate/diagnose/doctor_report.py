@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .diagnosis import Diagnosis
+from .diagnosis import Diagnosis, diagnose
 from .lr_finder import LRFinderResult
 from .verdict import FAIL, Verdict, format_table, jsonable, worst
 
@@ -23,7 +23,16 @@ class DoctorReport:
     history: dict = field(default_factory=lambda: {"iterations": [], "epochs": []})
     diagnostics: dict = field(default_factory=dict)  # layer stats, update ratios, filters, confusion, ...
     seconds: dict = field(default_factory=dict)
-    diagnosis: Diagnosis = field(default_factory=Diagnosis)
+    diagnosis: Diagnosis | None = None  # computed from the verdicts when not given
+
+    def __post_init__(self):
+        if self.diagnosis is None:
+            self.diagnose()
+
+    def diagnose(self) -> Diagnosis:
+        """(Re)compute the diagnosis from the verdicts (their consequences are rewritten in place)."""
+        self.diagnosis = diagnose(self.verdicts)
+        return self.diagnosis
 
     @property
     def status(self) -> str:

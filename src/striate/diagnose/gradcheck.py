@@ -55,7 +55,7 @@ class LayerCheck:
         return max((t.max_rel_error for t in self.tensors), default=0.0)
 
     def where(self) -> str:
-        return f"layer {self.name} ({self.layer})"
+        return f"layer {self.name} ({self.layer})" if self.name else self.layer
 
 
 @dataclass
@@ -67,6 +67,7 @@ class GradcheckReport:
     tensors: list[TensorCheck] = field(default_factory=list)
     tol: float = 1e-5
     layers: list[LayerCheck] = field(default_factory=list)
+    module: str = ""  # the checked module's description (a Module without children is its own layer)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,8 @@ class GradcheckReport:
 
     @property
     def first_wrong_layer(self) -> LayerCheck | None:
+        if not self.layers and self.module and not self.ok:
+            return LayerCheck("", self.module, self.tensors)
         return next((layer for layer in self.layers if not layer.ok), None)
 
     @property
@@ -167,7 +170,7 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
             if p.requires_grad:
                 tensors.append((name, p.data, p.grad.copy()))
 
-    report = GradcheckReport(tol=tol)
+    report = GradcheckReport(tol=tol, module=module_or_fn.describe() if is_module else "")
     for name, array, analytic in tensors:
         flat = array.reshape(-1)
         idx = np.arange(flat.size) if flat.size <= max_checks else rng.choice(flat.size, max_checks, replace=False)
