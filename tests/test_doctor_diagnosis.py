@@ -99,7 +99,8 @@ def test_diagnosis_round_trips_and_behaves_as_a_string():
 def test_a_report_built_from_verdicts_diagnoses_itself():
     from striate.diagnose import DoctorReport
 
-    report = DoctorReport(verdicts=[v("inputs", FAIL, "nonfinite_inputs"), v("initial loss", FAIL, "weights_too_large")])
+    verdicts = [v("inputs", FAIL, "nonfinite_inputs"), v("initial loss", FAIL, "weights_too_large")]
+    report = DoctorReport(verdicts=verdicts)
     assert report.diagnosis == "nonfinite_inputs" and report.verdicts[1].cause == "nonfinite_inputs"
     assert str(report).startswith("diagnosis: nonfinite_inputs (FAIL)") and report.to_dict()["diagnosis"]["cause"] \
         == "nonfinite_inputs"
