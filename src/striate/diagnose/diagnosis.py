@@ -19,6 +19,7 @@ from .causes import HEALTHY, PRIORITY, PROMOTABLE, conflicts, explains, meaning
 from .verdict import FAIL, PASS, WARN, Verdict, worst
 
 _RANK = {c: i for i, c in enumerate(PRIORITY)}
+_CHECK_FOR = {"lr_too_high": "learning rate", "lr_too_low": "learning rate", "wrong_backward": "gradient check"}
 
 
 class Diagnosis(str):
@@ -132,7 +133,9 @@ def diagnose(verdicts: list[Verdict]) -> Diagnosis:
 def _part(code: str, verdicts: list[Verdict]) -> Diagnosis:
     own = [v for v in verdicts if v.cause == code]
     others = [v for v in verdicts if v.cause != code]
-    lead = max(own, key=lambda v: (v.status == FAIL, -verdicts.index(v)), default=None)
+    # the advice given is the strongest reading's, from the check made for that cause when it has one
+    lead = max(own, key=lambda v: (v.status == FAIL, v.check.startswith(_CHECK_FOR.get(code, "\0")),
+                                   -verdicts.index(v)), default=None)
     advice = lead.advice if lead is not None else f"{meaning(code)}"
     consequences = []
     for v in others:

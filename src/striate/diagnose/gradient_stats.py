@@ -69,7 +69,7 @@ def diagnose_gradients(stats: list[LayerStats], params: dict[str, dict], vanish:
         else:
             cause, why = "frozen", "they are not connected to the loss"
         return Verdict(CHECK, FAIL, symptom, "non-zero", f"{len(zero)} weight tensor(s) get exactly zero gradient: "
-                       f"{why}", cause=cause, details=details, symptom=symptom)
+                       f"{why} — {_remedy(cause)}", cause=cause, details=details, symptom=symptom)
     if not weighted:
         return Verdict(CHECK, SKIP, "no weighted layers", "n/a", "", details=details)
     last = weighted[-1]
@@ -104,7 +104,8 @@ def _remedy(cause: str) -> str:
             "weights_too_large": "the weights are too large (saturated or exploding units): use Xavier/He "
                                  "initialisation or batch normalisation",
             "dead_units": "dead ReLUs block the gradient: use zero or small positive biases and He "
-                          "initialisation"}.get(cause, remedy(cause))
+                          "initialisation",
+            "lr_too_high": "the updates were too large: lower the learning rate"}.get(cause, remedy(cause))
 
 
 def check_gradient_stats(model: Module, loss, x: np.ndarray, y: np.ndarray) -> Verdict:

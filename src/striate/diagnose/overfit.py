@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.dropout import DropConnect, Dropout
 from ..nn.module import Module
 from .inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
 from .stats import weight_of
@@ -21,10 +20,7 @@ def overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: Optimi
             max_iters: int = 300) -> dict:
     """Full-batch training of a copy (dropout off) on (x, y); returns iterations used, accuracy and the loss
     curve."""
-    m = fresh_copy(model)
-    for layer in m.modules():
-        if isinstance(layer, (Dropout, DropConnect)):
-            layer.p = 0.0
+    m = fresh_copy(model, dropout=False)  # the notes: no regularisation
     m.train()
     opt = make_optimizer(optimizer, m, lr)
     losses = []

@@ -158,11 +158,12 @@ def summarize_gradient(s: LayerStats, dy: np.ndarray, bins: int = 40, limit: int
 
 def layer_statistics(model: Module, x: np.ndarray, loss=None, y: np.ndarray | None = None,
                      bins: int = 40) -> tuple[list[LayerStats], dict[str, dict]]:
-    """One training-mode forward (and, with `loss` and `y`, backward) pass on a copy of `model`.
+    """One training-mode forward (and, with `loss` and `y`, backward) pass on a copy of `model`, dropout
+    off (its zeros are noise, not the network's: they would read as dead units).
 
     Returns the per-leaf-layer statistics in forward order and, per parameter tensor, the RMS of its
     gradient and ‖grad‖/‖weight‖ ({} without a loss). Your model is not changed."""
-    m = fresh_copy(model)
+    m = fresh_copy(model, dropout=False)
     m.train()
     stats: dict[str, LayerStats] = {}
     leaves = leaf_modules(m)
