@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ..nn.module import Module
+from .causes import remedy
 from .stats import LayerStats, layer_statistics
 from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 
@@ -118,8 +119,9 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, shrink, shrink_wa
             cause, why = "inputs_not_preprocessed", input_text
         else:
             cause, why = "dead_units", "the pre-activations are mostly negative"
-        out.append((level, "dead", s, cause, symptom, f"{symptom}: {why} — use zero or small positive biases, He "
-                    "initialisation and a moderate learning rate (or LeakyReLU)"))
+        fix = remedy(cause) if cause != "dead_units" else ("use zero or small positive biases, He initialisation "
+                                                           "and a moderate learning rate (or LeakyReLU)")
+        out.append((level, "dead", s, cause, symptom, f"{symptom}: {why} — {fix}"))
         break
     bounded = [s for s in acts if s.saturated is not None]
     for level, thr in ((FAIL, saturated_fail), (WARN, saturated_warn)):
@@ -136,8 +138,9 @@ def _findings(stats, acts, input_rms, collapse, collapse_warn, shrink, shrink_wa
                 cause, why = "weights_too_large", (_weights_text(p, hit.kind) + ": weights too large"
                                                    if p is not None and p.weight_gain >= LARGE_GAIN
                                                    else "the pre-activations are too large: weights too large")
-            out.append((level, "saturated", hit, cause, symptom, f"{symptom} (gradient ≈ 0 there): {why} — "
-                        "use Xavier initialisation for tanh/sigmoid, or batch normalisation"))
+            fix = remedy(cause) if cause != "weights_too_large" else ("use Xavier initialisation for tanh/sigmoid, "
+                                                                      "or batch normalisation")
+            out.append((level, "saturated", hit, cause, symptom, f"{symptom} (gradient ≈ 0 there): {why} — {fix}"))
             break
     if not any(f[1] == "saturated" for f in out):
         out += _collapse(stats, acts, bounded, collapse, collapse_warn, shrink, shrink_warn)
