@@ -14,7 +14,7 @@
   luck), with a binomial z-score. Natural data is far above chance (the digits: ≈ 97 % vs 10 %, z ≈ 70);
   labels shuffled against their images sit at chance (z < 2: FAIL; 2 … 4: WARN).
 
-Training's start-up warnings reuse it: `[v for v in check_inputs(x, y, C) if not v.ok]`.
+Training's start-up warnings (`run.execute.data_warnings`) print the verdicts that are not PASS.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ MAX_FEATURES = 4096  # the 1-NN test looks at an evenly strided subset of the fe
 
 
 def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *, val: tuple | None = None,
-                 samples: int = 500, seed: int = 0) -> list[Verdict]:
+                 samples: int = 500, seed: int = 0, class_names: list[str] | None = None) -> list[Verdict]:
     """Verdicts "inputs", "labels" and "labels match inputs" for inputs `x` (N, ...) as the model will see
     them (after preprocessing) and integer labels `y` (N,); `num_classes`: the model's number of outputs
     (labels are checked against it). Reads at most `samples` samples for the 1-NN test (chosen with `seed`).
     val: a separate validation set (x, y): "inputs" and "labels" then cover both sets, and a fourth verdict,
     "validation labels match", compares its labels with those of their nearest training inputs (validation
-    labels shuffled on their own)."""
+    labels shuffled on their own). class_names: names for the labels 0 … C − 1 in the advice ('dog', not 1)."""
     x = np.asarray(x)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[0] == len(x) and y.shape[1] > 1:
@@ -48,9 +48,9 @@ def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *
     if len(x) != len(y):
         raise ValueError(f"check_inputs: {len(x)} inputs but {len(y)} labels")
     if val is None:
-        return [_inputs([x]), _labels(y, num_classes), _match(x, y, samples, seed)]
+        return [_inputs([x]), _labels(y, num_classes, class_names), _match(x, y, samples, seed)]
     xv, yv = np.asarray(val[0]), np.asarray(val[1]).reshape(-1)
-    return [_inputs([x, xv]), _labels(np.concatenate([y, yv]), num_classes), _match(x, y, samples, seed),
+    return [_inputs([x, xv]), _labels(np.concatenate([y, yv]), num_classes, class_names), _match(x, y, samples, seed),
             _match(xv, yv, samples, seed, train=(x, y))]
 
 
@@ -122,8 +122,12 @@ def _inputs(arrays: list[np.ndarray]) -> Verdict:
                    cause="inputs_not_preprocessed", details=details, symptom=symptom)
 
 
-def _labels(y: np.ndarray, num_classes: int | None) -> Verdict:
+def _labels(y: np.ndarray, num_classes: int | None, names: list[str] | None = None) -> Verdict:
     check = "labels"
+
+    def name(c) -> str:
+        return f"{names[c]!r}" if names is not None and 0 <= c < len(names) else f"class {c}"
+
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"check_inputs: labels must be integer class ids, got dtype {y.dtype}")
     expected = f"0 … {num_classes - 1}, several classes, balanced" if num_classes else "several classes, balanced"
@@ -140,7 +144,8 @@ def _labels(y: np.ndarray, num_classes: int | None) -> Verdict:
     classes, counts = np.unique(y, return_counts=True)
     details = {"classes": classes.tolist(), "counts": counts.tolist()}
     if len(classes) == 1:
-        symptom = f"every label is {classes[0]} ({len(y)} samples)"
+        only = f" ({names[classes[0]]!r})" if names is not None and classes[0] < len(names) else ""
+        symptom = f"every label is {classes[0]}{only} ({len(y)} samples)"
         return Verdict(check, FAIL, symptom, expected, f"{symptom}: there is nothing to learn — check how the "
                        "labels are loaded", cause="single_class", details=details, symptom=symptom)
     ratio = float(counts.max() / counts.min())
@@ -148,7 +153,7 @@ def _labels(y: np.ndarray, num_classes: int | None) -> Verdict:
     value = f"{len(classes)} classes, {counts.min()} … {counts.max()} samples each"
     if ratio >= IMBALANCE and counts.max() >= 20:
         big, small = classes[counts.argmax()], classes[counts.argmin()]
-        symptom = f"class {big} has {counts.max()} samples, class {small} {counts.min()} ({ratio:.0f}×)"
+        symptom = f"{name(big)} has {counts.max()} samples, {name(small)} {counts.min()} ({ratio:.0f}×)"
         return Verdict(check, WARN, value, expected, f"{symptom}: the classes are imbalanced — oversample the rare "
                        "classes or weight the loss per class, and judge per-class accuracy", cause="class_imbalance",
                        details=details, symptom=symptom)
