@@ -7,6 +7,7 @@
   terminal, otherwise a start line, a progress line at most every 30 s, and an end line.
 - `terminal_width(stream)`: the columns of the terminal behind `stream`, None when there is no usable one
   (a pipe, or a terminal that reports 0 columns).
+- `silence()`: nothing from here on (the ranks other than 0 of a data-parallel run: one voice per run).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import time
 
 EVERY = 30.0  # seconds between progress lines when there is no terminal
 _closed: set[int] = set()  # streams whose reader went away
+_silent = False
+
+
+def silence() -> None:
+    """Print nothing more: `line`, `note` and `steps` say nothing from now on."""
+    global _silent
+    _silent = True
 
 
 def terminal_width(stream) -> int | None:
@@ -33,7 +41,7 @@ def terminal_width(stream) -> int | None:
 
 
 def _write(stream, text: str) -> None:
-    if id(stream) in _closed:
+    if _silent or id(stream) in _closed:
         return
     try:
         print(text, file=stream, flush=True)
@@ -79,10 +87,18 @@ class _Lines:
         note(f"{self.what}: done in {duration(time.monotonic() - self.start)}")
 
 
+class _Quiet:
+    def update(self, k: int = 1) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def steps(total: int | None, what: str, unit: str = "it"):
     """A progress display for a long step of `total` units; yields an object with `update(k)`."""
     bar = None
+    if _silent:
+        yield _Quiet()
+        return
     if terminal_width(sys.stderr) is not None:
         try:
             from tqdm import tqdm

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, BrokenPipeError):
             errors.silence_stdout()
         elif message is not None:
-            print(f"striate {args.command}: error: {errors.one_line(message)}", file=sys.stderr)
+            print(f"striate {args.command}: error: {errors.rank_prefix()}{errors.one_line(message)}", file=sys.stderr)
+        errors.end_job(status)
         return status
 
 

@@ -36,6 +36,24 @@ def exit_status(error: BaseException) -> tuple[int, str | None]:
                         "STRIATE_TRACEBACK=1 to see where)")
 
 
+def rank_prefix() -> str:
+    """'rank 1: ' on the ranks but 0 of an MPI job (their errors say where they happened); else ''."""
+    import sys
+
+    comm = sys.modules.get("striate.distributed.comm")
+    world = getattr(comm, "_world", None)
+    return f"rank {world.rank}: " if world is not None and world.size > 1 and world.rank else ""
+
+
+def end_job(status: int) -> None:
+    """After a failure in an MPI job whose ranks all have the run: abort every rank (none may wait forever)."""
+    import sys
+
+    comm = sys.modules.get("striate.distributed.comm")
+    if comm is not None:
+        comm.end_job_after_error(status)
+
+
 def one_line(message: str) -> str:
     return "; ".join(part.strip() for part in message.splitlines() if part.strip())
 

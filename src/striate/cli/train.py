@@ -5,6 +5,12 @@
                   --warmup 1 --epochs 20 --batch-size 128 --augment crop,flip --preprocess standardize
     striate train --config run.toml                 # the same keys in TOML; flags given too override it
     striate train --resume runs/x [--epochs 30]     # continue exactly where the last checkpoint left off
+    mpiexec -n 4 striate train --data cifar10 …      # one run on 4 processes (pip install 'striate[mpi]')
+
+Under an MPI launcher rank 0 does everything above; it hands the resolved configuration and the fitted
+preprocessing to the other ranks, which build the same run without a directory and only train (see
+`run.build`). An error before training reaches every rank as an exit status; one during training aborts
+the job.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ def add_arguments(parser) -> None:
                         "checkpoint; only --epochs, --lr, --patience, --explode-factor, --tta, --report and "
                         "--diagnostics may change (default: none)")
     add_options(parser, "train")
+    parser.add_argument("--distributed", action="store_true", help="be one rank of an MPI job even when no "
+                        "launcher is detected (default: detected from mpiexec's environment)")
 
 
 def configuration(args, command: str = "train") -> dict:
@@ -37,6 +45,45 @@ def configuration(args, command: str = "train") -> dict:
 
 def run(args, callbacks=()) -> int:
     """The command; `callbacks` are added to the run's own (a seam for tests and tools)."""
+    from ..distributed import share_cores, world
+
+    comm = world(force=getattr(args, "distributed", False))
+    if comm.size == 1:
+        return _lead(args, callbacks, comm)
+    share_cores(comm)
+    if not comm.is_root:
+        return _follow(comm)
+    try:
+        return _lead(args, callbacks, comm)
+    except BaseException as error:
+        if not comm.joined:  # the other ranks wait for the run: tell them it will not come
+            from .errors import exit_status
+
+            comm.bcast({"exit": exit_status(error)[0]})
+        raise
+
+
+def _follow(comm) -> int:
+    """A rank but 0: rank 0's configuration and preprocessing, the same run without a directory, training."""
+    from ..run import build, execute
+
+    console.silence()
+    message = comm.bcast(None)
+    if "exit" in message:
+        return message["exit"]
+    comm.joined = True
+    built = build(message["config"], None, fitted=message["fitted"], test=False, comm=comm)
+    return _status(execute(built), built)
+
+
+def _share(comm, built) -> None:
+    """Rank 0's resolved configuration and fitted preprocessing to the other ranks."""
+    if comm.size > 1:
+        comm.bcast({"config": built.config, "fitted": built.preprocess.state()})
+        comm.joined = True
+
+
+def _lead(args, callbacks, comm) -> int:
     from ..run import RunDir, build, config, resume
 
     if args.resume:
@@ -44,9 +91,13 @@ def run(args, callbacks=()) -> int:
             raise config.ConfigError("--resume takes the configuration from the run; do not pass --config")
         directory = RunDir(args.resume).require()
         with directory.lock("striate train --resume"):
-            built = resume(directory, given(args, "train"), callbacks=callbacks)
+            built = resume(directory, given(args, "train"), callbacks=callbacks, comm=comm)
             if built is None:
-                return _finished(directory)
+                status = _finished(directory)
+                if comm.size > 1:
+                    comm.bcast({"exit": status})
+                return status
+            _share(comm, built)
             console.line(f"resuming {directory} after epoch {built.trainer.epoch}"
                          + (f", step {built.trainer.batch}" if built.trainer.batch else ""))
             return _execute(built)
@@ -57,9 +108,10 @@ def run(args, callbacks=()) -> int:
         if directory.has_checkpoint("last"):
             raise config.ConfigError(f"'{directory}' already holds a run; resume it with --resume {directory} "
                                      "or choose another --out")
-        built = build(cfg, directory, callbacks=callbacks)
+        built = build(cfg, directory, callbacks=callbacks, comm=comm)
         cfg["model"] = built.meta["model"]["name"]
         directory.write_config(cfg)
+        _share(comm, built)
         d = built.data
         console.line(f"run {directory}: {cfg['model']} ({built.model.num_parameters():,} parameters) on "
                      f"{cfg['data']} {'×'.join(map(str, d.shape))}: {len(d.train_x):,} train, "
@@ -81,10 +133,15 @@ def _execute(built) -> int:
 
     summary = execute(built)
     print_summary(summary, built.directory)
+    if summary["status"] == "interrupted":
+        console.note(f"checkpoint saved; continue with: striate train --resume {built.directory}")
+    return _status(summary, built)
+
+
+def _status(summary: dict, built) -> int:
     if summary["status"] == "diverged":
         return EXIT_DIVERGED
     if summary["status"] == "interrupted":
-        console.note(f"checkpoint saved; continue with: striate train --resume {built.directory}")
         return 128 + int(built.trainer.interrupted)
     return 0
 

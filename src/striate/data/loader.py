@@ -6,6 +6,13 @@ convert to float32, preprocess) one ahead of the consumer, so every random draw 
 as without prefetching and the batches are identical either way. With each batch the producer records the
 generator state right after preparing it; `state_dict()` reports that snapshot, not the live generator
 (which may already have run ahead), so a loader restored from it yields exactly the batches that follow.
+
+Keyed (`keyed=seed`): the augmentations draw from a `KeyedRandom` keyed by (seed, epoch, batch, sample id)
+instead of the generator, which then only shuffles; a sample's crop and flip no longer depend on which other
+samples share its batch. With `shard=(rank, ranks)` each of `ranks` processes yields its part of every
+global batch of `batch_size` (`np.array_split`: a short last batch splits as evenly as it goes, a part may
+be empty); every process shuffles alike and the position (`state_dict`) counts global batches, so a run
+resumes under any number of processes.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import threading
 
 import numpy as np
 
+from ..kernels.keyed_random import KeyedRandom
 from .datasets.base import check_images, check_labels
 from .errors import DataError
 
@@ -29,11 +37,14 @@ class DataLoader:
     rng: np.random.Generator used for the permutation and the augmentations; give the loader its own (a
     generator shared with another thread would be drawn in a timing-dependent order). Required with shuffle.
     Breaking out of an epoch and iterating again continues that epoch where it stopped.
+    keyed: seed of per-sample keyed augmentation randomness (see the module docstring); `keys` is then the
+    (seed, epoch, batch, sample ids) of the batch last yielded, for keyed stochastic layers.
+    shard: (rank, ranks) — this process's part of each global batch; needs `keyed` when ranks > 1.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = True,
                  drop_last: bool = False, rng: np.random.Generator | None = None, transform=None,
-                 prefetch: bool = True):
+                 prefetch: bool = True, keyed: int | None = None, shard: tuple[int, int] = (0, 1)):
         check_images(images, "DataLoader images")
         self.labels = check_labels(labels, len(images), name="DataLoader labels")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -44,6 +55,14 @@ class DataLoader:
             raise DataError(f"DataLoader: rng must be a numpy Generator, got {type(rng).__name__}")
         if transform is not None and not callable(transform):
             raise DataError(f"DataLoader: transform must be callable as transform(x, rng), got {transform!r}")
+        rank, ranks = (int(v) for v in shard)
+        if ranks < 1 or not 0 <= rank < ranks:
+            raise DataError(f"DataLoader: shard must be (rank, ranks) with 0 ≤ rank < ranks, got {shard!r}")
+        if ranks > 1 and keyed is None:
+            raise DataError("DataLoader: a shard of a batch needs keyed=seed (a generator's draws would depend on "
+                            "how the batch is split)")
+        self.shard, self.keyed = (rank, ranks), None if keyed is None else int(keyed)
+        self.keys = None  # (seed, epoch, batch, ids) of the batch last yielded, when keyed
         self.images = images
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -62,11 +81,15 @@ class DataLoader:
 
     def _prepare(self, k: int):
         idx = self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+        rank, ranks = self.shard
+        if ranks > 1:
+            idx = np.array_split(idx, ranks)[rank]
         x = self.images[idx]
-        if self.transform is not None:
-            x = self.transform(x, self.rng)
+        keys = None if self.keyed is None else (self.keyed, self.epoch, k, idx)
+        if self.transform is not None and len(idx):
+            x = self.transform(x, self.rng if keys is None else KeyedRandom(*keys))
         x = np.asarray(x, dtype=np.float32)
-        return x, self.labels[idx], self.rng.bit_generator.state
+        return x, self.labels[idx], self.rng.bit_generator.state, keys
 
     def _produce(self, start: int, out: queue.Queue, stop: threading.Event) -> None:
         def put(item) -> bool:
@@ -96,7 +119,7 @@ class DataLoader:
         if not self.prefetch:
             try:
                 for k in range(start, len(self)):
-                    x, y, self._rng_state = self._prepare(k)
+                    x, y, self._rng_state, self.keys = self._prepare(k)
                     self._batch = k + 1
                     yield x, y
             finally:
@@ -114,7 +137,7 @@ class DataLoader:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                x, y, self._rng_state = item
+                x, y, self._rng_state, self.keys = item
                 self._batch += 1
                 yield x, y
         finally:
@@ -173,5 +196,7 @@ class DataLoader:
             self._perm, self._batch, self._rng_state = perm, int(state["batch"]), state["rng"]
 
     def __repr__(self) -> str:
+        shard = f", shard={self.shard}" if self.shard[1] > 1 else ""
+        keyed = f", keyed={self.keyed}" if self.keyed is not None else ""
         return (f"DataLoader(n={len(self.images)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, batches={len(self)}, transform={self.transform!r})")
+                f"drop_last={self.drop_last}, batches={len(self)}{keyed}{shard}, transform={self.transform!r})")

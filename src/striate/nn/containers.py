@@ -8,6 +8,7 @@ import contextlib
 
 import numpy as np
 
+from ..kernels.keyed_random import layer_random
 from .module import Module
 
 
@@ -265,7 +266,8 @@ class Residual(Module):
             y = self.body.forward(x)
         keep = None
         if self.training and self.survival < 1.0:
-            keep = (self.rng.random(x.shape[0]) < self.survival).astype(y.dtype) / y.dtype.type(self.survival)
+            keep = layer_random(self.rng).random(x.shape[0]) < self.survival
+            keep = keep.astype(y.dtype) / y.dtype.type(self.survival)
             y = y * keep.reshape((-1,) + (1,) * (y.ndim - 1))
         sc = self._shortcut()
         if sc is None:

@@ -2,7 +2,9 @@
 
 p is the probability of DROPPING (PyTorch's convention); 0 ≤ p ≤ 1 (p = 1 zeroes everything).
 Inverted scaling 1/(1 − p) at training time, so evaluation uses the layer unchanged. Masks come from
-the module's own generator `rng`, so a seeded generator reproduces them (and gradcheck can replay them).
+the module's own generator `rng`, so a seeded generator reproduces them (and gradcheck can replay them) —
+except inside a keyed scope (`kernels.keyed_random`: a training run's forward pass), where each sample's
+mask is a function of (seed, epoch, sample id), the same whichever process and batch computes it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.dropout import dropout_backward, dropout_forward, dropout_mask
+from ..kernels.keyed_random import layer_random
 from .linear import Linear
 from .module import Module
 
@@ -43,7 +46,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._save((None,), x)  # no mask: backward is the identity
             return x
-        y, mask = dropout_forward(x, self.p, self.rng, self._mask_shape(x))
+        y, mask = dropout_forward(x, self.p, layer_random(self.rng), self._mask_shape(x))
         self._save((mask,), y)
         return y
 
@@ -95,7 +98,7 @@ class DropConnect(Linear):
         if not self.training or self.p == 0.0:
             self._mask = None
             return w
-        self._mask = dropout_mask(w.shape, self.p, self.rng, w.dtype)
+        self._mask = dropout_mask(w.shape, self.p, layer_random(self.rng, shared=True), w.dtype)
         return w * self._mask
 
     def _weight_grad(self, dw):

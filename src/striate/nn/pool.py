@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.keyed_random import layer_random
 from ..kernels.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -140,7 +141,8 @@ class FractionalMaxPool2d(Module):
     def boundaries(self, h: int, w: int, ho: int, wo: int) -> tuple[np.ndarray, np.ndarray]:
         """Row and column region boundaries: random in training (consumes `rng`), fixed in eval."""
         if self.training:
-            sh, sw = int(self.rng.integers(h)), int(self.rng.integers(w))
+            rng = layer_random(self.rng, shared=True)  # one set of regions for the whole batch
+            sh, sw = int(rng.integers(h)), int(rng.integers(w))
         else:
             sh, sw = h // 2, w // 2  # s = ⌊n_in · u⌋ with u = ½
         return fractional_boundaries(h, ho, sh), fractional_boundaries(w, wo, sw)

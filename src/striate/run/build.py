@@ -9,6 +9,12 @@ function `f(num_classes, (H, W, C)) -> Module` called once the data is loaded (a
 the source architecture for the new data and transfers the weights); `callbacks=` adds the caller's
 callbacks to the run's own; `test=False` leaves the test split unseen (a search ranks trials by validation
 accuracy); `fitted=` reuses saved preprocessing statistics (a resume) instead of fitting them again.
+
+`comm=` (an MPI job's `distributed.world()`): this process is one rank of a data-parallel run — its loader
+yields its part of each global batch, its trainer averages gradients over the ranks, and on ranks other
+than 0 the run gets no callback that writes or prints (rank 0 alone owns the run directory).
+Augmentation and stochastic layers draw keyed random numbers (seed, epoch, sample id) in every run, so a
+run gives the same numbers under any number of ranks and resumes under another.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Run:
     val: tuple | None
     meta: dict = field(default_factory=dict)
     test: bool = True  # evaluate the test split at the end
+    comm: object = None  # distributed.Single or MpiComm: the processes of this run
 
 
 def make_model(config: dict, num_classes: int, shape: tuple[int, int, int]):
@@ -81,17 +88,19 @@ def make_schedule(config: dict, steps_per_epoch: int):
     return s.warmup(sched, warm) if warm > 0 else sched
 
 
-def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: list[dict] | None = None,
-          test: bool = True, stream=None) -> Run:
+def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), fitted: list[dict] | None = None,
+          test: bool = True, stream=None, comm=None) -> Run:
     """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
     the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
     from ..data import Compose, DataLoader, Preprocessing, augmentation
+    from ..distributed.comm import Single
     from ..nn.losses import SoftmaxCrossEntropy
     from ..nn.module import Module
     from ..optim.registry import build as optimizer
     from ..train import Trainer
     from .callbacks import run_callbacks
 
+    comm = Single() if comm is None else comm
     data = load_data(config)
     if fitted is not None:
         preprocess = Preprocessing.from_state(fitted)
@@ -102,16 +111,30 @@ def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: 
     elif not isinstance(model, Module):
         model = model(len(data.classes), data.shape)
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
-                        rng=np.random.default_rng([config["seed"], LOADER]),
+                        rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
+                        shard=(comm.rank, comm.size),
                         transform=Compose([*augmentation(config["augment"], data.shape), preprocess]))
     val = None if data.val_x is None else (preprocess(data.val_x), data.val_y)
     if config["patience"] and val is None:
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
                               f"val_fraction = {config['val_fraction']!r} holds out nothing")
     meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
-    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None, stream=stream)
+    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None, stream=stream,
+                        writers=comm.is_root)
+    if config["sync_bn"] and comm.size > 1:
+        share_batch_statistics(model, comm)
     trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]),
                       optimizer(config["optimizer"], model, config["lr"], config["momentum"],
                                 config["weight_decay"]),
-                      schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"])
-    return Run(config, directory, data, preprocess, model, trainer, loader, val, meta, test=test)
+                      schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"],
+                      comm=comm)
+    return Run(config, directory, data, preprocess, model, trainer, loader, val, meta, test=test, comm=comm)
+
+
+def share_batch_statistics(model, comm) -> None:
+    """--sync-bn: every BatchNorm of `model` computes its training statistics over the global batch."""
+    from ..nn.norm import BatchNorm
+
+    for m in model.modules():
+        if isinstance(m, BatchNorm):
+            m.comm = comm

@@ -8,9 +8,16 @@ import importlib.util
 from .directory import RunDir
 
 
-def run_callbacks(config: dict, directory: RunDir, meta: dict, num_classes: int, has_val: bool, stream=None) -> list:
-    """`stream`: where a run started by a search writes its lines (a log file); None: the console."""
+def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classes: int, has_val: bool, stream=None,
+                  writers: bool = True) -> list:
+    """`stream`: where a run started by a search writes its lines (a log file); None: the console.
+    `writers=False` (the ranks but 0 of a data-parallel run): only the callbacks that steer training — the
+    explosion guard and early stopping, which decide alike on every rank from the same global numbers."""
     from ..train.callbacks import EarlyStopping, ExplosionGuard, History, ModelCheckpoint, Progress
+
+    if not writers:
+        steer = [ExplosionGuard(config["explode_factor"])]
+        return steer + ([EarlyStopping(config["patience"])] if config["patience"] and has_val else [])
 
     progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
     callbacks = [ExplosionGuard(config["explode_factor"]), History(directory.metrics_file), progress,

@@ -282,6 +282,9 @@ OPTIONS: tuple[Option, ...] = (
            resumable=True, group="run"),
     Option("report", str, "on", "draw report.html (plots, the doctor's verdicts) as training goes", ("on", "off"),
            resumable=True, group="run"),
+    Option("sync_bn", bool, False, "in an MPI run (mpiexec -n K striate train), BatchNorm statistics over the "
+           "global batch of all ranks instead of each rank's part: K ranks then equal one process",
+           resumable=True, group="run", aliases=("sync_batchnorm", "syncbn")),
     Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
            group="run"),
     Option("out", str, "", "run directory (default runs/<timestamp>)", group="run",

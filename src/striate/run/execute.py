@@ -85,6 +85,9 @@ def execute(run: Run, draw: bool = True) -> dict:
     skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
     from ..train.callbacks import ModelCheckpoint
 
+    if run.comm is not None and not run.comm.is_root:  # a rank but 0 of an MPI run: it only trains
+        run.trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
+        return {"status": _status(run.trainer)}
     announce_data(run)
     trainer = run.trainer
     start = time.perf_counter()

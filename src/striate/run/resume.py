@@ -9,7 +9,7 @@ from .build import Run, build
 from .directory import RunDir
 
 
-def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None) -> Run | None:
+def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=None) -> Run | None:
     """The run in `directory`, rebuilt and restored, ready to continue with `changes` (option → value, from
     the command line). None when the run has already trained the epochs asked for (nothing to do).
     Nothing in the directory changes unless the checkpoint restores."""
@@ -34,7 +34,7 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None) -> Ru
                               + f"; give --epochs {done + 1} or more to train further")
     if new["epochs"] == done and not mid_epoch:
         return None
-    run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream)
+    run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
     directory.record_resume(changed, done)

@@ -9,10 +9,19 @@
 checkpoint taken at epoch k it runs the remaining N − k, and the result is bit-identical to an
 uninterrupted run: the checkpoint holds weights, buffers, optimizer state, the schedule position, the
 loader's position and every random generator (the trainer's `rngs` and any Generator a layer holds).
+
+Data-parallel (`comm`, an MPI communicator from `distributed.world()`): every rank trains on its part of
+each global batch (a sharded loader); after the backward pass the gradients are averaged over the global
+batch (`distributed.GradientAverager`), so every rank takes the same step. Rank 0's weights and state are
+broadcast when training starts (a resume on rank 0 reaches every rank), BatchNorm's running statistics at
+the end of each epoch, and validation is split over the ranks and summed. Logs hold global numbers, so
+callbacks decide alike on every rank; only callbacks given to rank 0 write anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import signal
 import threading
@@ -21,6 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..kernels import keyed_random
 from ..nn.module import Module
 from ..optim.schedules import Scheduler
 from . import inference
@@ -48,6 +58,7 @@ class Trainer:
       gradient to the weights.
     - `rngs`: extra named generators whose state goes into checkpoints (e.g. the augmentation's).
     - `tta`: test-time augmentation for `evaluate` and `predict_scores` ("none" or "flip", see `tta.py`).
+    - `comm`: the processes of a data-parallel run (`distributed.world()`; None: this process alone).
 
     State: `epoch` (completed epochs), `batch` (completed batches of the current epoch), `iteration`
     (optimizer steps), `stop_training`, `stop_reason`, `diverged` (set by the explosion guard; stays set,
@@ -55,8 +66,13 @@ class Trainer:
 
     def __init__(self, model: Module, loss, optimizer, schedule=None, callbacks: Iterable[Callback] = (),
                  penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500,
-                 tta: str = "none"):
+                 tta: str = "none", comm=None):
+        from ..distributed.comm import Single
+
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.comm = Single() if comm is None else comm
+        self._averager = None  # the gradient averager of a data-parallel fit
+        self._keys = None  # the current batch's (seed, epoch, batch, sample ids) in a keyed loader
         self.tta = check(tta)  # an unknown mode fails here, not at the first evaluation
         self.schedule, self.penalty = schedule, penalty
         self.scheduler: Scheduler | None = None
@@ -73,11 +89,12 @@ class Trainer:
         self.stop_training, self.stop_reason = False, None
         self.diverged, self.interrupted = False, None
         self.train_data = None
+        self.last_size = 0  # samples in the last step (the global batch in a data-parallel run)
         self.last_batch = None  # the last (x, y) trained on: the explosion guard's check before a checkpoint
         self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         self._pending_loader_state = None
         self._restored = False  # a checkpoint was loaded: fit must put the loader where it was
-        self._signal = None
+        self._signal = self._agreed = None
 
     # ----- callbacks ----------------------------------------------------------------------
     def _call(self, hook: str, *args) -> None:
@@ -97,7 +114,13 @@ class Trainer:
             os.write(2, f"\n{name} again: stopping at once\n".encode())
             os._exit(128 + signum)
         self._signal = signum
-        os.write(2, f"\n{name}: finishing this step and saving a checkpoint (again to stop at once)\n".encode())
+        if self.comm.is_root:  # one voice: in an MPI run the other ranks got the same signal from the launcher
+            os.write(2, f"\n{name}: finishing this step and saving a checkpoint (again to stop at once)\n".encode())
+
+    def _stopping(self) -> int | None:
+        """The signal that stops training: this process's own, or in a data-parallel run the one the ranks
+        agreed on in the last step's sum (each rank's own arrives at another moment; they must stop together)."""
+        return self._signal if self._averager is None else self._agreed
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
@@ -123,18 +146,30 @@ class Trainer:
         return self.scheduler
 
     def train_step(self, x, y) -> tuple[float, float]:
-        """One optimizer step on a batch; returns (loss, batch accuracy)."""
+        """One optimizer step on a batch; returns (loss, batch accuracy) — of the global batch in a
+        data-parallel run, whose size is then `last_size`."""
         scheduler = self._scheduler()
         self.step_lr = self.lr()
         self.optimizer.zero_grad()
-        scores = self.model.forward(x)
-        loss = self.loss(scores, y)
-        wanted = self.model.requires_input_grad
-        self.model.requires_input_grad = False  # d(loss)/d(images) is never used: skip the first layer's dx
-        try:
-            self.model.backward(self.loss.backward())
-        finally:
-            self.model.requires_input_grad = wanted
+        n, loss, correct = len(y), 0.0, 0
+        if n:  # a rank's part of a short last batch may be empty: it adds nothing but takes the step
+            keys = keyed_random.scope(*self._keys) if self._keys is not None else contextlib.nullcontext()
+            with keys:
+                scores = self.model.forward(x)
+            loss = self.loss(scores, y)
+            wanted = self.model.requires_input_grad
+            self.model.requires_input_grad = False  # d(loss)/d(images) is never used: skip the first layer's dx
+            try:
+                self.model.backward(self.loss.backward())
+            finally:
+                self.model.requires_input_grad = wanted
+            correct = int(np.count_nonzero(scores.argmax(axis=1) == y))
+        if self._averager is not None:
+            n, loss_sum, correct, stop = self._averager.average(n, float(loss) * n, correct, self._signal is not None)
+            loss = loss_sum / n if n else 0.0
+            if stop:  # a rank was interrupted: every rank stops after this same step
+                self._agreed = self._signal or signal.SIGTERM
+        self.last_size = n
         if self.penalty is not None:
             loss += self.penalty.value(self.model)
             self.penalty.backward(self.model)
@@ -142,8 +177,7 @@ class Trainer:
         self.iteration += 1
         if scheduler is not None:
             scheduler.step()
-        acc = float(np.mean(scores.argmax(axis=1) == y)) if len(y) else 0.0
-        return float(loss), acc
+        return float(loss), correct / n if n else 0.0
 
     def fit(self, train, val=None, epochs: int = 1) -> dict:
         """Train until `epochs` epochs have completed in total; returns the last epoch's logs.
@@ -163,19 +197,21 @@ class Trainer:
                                       "with weights_only=True to start a new run from its weights")
             train.load_state_dict(self._pending_loader_state)
         self._pending_loader_state, self._restored = None, False
+        if self.comm.size > 1:
+            self._start_together(train)
         previous = self._install_signals()
-        self._signal = None
+        self._signal = self._agreed = None
         logs: dict = {}
         try:
             self._call("on_train_begin")
             while self.epoch < self.epochs and not self.stop_training:
                 logs = self._run_epoch(train, val)
-                if self._signal is not None:
+                if self._stopping() is not None:
                     break
-            if self._signal is not None and not self.diverged:
-                self.interrupted = self._signal
+            if self._stopping() is not None and not self.diverged:
+                self.interrupted = self._stopping()
                 where = f"epoch {self.epoch + 1}, step {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
-                self.stop_reason = f"interrupted by {signal.Signals(self._signal).name} at {where}"
+                self.stop_reason = f"interrupted by {signal.Signals(self.interrupted).name} at {where}"
                 self._call("on_interrupt", logs)  # the checkpoint is saved; a second signal here exits at once
         finally:
             self._restore_signals(previous)
@@ -194,9 +230,10 @@ class Trainer:
         batches = iter(train)
         try:
             for x, y in batches:
+                self._keys = getattr(train, "keys", None)
                 loss, acc = self.train_step(x, y)
                 self.last_batch = (x, y)
-                n = len(y)
+                n = self.last_size
                 sums["loss"] += loss * n
                 sums["correct"] += int(round(acc * n))
                 sums["seen"] += n
@@ -205,7 +242,7 @@ class Trainer:
                 self._call("on_batch_end", self.batch - 1, logs)
                 # a signal on the epoch's last batch lets the epoch finish (and be checkpointed) normally
                 last = total is not None and self.batch >= total
-                if self.stop_training or (self._signal is not None and not last):
+                if self.stop_training or (self._stopping() is not None and not last):
                     return logs if self.diverged else self._epoch_logs(partial=True)
         finally:
             sums["time"] += time.perf_counter() - start
@@ -213,6 +250,8 @@ class Trainer:
             if close is not None:
                 close()  # lets a loader settle its position before anyone saves it
         logs = self._epoch_logs()
+        if self.comm.size > 1:
+            self._share_buffers()
         if val is not None:
             v = self.evaluate(val)
             logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
@@ -236,8 +275,40 @@ class Trainer:
 
     def evaluate(self, data, keep: bool = False) -> dict:
         """Mean loss and accuracy on `data` (a loader or an (images, labels) pair) in eval mode, with the
-        trainer's loss and TTA; with `keep`, every sample's `scores` and `labels` too (see `inference`)."""
-        return inference.evaluate(self.model, self.loss, data, self.eval_batch_size, self.tta, keep=keep)
+        trainer's loss and TTA; with `keep`, every sample's `scores` and `labels` too (see `inference`).
+        In a data-parallel run an (images, labels) pair is split over the ranks (without `keep`)."""
+        if self.comm.size == 1 or keep or not isinstance(data, tuple | list):
+            return inference.evaluate(self.model, self.loss, data, self.eval_batch_size, self.tta, keep=keep)
+        part = np.array_split(np.arange(len(data[1])), self.comm.size)[self.comm.rank]
+        mine = inference.evaluate(self.model, self.loss, (data[0][part], data[1][part]), self.eval_batch_size,
+                                  self.tta)
+        n = mine["count"]
+        sums = np.array([mine["loss"] * n if n else 0.0, mine["accuracy"] * n if n else 0.0, n], np.float64)
+        loss_sum, correct, count = self.comm.allreduce(sums).tolist()
+        return {"loss": loss_sum / count if count else math.nan, "count": int(count),
+                "accuracy": correct / count if count else math.nan}
+
+    # ----- data-parallel ------------------------------------------------------------------
+    def _start_together(self, train) -> None:
+        """Every rank from rank 0's weights, buffers and trainer state (a fresh start or rank 0's resume)."""
+        from ..distributed.gradients import GradientAverager
+
+        root = self.comm.is_root
+        state = self.comm.bcast({"weights": self.model.state_dict(), "trainer": self.state_dict()} if root else None)
+        if not root:
+            self.model.load_state_dict(state["weights"])
+            self.load_state_dict(state["trainer"])
+            if hasattr(train, "load_state_dict") and self._pending_loader_state is not None:
+                train.load_state_dict(self._pending_loader_state)
+            self._pending_loader_state, self._restored = None, False
+        self._averager = GradientAverager(self.comm, self.model.parameters())
+
+    def _share_buffers(self) -> None:
+        """Rank 0's BatchNorm running statistics on every rank (each rank's own batches moved its copy), as
+        PyTorch's DDP does: what is evaluated and saved is the same everywhere."""
+        buffers = dict(self.model.named_buffers())
+        if buffers:
+            self.model.load_state_dict(self.comm.bcast(buffers if self.comm.is_root else None), strict=False)
 
     # ----- state --------------------------------------------------------------------------
     def _all_rngs(self) -> dict[str, np.random.Generator]:
