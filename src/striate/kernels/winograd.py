@@ -245,8 +245,14 @@ def winograd_weight_grad(x: np.ndarray, dout: np.ndarray, pad: int, m: int) -> n
     return filter_transform_transposed(du, m)
 
 
+def applicable(kh: int, kw: int, stride: int, pad: int, h: int, w: int) -> bool:
+    """Whether Winograd F(m×m, 3×3) computes this convolution: a 3×3 kernel, stride 1, padding ≤ 2, a
+    non-empty output."""
+    return kh == kw == 3 and stride == 1 and pad in (0, 1, 2) and min(h, w) + 2 * pad - 2 >= 1
+
+
 def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1, pad: int = 1,
-           which: str = "all") -> str:
+           which: str = "all", force: bool = False) -> str:
     """The algorithm for a convolution of x (N, H, W, C) to F channels: "im2col", "winograd2" (F(2×2, 3×3))
     or "winograd4" (F(4×4, 3×3)); `which` pass: "fwd", "dx" (`winograd_input_grad`), "dw"
     (`winograd_weight_grad`), or "all" for one choice that suits all three.
@@ -270,24 +276,26 @@ def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: i
       filter transforms and the packing of U per chunk (about 50 tiles' worth of products): fewer than 96
       tiles (one 8×8×256 image: 3.8 ms vs 1.4 by im2col; two 14×14×256 images, 98 tiles: 4.1 vs 5.2).
     """
-    if kernel != 3 or stride != 1 or pad not in (0, 1, 2):
+    if not applicable(kernel, kernel, stride, pad, h, w):
         return "im2col"
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    if ho < 1 or wo < 1:
-        return "im2col"
     if which == "fwd":
-        return _pick(n, ho, wo, c, f, c <= 64)
+        return _pick(n, ho, wo, c, f, c <= 64, force)
     if which == "dx":  # a convolution of dout (N, Ho, Wo, F) to C channels, output H×W
-        return _pick(n, h, w, f, c, f <= 64)
+        return _pick(n, h, w, f, c, f <= 64, force)
     if which == "dw":
-        return _pick(n, ho, wo, c, f, 32 <= c <= 128)
+        return _pick(n, ho, wo, c, f, 32 <= c <= 128, force)
     if which == "all":
-        return _pick(n, ho, wo, c, f, 32 <= c <= 64 and f <= 64)
+        return _pick(n, ho, wo, c, f, 32 <= c <= 64 and f <= 64, force)
     raise ValueError(f"choose: which must be 'fwd', 'dx', 'dw' or 'all', got {which!r}")
 
 
-def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool) -> str:
-    """The fastest algorithm for products (tiles × c)·(c × f) over an output (n, ho, wo); see `choose`."""
+def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool, force: bool = False) -> str:
+    """The fastest algorithm for products (tiles × c)·(c × f) over an output (n, ho, wo); see `choose`.
+    `force`: a Winograd variant even where im2col would be faster (F(4×4) where accurate and not mostly padding)."""
+    if force:
+        return "winograd4" if f4_accurate and 36 * -(-ho // 4) * -(-wo // 4) <= 12 * -(-ho // 2) * -(-wo // 2) \
+            else "winograd2"
     if c < 16:
         return "im2col"
     tiles2 = n * -(-ho // 2) * -(-wo // 2)
