@@ -149,6 +149,16 @@ def conv_algorithms() -> dict:
 def load_conv_algorithms(state: dict) -> None:
     """Adopt an exported table: its mode from now on, and its choices pinned (they win over any mode). Every
     entry is checked first (ValueError naming it), so a refused table changes nothing."""
+    mode = check_conv_algorithms(state)
+    global _mode
+    with _lock:
+        _mode = mode
+        _table.clear()
+        _table.update(state["choices"])
+
+
+def check_conv_algorithms(state: dict) -> str:
+    """ValueError naming the first bad entry of an exported table; returns its mode."""
     if not isinstance(state, dict) or not isinstance(state.get("choices"), dict):
         raise ValueError("convolution algorithms: expected {'mode': …, 'choices': {key: algorithm}}, "
                          f"got {state!r}")
@@ -165,8 +175,4 @@ def load_conv_algorithms(state: dict) -> None:
         if algo != "im2col" and not applicable(kh, kw, stride, pad, h, w):
             raise ValueError(f"convolution algorithms: {key!r} cannot be computed by {algo} "
                              "(Winograd needs a 3×3 kernel, stride 1 and padding ≤ 2)")
-    global _mode
-    with _lock:
-        _mode = mode
-        _table.clear()
-        _table.update(state["choices"])
+    return mode
