@@ -13,6 +13,11 @@ Backward (training) is the compact form of the notes' staged graph,
     dx = (1/M)·inv_std·(M·dx̂ − Σdx̂ − x̂·Σ(dx̂·x̂)),  dx̂ = γ·dout,
 with Σdx̂ = γ·dβ and Σ(dx̂·x̂) = γ·dγ, i.e.  dx = γ·inv_std·(dout − dβ/M − x̂·dγ/M).
 In evaluation the layer is the affine map y = x·s + t, s = γ·inv_std, t = β − mean·s, so dx = dout·s.
+
+BatchNorm followed by ReLU (`*_relu` functions) runs as one pass each way: forward writes max(x·s + t, 0)
+straight from x; backward recomputes the ReLU's mask from x blockwise (nothing is stored for it) and feeds
+dout·mask into the BatchNorm backward. Every value is computed by the same operations, in the same order, as
+the two separate layers, so the fused pair gives bit-identical results.
 """
 
 from __future__ import annotations
@@ -79,22 +84,37 @@ def _gradient_sums(d2: np.ndarray, x2: np.ndarray, mean: np.ndarray) -> tuple[np
     return sum(p[0] for p in parts).astype(d2.dtype), sum(p[1] for p in parts).astype(d2.dtype)
 
 
-def _affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """x·scale + shift per column, into one new (M, C) array."""
+def _affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool = False) -> np.ndarray:
+    """x·scale + shift per column (then max(·, 0) with `relu`), into one new (M, C) array."""
     out = np.empty_like(x2)
+    zero = x2.dtype.type(0)
 
     def part(rows):
         for b in _blocks(*x2.shape, x2.itemsize, rows):
             o = out[b]
             np.multiply(x2[b], scale, out=o)
             o += shift
+            if relu:
+                np.maximum(o, zero, out=o)
 
     for_parts(part, x2.shape[0], x2.nbytes)
     return out
 
 
-def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
-    """Normalise with the batch's mean and biased variance (two-pass, so offset data keep precision).
+def relu_mask(cache) -> np.ndarray:
+    """The mask (x·s + t > 0) (shape of x) of a ReLU fed by the BatchNorm whose forward left `cache`."""
+    _, x2, mean, inv_std, gamma, beta = cache
+    return _affine(x2, *_scale_shift(mean, inv_std, gamma, beta)) > 0
+
+
+def _scale_shift(mean, inv_std, gamma, beta):
+    scale = gamma * inv_std
+    return scale, beta - mean * scale
+
+
+def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False):
+    """Normalise with the batch's mean and biased variance (two-pass, so offset data keep precision); with
+    `relu`, max(·, 0) of that in the same pass.
 
     Returns (out (shape of x), cache, mean (C,), var (C,)); var is the biased (÷M) variance.
     """
@@ -104,44 +124,60 @@ def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     mean = _column_sum(x2) / m
     var = _column_sum(x2, mean) / m
     inv_std = 1 / np.sqrt(var + eps)
-    scale = gamma * inv_std
-    out = _affine(x2, scale, beta - mean * scale)
-    return out.reshape(x.shape), ("train", x2, mean, inv_std, gamma.copy()), mean, var
+    out = _affine(x2, *_scale_shift(mean, inv_std, gamma, beta), relu)
+    return out.reshape(x.shape), ("train", x2, mean, inv_std, gamma.copy(), beta.copy()), mean, var
 
 
 def batchnorm_eval_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
-                           running_var: np.ndarray, eps: float):
-    """Normalise with fixed statistics. Returns (out (shape of x), cache)."""
+                           running_var: np.ndarray, eps: float, relu: bool = False):
+    """Normalise with fixed statistics (then max(·, 0) with `relu`). Returns (out (shape of x), cache)."""
     c = x.shape[-1]
     x2 = x.reshape(-1, c)
     inv_std = 1 / np.sqrt(running_var + eps)
-    scale = gamma * inv_std
-    out = _affine(x2, scale, beta - running_mean * scale)
+    out = _affine(x2, *_scale_shift(running_mean, inv_std, gamma, beta), relu)
     # copies of the (C,) vectors: the module updates its buffers and parameters in place
-    return out.reshape(x.shape), ("eval", x2, running_mean.copy(), inv_std, gamma.copy())
+    return out.reshape(x.shape), ("eval", x2, running_mean.copy(), inv_std, gamma.copy(), beta.copy())
 
 
-def batchnorm_backward(dout: np.ndarray, cache):
-    """Returns (dx (shape of dout), dγ (C,), dβ (C,)) for either forward."""
-    mode, x2, mean, inv_std, gamma = cache
+def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False):
+    """Returns (dx (shape of dout), dγ (C,), dβ (C,)) for either forward. With `relu`, dout is the gradient of
+    max(BatchNorm(x), 0): the mask is recomputed from x, block by block, and applied first."""
+    mode, x2, mean, inv_std, gamma, beta = cache
     m, c = x2.shape
     d2 = dout.reshape(-1, c)
+    if relu:  # dout·mask into dx's buffer, which the last pass then overwrites block by block
+        masked = np.empty_like(d2)
+        scale, shift = _scale_shift(mean, inv_std, gamma, beta)
+        zero = x2.dtype.type(0)
+
+        def mask_part(rows):
+            for b in _blocks(m, c, x2.itemsize, rows):
+                z = x2[b] * scale
+                z += shift
+                np.multiply(d2[b], z > zero, out=masked[b])
+
+        for_parts(mask_part, m, x2.nbytes)
+        d2 = masked
     dbeta, dgamma = _gradient_sums(d2, x2, mean)
     dgamma *= inv_std  # Σ dout·x̂
     scale = gamma * inv_std
     if mode == "eval":
+        if relu:
+            d2 *= scale
+            return d2.reshape(dout.shape), dgamma, dbeta
         return dout * scale, dgamma, dbeta
     # dx = s·dout − (s·inv_std·dγ/M)·(x − mean) − s·dβ/M, blockwise into one buffer
     k_x = scale * inv_std * dgamma / m
     k_0 = scale * dbeta / m
-    dx = np.empty_like(d2)
+    dx = d2 if relu else np.empty_like(d2)
 
     def part(rows):
         for b in _blocks(*x2.shape, x2.itemsize, rows):
             o = dx[b]
+            t = d2[b] * scale
             np.subtract(x2[b], mean, out=o)
             o *= -k_x
-            o += d2[b] * scale
+            o += t
             o -= k_0
 
     for_parts(part, m, x2.nbytes)

@@ -29,7 +29,14 @@ class ReLU(_Elementwise):
         return y
 
     def backward(self, dy):
-        return K.relu_backward(dy, self._saved(dy))
+        mask = self._saved(dy)
+        if not isinstance(mask, np.ndarray):  # after a fused BatchNorm + ReLU forward (nn.norm)
+            mask = mask.mask().reshape(dy.shape)
+        return K.relu_backward(dy, mask)
+
+    def fused_with(self, bn) -> bool:
+        """Whether the last forward ran fused with BatchNorm `bn` (`BatchNorm.forward_fused_relu`)."""
+        return getattr(self._cache, "bn_cache", None) is not None and self._cache.bn_cache is bn._cache
 
 
 class LeakyReLU(_Elementwise):
