@@ -172,3 +172,15 @@ def test_resume_under_another_setting_computes_with_the_recorded_algorithms(tmp_
     assert set(a.state["conv_algorithms"]["choices"].values()) >= {"winograd4", "winograd2"}
     assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
     assert not all(np.array_equal(a.weights[k], c.weights[k]) for k in a.weights)
+
+
+def test_eval_mode_keeps_the_filter_transform_only_while_the_weights_stay(rng):
+    st.set_conv_algorithm("winograd")
+    conv, x = _conv_and_data(rng)
+    conv.eval()
+    y1 = conv(x)
+    assert conv(x) is not y1 and np.array_equal(conv(x), y1)
+    conv.weight.data *= 2  # in place, as an optimizer step
+    np.testing.assert_allclose(conv(x) - conv.bias.data, 2 * (y1 - conv.bias.data), rtol=1e-5, atol=1e-5)
+    conv.to(np.float64)
+    assert conv(x.astype(np.float64)).dtype == np.float64

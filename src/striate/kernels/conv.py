@@ -12,6 +12,7 @@ offsets, never over pixels or samples.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -29,7 +30,7 @@ def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A reusable scratch array of `shape` (contents undefined). Reuse avoids the page faults of a fresh
     multi-megabyte allocation on every chunk, which cost more than the copy itself."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (name, dtype.str)
     buffers = _workspace.__dict__.setdefault("buffers", {})
     buf = buffers.get(key)

@@ -19,6 +19,15 @@ import numpy as np
 
 from .parallel import for_parts
 
+BLOCK_BYTES = 1 << 20  # each thread's part is walked in blocks of images about this large (in cache)
+
+
+def _in_blocks(fn, s: slice, per_image_bytes: int):
+    """fn(block) for consecutive blocks of the images in `s`, each about BLOCK_BYTES."""
+    step = max(1, BLOCK_BYTES // max(per_image_bytes, 1))
+    for a in range(s.start, s.stop, step):
+        fn(slice(a, min(a + step, s.stop)))
+
 
 def pool_output_size(size: int, kernel: int, stride: int) -> int:
     """(size − kernel) / stride + 1, or ValueError when the windows do not tile the input exactly."""
@@ -118,7 +127,7 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
         for dst, src in zip(stages, found, strict=False):
             dst[s] = src
 
-    for_parts(part, n, x.nbytes)
+    for_parts(lambda s: _in_blocks(part, s, x[0].nbytes), n, x.nbytes)
     if not switches:
         return out, None
     return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
@@ -165,7 +174,8 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
         for j in range(kw):
             d[:, :, j:j + w_end:sw] += d_rows * (col_idx == j)
 
-    for_parts(separable if kind == "separable" else offsets, x_shape[0], dx.nbytes)
+    fn = separable if kind == "separable" else offsets
+    for_parts(lambda s: _in_blocks(fn, s, dx[0].nbytes), x_shape[0], dx.nbytes)
     return dx
 
 

@@ -15,6 +15,7 @@ from ..kernels.conv import (
 )
 from ..kernels.conv_algorithm import select
 from ..kernels.winograd import winograd_forward, winograd_input_grad, winograd_weight_grad
+from ..kernels.winograd_transforms import filter_transform
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -64,7 +65,8 @@ class Conv2d(Module):
             if algo == "im2col":
                 y, (xp, *_) = conv2d_forward(x, w, b, stride, pad)
                 return y, xp
-            return winograd_forward(x, w, b, pad, int(algo[-1]))[0], None
+            m = int(algo[-1])
+            return winograd_forward(x, w, b, pad, m, None if self.training else self._eval_transform(w, m))[0], None
 
         algo, done = select("fwd", x.shape, w.shape, stride, pad, x.dtype, run)
         y, xp = done if done is not None else run(algo)
@@ -97,6 +99,15 @@ class Conv2d(Module):
         if self.bias is not None:
             self.bias.accumulate(column_sums(dy.reshape(-1, dy.shape[3])))
         return dx
+
+    def _eval_transform(self, w, m: int):
+        """The Winograd filter transform of `w`, kept between eval-mode calls while the weights stay equal
+        (checked against a copy: an optimizer changes weights in place)."""
+        kept = self.__dict__.get("_winograd_u")
+        if kept is None or kept[0] != m or kept[1].dtype != w.dtype or not np.array_equal(kept[1], w):
+            kept = (m, w.copy(), filter_transform(w, m))
+            object.__setattr__(self, "_winograd_u", kept)
+        return kept[2]
 
     def _padded(self, x, xp):
         return xp if xp is not None else pad_nhwc(x, self.padding)
