@@ -184,3 +184,17 @@ def test_eval_mode_keeps_the_filter_transform_only_while_the_weights_stay(rng):
     np.testing.assert_allclose(conv(x) - conv.bias.data, 2 * (y1 - conv.bias.data), rtol=1e-5, atol=1e-5)
     conv.to(np.float64)
     assert conv(x.astype(np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize(("c", "f", "k", "pad"), [(2, 9, 3, 1), (1, 6, 5, 0), (3, 16, 5, 2), (4, 4, 3, 1)])
+def test_input_gradient_by_col2im_and_by_full_correlation(rng, c, f, k, pad):
+    """dx picks GEMM + col2im when F ≥ 4·C (fewer columns), the full correlation otherwise: both exact."""
+    from striate.kernels.conv import _input_grad_col2im, conv2d_input_grad
+    from striate.kernels.reference import conv2d_backward_naive
+
+    x = rng.standard_normal((2, 7, 6, c))
+    w = rng.standard_normal((k, k, c, f))
+    dy = rng.standard_normal((2, 7 + 2 * pad - k + 1, 6 + 2 * pad - k + 1, f))
+    expected = conv2d_backward_naive(dy, x, w, 1, pad)[0]
+    np.testing.assert_allclose(conv2d_input_grad(dy, w, 1, pad, x.shape), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(_input_grad_col2im(dy, w, pad, x.shape), expected, rtol=1e-10, atol=1e-10)
