@@ -1,7 +1,7 @@
 """Where a striate training step (or an inference pass) spends its time: forward and backward of every leaf
 layer, medians over steps, with the convolution algorithm each pass used. Scripts, not tests.
 
-    python bench/profile.py [--net reference] [--batch 128] [--steps 7] [--infer] [--json FILE]
+    python bench/step_profile.py [--net reference] [--batch 128] [--steps 7] [--infer] [--json FILE]
 
 Timing works by patching the leaf layers' classes (not the instances, which would switch the fused
 BatchNorm + ReLU pass off), so a fused pair shows up as one row, the BatchNorm's, labelled "+relu".
