@@ -5,7 +5,8 @@ layer, medians over steps, with the convolution algorithm each pass used. Script
 
 Timing works by patching the leaf layers' classes (not the instances, which would switch the fused
 BatchNorm + ReLU pass off), so a fused pair shows up as one row, the BatchNorm's, labelled "+relu".
-What is not inside a leaf layer (the loss, the optimizer step, the containers' own work) is the "other" row.
+What is not inside a leaf layer (the loss, the optimizer step, the containers' own work) is the "other" row
+(the median over steps of each step's time outside the layers; the layer rows are medians of their own).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def _patch(classes, names, record):
             if original is None:
                 continue
 
-            def timed(self, x, _original=original, _meth=meth):
+            def timed(self, *args, _original=original, _meth=meth):
                 t = time.perf_counter()
-                y = _original(self, x)
+                y = _original(self, *args)
                 record[names[id(self)]][_meth].append(time.perf_counter() - t)
                 return y
 
@@ -65,12 +66,18 @@ def profile(net_name: str, batch: int, steps: int, infer: bool = False) -> dict:
         fn()
     record: dict = defaultdict(lambda: defaultdict(list))
     undo = _patch({type(m) for _, m in leaves}, names, record)
-    totals = []
+    totals, others = [], []
+
+    def timed_in_layers():
+        return sum(sum(v) for r in record.values() for v in r.values())
+
     try:
         for _ in range(steps):
+            before = timed_in_layers()
             t = time.perf_counter()
             fn()
             totals.append(time.perf_counter() - t)
+            others.append(totals[-1] - (timed_in_layers() - before))
     finally:
         _unpatch(undo)
     rows = []
@@ -86,7 +93,7 @@ def profile(net_name: str, batch: int, steps: int, infer: bool = False) -> dict:
                      "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd})
     total = 1e3 * float(np.median(totals))
     return {"net": net_name, "batch": batch, "infer": infer, "total_ms": total, "layers": rows,
-            "other_ms": total - sum(r["fwd_ms"] + r["bwd_ms"] for r in rows)}
+            "other_ms": 1e3 * float(np.median(others))}
 
 
 def markdown(p: dict) -> str:
