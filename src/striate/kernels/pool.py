@@ -137,7 +137,7 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
         for dst, src in zip(stages, found, strict=False):
             dst[s] = src
 
-    for_parts(lambda s: _in_blocks(part, s, x[0].nbytes), n, x.nbytes)
+    for_parts(lambda s: _in_blocks(part, s, x.nbytes // max(n, 1)), n, x.nbytes)
     if not switches:
         return out, None
     return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
@@ -199,7 +199,7 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
             d[:, :, j:j + w_end:sw] += d_rows * (col_idx == j)
 
     fn = separable if kind == "separable" else offsets
-    for_parts(lambda s: _in_blocks(fn, s, dx[0].nbytes), x_shape[0], dx.nbytes)
+    for_parts(lambda s: _in_blocks(fn, s, dx.nbytes // max(x_shape[0], 1)), x_shape[0], dx.nbytes)
     return dx
 
 
