@@ -6,7 +6,7 @@ import numpy as np
 
 from ..kernels import activation as K
 from . import init as initializers
-from .module import Module, Parameter
+from .module import Module, Parameter, grad_enabled
 
 
 class _Elementwise(Module):
@@ -24,7 +24,7 @@ class ReLU(_Elementwise):
 
     def forward(self, x):
         self._check(x)
-        y, mask = K.relu_forward(x)
+        y, mask = K.relu_forward(x, mask=grad_enabled())
         self._save(mask, y)
         return y
 
