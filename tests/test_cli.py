@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
 def test_train_writes_a_complete_run(trained):
     names = sorted(p.name for p in trained.iterdir())
     assert names == [".lock", "checkpoints", "config.json", "config.toml", "diagnostics.json", "evaluation.json",
-                     "metrics.jsonl", "plots", "report.html", "summary.json"]
+                     "metrics.jsonl", "plots", "report.html", "summary.json", "top_losses"]
     evaluation = json.loads((trained / "evaluation.json").read_text())
     assert evaluation["split"] == "test" and evaluation["count"] == 359 and len(evaluation["confusion_matrix"]) == 10
     diagnostics = json.loads((trained / "diagnostics.json").read_text())
@@ -44,7 +44,7 @@ def test_train_writes_a_complete_run(trained):
     assert config["model"] == "digits_net" and config["augment"] == ["crop"] and config["seed"] == 1
     records = [json.loads(s) for s in (trained / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["type"] == "epoch"]
-    assert [r["epoch"] for r in epochs] == [0, 1, 2]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(epochs[0])
     assert sum(r["type"] == "iteration" for r in records) == summary["iterations"]
     store = CheckpointStore(trained / "checkpoints")
@@ -107,7 +107,7 @@ def test_resume_extends_and_rejects_changes(trained, tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_completed"] == 4 and summary["status"] == "finished"
     records = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2, 3, 4]
     assert main(["train", "--out", str(run)]) == 2  # never overwrite a run
     assert "already holds a run" in capsys.readouterr().err
 
@@ -208,7 +208,7 @@ def test_console_script_no_arguments_and_light_import(tmp_path):
     assert len(runs) == 1
     summary = json.loads((runs[0] / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["test"]["accuracy"] > 0.9
-    assert "epoch 10/10" in proc.stderr and "test accuracy" in proc.stdout
+    assert "epoch 10/10" in proc.stdout and "test accuracy" in proc.stdout
     code = ("import sys, striate, striate.cli, striate.train, striate.models; "
             "print([m for m in ('tqdm', 'safetensors', 'PIL', 'tomllib') if m in sys.modules])")
     heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)

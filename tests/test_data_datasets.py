@@ -415,12 +415,13 @@ def test_image_folder_errors_name_the_culprit(tmp_path, rng):
     write_folder(tmp_path / "bad", rng, n_per_class=2, classes=("x",))
     (tmp_path / "bad" / "x" / "001.png").write_bytes(b"garbage, not a png")
     with pytest.raises(DataError, match=r"unreadable image .*x/001\.png"):
-        load_image_folder(tmp_path / "bad", root=tmp_path / "c")
+        load_image_folder(tmp_path / "bad", root=tmp_path / "c", strict=True)
+    assert [rel for rel, why in load_image_folder(tmp_path / "bad", root=tmp_path / "c").skipped] == ["x/001.png"]
     write_folder(tmp_path / "sizes", rng, n_per_class=1, classes=("x", "y"))
     from PIL import Image
 
     Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(tmp_path / "sizes" / "y" / "big.png")
-    with pytest.raises(DataError, match=r"big\.png is 7x7, expected 6x5"):
+    with pytest.raises(DataError, match=r"are 5x6, the others are not: y/big\.png \(7x7\)"):
         load_image_folder(tmp_path / "sizes", root=tmp_path / "c")
     (tmp_path / "noimg" / "cls").mkdir(parents=True)
     with pytest.raises(DataError, match="holds no images"):

@@ -54,8 +54,10 @@ def test_bomb_in_image_folder_is_refused_from_its_header(tmp_path, rng, decoded)
     bomb_png(tmp_path / "f" / "a" / "000.png", 12000, 12000)  # sorted first: it would set the folder's size
     with pytest.raises(DataError, match=r"000\.png is 12000x12000 \(144,000,000 pixels\), more than the limit "
                                         r"of 50,000,000: refused before decoding"):
-        load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=2)
+        load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=2, strict=True)
     assert "000.png" not in decoded
+    data = load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=2)  # by default: skipped and listed
+    assert [rel for rel, _ in data.skipped] == ["a/000.png"] and len(data) == 3
 
 
 def test_bomb_is_refused_without_memory_blowup():
@@ -109,9 +111,12 @@ def test_odd_size_is_refused_before_it_is_decoded(tmp_path, rng, decoded):
 
     write_folder(tmp_path / "f", rng, n_per_class=2, classes=("x", "y"))
     Image.fromarray(np.zeros((70, 90, 3), np.uint8)).save(tmp_path / "f" / "y" / "odd.png")
-    with pytest.raises(DataError, match=r"odd\.png is 90x70, expected 6x5 like 000\.png: resize the folder first"):
+    with pytest.raises(DataError, match=r"differ in size \(H×W\): 4 of 5 are 5x6, the others are not: y/odd\.png "
+                                        r"\(70x90\); give --image-size 5x6"):
         load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=1)
-    assert "odd.png" not in decoded and "000.png" in decoded
+    assert not decoded  # found from the headers alone: nothing was decoded
+    resized = load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=1, size=(5, 6))
+    assert resized.images.shape == (5, 5, 6, 3)
 
 
 def test_decoding_threads_stay_within_the_memory_budget(tmp_path, rng, monkeypatch):
@@ -126,7 +131,7 @@ def test_decoding_threads_stay_within_the_memory_budget(tmp_path, rng, monkeypat
     monkeypatch.setattr(folder_mod, "ThreadPoolExecutor", recording)
     monkeypatch.setattr(folder_mod, "DECODE_BUDGET", 2 * 3 * 20 * 30 * 3)  # two RGB 20x30 images' worth
     data = load_image_folder(tmp_path / "f", root=tmp_path / "c", workers=8, cache=False)
-    assert pools == [2] and data.images.shape == (6, 20, 30, 3)
+    assert pools[-1] == 2 and data.images.shape == (6, 20, 30, 3)  # the decoding pool (the first reads headers)
 
 
 # ---------------------------------------------------------------- read_image / probe_image

@@ -11,10 +11,11 @@ from .parser import EXIT_ERROR, EXIT_USAGE
 
 def exit_status(error: BaseException) -> tuple[int, str | None]:
     """(status, message) for an exception a command raised; message None: say nothing."""
+    from ..data.datasets.image_folder import MixedSizes
     from ..run.config import ConfigError
     from ..train.checkpoint import CheckpointError
 
-    if isinstance(error, ConfigError):
+    if isinstance(error, ConfigError | MixedSizes):  # MixedSizes: known before work starts, fixed by a flag
         return EXIT_USAGE, str(error)
     if isinstance(error, KeyboardInterrupt):
         return 130, "interrupted"

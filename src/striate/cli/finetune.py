@@ -20,7 +20,7 @@ DESCRIPTION = ("Fine-tune a pretrained network on a new dataset: rebuild it for 
 def add_arguments(parser) -> None:
     parser.add_argument("--from", dest="source", required=True, metavar="RUN_OR_FILE",
                         help="a run directory, or a .safetensors weights file (striate's, or PyTorch's with "
-                             "--torch-arch)")
+                             "--torch-arch) (required, no default)")
     parser.add_argument("--torch-arch", help="the weights file is a PyTorch state dict of this layout: alexnet, "
                         "vgg11…vgg19, vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)")
     parser.add_argument("--freeze", type=int, default=0, metavar="K",

@@ -73,7 +73,10 @@ def add_options(parser: argparse.ArgumentParser, command: str, skip: tuple[str, 
         text = o.help if "(default" in o.help else f"{o.help} (default: {shown(o.default_for(command))})"
         if o.listing is not None:
             text += f"; one of: {', '.join(o.listing())}"
-        group.add_argument(o.flag_name, dest=o.name, default=None, metavar=metavar, help=text)
+        if o.type is bool:  # a switch: present means true
+            group.add_argument(o.flag_name, dest=o.name, default=None, action="store_const", const="true", help=text)
+        else:
+            group.add_argument(o.flag_name, dest=o.name, default=None, metavar=metavar, help=text)
 
 
 def given(args, command: str) -> dict:

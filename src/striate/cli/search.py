@@ -14,7 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes on this machine (default: 1, in this process)")
     parser.add_argument("--retrain-best", action="store_true",
-                        help="afterwards, train the best configuration for [search] retrain_epochs and test it")
+                        help="afterwards, train the best configuration for [search] retrain_epochs and test it "
+                             "(default: off)")
     parser.add_argument("--out", metavar="DIR", help="search directory (default: [search] out or searches/<name>)")
     parser.add_argument("--max-trials", type=int, default=None, metavar="K",
                         help="stop each worker after K trials (resume later by running the command again; "

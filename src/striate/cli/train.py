@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from .. import console
 from .parser import EXIT_DIVERGED, add_options, given
 
 HELP = "train a model; writes a run directory"
@@ -48,8 +47,8 @@ def run(args, callbacks=()) -> int:
             built = resume(directory, given(args, "train"), callbacks=callbacks)
             if built is None:
                 return _finished(directory)
-            print(f"resuming {directory} from its last checkpoint (epoch {built.trainer.epoch}, "
-                  f"step {built.trainer.batch})", file=sys.stderr)
+            console.line(f"resuming {directory} after epoch {built.trainer.epoch}"
+                         + (f", step {built.trainer.batch}" if built.trainer.batch else ""))
             return _execute(built)
     cfg = configuration(args)
     directory = RunDir.new(cfg["out"])
@@ -62,16 +61,18 @@ def run(args, callbacks=()) -> int:
         cfg["model"] = built.meta["model"]["name"]
         directory.write_config(cfg)
         d = built.data
-        print(f"run {directory}: {built.model.describe()} '{cfg['model']}' ({built.model.num_parameters():,} "
-              f"parameters) on {cfg['data']} {d.shape}: {len(d.train_x)} train, "
-              f"{0 if d.val_x is None else len(d.val_x)} val", file=sys.stderr)
+        console.line(f"run {directory}: {cfg['model']} ({built.model.num_parameters():,} parameters) on "
+                     f"{cfg['data']} {'×'.join(map(str, d.shape))}: {len(d.train_x):,} train, "
+                     f"{0 if d.val_x is None else len(d.val_x):,} val, "
+                     f"{'no' if d.test is None else f'{len(d.test):,}'} test images")
         return _execute(built)
 
 
 def _finished(directory) -> int:
     config = directory.read_config()
-    print(f"run '{directory}' has already trained its {config['epochs']} epochs: nothing to do. To train "
-          f"further: striate train --resume {directory} --epochs {config['epochs'] + 5} (or more)", file=sys.stderr)
+    console.line(f"run '{directory}' has already trained its {config['epochs']} epochs: nothing to do. To train "
+                 f"further: striate train --resume {directory} --epochs {config['epochs'] + 5} (or any number above "
+                 f"{config['epochs']})")
     return 0
 
 
@@ -83,7 +84,7 @@ def _execute(built) -> int:
     if summary["status"] == "diverged":
         return EXIT_DIVERGED
     if summary["status"] == "interrupted":
-        print(f"checkpoint saved; continue with: striate train --resume {built.directory}", file=sys.stderr)
+        console.note(f"checkpoint saved; continue with: striate train --resume {built.directory}")
         return 128 + int(built.trainer.interrupted)
     return 0
 
@@ -103,4 +104,4 @@ def print_summary(s: dict, directory) -> None:
         lines.append(f"test accuracy {100 * s['test']['accuracy']:.2f}% on {s['test']['count']} images "
                      f"({s['test']['checkpoint']} checkpoint)")
     lines.append(f"run directory: {directory}")
-    print("\n".join(lines))
+    console.line("\n".join(lines))

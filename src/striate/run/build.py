@@ -13,7 +13,6 @@ accuracy); `fitted=` reuses saved preprocessing statistics (a resume) instead of
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,7 +84,7 @@ def make_schedule(config: dict, steps_per_epoch: int):
 def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: list[dict] | None = None,
           test: bool = True, stream=None) -> Run:
     """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
-    the progress lines (default stderr)."""
+    the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
     from ..data import Compose, DataLoader, Preprocessing, augmentation
     from ..nn.losses import SoftmaxCrossEntropy
     from ..nn.module import Module
@@ -110,8 +109,7 @@ def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: 
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
                               f"val_fraction = {config['val_fraction']!r} holds out nothing")
     meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
-    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None,
-                        stream=stream if stream is not None else sys.stderr)
+    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None, stream=stream)
     trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]),
                       optimizer(config["optimizer"], model, config["lr"], config["momentum"],
                                 config["weight_decay"]),

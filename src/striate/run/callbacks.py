@@ -8,10 +8,12 @@ import importlib.util
 from .directory import RunDir
 
 
-def run_callbacks(config: dict, directory: RunDir, meta: dict, num_classes: int, has_val: bool, stream) -> list:
+def run_callbacks(config: dict, directory: RunDir, meta: dict, num_classes: int, has_val: bool, stream=None) -> list:
+    """`stream`: where a run started by a search writes its lines (a log file); None: the console."""
     from ..train.callbacks import EarlyStopping, ExplosionGuard, History, ModelCheckpoint, Progress
 
-    callbacks = [ExplosionGuard(config["explode_factor"]), History(directory.metrics_file), Progress(stream=stream),
+    progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
+    callbacks = [ExplosionGuard(config["explode_factor"]), History(directory.metrics_file), progress,
                  ModelCheckpoint(directory.checkpoints_dir, meta=meta)]
     if config["patience"] and has_val:
         callbacks.append(EarlyStopping(config["patience"]))
@@ -23,8 +25,10 @@ def run_callbacks(config: dict, directory: RunDir, meta: dict, num_classes: int,
                                      ratio_interval=max(1, every // 10), num_classes=num_classes))
     if config["report"] == "on":
         if importlib.util.find_spec("matplotlib") is None:
-            print("note: matplotlib is not installed, so no report.html is drawn "
-                  "(pip install 'striate[report]'); training goes on", file=stream)
+            from .. import console
+
+            console.note("note: matplotlib is not installed, so no report.html is drawn (pip install "
+                         "'striate[report]'); training goes on")
         else:
             from ..report.callback import ReportWriter
 

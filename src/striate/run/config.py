@@ -85,6 +85,8 @@ class Option:
             value = _number(value, int, bad)
         elif self.type is float:
             value = _number(value, float, bad)
+        elif self.type is bool:
+            value = _boolean(value, bad)
         elif not isinstance(value, str):
             raise ConfigError(f"{bad} is not a string")
         if self.choices is not None and value not in self.choices:
@@ -129,6 +131,35 @@ def _number(value, kind: type, bad: str):
     if kind is float and not math.isfinite(number):
         raise ConfigError(f"{bad} is not a finite number")
     return number
+
+
+def _boolean(value, bad: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"{bad} is not true or false")
+
+
+def parse_size(text: str, where: str = "image_size") -> tuple[tuple[int, int] | None, str | None]:
+    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None)."""
+    if not text:
+        return None, None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        dims = []
+    if len(dims) not in (2, 3) or min(dims) < 1 or (len(dims) == 3 and dims[2] not in (1, 3)):
+        raise ConfigError(f"{where} = {text!r}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 or 32x32x3")
+    return (dims[0], dims[1]), (None if len(dims) == 2 else "L" if dims[2] == 1 else "RGB")
+
+
+def _check_size(value: str, where: str) -> None:
+    parse_size(value, where)
 
 
 def check_data(value: str, where: str) -> None:
@@ -194,6 +225,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
     Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
+    Option("image_size", str, "", "resize every image of an image folder to HxW (e.g. 32x32), or HxWxC to also "
+           "convert the channels (C 1: greyscale, 3: RGB); without it the images must share one size",
+           check=_check_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
+    Option("strict", bool, False, "abort on an unreadable image in an image folder instead of skipping it (the "
+           "skipped files are listed in the run directory)", commands=D, group="data"),
     # model
     Option("model", str, "", "model name (default: digits_net on digits, three_layer otherwise)",
            check=_check_model, commands=D, group="model", aliases=("arch", "architecture", "net", "network"),

@@ -5,7 +5,7 @@ evaluation of `--split val` and the run itself agree on which images were seen."
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,7 @@ class Data:
     classes: list[str]
     shape: tuple[int, int, int]
     name: str = ""
+    skipped: list = field(default_factory=list)  # unreadable files left out: (path, reason)
 
 
 def load_data(config: dict) -> Data:
@@ -31,17 +32,21 @@ def load_data(config: dict) -> Data:
     from ..data import DataError, load
 
     name = config["data"]
+    size, mode = cfg.parse_size(config.get("image_size", ""))
+    options = {"size": size, "mode": mode, "strict": config.get("strict", False)}
     try:
-        train = load(name, "train")
-    except DataError:
-        if name in ("cifar10", "mnist", "digits") or not os.path.isdir(name):
+        train = load(name, "train", **options)
+    except DataError as err:
+        if name in ("cifar10", "mnist", "digits") or not os.path.isdir(name) or "no 'train' folder" not in str(err):
             raise
-        train = load(name, None)  # a folder of <class>/ images without train/test splits
+        train = load(name, None, **options)  # a folder of <class>/ images without train/test splits
         test = None
     else:
         try:
-            test = load(name, "test")
-        except DataError:
+            test = load(name, "test", **options)
+        except DataError as err:
+            if "no 'test' folder" not in str(err):
+                raise
             test = None
     x, y = train.images, train.labels
     order = np.random.default_rng([config["seed"], SPLIT]).permutation(len(x))
@@ -53,7 +58,8 @@ def load_data(config: dict) -> Data:
         raise cfg.ConfigError(f"no training images left after limit = {config['limit']} and "
                               f"val_fraction = {config['val_fraction']}")
     return Data(x[train_idx], y[train_idx], x[val_idx] if n_val else None, y[val_idx] if n_val else None,
-                test, list(train.classes), tuple(train.shape), name=name)
+                test, list(train.classes), tuple(train.shape), name=name,
+                skipped=[*train.skipped, *(test.skipped if test is not None else [])])
 
 
 def default_model(data: str) -> str:
@@ -75,7 +81,8 @@ def split_arrays(config: dict, split: str, data: str | None = None):
         if split == "val":
             raise cfg.ConfigError(f"--split val is the run's own held-out part of its data; --data {data!r} has "
                                   "none (use train or test)")
-        ds = load(data, split)
+        size, mode = cfg.parse_size(config.get("image_size", ""))
+        ds = load(data, split, size=size, mode=mode)
         return ds.images, ds.labels, list(ds.classes)
     d = load_data(config)
     if split == "train":

@@ -4,11 +4,13 @@
     metrics.jsonl              every iteration's loss and lr, every epoch's metrics (the History callback)
     checkpoints/               generations of weights + state; `last` and `best` point at them
     summary.json               status, epochs, best validation accuracy, the test result
-    evaluation.json            the test split evaluated once: per-class accuracy, confusion matrix, top losses
+    evaluation.json            the test split evaluated once: per-class accuracy, confusion matrix, the
+                               most-confused pairs, the top losses (their images in top_losses/NN.png)
     diagnostics.json           per-layer statistics, update ratios and the doctor's verdicts
     report.html, plots/        the report drawn from the files above
     finetune.json              what a fine-tune loaded, re-initialised and froze
     train.log                  the console output of a run started by a search
+    skipped_images.txt         the unreadable files of an image folder the run left out, with the reason
     .lock                      held while a command writes here (see `lock.py`)
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
@@ -50,7 +52,7 @@ class RunDir:
     CONFIG_JSON, CONFIG_TOML, METRICS = "config.json", "config.toml", "metrics.jsonl"
     SUMMARY, EVALUATION, DIAGNOSTICS = "summary.json", "evaluation.json", "diagnostics.json"
     REPORT, PLOTS, FINETUNE, CHECKPOINTS = "report.html", "plots", "finetune.json", "checkpoints"
-    LOG = "train.log"
+    LOG, TOP_LOSSES, SKIPPED = "train.log", "top_losses", "skipped_images.txt"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -78,6 +80,7 @@ class RunDir:
     finetune_file = property(lambda self: self / self.FINETUNE)
     checkpoints_dir = property(lambda self: self / self.CHECKPOINTS)
     log_file = property(lambda self: self / self.LOG)
+    skipped_file = property(lambda self: self / self.SKIPPED)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -158,6 +161,19 @@ class RunDir:
             return json.loads((self / name).read_text())
         except (OSError, ValueError):
             return None
+
+    def write_image(self, name: str, image: np.ndarray) -> str:
+        """A uint8 (H, W, C) image as a PNG under the run directory (atomically); returns its relative name."""
+        import io
+
+        from PIL import Image
+
+        path = self / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+        write_atomic(path, buf.getvalue())
+        return name
 
     def write_json(self, name: str, doc) -> Path:
         path = self / name

@@ -1,6 +1,7 @@
 """One evaluation of a trained model on a labelled split: accuracy, loss, per-class accuracy, the confusion
-matrix and the most-confused class pairs, computed once and written to a run's evaluation.json (the report
-and `striate eval` read it, nothing predicts twice)."""
+matrix, the most-confused class pairs and the top losses (the misclassified images the model was surest
+about, as fastai's `plot_top_losses`), computed once and written to a run's evaluation.json and
+top_losses/ (the report and `striate eval` read them; nothing predicts twice)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ def most_confused(cm: np.ndarray, classes: list[str], k: int = 5) -> list[dict]:
     order = np.argsort(-off, axis=None, kind="stable")[:k]
     pairs = [np.unravel_index(i, off.shape) for i in order]
     return [{"true": classes[t], "predicted": classes[p], "count": int(off[t, p])} for t, p in pairs if off[t, p]]
+
+
+def top_losses(scores: np.ndarray, labels: np.ndarray, classes: list[str], k: int = 16) -> list[dict]:
+    """The `k` misclassified samples with the highest cross-entropy: index, true and predicted class, the
+    predicted class's probability, the true class's probability and the loss. scores: (N, C)."""
+    from ..nn.losses import log_softmax
+
+    logp = log_softmax(scores.astype(np.float64))
+    pred = logp.argmax(axis=1)
+    loss = -logp[np.arange(len(labels)), labels]
+    wrong = np.flatnonzero(pred != labels)
+    order = wrong[np.argsort(-loss[wrong], kind="stable")][:k]
+    return [{"index": int(i), "true": classes[labels[i]], "predicted": classes[pred[i]],
+             "probability": float(np.exp(logp[i, pred[i]])), "true_probability": float(np.exp(-loss[i])),
+             "loss": float(loss[i])} for i in order]
 
 
 def evaluate(model, images: np.ndarray, labels: np.ndarray, classes: list[str], tta: str = "none",

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
+from .. import console
 from .build import Run
-from .evaluation import evaluate
+from .directory import RunDir
+from .evaluation import evaluate, top_losses
 
 
 def _status(trainer) -> str:
@@ -34,10 +38,46 @@ def evaluate_test(run: Run) -> dict | None:
         run.model.load_state_dict(store.load("best").weights)
     result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
                       run.trainer.loss)
-    result.pop("scores")
-    result.update(split="test", checkpoint=checkpoint)
+    worst = top_losses(result.pop("scores"), test.labels, run.data.classes)
+    for rank, item in enumerate(worst):
+        item["file"] = run.directory.write_image(f"{RunDir.TOP_LOSSES}/{rank:02d}.png", test.images[item["index"]])
+    result.update(split="test", checkpoint=checkpoint, top_losses=worst)
     run.directory.write_json(run.directory.EVALUATION, result)
     return result
+
+
+CHECK_TRAIN, CHECK_VAL = 5000, 2000  # samples the start-up data check reads (evenly strided)
+
+
+def announce_data(run: Run) -> None:
+    """Before training: the files of an image folder that were left out as unreadable (listed in the run
+    directory), then a warning for each problem the doctor's data check finds in what the model will see."""
+    from ..atomic import write_atomic
+
+    skipped = run.data.skipped
+    if skipped:
+        write_atomic(run.directory.skipped_file, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        console.note(f"warning: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} (e.g. "
+                     f"{skipped[0][0]}); the list is in {run.directory.skipped_file} (--strict stops instead)")
+    for verdict in data_warnings(run):
+        console.note(f"warning: {verdict.check}: {verdict.advice}")
+
+
+def data_warnings(run: Run) -> list:
+    """The doctor's data-check verdicts that are not PASS for an evenly strided sample of the training
+    images after preprocessing (and of the validation split): blank or unpreprocessed inputs, a single
+    class, a class imbalance, labels that do not match their images."""
+    from ..diagnose import check_inputs
+
+    def sample(x, y, most):
+        idx = np.linspace(0, len(x) - 1, min(most, len(x))).astype(np.int64)
+        return x[idx], y[idx]
+
+    x, y = sample(run.data.train_x, run.data.train_y, CHECK_TRAIN)
+    val = None if run.val is None else sample(*run.val, CHECK_VAL)
+    verdicts = check_inputs(run.preprocess(x), y, len(run.data.classes), val=val, seed=run.config["seed"],
+                            class_names=list(run.data.classes))
+    return [v for v in verdicts if not v.ok]
 
 
 def execute(run: Run, draw: bool = True) -> dict:
@@ -45,6 +85,7 @@ def execute(run: Run, draw: bool = True) -> dict:
     skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
     from ..train.callbacks import ModelCheckpoint
 
+    announce_data(run)
     trainer = run.trainer
     start = time.perf_counter()
     logs = trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
@@ -58,12 +99,14 @@ def execute(run: Run, draw: bool = True) -> dict:
                "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
-    if status in ("finished", "stopped_early"):
+    if status in ("finished", "stopped_early") and run.test and run.data.test is not None:
+        console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
         result = evaluate_test(run)
         if result is not None:
             summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint")}
     run.directory.write_json(run.directory.SUMMARY, summary)
     if draw and status != "interrupted" and run.config["report"] == "on":
+        console.note("drawing report.html …")
         draw_report(run.directory)
     return summary
 

@@ -93,9 +93,14 @@ class Trainer:
 
     # ----- signals ------------------------------------------------------------------------
     def _on_signal(self, signum, frame):
+        """The first Ctrl-C / SIGTERM stops after the current step (the checkpoint is saved); a second one
+        exits at once (the last checkpoint stays loadable: every save is atomic)."""
+        name = signal.Signals(signum).name
+        if self._signal is not None:
+            os.write(2, f"\n{name} again: stopping at once\n".encode())
+            os._exit(128 + signum)
         self._signal = signum
-        # a second Ctrl-C / SIGTERM acts immediately
-        signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
+        os.write(2, f"\n{name}: finishing this step and saving a checkpoint (again to stop at once)\n".encode())
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
@@ -170,13 +175,13 @@ class Trainer:
                 logs = self._run_epoch(train, val)
                 if self._signal is not None:
                     break
+            if self._signal is not None and not self.diverged:
+                self.interrupted = self._signal
+                where = f"epoch {self.epoch + 1}, step {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
+                self.stop_reason = f"interrupted by {signal.Signals(self._signal).name} at {where}"
+                self._call("on_interrupt", logs)  # the checkpoint is saved; a second signal here exits at once
         finally:
             self._restore_signals(previous)
-        if self._signal is not None and not self.diverged:
-            self.interrupted = self._signal
-            where = f"epoch {self.epoch + 1}, step {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
-            self.stop_reason = f"interrupted by {signal.Signals(self._signal).name} at {where}"
-            self._call("on_interrupt", logs)
         self._call("on_train_end", logs)
         return logs
 

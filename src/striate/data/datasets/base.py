@@ -99,7 +99,8 @@ def check_labels(labels, n: int | None = None, num_classes: int | None = None,
 class Dataset:
     """One split of a labelled image dataset.
 
-    images: uint8 (N, H, W, C); labels: int64 (N,) in [0, len(classes)); classes: class names by index.
+    images: uint8 (N, H, W, C); labels: int64 (N,) in [0, len(classes)); classes: class names by index;
+    skipped: the files left out as unreadable, (path, reason) pairs (image folders).
     """
 
     images: np.ndarray
@@ -108,6 +109,7 @@ class Dataset:
     name: str = ""
     split: str = ""
     source: str = field(default="", repr=False)
+    skipped: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         where = f"{self.name or 'dataset'}[{self.split or '?'}]"

@@ -1,9 +1,11 @@
 """Image folders `root/<class>/*.jpg|png` (torchvision ImageFolder layout; classes sorted by name).
 
-Images are decoded by `read_image` (header checked first: pixel cap, all files the size of the first) on a
-thread pool (Pillow's decoders release the GIL; fewer threads for large images, see DECODE_BUDGET) and the
-result is cached per split as `<cache>/image_folder/<name>-<split>-<key>.images.npy` plus `.labels.npz`,
-where `key` hashes every file's relative path, size and mtime, so an edited folder is decoded again and an
+Every file's header is read first (`probe_image`: the pixel cap, the size, the mode); unreadable files are
+skipped and listed (or, strictly, refused); the images must share one size unless a size to resize them to
+is given. They are decoded by `read_image` on a thread pool (Pillow's decoders release the GIL; fewer
+threads for large images, see DECODE_BUDGET) and the result is cached per split as
+`<cache>/image_folder/<name>-<split>-<key>.images.npy` plus `.labels.npz`, where `key` hashes every file's
+relative path, size and mtime (and the size and mode asked for), so an edited folder is decoded again and an
 unchanged one reloads from the cache in a fraction of a second (read with `allow_pickle=False`, checked
 against the listing, rebuilt when damaged). A `.tar.gz` of such folders (the
 shared `cifar10-jpg.tar.gz`, with `train/<class>/*.jpg` and `test/<class>/*.jpg`, optionally under one
@@ -32,7 +34,7 @@ from ..errors import DataError
 from . import partial
 from .base import Dataset
 from .download import cache_dir
-from .image_file import MAX_PIXELS, ImageSizeError, read_image
+from .image_file import MAX_PIXELS, probe_image, read_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -102,6 +104,9 @@ def extract_archive(archive: str | os.PathLike, root: str | os.PathLike | None =
         return target
     partial.remove_stale(base)
     tmp = partial.make_dir(target)
+    from ...console import note
+
+    note(f"extracting {archive.name} into {base} (once: later runs read the extracted copy) …")
     try:
         with tarfile.open(archive, "r:*") as tar:
             # One pass: each member is checked before it is extracted (into tmp, removed on failure), and
@@ -191,87 +196,155 @@ def scan(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, int, int
     return classes, files
 
 
-def decode_images(folder: Path, relpaths: list[str], workers: int | None = None, mode: str | None = None,
-                  max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode images into uint8 (N, H, W, C) with `read_image`. All must share the first one's size, which
-    each file's header is checked against before it is decoded. `mode` 'RGB' or 'L'; by default that of
-    the first image ('L' when it is greyscale). Threads are limited so that the images decoded at once stay
-    within DECODE_BUDGET bytes."""
-    first = folder / relpaths[0]
-    sample = read_image(first, mode=mode, max_pixels=max_pixels)
-    h, w, c = sample.shape
-    mode = "L" if c == 1 else "RGB"
-    out = np.empty((len(relpaths), h, w, c), dtype=np.uint8)
-    out[0] = sample
+class MixedSizes(DataError):
+    """Images of several sizes in one folder, without a size to resize them to."""
 
-    def work(lo: int, hi: int) -> None:
+
+def probe_folder(folder: Path, relpaths: list[str], workers: int, max_pixels: int = MAX_PIXELS):
+    """Every file's header, read in parallel: ({relpath: ImageHeader}, {relpath: reason it is unreadable})."""
+    def probe(rel):
+        try:
+            return rel, probe_image(folder / rel, max_pixels=max_pixels), None
+        except DataError as err:
+            return rel, None, str(err)
+
+    headers, bad = {}, {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # headers only: a few KB each, any thread count
+        for rel, header, reason in pool.map(probe, relpaths):
+            if header is None:
+                bad[rel] = reason
+            else:
+                headers[rel] = header
+    return headers, bad
+
+
+def common_size(folder: Path, headers: dict) -> tuple[int, int]:
+    """The one (H, W) of the images, or MixedSizes naming the most common size and listing the odd files."""
+    counts: dict[tuple[int, int], int] = {}
+    for h in headers.values():
+        counts[h.size] = counts.get(h.size, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    (mh, mw), n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    odd = [f"{rel} ({h.height}x{h.width})" for rel, h in headers.items() if h.size != (mh, mw)]
+    shown = ", ".join(odd[:8]) + (f" and {len(odd) - 8} more" if len(odd) > 8 else "")
+    raise MixedSizes(f"the images in {folder} differ in size (H×W): {n} of {len(headers)} are {mh}x{mw}, the "
+                     f"others are not: {shown}; give --image-size {mh}x{mw} to resize them all, or remove them")
+
+
+def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode: str, workers: int,
+                  max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None) -> np.ndarray:
+    """Decode images into uint8 (N, H, W, C) of `size` (H, W) and `mode` ('L' or 'RGB') with `read_image`,
+    resizing those of another size; in parallel, with a progress display. A file that fails to decode is
+    recorded in `bad` (relpath → reason) and left out, or with `strict` aborts. Returns the decoded images
+    in `relpaths` order, without the failed ones."""
+    from ...console import steps
+
+    h, w = size
+    out = np.empty((len(relpaths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
+    ok = np.ones(len(relpaths), dtype=bool)
+    bad = {} if bad is None else bad
+
+    def work(lo: int, hi: int) -> int:
         for i in range(lo, hi):
             try:
-                out[i] = read_image(folder / relpaths[i], mode=mode, expect=(h, w), max_pixels=max_pixels)
-            except ImageSizeError as err:
-                raise DataError(f"{err} like {first.name}: resize the folder first") from None
+                out[i] = read_image(folder / relpaths[i], size=size, mode=mode, max_pixels=max_pixels)
+            except DataError as err:
+                if strict:
+                    raise
+                ok[i] = False
+                bad[relpaths[i]] = str(err)
+        return hi - lo
 
     step = 256
-    per_image = 3 * h * w * c  # Pillow's decoded image, its conversion and the array: about three copies
-    workers = max(1, min(workers or min(8, os.cpu_count() or 1), DECODE_BUDGET // per_image))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(1, len(relpaths), step)]
-        try:
-            for f in futures:
-                f.result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest after the first bad file
-            raise
-    return out
+    with steps(len(relpaths), f"decoding {len(relpaths):,} images of {folder} (cached afterwards)", "img") as bar:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(0, len(relpaths), step)]
+            try:
+                for f in futures:
+                    bar.update(f.result())
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest after the first bad file
+                raise
+    return out if ok.all() else out[ok]
 
 
-def _load_cache(images_file: Path, labels_file: Path, labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
-    """The cached images if the entry is intact and matches the listing (its labels and classes), else None.
-    The .npy is memory-mapped first so a header that lies about its shape or dtype costs nothing."""
+def decode_workers(size: tuple[int, int], mode: str, workers: int | None = None) -> int:
+    """Threads for decoding: within DECODE_BUDGET bytes of images in flight (about three copies each)."""
+    per_image = 3 * size[0] * size[1] * (1 if mode == "L" else 3)
+    return max(1, min(workers or min(8, os.cpu_count() or 1), DECODE_BUDGET // per_image))
+
+
+def _load_cache(images_file: Path, labels_file: Path, files: list, classes: list[str]):
+    """(images, labels, skipped) of an intact cache entry that agrees with the listing `files` (its labels,
+    less the files it skipped) and `classes`, else None. The .npy is memory-mapped first so a header that
+    lies about its shape or dtype costs nothing."""
     try:
         with np.load(labels_file, allow_pickle=False) as z:
-            if not (np.array_equal(z["labels"], labels) and [str(c) for c in z["classes"]] == classes):
+            skipped = [tuple(str(s).split("\t", 1)) for s in z["skipped"]] if "skipped" in z else []
+            left_out = {rel for rel, _ in skipped}
+            expected = np.array([f[1] for f in files if f[0] not in left_out], dtype=np.int64)
+            if not (np.array_equal(z["labels"], expected) and [str(c) for c in z["classes"]] == classes):
                 return None
         images = np.load(images_file, mmap_mode="r", allow_pickle=False)
-        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(expected):
             return None
-        return np.array(images)
+        return np.array(images), expected, skipped
     except (OSError, ValueError, KeyError, TypeError, zlib.error, EOFError):
         return None
 
 
 def load_image_folder(path: str | os.PathLike, split: str | None = None, name: str | None = None,
                       root: str | os.PathLike | None = None, workers: int | None = None, cache: bool = True,
-                      mode: str | None = None, max_pixels: int = MAX_PIXELS) -> Dataset:
+                      mode: str | None = None, max_pixels: int = MAX_PIXELS, size: tuple[int, int] | None = None,
+                      strict: bool = False) -> Dataset:
     """A split of an image-folder dataset, from a folder or a .tar(.gz) archive of one.
 
     path: `<path>/<split>/<class>/*.jpg` (or `<path>/<top>/<split>/...`), or `<path>/<class>/*.jpg` with
-    split=None. root: the cache folder (default `$STRIATE_DATA` or `~/.cache/striate`). max_pixels: the
-    largest W*H accepted (`read_image`). A damaged or inconsistent cache entry is rebuilt from the images.
+    split=None. size: (H, W) to resize every image to; None: the images must share one size (MixedSizes
+    names the most common one and the odd files otherwise). mode: 'L' or 'RGB' (None: RGB if any image is
+    in colour). An unreadable file (a corrupt or oversized one included) is skipped and listed in the
+    dataset's `skipped` ((relative path, reason) pairs); with `strict` it aborts instead. root: the cache
+    folder (default `$STRIATE_DATA` or `~/.cache/striate`). A damaged cache entry is rebuilt.
     """
     path = Path(path)
     name = name or (_archive_stem(path) if is_archive(path) else path.name)
     folder = find_split(extract_archive(path, root) if is_archive(path) else path, split)
     classes, files = scan(folder)
-    listing = "\n".join(f"{p}|{lab}|{size}|{mtime}" for p, lab, size, mtime in files)
-    key = hashlib.sha256(f"{mode}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
+    listing = "\n".join(f"{p}|{lab}|{fsize}|{mtime}" for p, lab, fsize, mtime in files)
+    key = hashlib.sha256(f"{mode}|{size}|{strict}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
     split_name = split or "all"
     stem = cache_dir(root) / "image_folder" / f"{name}-{split_name}-{key}"
     images_file, labels_file = stem.with_name(stem.name + ".images.npy"), stem.with_name(stem.name + ".labels.npz")
-    labels = np.array([f[1] for f in files], dtype=np.int64)
     if cache and labels_file.exists() and images_file.exists():
-        images = _load_cache(images_file, labels_file, labels, classes)
-        if images is not None:
-            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder))
+        cached = _load_cache(images_file, labels_file, files, classes)
+        if cached is not None:
+            images, labels, skipped = cached
+            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped)
         labels_file.unlink(missing_ok=True)  # a damaged cache is rebuilt from the images
         images_file.unlink(missing_ok=True)
-    images = decode_images(folder, [f[0] for f in files], workers, mode, max_pixels)
-    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder))
+    threads = min(8, os.cpu_count() or 1) if workers is None else workers
+    headers, bad = probe_folder(folder, [f[0] for f in files], threads, max_pixels)
+    if bad and strict:
+        rel, reason = next(iter(bad.items()))
+        raise DataError(f"{reason} (and {len(bad) - 1} more unreadable)" if len(bad) > 1 else reason)
+    if not headers:
+        raise DataError(f"no readable image in {folder}: {next(iter(bad.values()))}")
+    size = tuple(size) if size is not None else common_size(folder, headers)
+    mode = mode or ("RGB" if any(h.channels == 3 for h in headers.values()) else "L")
+    readable = [f for f in files if f[0] in headers]
+    images = decode_images(folder, [f[0] for f in readable], size, mode, decode_workers(size, mode, workers),
+                           max_pixels, strict, bad)
+    labels = np.array([f[1] for f in readable if f[0] not in bad], dtype=np.int64)
+    skipped = sorted(bad.items())
+    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped)
     if cache:
         partial.remove_stale(images_file.parent)
         try:  # images first, labels last: the labels file marks a complete cache entry
             _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
-            _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes)))
+            _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
+                                                         skipped=np.array([f"{r}\t{why}" for r, why in skipped],
+                                                                          dtype=str)))
         except OSError as err:  # disk full, read-only cache: the images are decoded, only the next run is slower
             images_file.unlink(missing_ok=True)
             warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "

@@ -14,7 +14,8 @@ from .base import Callback
 class History(Callback):
     """Records per-iteration loss/lr and per-epoch logs in memory (`iterations`, `epochs`) and, given a
     `path`, appends them to a JSON-lines file as training goes (`{"type": "iteration" | "epoch", ...}`).
-    On resume, lines past the restored iteration (written after the checkpoint) are dropped first."""
+    Epochs, steps and iterations are counted from 1, as the console counts them. On resume, lines past the
+    restored iteration (written after the checkpoint) are dropped first."""
 
     order = -10
 
@@ -62,13 +63,13 @@ class History(Callback):
             self._last_flush = now
 
     def on_batch_end(self, batch, logs):
-        rec = {"type": "iteration", "epoch": self.trainer.epoch, "batch": batch, "iteration": logs["iteration"],
-               "loss": logs["loss"], "lr": logs.get("lr")}
+        rec = {"type": "iteration", "epoch": self.trainer.epoch + 1, "batch": batch + 1,
+               "iteration": logs["iteration"], "loss": logs["loss"], "lr": logs.get("lr")}
         self.iterations.append(rec)
         self._write(rec)
 
     def on_epoch_end(self, epoch, logs):
-        rec = {"type": "epoch", "epoch": epoch, "iteration": self.trainer.iteration,
+        rec = {"type": "epoch", "epoch": epoch + 1, "iteration": self.trainer.iteration,
                **{k: v for k, v in logs.items() if isinstance(v, int | float | str) or v is None}}
         self.epochs.append(rec)
         self._write(rec, force=True)

@@ -1,16 +1,24 @@
-"""Progress: a tqdm bar per epoch on a terminal, one plain line per epoch otherwise."""
+"""Progress, the Keras way: one full line per epoch on stdout (every metric, validation included, the
+learning rate and the time), a tqdm bar with its ETA and the running loss and accuracy within the epoch on
+a terminal, and without one (a pipe, a log file, a terminal of 0 columns) a progress line at most every 30 s
+once an epoch has run for a minute."""
 
 from __future__ import annotations
 
 import sys
+import time
 
+from ... import console
 from .base import Callback
 
+QUIET_FOR = 60.0  # without a terminal, an epoch shorter than this prints only its epoch line
 
-def _fmt_logs(logs: dict) -> str:
+
+def format_logs(logs: dict) -> str:
+    """'loss 0.4213  acc 87.50%  val_loss 0.3990  val_acc 88.89%  lr 0.001  3.2s'."""
     parts = []
     for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc")):
-        if key in logs and logs[key] is not None:
+        if logs.get(key) is not None:
             v = logs[key]
             parts.append(f"{label} {100 * v:.2f}%" if "acc" in label else f"{label} {v:.4f}")
     if logs.get("lr") is not None:
@@ -21,56 +29,76 @@ def _fmt_logs(logs: dict) -> str:
 
 
 class Progress(Callback):
-    """A tqdm bar per epoch (loss, accuracy, lr, ETA) on a terminal; one plain line per epoch otherwise."""
+    """`stream` gets the epoch lines (default stdout); `bar_stream` the bar (default stderr, when it is a
+    terminal; `bar=False` never draws one, `bar=True` always does)."""
 
     order = -5
 
-    def __init__(self, stream=None, bar: bool | None = None):
-        self.stream = stream if stream is not None else sys.stderr
+    def __init__(self, stream=None, bar: bool | None = None, bar_stream=None):
+        self.stream = stream
+        self.bar_stream = bar_stream
         self.bar = bar
         self._tqdm = None
-        self._loss_sum = 0.0
-        self._correct = 0.0
-        self._seen = 0
+        self._sums = [0.0, 0.0, 0]  # loss·n, correct, seen in this process's part of the epoch
+        self._epoch_start = self._last_line = 0.0
+        self._start_batch = 0
+
+    def _out(self):
+        return self.stream if self.stream is not None else sys.stdout
+
+    def _bar_out(self):
+        return self.bar_stream if self.bar_stream is not None else sys.stderr
 
     def _use_bar(self) -> bool:
         if self.bar is not None:
             return self.bar
-        return hasattr(self.stream, "isatty") and self.stream.isatty()
+        return console.terminal_width(self._bar_out()) is not None
 
     def on_epoch_begin(self, epoch):
         t = self.trainer
-        self._loss_sum, self._correct, self._seen = 0.0, 0.0, 0
+        self._sums = [0.0, 0.0, 0]
+        self._epoch_start = self._last_line = time.monotonic()
+        self._start_batch = t.batch  # a resumed epoch starts part-way
         if self._use_bar():
             from tqdm import tqdm
 
             total = len(t.train_data) if hasattr(t.train_data, "__len__") else None
-            self._tqdm = tqdm(total=total, initial=t.batch, file=self.stream, leave=True, dynamic_ncols=True,
+            self._tqdm = tqdm(total=total, initial=t.batch, file=self._bar_out(), leave=False, dynamic_ncols=True,
                               desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch")
+
+    def _running(self) -> str:
+        loss, correct, seen = self._sums
+        return f"loss {loss / max(seen, 1):.4f}  acc {100 * correct / max(seen, 1):.2f}%"
 
     def on_batch_end(self, batch, logs):
         n = logs["size"]
-        self._loss_sum += logs["loss"] * n
-        self._correct += logs["accuracy"] * n
-        self._seen += n
+        self._sums[0] += logs["loss"] * n
+        self._sums[1] += logs["accuracy"] * n
+        self._sums[2] += n
         if self._tqdm is not None:
             self._tqdm.update(1)
-            self._tqdm.set_postfix_str(f"loss {self._loss_sum / self._seen:.4f}  "
-                                       f"acc {100 * self._correct / self._seen:.1f}%  lr {logs.get('lr') or 0:.3g}",
-                                       refresh=False)
-
-    def on_epoch_end(self, epoch, logs):
-        if self._tqdm is not None:
-            self._tqdm.set_postfix_str(_fmt_logs(logs))
-            self._tqdm.close()
-            self._tqdm = None
-        else:
-            print(f"epoch {epoch + 1}/{self.trainer.epochs}  {_fmt_logs(logs)}", file=self.stream, flush=True)
+            self._tqdm.set_postfix_str(self._running(), refresh=False)
+            return
+        now = time.monotonic()
+        if now - self._epoch_start >= QUIET_FOR and now - self._last_line >= console.EVERY:
+            self._last_line = now
+            t = self.trainer
+            total = len(t.train_data) if hasattr(t.train_data, "__len__") else None
+            where = f"step {t.batch}/{total} ({100 * t.batch / total:.0f}%)" if total else f"step {t.batch}"
+            eta = ""
+            if total:
+                per_step = (now - self._epoch_start) / max(t.batch - self._start_batch, 1)
+                eta = f", about {console.duration(per_step * (total - t.batch))} left in the epoch"
+            console.line(f"epoch {t.epoch + 1}/{t.epochs}  {where}  {self._running()}{eta}", self._out())
 
     def _close(self):
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+
+    def on_epoch_end(self, epoch, logs):
+        self._close()
+        console.line(f"epoch {epoch + 1}/{self.trainer.epochs}  {format_logs(logs)}", self._out())
 
     def on_interrupt(self, logs):
         self._close()
@@ -79,4 +107,4 @@ class Progress(Callback):
         self._close()
         reason = self.trainer.stop_reason
         if reason:
-            print(reason, file=self.stream, flush=True)
+            console.line(reason, self._out())

@@ -1,0 +1,97 @@
+"""What a person sees while striate works: one home for the console.
+
+- `line(text)`: a line on stdout, the stream a person pipes to a file (`striate train > log.txt` keeps every
+  epoch line); a closed pipe (`| head`) stops the printing, never the work.
+- `note(text)`: a line on stderr (warnings, announcements of long steps).
+- `steps(total, what)`: a long step with a length (decoding images, evaluating a split): a tqdm bar on a
+  terminal, otherwise a start line, a progress line at most every 30 s, and an end line.
+- `terminal_width(stream)`: the columns of the terminal behind `stream`, None when there is no usable one
+  (a pipe, or a terminal that reports 0 columns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+
+EVERY = 30.0  # seconds between progress lines when there is no terminal
+_closed: set[int] = set()  # streams whose reader went away
+
+
+def terminal_width(stream) -> int | None:
+    """Columns of the terminal `stream` writes to; None for a pipe or file, or a terminal reporting fewer
+    than 20 columns (a bar cannot be drawn there)."""
+    try:
+        if not stream.isatty():
+            return None
+        columns = shutil.get_terminal_size(fallback=(0, 0)).columns
+    except (AttributeError, ValueError, OSError):
+        return None
+    return columns if columns >= 20 else None
+
+
+def _write(stream, text: str) -> None:
+    if id(stream) in _closed:
+        return
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        _closed.add(id(stream))  # the reader is gone (`| head`): keep working, stop talking
+
+
+def line(text: str, stream=None) -> None:
+    _write(stream if stream is not None else sys.stdout, text)
+
+
+def note(text: str) -> None:
+    _write(sys.stderr, text)
+
+
+def duration(seconds: float) -> str:
+    """'42s', '3m05s', '1h02m'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class _Lines:
+    """The bar of a pipe: a start line, a progress line at most every `EVERY` seconds, an end line."""
+
+    def __init__(self, total: int | None, what: str):
+        self.total, self.what, self.n = total, what, 0
+        self.start = self.last = time.monotonic()
+        note(f"{what} …")
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last >= EVERY:
+            self.last = now
+            done = f"{self.n}/{self.total}" if self.total else str(self.n)
+            note(f"{self.what}: {done} ({duration(now - self.start)})")
+
+    def close(self) -> None:
+        note(f"{self.what}: done in {duration(time.monotonic() - self.start)}")
+
+
+@contextlib.contextmanager
+def steps(total: int | None, what: str, unit: str = "it"):
+    """A progress display for a long step of `total` units; yields an object with `update(k)`."""
+    bar = None
+    if terminal_width(sys.stderr) is not None:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    shown = bar if bar is not None else _Lines(total, what)
+    try:
+        yield shown
+    finally:
+        shown.close()
