@@ -1,6 +1,6 @@
 """Compiled kernels from the optional `numba` extra (`pip install "striate[numba]"`), for the passes where a
-single compiled loop measurably beats NumPy's several array passes: max pooling (forward with its switches,
-backward) and the im2col copy for few input channels (see `numba_kernels.py` for what each wins).
+single compiled loop measurably beats NumPy's several array passes: max pooling, forward with its switches
+and backward (see `numba_kernels.py` for what it wins and what was tried and not kept).
 
 Enabled when numba is installed, unless `STRIATE_NUMBA=0`. `import striate` never imports numba: the first
 pass that has a compiled kernel does (and compiles it, cached on disk where numba can write its cache). Each
