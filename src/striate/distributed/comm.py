@@ -43,6 +43,9 @@ class Single:
     def bcast(self, obj):
         return obj
 
+    def allgather(self, vector: np.ndarray) -> np.ndarray:
+        return vector[None].copy()
+
     def barrier(self) -> None:
         pass
 
@@ -100,6 +103,14 @@ class MpiComm:
         self._collective("a gradient sum", lambda: self._comm.Allreduce(self._mpi.IN_PLACE, buffer,
                                                                          op=self._mpi.SUM))
         return buffer
+
+    def allgather(self, vector: np.ndarray) -> np.ndarray:
+        """(size, len) float64: every rank's `vector`, row r from rank r (small exchanges, such as the
+        statistics of a synchronised BatchNorm, which every rank then combines in the same order)."""
+        vector = np.ascontiguousarray(vector, dtype=np.float64)
+        out = np.empty((self.size, vector.size), dtype=np.float64)
+        self._collective("a BatchNorm statistics exchange", lambda: self._comm.Allgather(vector, out))
+        return out
 
     def bcast(self, obj):
         """Rank 0's `obj` on every rank."""

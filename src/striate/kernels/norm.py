@@ -41,8 +41,9 @@ def _ones(blocks: list[slice], dtype) -> np.ndarray:
     return np.ones(blocks[0].stop - blocks[0].start if blocks else 0, dtype=dtype)
 
 
-def _mean_var(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, biased variance) of each column of x (M, C), in x's dtype, in one pass over x.
+def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, biased variance) of each column of x (M, C), in x's dtype, in one pass over x; with `combine`,
+    of the statistics `combine(count, mean, M2)` makes of this part's (float64, e.g. every rank's together).
 
     Each block (in cache) gives its sum and its sum of squares about its own mean, both by a GEMV with a
     ones vector (BLAS's blocked accumulation); the blocks are combined in float64 by Chan et al.'s update
@@ -67,7 +68,17 @@ def _mean_var(x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, mean, m2 = 0, np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
     for stats in for_parts(part, m, x2.nbytes):
         n, mean, m2 = _combine(n, mean, m2, *stats)
+    if combine is not None:
+        n, mean, m2 = combine(n, mean, m2)
     return mean.astype(x2.dtype), (m2 / max(n, 1)).astype(x2.dtype)
+
+
+def combine_statistics(parts) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, mean, M2) of the union of parts [(count, mean, M2), …], combined in the order given."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for part in parts:
+        n, mean, m2 = _combine(n, mean, m2, *part)
+    return n, mean, m2
 
 
 def _combine(n, mean, m2, k, mean_b, m2_b):
@@ -134,15 +145,17 @@ def _scale_shift(mean, inv_std, gamma, beta):
     return scale, beta - mean * scale
 
 
-def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False):
+def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, relu: bool = False,
+                            combine=None):
     """Normalise with the batch's mean and biased variance (two-pass, so offset data keep precision); with
-    `relu`, max(·, 0) of that in the same pass.
+    `relu`, max(·, 0) of that in the same pass. `combine(count, mean, M2) -> (count, mean, M2)` (float64)
+    turns this batch's statistics into those to normalise with (a synchronised BatchNorm: every rank's).
 
     Returns (out (shape of x), cache, mean (C,), var (C,)); var is the biased (÷M) variance.
     """
     c = x.shape[-1]
     x2 = x.reshape(-1, c)
-    mean, var = _mean_var(x2)
+    mean, var = _mean_var(x2, combine)
     inv_std = 1 / np.sqrt(var + eps)
     out = _affine(x2, *_scale_shift(mean, inv_std, gamma, beta), relu)
     return out.reshape(x.shape), ("train", x2, mean, inv_std, gamma.copy(), beta.copy()), mean, var
@@ -159,9 +172,12 @@ def batchnorm_eval_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, r
     return out.reshape(x.shape), ("eval", x2, running_mean.copy(), inv_std, gamma.copy(), beta.copy())
 
 
-def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False):
+def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False, reduce=None):
     """Returns (dx (shape of dout), dγ (C,), dβ (C,)) for either forward. With `relu`, dout is the gradient of
-    max(BatchNorm(x), 0): the mask is recomputed from x, block by block, and applied first."""
+    max(BatchNorm(x), 0): the mask is recomputed from x, block by block, and applied first.
+
+    `reduce(Σdout, Σdout·x̂) -> (Σ, Σ, M)` (a synchronised BatchNorm) gives the sums and the count of the
+    whole batch the statistics came from, which dx needs; dγ and dβ stay this part's own."""
     mode, x2, mean, inv_std, gamma, beta = cache
     m, c = x2.shape
     d2 = dout.reshape(-1, c)
@@ -177,8 +193,12 @@ def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False):
             return d2.reshape(dout.shape), dgamma, dbeta
         return dout * scale, dgamma, dbeta
     # dx = s·dout − (s·inv_std·dγ/M)·(x − mean) − s·dβ/M, blockwise into one buffer
-    k_x = scale * inv_std * dgamma / m
-    k_0 = scale * dbeta / m
+    sum_d, sum_dx, count = dbeta, dgamma, m
+    if reduce is not None:
+        sum_d, sum_dx, count = reduce(dbeta, dgamma)
+        sum_d, sum_dx = sum_d.astype(dbeta.dtype), sum_dx.astype(dgamma.dtype)
+    k_x = scale * inv_std * sum_dx / count
+    k_0 = scale * sum_d / count
     dx = d2 if relu else np.empty_like(d2)
 
     def part(rows):

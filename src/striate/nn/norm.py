@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.norm import batchnorm_backward, batchnorm_eval_forward, batchnorm_train_forward, relu_mask
+from ..kernels.norm import (
+    batchnorm_backward,
+    batchnorm_eval_forward,
+    batchnorm_train_forward,
+    combine_statistics,
+    relu_mask,
+)
 from .module import Module, Parameter
 
 
@@ -17,6 +23,11 @@ class BatchNorm(Module):
         running_var  ← (1 − momentum)·running_var  + momentum·var·M/(M − 1)   (unbiased)
     momentum=None uses the cumulative average (factor 1/num_batches_tracked), as PyTorch does.
     Evaluation normalises with the running statistics (an affine map; backward works there too).
+
+    Synchronised (a data-parallel run with sync_bn: `comm` set to the job's communicator): training statistics
+    are those of the global batch — every rank's (count, mean, M2) exchanged and combined in rank order — and
+    backward sums Σdy and Σdy·x̂ over the ranks (each weighted by its share of the global batch, as the gradient
+    averaging weights it), so the result equals one process running the whole batch.
     Parameters `gamma` (init 1), `beta` (init 0); buffers `running_mean` (0), `running_var` (1),
     `num_batches_tracked` (int64 scalar).
     """
@@ -63,13 +74,42 @@ class BatchNorm(Module):
             self._save(cache, y)
             return y
         m = x.size // self.num_features
-        if m < 2:
+        comm = self.__dict__.get("comm")
+        synced = comm is not None and comm.size > 1  # the global batch's count is checked below
+        if m < 2 and not synced:
             raise self._error(f"training needs more than one value per channel, got input {x.shape} "
                               "(use a larger batch, or eval())")
-        y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps, relu)
-        self._update_running(mean, var, m)
+        y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps, relu,
+                                                      self._global_statistics if synced else None)
+        self._update_running(mean, var, self._sync[1] if synced else m)
         self._save(cache, y)
         return y
+
+    def _global_statistics(self, n, mean, m2):
+        """(count, mean, M2) of every rank's batch from this rank's; keeps (this rank's share, count)."""
+        c = self.num_features
+        rows = self.comm.allgather(np.concatenate([[n], mean, m2]))
+        total = combine_statistics((int(r[0]), r[1:1 + c], r[1 + c:]) for r in rows)
+        if total[0] < 2:
+            raise self._error(f"training needs more than one value per channel, got {total[0]} over all ranks")
+        object.__setattr__(self, "_sync", (n / total[0], total[0]))
+        return total
+
+    def _global_sums(self, sum_d, sum_dxhat):
+        """Backward's Σdy and Σdy·x̂ over the global batch, in this rank's scale (its loss is the mean over its
+        own samples: weighted by its share before the sum, divided by it after), and the global count."""
+        share, count = self._sync
+        rows = self.comm.allgather(np.concatenate([sum_d, sum_dxhat]) * share)
+        total = rows.sum(axis=0) / share
+        return total[:self.num_features], total[self.num_features:], count
+
+    def idle_sync(self, backward: bool = False) -> None:
+        """Take part in the exchange of a step this rank has no samples for (a short last batch): the other
+        ranks' collectives must still be matched."""
+        if backward:
+            self.comm.allgather(np.zeros(2 * self.num_features))
+        else:
+            self.comm.allgather(np.zeros(2 * self.num_features + 1))
 
     def _update_running(self, mean, var, m: int) -> None:
         # update through local names: `self.x op= ...` would re-assign the attribute and unregister the buffer
@@ -89,7 +129,10 @@ class BatchNorm(Module):
         return self._backward(dy, relu=True)
 
     def _backward(self, dy, relu: bool):
-        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved(dy), relu)
+        cache = self._saved(dy)
+        comm = self.__dict__.get("comm")
+        synced = comm is not None and comm.size > 1 and cache[0] == "train"
+        dx, dgamma, dbeta = batchnorm_backward(dy, cache, relu, self._global_sums if synced else None)
         self.gamma.accumulate(dgamma)
         self.beta.accumulate(dbeta)
         return dx

@@ -23,7 +23,6 @@ callbacks decide alike on every rank; only callbacks given to rank 0 write anyth
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import threading
@@ -38,6 +37,7 @@ from ..nn.module import Module
 from ..optim.schedules import Scheduler
 from . import inference
 from .callbacks import Callback
+from .data_parallel import DataParallel
 from .tta import check
 
 
@@ -74,7 +74,7 @@ class Trainer:
 
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.comm = Single() if comm is None else comm
-        self._averager = None  # the gradient averager of a data-parallel fit
+        self._parallel = DataParallel(self) if self.comm.size > 1 else None
         self._keys = None  # the current batch's (seed, epoch, batch, sample ids) in a keyed loader
         self.tta = check(tta)  # an unknown mode fails here, not at the first evaluation
         self.schedule, self.penalty = schedule, penalty
@@ -123,7 +123,7 @@ class Trainer:
     def _stopping(self) -> int | None:
         """The signal that stops training: this process's own, or in a data-parallel run the one the ranks
         agreed on in the last step's sum (each rank's own arrives at another moment; they must stop together)."""
-        return self._signal if self._averager is None else self._agreed
+        return self._signal if self._parallel is None else self._agreed
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
@@ -167,9 +167,10 @@ class Trainer:
             finally:
                 self.model.requires_input_grad = wanted
             correct = int(np.count_nonzero(scores.argmax(axis=1) == y))
-        if self._averager is not None:
-            n, loss_sum, correct, stop = self._averager.average(n, float(loss) * n, correct, self._signal is not None)
-            loss = loss_sum / n if n else 0.0
+        elif self._parallel is not None:
+            self._parallel.idle_step()
+        if self._parallel is not None:
+            n, loss, correct, stop = self._parallel.finish_step(n, loss, correct, self._signal is not None)
             if stop:  # a rank was interrupted: every rank stops after this same step
                 self._agreed = self._signal or signal.SIGTERM
         self.last_size = n
@@ -200,8 +201,8 @@ class Trainer:
                                       "with weights_only=True to start a new run from its weights")
             train.load_state_dict(self._pending_loader_state)
         self._pending_loader_state, self._restored = None, False
-        if self.comm.size > 1:
-            self._start_together(train)
+        if self._parallel is not None:
+            self._parallel.start(train)
         previous = self._install_signals()
         self._signal = self._agreed = None
         logs: dict = {}
@@ -253,8 +254,8 @@ class Trainer:
             if close is not None:
                 close()  # lets a loader settle its position before anyone saves it
         logs = self._epoch_logs()
-        if self.comm.size > 1:
-            self._share_buffers()
+        if self._parallel is not None:
+            self._parallel.share_buffers()
         if val is not None:
             v = self.evaluate(val)
             logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
@@ -280,38 +281,9 @@ class Trainer:
         """Mean loss and accuracy on `data` (a loader or an (images, labels) pair) in eval mode, with the
         trainer's loss and TTA; with `keep`, every sample's `scores` and `labels` too (see `inference`).
         In a data-parallel run an (images, labels) pair is split over the ranks (without `keep`)."""
-        if self.comm.size == 1 or keep or not isinstance(data, tuple | list):
+        if self._parallel is None or keep or not isinstance(data, tuple | list):
             return inference.evaluate(self.model, self.loss, data, self.eval_batch_size, self.tta, keep=keep)
-        part = np.array_split(np.arange(len(data[1])), self.comm.size)[self.comm.rank]
-        mine = inference.evaluate(self.model, self.loss, (data[0][part], data[1][part]), self.eval_batch_size,
-                                  self.tta)
-        n = mine["count"]
-        sums = np.array([mine["loss"] * n if n else 0.0, mine["accuracy"] * n if n else 0.0, n], np.float64)
-        loss_sum, correct, count = self.comm.allreduce(sums).tolist()
-        return {"loss": loss_sum / count if count else math.nan, "count": int(count),
-                "accuracy": correct / count if count else math.nan}
-
-    # ----- data-parallel ------------------------------------------------------------------
-    def _start_together(self, train) -> None:
-        """Every rank from rank 0's weights, buffers and trainer state (a fresh start or rank 0's resume)."""
-        from ..distributed.gradients import GradientAverager
-
-        root = self.comm.is_root
-        state = self.comm.bcast({"weights": self.model.state_dict(), "trainer": self.state_dict()} if root else None)
-        if not root:
-            self.model.load_state_dict(state["weights"])
-            self.load_state_dict(state["trainer"])
-            if hasattr(train, "load_state_dict") and self._pending_loader_state is not None:
-                train.load_state_dict(self._pending_loader_state)
-            self._pending_loader_state, self._restored = None, False
-        self._averager = GradientAverager(self.comm, self.model.parameters())
-
-    def _share_buffers(self) -> None:
-        """Rank 0's BatchNorm running statistics on every rank (each rank's own batches moved its copy), as
-        PyTorch's DDP does: what is evaluated and saved is the same everywhere."""
-        buffers = dict(self.model.named_buffers())
-        if buffers:
-            self.model.load_state_dict(self.comm.bcast(buffers if self.comm.is_root else None), strict=False)
+        return self._parallel.evaluate(data)
 
     # ----- state --------------------------------------------------------------------------
     def _all_rngs(self) -> dict[str, np.random.Generator]:
