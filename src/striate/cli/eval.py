@@ -31,6 +31,9 @@ def add_arguments(parser) -> None:
                              "them and their total (default: test)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
                         "(default: best)")
+    parser.add_argument("--weights", default="trained", choices=("trained", "averaged"),
+                        help="the trained weights, or those averaged while training (a run with --ema-decay or "
+                             "--polyak) (default: trained)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
     parser.add_argument("--tta", choices=MODES, default=None,
                         help="test-time augmentation: flip averages the image and its mirror (default: the run's)")
@@ -43,7 +46,7 @@ def run(args) -> int:
         raise config.ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
     if args.data:
         config.check_data(args.data, f"--data {args.data!r}")
-    runs = [RunDir(r).require().load_model(args.checkpoint) for r in args.runs]
+    runs = [RunDir(r).require().load_model(args.checkpoint, averaged=args.weights == "averaged") for r in args.runs]
     tta = args.tta or runs[0].config.get("tta", "none")
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     results = {split: _evaluate(args, runs, split, tta) for split in splits}

@@ -262,6 +262,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: half and three quarters of the run)", item=float, minimum=0.0, group="schedule"),
     Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule",
            aliases=("warmup_epochs", "warm_up")),
+    Option("lr_reference_batch", int, 0, "the linear scaling rule: the learning rate is --lr × batch_size / this "
+           "(e.g. 256: --lr is the rate for a batch of 256; 0: off)", minimum=0, group="optimization",
+           aliases=("reference_batch", "base_batch")),
     # regularization
     Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0, commands=D,
            group="regularization", aliases=("reg", "l2", "decay", "wd", "l2_reg")),
@@ -269,6 +272,19 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, below=1.0, commands=D, group="regularization", aliases=("smoothing",)),
     Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,
            resumable=True, group="regularization", aliases=("early_stopping", "early_stop")),
+    Option("l1", float, 0.0, "L1 penalty λ·Σ|w| over the weights, added to the loss (0: off)", minimum=0.0,
+           group="regularization"),
+    Option("max_norm", float, 0.0, "max-norm constraint: after every update, clip each unit's incoming weight "
+           "vector to this L2 norm, e.g. 3 or 4 (0: off)", minimum=0.0, group="regularization"),
+    # weight averaging and ensembles
+    Option("ema_decay", float, 0.0, "keep an exponential moving average of the weights with this decay, e.g. "
+           "0.999: evaluated at each epoch end and on the test split, saved with every checkpoint (0: off)",
+           minimum=0.0, below=1.0, group="averaging", aliases=("ema",)),
+    Option("polyak", bool, False, "keep Polyak's running average of the weights (evaluated and saved like the "
+           "EMA)", group="averaging", aliases=("polyak_averaging", "swa")),
+    Option("snapshots", int, 0, "snapshot ensemble: a cosine schedule with this many restarts, each cycle's "
+           "weights saved, the ensemble of the snapshots evaluated on the test split (0: off)", minimum=0,
+           group="averaging", aliases=("snapshot_ensemble",)),
     # evaluation
     Option("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
            "probabilities of the image and its mirror)", TTA, resumable=True, group="evaluation"),
@@ -366,6 +382,10 @@ def run_values(doc: dict, where: str) -> dict:
         doc["model"] = table.pop("name", "")
         if "width" in table:
             doc["width"] = table.pop("width")
+        if "layers" in table:  # a network as a layer list (models/layers.py)
+            if doc["model"] not in ("", "layers"):
+                raise ConfigError(f"{where}: [model] gives both name = {doc['model']!r} and layers: one or the other")
+            doc["model"] = "layers"
         doc["model_options"] = {**doc.get("model_options", {}), **table}
     return doc
 
@@ -373,6 +393,11 @@ def run_values(doc: dict, where: str) -> dict:
 def load_run_file(path: str | Path, command: str = "train") -> dict:
     """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`)."""
     return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+
+
+def _toml_key(k) -> str:
+    k = str(k)
+    return k if k and all(ch.isalnum() or ch in "_-" for ch in k) else json.dumps(k)
 
 
 def toml_value(v) -> str:
@@ -383,7 +408,7 @@ def toml_value(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
     return json.dumps(str(v))  # a JSON string is a valid TOML basic string
 
 
@@ -397,5 +422,9 @@ def to_toml(config: dict, header: str = "striate run configuration (striate trai
         lines.append(f"{o.name} = {toml_value(config[o.name])}")
     if model_options:
         lines += ["", "[model]", f"name = {toml_value(config.get('model', ''))}"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in model_options.items()]
+        for k, v in model_options.items():
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # a layer list: one per line
+                lines += [f"{k} = ["] + [f"  {toml_value(x)}," for x in v] + ["]"]
+            else:
+                lines.append(f"{k} = {toml_value(v)}")
     return "\n".join(lines) + "\n"
