@@ -42,6 +42,18 @@ def register_layer(name: str, cls: type) -> None:
     _LAYERS[name] = cls
 
 
+def takes(name: str) -> set[str]:
+    """The keywords a layer list's table may give layer class `name`."""
+    if name == "Sequential":
+        return {"layers"}
+    if name == "Residual":
+        return {"body", "shortcut", "survival"}
+    if name == "Concat":
+        return {"branches"}
+    cls = _LAYERS.get(name)
+    return set() if cls is None else set(inspect.signature(cls).parameters) - {"rng", "dtype"}
+
+
 def layer_names() -> list[str]:
     return sorted([*_LAYERS, *CONTAINERS])
 

@@ -123,9 +123,10 @@ def build(config: dict, directory: RunDir, *, model=None, callbacks=(), fitted: 
         model = make_model(config, len(data.classes), data.shape)
     elif not isinstance(model, Module):
         model = model(len(data.classes), data.shape)
+    before, after = augmentation(config["augment"], data.shape)
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], LOADER]),
-                        transform=Compose([*augmentation(config["augment"], data.shape), preprocess]))
+                        transform=Compose([*before, preprocess, *after]))
     val = None if data.val_x is None else (preprocess(data.val_x), data.val_y)
     if config["patience"] and val is None:
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.pipeline import AUGMENT, PREPROCESS
-from ..train.tta import MODES as TTA
 
 
 class ConfigError(ValueError):
@@ -199,9 +198,24 @@ def _check_model(value: str, where: str) -> None:
 
 
 def _check_augment(value: list, where: str) -> None:
-    unknown = [v for v in value if v not in AUGMENT]
-    if unknown:
-        raise ConfigError(f"{where}: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENT)}")
+    from ..data import DataError
+    from ..data.pipeline import noise_sigma
+
+    for v in value:
+        try:
+            if noise_sigma(v) is None and v not in AUGMENT:
+                raise DataError(f"unknown augmentation {v!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+        except DataError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+
+def _check_tta(value: str, where: str) -> None:
+    from ..train.tta import check
+
+    try:
+        check(value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _optimizers() -> tuple[str, ...]:
@@ -220,7 +234,8 @@ OPTIONS: tuple[Option, ...] = (
            listing=_datasets),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
-    Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data",
+    Option("augment", list, [], "augmentations, comma-separated: crop, flip, noise:σ (Gaussian input noise of std "
+           "σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
@@ -286,8 +301,9 @@ OPTIONS: tuple[Option, ...] = (
            "weights saved, the ensemble of the snapshots evaluated on the test split (0: off)", minimum=0,
            group="averaging", aliases=("snapshot_ensemble",)),
     # evaluation
-    Option("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
-           "probabilities of the image and its mirror)", TTA, resumable=True, group="evaluation"),
+    Option("tta", str, "none", "test-time augmentation for validation and test: none; flip (average the "
+           "probabilities of the image and its mirror); dropout:N (average N passes with dropout active)",
+           check=_check_tta, resumable=True, group="evaluation"),
     # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
            minimum=0, commands=D, group="run", aliases=("random_seed", "random_state")),
