@@ -16,7 +16,7 @@ LAYERS = """
 layers = [
   { layer = "Conv2d", out_channels = 8, kernel_size = 3, padding = 1, init = "xavier" },
   { layer = "LeakyReLU", negative_slope = 0.1 },
-  { layer = "Conv2d", out_channels = 8, kernel_size = 3, padding = 1, init = "glorot", bias_init = { constant = 0.01 } },
+  { layer = "Conv2d", out_channels = 8, kernel_size = 3, padding = 1, init = "glorot", bias_init = {constant = 0.01} },
   { layer = "ELU" },
   { layer = "MaxPool2d", kernel_size = 2 },
   { layer = "Flatten" },
