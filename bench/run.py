@@ -45,8 +45,13 @@ def machine(torch) -> dict:
         pass
     blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i['num_threads']} threads)"
             for i in threadpool_info() if i.get("user_api") == "blas"]
+    from striate.kernels.conv_algorithm import get_conv_algorithm
+    from striate.kernels.jit import numba_enabled
+
     return {"cpu": cpu, "cores": os.cpu_count(), "blas": "; ".join(blas) or "unknown", "threads": compute_threads(),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
+            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "conv_algorithm": get_conv_algorithm(), "numba": numba_enabled(),
+            "coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
 
 
 def gemm_peak(n: int = 4096, repeats: int = 5) -> dict:
@@ -160,7 +165,9 @@ def markdown(r: dict) -> str:
     m, s = r["machine"], r["settings"]
     out = [f"Machine: {m['cpu']}, {m['cores']} cores; BLAS {m['blas']}; Python {m['python']}, NumPy {m['numpy']}, "
            f"PyTorch {m['torch']}; {m['threads']} threads each (striate: its own pool, BLAS pinned to one thread; "
-           f"PyTorch: channels_last, torch.set_num_threads).",
+           f"PyTorch: channels_last, torch.set_num_threads). striate convolution algorithms: "
+           f"{m.get('conv_algorithm', 'rule')}; numba kernels: {'on' if m.get('numba') else 'off'}"
+           + (f"; OPENBLAS_CORETYPE={m['coretype']}" if m.get("coretype") else "") + ".",
            f"Batch {s['batch']}, medians of {s['repeats']} alternated runs after warm-up; ratio = striate speed / "
            f"PyTorch speed (≥ 1: striate at least as fast). GEMM peak: {r['gemm']['gflops']:.0f} GFLOP/s "
            f"({r['gemm']['n']}² float32 matmul).", "",

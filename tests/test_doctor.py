@@ -9,7 +9,7 @@ import pytest
 
 import striate as st
 from striate.data import load
-from striate.diagnose import FAIL, PASS, WARN, doctor
+from striate.diagnose import FAIL, PASS, WARN, Diagnosis, doctor
 from striate.diagnose.callbacks import Diagnostics
 from striate.models import get as get_model
 from striate.nn.activation import ReLU
@@ -37,8 +37,8 @@ def test_healthy_setup_passes_everything(digits):
     t = time.perf_counter()
     report = doctor(net(), data=digits, optimizer="momentum", lr=LR)
     elapsed = time.perf_counter() - t
-    assert report.status == PASS, str(report)
-    assert len(report.verdicts) == 11 and elapsed < 60
+    assert report.status == PASS and report.diagnosis == "healthy", str(report)
+    assert len(report.verdicts) == 15 and elapsed < 60
     assert report.get("learning curves").details["val_accuracy"] > 0.9
     assert report.lr_finder is not None and report.lr_finder.suggestion > 0
 
@@ -47,18 +47,21 @@ def test_learning_rate_100x_too_high(digits):
     report = doctor(net(), data=digits, optimizer="momentum", lr=100 * LR,
                     checks=("lr", "training"))
     v = report.get("learning rate")
-    assert v.status == FAIL and v.cause == "too_high" and "lower it" in v.advice
+    assert v.status == FAIL and v.cause == "lr_too_high" and "lower it" in v.advice
     assert report.lr_finder.suggestion < 100 * LR  # the suggestion is lower than what was tried
-    assert report.get("learning curves").cause == "exploded"
-    assert report.get("update/weight ratio").cause == "too_high"
+    assert report.diagnosis == "lr_too_high" and "lower it" in report.diagnosis.advice
+    curves = report.get("learning curves")
+    assert curves.cause == "lr_too_high" and "exploded" in curves.symptom
+    assert report.get("update/weight ratio").cause == "lr_too_high"
 
 
 def test_learning_rate_1000x_too_low(digits):
     report = doctor(net(), data=digits, optimizer="momentum", lr=LR / 1000, checks=("lr", "training"))
     v = report.get("learning rate")
-    assert v.status == FAIL and v.cause == "too_low" and "raise it" in v.advice
+    assert v.status == FAIL and v.cause == "lr_too_low" and "raise it" in v.advice
     r = report.get("update/weight ratio")
-    assert r.status in (WARN, FAIL) and r.cause == "too_low" and r.details["typical"] < 1e-4
+    assert r.status in (WARN, FAIL) and r.cause == "lr_too_low" and r.details["typical"] < 1e-4
+    assert report.diagnosis == "lr_too_low" and not report.diagnosis.also
 
 
 def test_shuffled_labels_cannot_beat_chance_but_overfit_passes(digits):
@@ -68,8 +71,11 @@ def test_shuffled_labels_cannot_beat_chance_but_overfit_passes(digits):
                     checks=("overfit", "training"))
     assert report.get("overfit tiny subset").status == PASS
     v = report.get("learning curves")
-    assert v.status == FAIL and v.cause == "chance" and "shuffled" in v.advice
-    assert v.details["val_accuracy"] < 0.2
+    assert v.status == FAIL and v.cause == "labels_shuffled" and "shuffled" in v.advice
+    assert v.details["val_accuracy"] < 0.2 and report.diagnosis == "labels_shuffled"
+    # with the input checks, the model-free 1-NN test names it too
+    full = doctor(net(), data=(x, shuffled), optimizer="momentum", lr=LR, checks=("inputs",))
+    assert full.diagnosis == "labels_shuffled" and full.get("labels match inputs").status == FAIL
 
 
 def test_large_negative_bias_before_relu(digits):
@@ -77,9 +83,9 @@ def test_large_negative_bias_before_relu(digits):
     model[6].bias.data[:] = -10.0  # Linear(512→64) feeding the ReLU at layer 7
     report = doctor(model, data=digits, optimizer="momentum", lr=LR, checks=("activations", "gradient_stats"))
     a = report.get("activations")
-    assert a.status == FAIL and a.cause == "dead_relu" and "layer 7" in a.value
+    assert a.status == FAIL and a.cause == "dead_units" and "layer 7" in a.value and "negative bias" in a.advice
     g = report.get("gradients")
-    assert g.status == FAIL and g.cause == "zero"
+    assert g.status == FAIL and g.cause == "dead_units" and report.diagnosis == "dead_units"
 
 
 def test_wrong_backward_is_named(digits):
@@ -93,6 +99,7 @@ def test_wrong_backward_is_named(digits):
     report = doctor(st.nn.Sequential(*layers), data=digits, checks=("gradients",))
     v = report.get("gradient check")
     assert v.status == FAIL and v.cause == "wrong_backward" and "layer 3 (LeakyBackward())" in v.value
+    assert report.diagnosis == "wrong_backward" and "layer 3 (LeakyBackward())" in report.diagnosis.advice
 
 
 def test_doctor_does_not_touch_the_model(digits):
@@ -107,6 +114,8 @@ def test_report_round_trip(digits, tmp_path):
     report.write(tmp_path / "diagnostics.json", tmp_path / "metrics.jsonl")
     saved = json.loads((tmp_path / "diagnostics.json").read_text())
     assert [v["check"] for v in saved["verdicts"]] == [v.check for v in report.verdicts]
+    assert saved["diagnosis"]["cause"] == report.diagnosis == "healthy"
+    assert Diagnosis.from_dict(saved["diagnosis"]) == "healthy"
     assert saved["lr_finder"]["suggestion"] == pytest.approx(report.lr_finder.suggestion)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(s)["type"] == "iteration" for s in lines) == len(report.history["iterations"])
@@ -151,6 +160,22 @@ def test_diagnostics_callback_records_and_writes(digits, tmp_path):
     checks = [v["check"] for v in saved["verdicts"]]
     assert checks[-2:] == ["update/weight ratio", "learning curves"] and all(v["status"] == PASS
                                                                                for v in saved["verdicts"])
+    assert saved["diagnosis"]["cause"] == "healthy" and diag.diagnosis()[0] == "healthy"
+
+
+def test_diagnostics_callback_writes_its_diagnosis(digits, tmp_path):
+    """A run whose ReLUs a negative bias kills: the callback's diagnostics.json leads with dead_units."""
+    x, y = digits
+    model = net()
+    model[6].bias.data[:] = -10.0
+    diag = Diagnostics(tmp_path / "diagnostics.json", stats_interval=10, ratio_interval=1)
+    trainer = Trainer(model, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(model, lr=LR, momentum=0.9),
+                      callbacks=[History(), diag])
+    trainer.fit(Batches(x[:600], y[:600], 64, 0), (x[1150:], y[1150:]), epochs=1)
+    saved = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert saved["diagnosis"]["cause"] == "dead_units" and saved["diagnosis"]["status"] == FAIL
+    assert "negative bias" in saved["diagnosis"]["advice"]
+    assert {v["cause"] for v in saved["verdicts"] if v["status"] != PASS} <= {"dead_units"}
 
 
 def test_callbacks_do_not_change_training(digits):
@@ -177,6 +202,6 @@ def test_doctor_takes_a_loader_and_rejects_unknown_checks(digits):
     x, y = digits
     loader = DataLoader(x, y, 100, shuffle=True, rng=np.random.default_rng(0))
     report = doctor(net(), data=loader, checks=("initial_loss", "activations"))
-    assert [v.status for v in report.verdicts] == [PASS, PASS]
+    assert [v.status for v in report.verdicts] == [PASS, PASS] and report.diagnosis == "healthy"
     with pytest.raises(ValueError, match="unknown checks"):
         doctor(net(), data=digits, checks=("gradient",))

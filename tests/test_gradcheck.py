@@ -39,6 +39,7 @@ def test_detects_wrong_input_gradient(rng):
 
     report = st.gradcheck(Wrong(), rng.standard_normal((2, 3)))
     assert not report.ok and report.first_failure().name == "input"
+    assert report.first_wrong_layer.where() == "Wrong()"  # a layer checked alone is its own first wrong layer
 
 
 def test_kinks_are_skipped(rng):
@@ -77,3 +78,74 @@ def test_exactly_zero_gradient_is_not_an_error(rng):
     report = st.gradcheck(net, rng.standard_normal((4, 5, 5, 2)))
     assert report.ok, str(report)
     assert report.errors["0.bias"] < 1e-5
+
+
+class LeakyBackward(st.nn.ReLU):
+    """A ReLU whose backward lets gradient through where its forward blocked it."""
+
+    def backward(self, dy):
+        return super().backward(dy) + 0.1 * dy
+
+
+class Doubled(st.nn.Module):
+    """A container that doubles its child's output but forgets the factor in backward."""
+
+    def __init__(self, child):
+        super().__init__()
+        self.child = child
+
+    def forward(self, x):
+        return 2 * self.child.forward(x)
+
+    def backward(self, dy):
+        return self.child.backward(dy)
+
+
+def test_names_the_first_layer_whose_own_backward_is_wrong(rng):
+    net = st.nn.Sequential(st.nn.Linear(4, 6, rng=rng), st.nn.ReLU(), st.nn.Linear(6, 6, rng=rng), LeakyBackward(),
+                           st.nn.Linear(6, 3, rng=rng))
+    report = st.gradcheck(net, rng.standard_normal((5, 4)))
+    assert not report.ok
+    # the whole model's gradients are wrong below layer 3 too; each layer alone on its real input names layer 3
+    assert report.errors["0.weight"] > 1e-3 and report.errors["4.weight"] < 1e-6
+    assert report.first_wrong_layer.name == "3" and report.first_wrong_layer.layer == "LeakyBackward()"
+    assert [layer.name for layer in report.layers if not layer.ok] == ["3"]
+    assert "first wrong layer: layer 3 (LeakyBackward())" in str(report)
+    broken = st.gradcheck(st.nn.Sequential(st.nn.Linear(4, 5, rng=rng), BrokenLinear(5, 3, rng=rng)),
+                          rng.standard_normal((3, 4)))
+    assert broken.first_wrong_layer.name == "1" and broken.first_wrong_layer.tensors[1].name == "weight"
+    healthy = st.gradcheck(st.nn.Sequential(st.nn.Linear(4, 5, rng=rng), st.nn.Tanh()), rng.standard_normal((3, 4)))
+    assert healthy.ok and healthy.first_wrong_layer is None and len(healthy.layers) == 2
+
+
+def test_names_a_container_that_routes_gradients_wrongly(rng):
+    net = st.nn.Sequential(st.nn.Linear(4, 5, rng=rng), Doubled(st.nn.Linear(5, 3, rng=rng)))
+    report = st.gradcheck(net, rng.standard_normal((3, 4)))
+    assert not report.ok and report.first_wrong_layer.name == "1"  # its only leaf, 1.child, passes alone
+    assert report.first_wrong_layer.layer.startswith("Doubled") and [c.ok for c in report.layers[:2]] == [True, True]
+
+
+def test_a_frozen_model_still_gets_its_input_checked(rng):
+    net = st.nn.Sequential(st.nn.Linear(4, 5, rng=rng), st.nn.ReLU(), st.nn.Linear(5, 3, rng=rng))
+    net.freeze(upto=3)
+    report = st.gradcheck(net, rng.standard_normal((3, 4)))
+    assert report.ok and [t.name for t in report.tensors] == ["input"]
+
+
+def test_tiny_activations_are_not_read_as_a_wrong_backward():
+    """Weights of 1e-3 make a deep ReLU net's activations about as small as the step h: kinks sit just inside
+    [x − h, x + h] and bend the centred difference; a retry with smaller steps moves them out, so no layer is
+    blamed and the doctor's check passes."""
+    from striate.diagnose import PASS, check_gradients
+
+    d = st.data.load("digits")
+    x = d.images.astype(np.float32) / 255
+    x = x - x.mean()
+    rng = np.random.default_rng(0)
+    layers = [st.nn.Flatten()]
+    for _ in range(6):
+        layers += [st.nn.Linear(64, 64, init=st.nn.init.normal(1e-3), rng=rng), st.nn.ReLU()]
+    net = st.nn.Sequential(*layers, st.nn.Linear(64, 10, init="xavier", rng=rng))
+    report = st.gradcheck(net, x[:2], max_checks=6, layer_checks=24)
+    assert all(layer.ok for layer in report.layers), str(report)
+    assert check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, d.labels).status == PASS

@@ -46,6 +46,34 @@ def test_image_size_converts_channels_too(tmp_path):
     assert main(["train", "--data", str(data), "--image-size", "8x8x2", "--out", str(tmp_path / "x"), *RUN]) == 2
 
 
+def _classes(root, counts, seed=0):
+    """root/<class>/<i>.png, 8×8 RGB, `counts` {class: images}; each class its own brightness (learnable)."""
+    rng = np.random.default_rng(seed)
+    for k, (c, n) in enumerate(counts.items()):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            pixels = np.clip(40 + 150 * k + rng.normal(0, 15, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i:03d}.png")
+    return root
+
+
+def test_start_up_warnings_name_the_data_problem_and_training_goes_on(tmp_path, capsys):
+    imbalanced = _classes(tmp_path / "imb", {"cat": 150, "dog": 15})
+    assert main(["train", "--data", str(imbalanced), "--out", str(tmp_path / "r1"), *RUN]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "'cat' has" in warnings[0] and "'dog'" in warnings[0]
+    assert "imbalanced" in warnings[0] and "weight the loss" in warnings[0]
+
+    single = _classes(tmp_path / "one", {"only": 30})
+    assert main(["train", "--data", str(single), "--out", str(tmp_path / "r2"), *RUN]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "every label is 0 ('only')" in warnings[0] and "nothing to learn" in warnings[0]
+
+    balanced = _classes(tmp_path / "ok", {"cat": 30, "dog": 30})
+    assert main(["train", "--data", str(balanced), "--out", str(tmp_path / "r3"), *RUN]) == 0
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_unreadable_files_are_skipped_and_listed_or_refused_when_strict(tmp_path, capsys):
     from tests.test_data_image_file import bomb_png
 

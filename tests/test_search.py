@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import pytest
 
@@ -159,8 +160,14 @@ optimizer = {choice = ["sgd", "adam"]}
     accs = [float(c[:-1]) for line in table[1:] for c in line.split() if c.endswith("%")]
     assert accs == sorted(accs, reverse=True) and len(accs) >= 5
     page = (out / "search_report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 + 2  # one per hyperparameter, history, loss curves
+    ids = re.findall(r'<figure id="([a-z_0-9]+)"', page)
+    assert {"scatter_lr", "scatter_reg", "scatter_optimizer", "history", "curves"} <= set(ids)
+    optuna_plots = [f"optuna_{k}_{s}" for s in (1, 2) for k in ("optimization_history", "param_importances",
+                                                                 "parallel_coordinate", "slice")]
+    assert set(optuna_plots) <= set(ids)  # Optuna's own plots for each stage, embedded (or why not)
+    assert page.count("data:image/png;base64,") >= 5 + 4  # ours, and at least stage 1's four
     assert "val accuracy vs lr" in page and "optimisation history" in page and "loss curves" in page
+    assert "<style>" in page and ".headline{" in page and "id='best'>" in page  # the run report's style
     assert json.loads((out / "search.json").read_text())["stages"][1]["narrow"] == "top 50%"
     assert "best: stage 2" in capsys.readouterr().out
 

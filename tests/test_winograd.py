@@ -216,13 +216,15 @@ def test_choose_is_a_valid_deterministic_rule():
     # im2col's, F(2×2) for the wider layers, im2col where the work cannot pay for the transforms
     assert choose(128, 32, 32, 3, 64) == "im2col"
     assert choose(128, 32, 32, 64, 64) == "winograd4"
-    assert choose(128, 16, 16, 64, 128) == "winograd2"
-    assert choose(128, 8, 8, 256, 256) == "winograd2"
+    assert choose(128, 16, 16, 64, 128) == "winograd4"
+    assert choose(128, 8, 8, 256, 256) == "winograd2"  # dx over 256 channels: F(2×2)
     assert choose(128, 2, 2, 512, 512) == "winograd2"
     assert choose(1, 8, 8, 256, 256) == "im2col"
     # per pass: F(4×4) where that pass's error stays within 10× (forward sums over C, dx over F)
-    assert [choose(128, 16, 16, 64, 128, which=p) for p in ("fwd", "dx", "dw")] == ["winograd4", "winograd2",
-                                                                                   "winograd4"]
+    assert [choose(128, 8, 8, 128, 256, which=p) for p in ("fwd", "dx", "dw")] == ["winograd4", "winograd2",
+                                                                                 "winograd4"]
+    assert [choose(128, 8, 8, 256, 512, which=p) for p in ("fwd", "dx", "dw")] == ["winograd2", "winograd2",
+                                                                                 "winograd4"]
     assert [choose(128, 32, 32, 3, 64, which=p) for p in ("fwd", "dx", "dw")] == ["im2col", "winograd4", "im2col"]
     with pytest.raises(ValueError, match="which must be"):
         choose(128, 32, 32, 64, 64, which="backward")

@@ -9,13 +9,14 @@ that only builds a network stays light.
 """
 
 from . import nn, optim
+from .kernels.conv_algorithm import get_conv_algorithm, set_conv_algorithm
 from .kernels.parallel import num_threads as get_num_threads
 from .kernels.parallel import set_num_threads
 from .nn.module import no_grad
 from .version import __version__
 
-__all__ = ["data", "diagnose", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim", "report", "run",
-           "search", "set_num_threads", "summary", "train", "__version__"]
+__all__ = ["data", "diagnose", "get_conv_algorithm", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim",
+           "report", "run", "search", "set_conv_algorithm", "set_num_threads", "summary", "train", "__version__"]
 
 
 def __getattr__(name: str):

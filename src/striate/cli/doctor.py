@@ -1,6 +1,7 @@
 """`striate doctor`: the notes' "babysitting the learning process" checklist on a model and dataset (the
-embedded digits and digits_net by default, with `striate train`'s options and defaults): a verdict per
-check, and with `--out DIR` the diagnostics, the short run's metrics and report.html there.
+embedded digits and digits_net by default, with `striate train`'s options and defaults): the diagnosis first
+— the root cause as a code of the fixed vocabulary (`diagnose.causes`), its advice, its consequences —
+then a verdict per check, and with `--out DIR` the diagnostics, the short run's metrics and report.html there.
 `--init-experiment` runs the notes' initialisation experiment instead. Exit status 1 when a check fails."""
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import sys
 
 from .parser import EXIT_ERROR, EXIT_OK, add_options, given
 
-HELP = "run the babysitting checklist on a model and data: a verdict, the number and advice per check"
-DESCRIPTION = ("Run the babysitting checks (gradient check, initial loss, regularisation, overfit a tiny subset, "
-               "learning-rate range test, activation/gradient statistics, update ratio, learning curves) and "
-               "print a verdict per check.")
+HELP = "run the babysitting checklist on a model and data: the root cause first, then a verdict per check"
+DESCRIPTION = ("Run the babysitting checks (the data and the model's construction, gradient check, initial loss, "
+               "regularisation, overfit a tiny subset, learning-rate range test, activation/gradient statistics, "
+               "update ratio, learning curves) and print the diagnosis — the root cause (healthy, lr_too_high, "
+               "dead_units, ...), its advice and its consequences — then a verdict per check.")
 
 
 def add_arguments(parser) -> None:
@@ -22,7 +24,8 @@ def add_arguments(parser) -> None:
                              "(default: off)")
     parser.add_argument("--out", metavar="DIR", help="write diagnostics.json, metrics.jsonl and report.html here "
                         "(default: nowhere)")
-    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON (default: a table)")
+    parser.add_argument("--json", action="store_true", help="print the diagnosis and the verdicts as one JSON object "
+                        "(default: text)")
     add_options(parser, "doctor")
 
 
@@ -55,8 +58,9 @@ def run(args) -> int:
     if report.diagnostics.get("confusion") is not None:
         report.diagnostics["confusion"]["classes"] = data.classes
     if args.json:
-        print(json.dumps([{k: v[k] for k in ("check", "status", "value", "expected", "advice", "cause")}
-                          for v in report.to_dict()["verdicts"]]))
+        doc = report.to_dict()
+        print(json.dumps({"diagnosis": doc["diagnosis"], "verdicts": [
+            {k: v[k] for k in ("check", "status", "value", "expected", "advice", "cause")} for v in doc["verdicts"]]}))
     else:
         print(report)
     if args.out:

@@ -6,7 +6,8 @@
 - `UpdateRatioMonitor(interval)`: every `interval` steps, copies the weight tensors before the next step and
   records ‖ΔW‖/‖W‖ after it (`interval=1`: every iteration).
 - `Diagnostics(path, ...)`: both, plus the learning-curve check on the trainer's `History`; writes the JSON
-  file `path` (snapshots, ratios, verdicts; a run's diagnostics.json) at each epoch end and at the end.
+  file `path` (snapshots, ratios, the diagnosis and the verdicts; a run's diagnostics.json) at each epoch end
+  and at the end.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ..train.callbacks import Callback, History
+from .activations import diagnose_activations
 from .curves import diagnose_curves
+from .diagnosis import Diagnosis, diagnose
 from .gradient_stats import diagnose_gradients
 from .hooks import Tap, leaf_modules
-from .stats import MAX_VALUES, LayerStats, diagnose_activations, param_gradients, summarize, summarize_gradient
+from .stats import MAX_VALUES, LayerStats, param_gradients, summarize, summarize_gradient
 from .update_ratio import diagnose_update_ratio, update_ratios, weight_tensors
 from .verdict import Verdict, jsonable
 
@@ -101,20 +104,23 @@ class LayerStatsMonitor(Callback):
         self._disarm()
 
     # ----- results ------------------------------------------------------------------------------
-    def verdicts(self, input_std: float | None = None) -> list[Verdict]:
-        """Activation and gradient diagnoses of the first (initialisation) and the latest snapshot."""
+    def verdicts(self, input_rms: float | None = None) -> list[Verdict]:
+        """Activation and gradient diagnoses of the first (initialisation) and the latest snapshot; a finding
+        of the latest that the first did not have is put down to training (`activations.diagnose_activations`)."""
         if not self.snapshots:
             return []
         out = []
         first, last = self.snapshots[0], self.snapshots[-1]
+        baseline = None
         for snap, when in ((first, "at start"), (last, "latest")) if last is not first else ((first, "at start"),):
             layers = snap["layers"]
             if snap is last and self.epoch_dead:
                 # "dead" over the sampled batches of the last whole epoch is more telling than over one batch
                 dead = self.epoch_dead[-1]["dead"]
                 layers = [dataclasses.replace(s, dead=dead.get(s.name, s.dead)) for s in layers]
-            a = diagnose_activations(layers, input_std)
-            g = diagnose_gradients(snap["layers"], snap["params"])
+            a = diagnose_activations(layers, input_rms, baseline=baseline)
+            g = diagnose_gradients(snap["layers"], snap["params"], activations=a)
+            baseline = baseline or a
             for v in (a, g):
                 v.check = f"{v.check} ({when}, step {snap['iteration']})"
                 v.details.pop("params", None)
@@ -205,9 +211,16 @@ class Diagnostics(Callback):
             out.append(diagnose_curves(history, num_classes=self.num_classes or self.layers.outputs))
         return out
 
+    def diagnosis(self) -> tuple[Diagnosis, list[Verdict]]:
+        """The current diagnosis (root cause first, `diagnosis.py`) and the verdicts it was made from."""
+        verdicts = self.verdicts()
+        return diagnose(verdicts), verdicts
+
     def to_dict(self) -> dict:
+        diagnosis, verdicts = self.diagnosis()
         return jsonable({"layer_stats": self.layers.to_dict(), "update_ratio": self.ratios.records,
-                         "verdicts": [v.to_dict() for v in self.verdicts()], **self.extra})
+                         "diagnosis": diagnosis.to_dict(), "verdicts": [v.to_dict() for v in verdicts],
+                         **self.extra})
 
     def write(self) -> Path | None:
         if self.path is None:

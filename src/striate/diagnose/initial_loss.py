@@ -11,23 +11,58 @@ import math
 import numpy as np
 
 from ..nn.module import Module
-from .inputs import chance_loss, loss_and_accuracy
+from .inputs import chance_loss, scores_eval
 from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "initial loss"
 
 
+def _too_high_cause(model: Module, x: np.ndarray, scores: np.ndarray) -> tuple[str, str]:
+    """(cause, why) of scores that start too large: weights far above the Xavier/He scale, unscaled inputs,
+    or a per-class offset from the last layer's bias."""
+    from .activations import LARGE_GAIN, LARGE_INPUT, input_rms
+    from .stats import weight_gain, weight_of
+
+    layers = [(name, m) for name, m in model.named_modules() if not m._modules and weight_of(m) is not None]
+    gains = [(name, weight_gain(weight_of(m).data)) for name, m in layers]
+    if gains:
+        name, g = next((t for t in gains if t[1] > LARGE_GAIN), max(gains, key=lambda t: t[1]))
+        if g > LARGE_GAIN:
+            return "weights_too_large", (f"the weights of layer {name} have RMS·√fan_in = {g:.2g} (Xavier 1.0, He "
+                                         "1.41): the weights are too large — use Xavier/He initialisation")
+    rms = input_rms(x)
+    if rms > LARGE_INPUT:
+        return "inputs_not_preprocessed", f"the inputs are large (RMS {rms:.3g}): not preprocessed"
+    bias = layers[-1][1]._parameters.get("bias") if layers else None
+    if bias is not None and bias.data.size > 1:
+        b = bias.data.astype(np.float64)
+        offset = float(b.max() - np.median(b))
+        if offset > 2.0:
+            k = int(b.argmax())
+            return "bad_initial_loss", (f"the last layer's bias favours class {k} by {offset:.3g} before any training "
+                                        "— start it at zero")
+    return "bad_initial_loss", "the scores are too large at initialisation — scale the last layer down"
+
+
 def check_initial_loss(model: Module, loss, x: np.ndarray, y: np.ndarray, num_classes: int | None = None,
                        warn: float = 0.25, fail: float = 1.0) -> Verdict:
     """PASS when |loss − chance| ≤ warn·chance, FAIL beyond fail·chance (or non-finite)."""
-    value, acc = loss_and_accuracy(model, loss, x, y)
+    with np.errstate(all="ignore"):
+        scores = scores_eval(model, x)
+        value = float(loss(scores, y))
+        acc = float(np.mean(scores.argmax(axis=1) == y))
     c = num_classes or int(max(y.max() + 1, 2))
     chance = chance_loss(loss, c)
     details = {"loss": value, "chance": chance, "num_classes": c, "accuracy": acc}
     if not math.isfinite(value):
-        return Verdict(CHECK, FAIL, f"{value}", "finite", "the loss is not finite at initialisation: "
-                       "weights far too large or invalid inputs (NaN in the data?)", cause="not_finite",
-                       details=details)
+        symptom = f"the initial loss is {value}"
+        if not np.isfinite(x).all():
+            cause, why = "nonfinite_inputs", "the inputs contain NaN/inf"
+        else:
+            cause, why = _too_high_cause(model, x, np.nan_to_num(scores))
+            cause = "weights_too_large" if cause == "bad_initial_loss" else cause
+        return Verdict(CHECK, FAIL, f"{value}", "finite", f"{symptom}: {why}", cause=cause, details=details,
+                       symptom=symptom)
     if chance is None:
         return Verdict(CHECK, SKIP, f"{value:.4g}", "n/a", f"no chance value known for {type(loss).__name__}",
                        details=details)
@@ -39,11 +74,10 @@ def check_initial_loss(model: Module, loss, x: np.ndarray, y: np.ndarray, num_cl
                        details=details)
     status = FAIL if abs(dev) > fail else WARN
     if dev > 0:
-        advice = ("loss well above chance at initialisation: the scores are too large — scale the weights "
-                  "down (Xavier/He, or a smaller last layer)")
-        cause = "too_high"
+        symptom = f"the initial loss is {dev:.0%} above chance"
+        cause, why = _too_high_cause(model, x, scores)
     else:
-        advice = ("loss well below chance before any training: the labels may leak into the inputs, or the "
-                  "loss/labels are not what you think")
-        cause = "too_low"
-    return Verdict(CHECK, status, text, expected, advice, cause=cause, details=details)
+        symptom = f"the initial loss is {-dev:.0%} below chance"
+        cause, why = "bad_initial_loss", ("the model already \"knows\" the labels before training: the labels may "
+                                          "leak into the inputs, or the loss/labels are not what you think")
+    return Verdict(CHECK, status, text, expected, f"{symptom}: {why}", cause=cause, details=details, symptom=symptom)

@@ -52,10 +52,17 @@ def make_optimizer(spec: OptimizerSpec, model: Module, lr: float, momentum: floa
     return build(str(spec).lower(), model, lr, momentum=momentum)
 
 
-def fresh_copy(model: Module) -> Module:
-    """A deep copy with empty caches (the checks train copies; the caller's model is never changed)."""
+def fresh_copy(model: Module, dropout: bool = True) -> Module:
+    """A deep copy with empty caches (the checks train copies; the caller's model is never changed);
+    dropout=False switches its dropout off (p = 0) while keeping training mode (BatchNorm's batch statistics)."""
+    from ..nn.dropout import DropConnect, Dropout
+
     m = copy.deepcopy(model)
     m.clear_state()
+    if not dropout:
+        for layer in m.modules():
+            if isinstance(layer, (Dropout, DropConnect)):
+                layer.p = 0.0
     return m
 
 

@@ -1,27 +1,27 @@
-"""Check 6 (and the measurements behind check 7): per-layer activation and gradient statistics.
+"""The measurements behind checks 6 and 7: per-layer activation and gradient statistics.
 
-For every leaf layer: mean, std and a histogram of its output; for tanh/sigmoid the fraction of
-saturated units (|tanh| > 0.99, sigmoid outside [0.01, 0.99]: the local gradient is below ~0.02); for
-ReLU the fraction of dead units (a unit = a feature / channel, the last axis, that is never positive over
-the batch — or over every sampled batch of an epoch in the training callback); and the RMS of the
-gradient arriving at the layer's output in the backward pass.
-
-`diagnose_activations` names the cause, e.g. "activations collapse towards 0 by layer 4 (Tanh): weights
-too small for this depth — use Xavier/He", "87 % of units saturated in layer 2 (Tanh): weights too large".
+For every leaf layer: mean, std and a histogram of its output (float64, over the finite values; the share
+of NaN/inf is counted apart, and a constant output gets a small range around its value, so no statistic
+fails on a degenerate layer); for tanh/sigmoid the fraction of saturated values (|tanh| > 0.99, sigmoid
+outside [0.01, 0.99]: the local gradient is below ~0.02); for ReLU the fraction of dead units (a unit = a
+feature / channel, the last axis, that is never positive over the batch — or over every sampled batch of
+an epoch in the training callback) and the share of zero outputs; for weighted layers the weight scale
+(RMS·√fan_in: 1 for Xavier, √2 for He) and the mean bias; and the RMS of the gradient arriving at the
+layer's output in the backward pass. `activations.diagnose_activations` reads them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..nn.init import fans
 from ..nn.module import Module
 from .hooks import leaf_modules, tap
 from .inputs import fresh_copy
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 
-CHECK = "activations"
 SATURATED_TANH, SATURATED_SIGMOID = 0.99, 0.01
 MAX_VALUES = 1 << 16  # the training callback's sample size per tensor (dead units always use every value)
 _KINDS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "ReLU": "relu", "LeakyReLU": "relu-like", "ELU": "relu-like",
@@ -36,6 +36,21 @@ def layer_kind(module: Module) -> str:
     return "param" if module._parameters else "other"
 
 
+def weight_of(module: Module):
+    """The module's own weight tensor (≥ 2 axes, the last = output units), or None."""
+    w = module._parameters.get("weight")
+    if w is None:
+        w = next((p for p in module._parameters.values() if p.data.ndim >= 2), None)
+    return w if w is not None and w.data.ndim >= 2 else None
+
+
+def weight_gain(w: np.ndarray) -> float:
+    """RMS(W)·√fan_in: 1.0 for Xavier (randn/√fan_in), 1.41 for He; far above → too large, far below → too
+    small, 0 → all zero. (The RMS, not the std: a constant tensor has std 0 but a scale.)"""
+    fan_in, _ = fans(w.shape)
+    return float(np.sqrt(np.mean(np.square(w, dtype=np.float64))) * math.sqrt(fan_in)) if w.size else 0.0
+
+
 @dataclass
 class LayerStats:
     """Statistics of one layer's output on one batch (a snapshot)."""
@@ -48,6 +63,9 @@ class LayerStats:
     saturated: float | None = None  # tanh / sigmoid only
     dead: float | None = None  # relu only: fraction of units never positive
     zero: float | None = None  # relu only: fraction of zero outputs
+    nonfinite: float = 0.0  # fraction of NaN / inf outputs
+    weight_gain: float | None = None  # weighted layers: RMS(W)·√fan_in
+    bias_mean: float | None = None  # weighted layers with a bias
     hist: list[int] = field(default_factory=list)
     edges: list[float] = field(default_factory=list)
     grad_rms: float | None = None  # RMS of d loss / d output, filled by the backward pass
@@ -64,7 +82,22 @@ class LayerStats:
 
     @classmethod
     def from_dict(cls, d: dict) -> LayerStats:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "active_units"})
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "active_units"}
+        d["mean"] = math.nan if d.get("mean") is None else d["mean"]
+        d["std"] = math.nan if d.get("std") is None else d["std"]
+        return cls(**d)
+
+
+def histogram(values: np.ndarray, bins: int, lo: float | None = None, hi: float | None = None):
+    """(counts, edges) of the finite `values` over [lo, hi] (default: their range); a degenerate range (a
+    constant, or nothing finite) is widened around its value, so this never fails."""
+    if lo is None or hi is None:
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if not hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi)):
+        pad = 1e-3 * max(1.0, abs(lo), abs(hi))
+        lo, hi = lo - pad, hi + pad
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    return counts.tolist(), edges.tolist()
 
 
 def summarize(name: str, module: Module, y: np.ndarray, bins: int = 40, limit: int | None = None) -> LayerStats:
@@ -73,28 +106,31 @@ def summarize(name: str, module: Module, y: np.ndarray, bins: int = 40, limit: i
     setting, to keep sampling cheap); None uses every value."""
     kind = layer_kind(module)
     flat = _sample(y, limit)
-    mean = float(flat.mean(dtype=np.float64))
-    std = float(flat.std(dtype=np.float64))
-    s = LayerStats(name, module.describe(), kind, mean, std)
+    finite = np.isfinite(flat)
+    good = flat[finite].astype(np.float64) if not finite.all() else flat.astype(np.float64)
+    mean = float(good.mean()) if good.size else math.nan
+    std = float(good.std()) if good.size else math.nan
+    s = LayerStats(name, module.describe(), kind, mean, std, nonfinite=float(1.0 - finite.mean()) if flat.size else 0)
+    lo = hi = None
     if kind == "tanh":
-        s.saturated = float(np.mean(np.abs(flat) > SATURATED_TANH))
+        s.saturated = float(np.mean(np.abs(good) > SATURATED_TANH)) if good.size else 0.0
         lo, hi = -1.0, 1.0
     elif kind == "sigmoid":
-        s.saturated = float(np.mean((flat < SATURATED_SIGMOID) | (flat > 1 - SATURATED_SIGMOID)))
+        s.saturated = float(np.mean((good < SATURATED_SIGMOID) | (good > 1 - SATURATED_SIGMOID))) if good.size else 0.0
         lo, hi = 0.0, 1.0
-    else:
-        finite = flat[np.isfinite(flat)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1e-12
-    if kind == "relu":
+    elif kind == "relu":
         units = y.reshape(-1, y.shape[-1]) if y.ndim > 1 else y.reshape(-1, 1)
         s.active_units = (units > 0).any(axis=0)
         s.dead = float(1.0 - s.active_units.mean())
-        s.zero = float(np.mean(flat <= 0))
-    with np.errstate(all="ignore"):
-        counts, edges = np.histogram(flat[np.isfinite(flat)], bins=bins, range=(lo, hi))
-    s.hist, s.edges = counts.tolist(), edges.tolist()
+        s.zero = float(np.mean(good <= 0)) if good.size else 1.0
+    w = weight_of(module)
+    if w is not None:
+        s.weight_gain = weight_gain(w.data)
+        b = module._parameters.get("bias")
+        s.bias_mean = float(np.mean(b.data, dtype=np.float64)) if b is not None else None
+    if lo is not None and good.size:  # a bounded layer's range, widened if a custom subclass strays out of it
+        lo, hi = min(lo, float(good.min())), max(hi, float(good.max()))
+    s.hist, s.edges = histogram(good, bins, lo, hi)
     return s
 
 
@@ -106,27 +142,28 @@ def _sample(a: np.ndarray, limit: int | None) -> np.ndarray:
 
 
 def grad_rms(dy: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(dy, dtype=np.float64))))
+    return float(np.sqrt(np.mean(np.square(dy, dtype=np.float64)))) if dy.size else 0.0
 
 
 def summarize_gradient(s: LayerStats, dy: np.ndarray, bins: int = 40, limit: int | None = None) -> None:
-    """Fill `s.grad_rms` and a histogram of the gradient at the layer's output (symmetric range)."""
+    """Fill `s.grad_rms` (NaN/inf propagate: an overflow shows) and a histogram of the finite values of the
+    gradient at the layer's output (symmetric range)."""
     flat = _sample(dy, limit)
     s.grad_rms = grad_rms(flat)
-    flat = flat[np.isfinite(flat)]
+    flat = flat[np.isfinite(flat)].astype(np.float64)
     top = float(np.abs(flat).max()) if flat.size else 0.0
     top = top if top > 0 else 1e-12
-    counts, edges = np.histogram(flat, bins=bins, range=(-top, top))
-    s.grad_hist, s.grad_edges = counts.tolist(), edges.tolist()
+    s.grad_hist, s.grad_edges = histogram(flat, bins, -top, top)
 
 
 def layer_statistics(model: Module, x: np.ndarray, loss=None, y: np.ndarray | None = None,
                      bins: int = 40) -> tuple[list[LayerStats], dict[str, dict]]:
-    """One training-mode forward (and, with `loss` and `y`, backward) pass on a copy of `model`.
+    """One training-mode forward (and, with `loss` and `y`, backward) pass on a copy of `model`, dropout
+    off (its zeros are noise, not the network's: they would read as dead units).
 
     Returns the per-leaf-layer statistics in forward order and, per parameter tensor, the RMS of its
     gradient and ‖grad‖/‖weight‖ ({} without a loss). Your model is not changed."""
-    m = fresh_copy(model)
+    m = fresh_copy(model, dropout=False)
     m.train()
     stats: dict[str, LayerStats] = {}
     leaves = leaf_modules(m)
@@ -138,10 +175,10 @@ def layer_statistics(model: Module, x: np.ndarray, loss=None, y: np.ndarray | No
         if name in stats:
             summarize_gradient(stats[name], dy, bins)
 
-    with tap(leaves, on_forward, on_backward if loss is not None else None):
+    with np.errstate(all="ignore"), tap(leaves, on_forward, on_backward if loss is not None else None):
         scores = m.forward(x)
         params = {}
-        if loss is not None:
+        if loss is not None and any(p.requires_grad for p in m.parameters()):
             m.zero_grad()
             loss(scores, y)
             m.backward(loss.backward())
@@ -150,100 +187,16 @@ def layer_statistics(model: Module, x: np.ndarray, loss=None, y: np.ndarray | No
 
 
 def param_gradients(model: Module) -> dict[str, dict]:
+    """Per parameter tensor: gradient RMS and norm, weight norm, their ratio, whether the gradient is finite
+    and whether the tensor is trainable (a frozen tensor's zero gradient is no finding)."""
     out = {}
-    for name, p in model.named_parameters():
-        g = p.grad.astype(np.float64)
-        w = float(np.linalg.norm(p.data.astype(np.float64)))
-        gn = float(np.linalg.norm(g))
-        out[name] = {"grad_rms": float(np.sqrt(np.mean(g * g))), "grad_norm": gn, "weight_norm": w,
-                     "ratio": gn / w if w > 0 else None, "finite": bool(np.isfinite(g).all())}
+    with np.errstate(all="ignore"):
+        for name, p in model.named_parameters():
+            g = p.grad.astype(np.float64)
+            w = float(np.linalg.norm(p.data.astype(np.float64)))
+            gn = float(np.linalg.norm(g))
+            out[name] = {"grad_rms": float(np.sqrt(np.mean(g * g))) if g.size else 0.0, "grad_norm": gn,
+                         "weight_norm": w, "ratio": gn / w if w > 0 else None,
+                         "finite": bool(np.isfinite(g).all()), "trainable": bool(p.requires_grad),
+                         "ndim": int(p.data.ndim)}
     return out
-
-
-def _activation_layers(stats: list[LayerStats]) -> list[LayerStats]:
-    act = [s for s in stats if s.kind in ("tanh", "sigmoid", "relu", "relu-like")]
-    return act if act else [s for s in stats if s.kind == "param"]
-
-
-def _where(s: LayerStats, acts: list[LayerStats] | None = None) -> str:
-    """'layer 17 (ReLU())', or with the list of activation layers 'activation 9 of 10 (layer 17, ReLU())'."""
-    if acts is not None and len(acts) > 1:
-        return f"activation {acts.index(s) + 1} of {len(acts)} (layer {s.name}, {s.layer})"
-    return f"layer {s.name} ({s.layer})"
-
-
-def diagnose_activations(stats: list[LayerStats], input_std: float | None = None, collapse: float = 0.05,
-                         collapse_warn: float = 0.2, grow: float = 20.0, saturated_fail: float = 0.5,
-                         saturated_warn: float = 0.2, dead_fail: float = 0.7, dead_warn: float = 0.4) -> Verdict:
-    """Collapse (std shrinking with depth below `collapse`× the reference: the input's std if given,
-    else the first activation layer's), saturation and dead ReLUs, each named by its first layer.
-    Dead units: the notes warn that "as much as 40 %" of a ReLU network can die with a too-high learning
-    rate; a trained net typically has some (≈ 20 % of the hidden units of the digits net), so WARN starts
-    at 40 % and FAIL at 70 %."""
-    acts = _activation_layers(stats)
-    if not acts:
-        return Verdict(CHECK, SKIP, "no layers", "n/a", "no activation layers to inspect")
-    stds = [s.std for s in acts]
-    ref = input_std if input_std else stds[0]
-    ref = ref if ref > 0 else 1.0
-    details = {"layers": [{"name": s.name, "layer": s.layer, "kind": s.kind, "mean": s.mean, "std": s.std,
-                           "saturated": s.saturated, "dead": s.dead} for s in acts], "reference_std": ref}
-    findings: list[tuple[str, str, str, str]] = []  # status, cause, value, advice
-
-    if not all(np.isfinite(stds)):
-        bad = next(s for s in acts if not np.isfinite(s.std))
-        findings.append((FAIL, "not_finite", f"non-finite activations in {_where(bad)}",
-                         "the forward pass overflows: weights or learning rate far too large"))
-    sat = [s for s in acts if s.saturated is not None]
-    for level, thr in ((FAIL, saturated_fail), (WARN, saturated_warn)):
-        hit = next((s for s in sat if s.saturated > thr), None)
-        if hit is not None:
-            worst_sat = max(sat, key=lambda s: s.saturated)
-            findings.append((level, "saturated", f"{100 * hit.saturated:.0f} % saturated in {_where(hit)}",
-                             f"{100 * hit.saturated:.0f} % of units saturated in {_where(hit)} (up to "
-                             f"{100 * worst_sat.saturated:.0f} % in layer {worst_sat.name}): weights too large — "
-                             "use Xavier (tanh) initialisation or lower the learning rate"))
-            break
-    relus = [s for s in acts if s.dead is not None]
-    for level, thr in ((FAIL, dead_fail), (WARN, dead_warn)):
-        hit = next((s for s in relus if s.dead > thr), None)
-        if hit is not None:
-            findings.append((level, "dead_relu", f"{100 * hit.dead:.0f} % dead ReLUs in {_where(hit)}",
-                             f"{100 * hit.dead:.0f} % of the ReLU units in {_where(hit)} never fire: a large "
-                             "negative bias, a too-high learning rate knocked them out, or bad initialisation "
-                             "— use small positive/zero biases, He init, a lower learning rate (or LeakyReLU)"))
-            break
-    ratios = [s.std / ref for s in acts]
-    for level, thr in ((FAIL, collapse), (WARN, collapse_warn)):
-        k = next((i for i, r in enumerate(ratios) if r < thr), None)
-        # a collapse is a trend with depth; one dead layer is reported as dead units above
-        if k is not None and (ratios[-1] < thr) and not (acts[k].dead is not None and acts[k].dead > dead_warn):
-            findings.append((level, "collapse", f"std {acts[k].std:.2g} in {_where(acts[k], acts)}, "
-                             f"{acts[-1].std:.2g} at the last",
-                             f"activations collapse towards 0 by {_where(acts[k], acts)} (std {ratios[k]:.1g}× the "
-                             "input's): weights too small for this depth — use Xavier (tanh) / He (ReLU) init"))
-            break
-    k = next((i for i, r in enumerate(ratios) if r > grow), None)
-    if k is not None:
-        findings.append((WARN, "explode", f"std {acts[k].std:.3g} in {_where(acts[k])}",
-                         f"activations grow with depth ({ratios[k]:.0f}× the input's std by {_where(acts[k])}): "
-                         "weights too large — use Xavier/He init or batch normalisation"))
-    expected = f"std steady with depth; ≤ {saturated_warn:.0%} saturated, ≤ {dead_warn:.0%} dead"
-    summary = f"std {stds[0]:.2g} → {stds[-1]:.2g} over {len(acts)} layers"
-    if not findings:
-        return Verdict(CHECK, PASS, summary, expected, "healthy activation scale through the network",
-                       details=details)
-    findings.sort(key=lambda f: f[0] != FAIL)
-    status, cause, value, advice = findings[0]
-    details["findings"] = [{"status": f[0], "cause": f[1], "advice": f[3]} for f in findings]
-    more = "; ".join(f[3] for f in findings[1:])
-    return Verdict(CHECK, status, value, expected, advice + (f". Also: {more}" if more else ""), cause=cause,
-                   details=details)
-
-
-def check_activations(model: Module, x: np.ndarray, bins: int = 40) -> Verdict:
-    """Check 6 at initialisation: statistics of one training-mode forward pass on `x`, diagnosed."""
-    stats, _ = layer_statistics(model, x, bins=bins)
-    v = diagnose_activations(stats, input_std=float(np.std(x)))
-    v.details["stats"] = [s.to_dict() for s in stats]
-    return v

@@ -25,15 +25,20 @@ def update_ratios(before: dict[str, np.ndarray], model: Module) -> dict[str, flo
         new = params[name].data
         with np.errstate(all="ignore"):
             w = float(np.linalg.norm(new))
-            out[name] = float(np.linalg.norm(new - old)) / w if w > 0 else float("inf")
+            step = float(np.linalg.norm(new - old))
+            out[name] = step / w if w > 0 else (0.0 if step == 0 else float("inf"))  # 0/0: a weight that stays 0
     return out
 
 
 def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 3e-2, low_fail: float = 1e-5,
-                          high_fail: float = 0.1, skip_first: float = 0.1) -> Verdict:
+                          high_fail: float = 0.1, skip_first: float = 0.1, *,
+                          loss_drop: float | None = None) -> Verdict:
     """records: [{"iteration": i, "ratios": {name: ratio}}] in time order. The median ratio per tensor
     (after the first `skip_first` of the records, when the optimizer's state warms up) is judged;
-    the typical value is their geometric mean, and the most extreme tensor is named."""
+    the typical value is their geometric mean, and the most extreme tensor is named. loss_drop: the
+    relative fall of the training loss over the same steps — tiny updates after the loss fell by half or
+    more are the optimizer settling, not a learning rate that is too low. A single tensor far out of the
+    band is noted in the advice (per-layer rates), not judged: the typical ratio is the learning rate's."""
     if not records:
         return Verdict(CHECK, SKIP, "no updates recorded", f"{low:g} … {high:g}", "")
     use = records[int(len(records) * skip_first):] or records
@@ -43,30 +48,46 @@ def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 
         vals = np.array([r["ratios"].get(n, np.nan) for r in use], dtype=np.float64)
         vals = np.where(np.isnan(vals), np.inf, vals)  # NaN weights = blown up
         med[n] = float(np.median(vals))
+    details: dict = {"median": med, "records": len(records), "loss_drop": loss_drop}
+    expected = f"≈ 1e-3 ({low:g} … {high:g})"
+    if not med:
+        return Verdict(CHECK, SKIP, "no weight tensors", expected, "", details=details)
     arr = np.array(list(med.values()))
+    if np.all(arr == 0):
+        details["typical"] = 0.0
+        symptom = "the weights never change"
+        # the plainest reading is a learning rate of 0: any cause of zero gradients (dead units, frozen or
+        # all-equal weights) found by the other checks is more fundamental and explains it
+        return Verdict(CHECK, FAIL, f"0 (median over {len(use)} updates)", expected, f"{symptom}: the learning "
+                       "rate is 0, or no gradient reaches the weights", cause="lr_too_low", details=details,
+                       symptom=symptom)
     finite = np.isfinite(arr) & (arr > 0)
     typical = float(np.exp(np.mean(np.log(arr[finite])))) if finite.all() else (
-        float("inf") if np.isinf(arr).any() else 0.0)
-    details = {"median": med, "typical": typical, "records": len(records)}
-    expected = f"≈ 1e-3 ({low:g} … {high:g})"
+        float("inf") if np.isinf(arr).any() else float(np.exp(np.mean(np.log(arr[finite])))) if finite.any() else 0.0)
+    details["typical"] = typical
     value = f"{typical:.2g} (median over {len(use)} updates, geometric mean over {len(med)} tensors)"
     hi_name = max(med, key=med.get)
     lo_name = min(med, key=med.get)
     if typical > high:
-        status = FAIL if typical > high_fail else WARN
-        return Verdict(CHECK, status, value, expected,
-                       f"updates are too large relative to the weights (largest: {hi_name} at {med[hi_name]:.2g}):"
-                       " the learning rate is too high — lower it", cause="too_high", details=details)
+        symptom = f"the updates are large relative to the weights ({typical:.2g}; largest {hi_name} at " \
+                  f"{med[hi_name]:.2g})"
+        return Verdict(CHECK, FAIL if typical > high_fail else WARN, value, expected,
+                       f"{symptom}: the learning rate is too high — lower it", cause="lr_too_high", details=details,
+                       symptom=symptom)
     if typical < low:
-        status = FAIL if typical < low_fail else WARN
-        return Verdict(CHECK, status, value, expected,
-                       f"updates are tiny relative to the weights (smallest: {lo_name} at {med[lo_name]:.2g}): "
-                       "the learning rate is too low — raise it", cause="too_low", details=details)
+        symptom = f"the updates are tiny relative to the weights ({typical:.2g}; smallest {lo_name} at " \
+                  f"{med[lo_name]:.2g})"
+        if loss_drop is not None and loss_drop >= 0.5:
+            return Verdict(CHECK, PASS, value, expected, f"{symptom}, after the loss fell {loss_drop:.0%}: the "
+                           "optimizer is settling", details=details)
+        return Verdict(CHECK, FAIL if typical < low_fail else WARN, value, expected,
+                       f"{symptom}: the learning rate is too low — raise it", cause="lr_too_low", details=details,
+                       symptom=symptom)
     outlier = [n for n, v in med.items() if v > high_fail or v < low_fail]
+    note = ""
     if outlier:
         o = outlier[0]
-        pace = "too fast" if med[o] > high else "too slowly"
-        return Verdict(CHECK, WARN, value, expected, f"typical ratio is fine but {o} is at {med[o]:.2g}: that "
-                       f"layer learns {pace} (per-layer learning rates or a different init)", cause="layer_outlier",
-                       details=details)
-    return Verdict(CHECK, PASS, value, expected, "update sizes are in the healthy range", details=details)
+        note = f"; {o} is at {med[o]:.2g}: that layer learns {'fast' if med[o] > high else 'slowly'} " \
+               "(per-layer learning rates or a different init)"
+        details["outlier"] = o
+    return Verdict(CHECK, PASS, value, expected, "update sizes are in the healthy range" + note, details=details)

@@ -12,9 +12,11 @@ _RANK = {SKIP: -1, PASS: 0, WARN: 1, FAIL: 2}
 @dataclass
 class Verdict:
     """check: short name ('gradient check'); status: PASS / WARN / FAIL (SKIP when it could not run);
-    value: the measured number as text; expected: the healthy range as text; advice: what to do (the
-    cause when it is not PASS); cause: a machine-readable tag ('too_high', 'collapse', ...) tests can
-    assert on; details: numbers for plots and reports (JSON-able)."""
+    value: the measured number as text; expected: the healthy range as text; advice: the cause and what to
+    do, in words (when it is not PASS); cause: the root-cause code from the fixed vocabulary
+    (`causes.CAUSES`: 'lr_too_high', 'dead_units', ...; '' when PASS); details: numbers for plots and
+    reports (JSON-able); symptom: what the check saw, in neutral words ('the loss barely changes'), used
+    when the diagnosis lists this verdict as a consequence of another cause."""
 
     check: str
     status: str
@@ -23,6 +25,7 @@ class Verdict:
     advice: str = ""
     cause: str = ""
     details: dict = field(default_factory=dict)
+    symptom: str = ""
 
     @property
     def ok(self) -> bool:
@@ -33,8 +36,8 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, d: dict) -> Verdict:
-        return cls(**{k: d.get(k, "" if k != "details" else {}) for k in
-                      ("check", "status", "value", "expected", "advice", "cause", "details")})
+        return cls(**{k: d.get(k, "" if k != "details" else {}) or ("" if k != "details" else {}) for k in
+                      ("check", "status", "value", "expected", "advice", "cause", "details", "symptom")})
 
     def __str__(self) -> str:
         s = f"[{self.status}] {self.check}: {self.value} (expected {self.expected})"

@@ -13,21 +13,24 @@ from .parallel import for_parts
 
 
 # ----- ReLU ------------------------------------------------------------------------------------
-def relu_forward(x: np.ndarray):
-    """max(x, 0). The cache is the boolean mask x > 0 (one byte per element). Split over the cores."""
+def relu_forward(x: np.ndarray, mask: bool = True):
+    """max(x, 0). The cache is the boolean mask x > 0 (one byte per element), or None without `mask`
+    (inference: half the passes). Split over the cores."""
     out = np.empty_like(x)
-    mask = np.empty(x.shape, dtype=bool)
-    xf, of, mf = x.reshape(-1), out.reshape(-1), mask.reshape(-1)
+    m = np.empty(x.shape, dtype=bool) if mask else None
+    xf, of = x.reshape(-1), out.reshape(-1)
+    mf = m.reshape(-1) if mask else None
     if not (np.shares_memory(xf, x) and np.shares_memory(of, out)):  # non-contiguous input: one pass
-        return np.maximum(x, 0), x > 0
+        return np.maximum(x, 0), (x > 0 if mask else None)
     zero = x.dtype.type(0)
 
     def part(s):
-        np.greater(xf[s], zero, out=mf[s])
+        if mask:
+            np.greater(xf[s], zero, out=mf[s])
         np.maximum(xf[s], zero, out=of[s])
 
     for_parts(part, xf.size, x.nbytes)
-    return out, mask
+    return out, m
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ never over pixels or samples. When kernel == stride the windows tile the input, 
 from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input element exactly once
 (no zero fill, no accumulation).
 
+The numba extra (`jit.py`) computes max pooling with windows that do not overlap in one compiled pass,
+with the same outputs and switches.
+
 Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
 of each window, in the smallest unsigned integer type that holds it. Backward routes each output
 gradient only to that element; on ties the first maximum wins, as in PyTorch's CPU kernel. With
@@ -17,7 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .jit import kernels as compiled
 from .parallel import for_parts
+
+BLOCK_BYTES = 1 << 20  # each thread's part is walked in blocks of images about this large (in cache)
+
+
+def _in_blocks(fn, s: slice, per_image_bytes: int):
+    """fn(block) for consecutive blocks of the images in `s`, each about BLOCK_BYTES."""
+    step = max(1, BLOCK_BYTES // max(per_image_bytes, 1))
+    for a in range(s.start, s.stop, step):
+        fn(slice(a, min(a + step, s.stop)))
 
 
 def pool_output_size(size: int, kernel: int, stride: int) -> int:
@@ -95,6 +108,12 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     first maximum, so both forms route gradients to the same element (`max_pool2d_switches`)."""
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
     (kh, kw), (sh, sw) = kernel, stride
+    jit = _compiled_for(x, kernel, stride)
+    if jit is not None:  # the numba extra: one pass, the same maxima and switches
+        out = np.empty((n, ho, wo, c), dtype=x.dtype)
+        idx = np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kh * kw - 1))
+        for_parts(lambda s: jit.max_pool_forward(x[s], kh, kw, sh, sw, out[s], idx[s]), n, x.nbytes)
+        return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
     separable = _separable_wins(x.shape, kernel, stride, ho)
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
     if not switches:
@@ -118,10 +137,19 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
         for dst, src in zip(stages, found, strict=False):
             dst[s] = src
 
-    for_parts(part, n, x.nbytes)
+    for_parts(lambda s: _in_blocks(part, s, x.nbytes // max(n, 1)), n, x.nbytes)
     if not switches:
         return out, None
     return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
+
+
+def _compiled_for(x, kernel, stride):
+    """The compiled kernels, where they apply: windows that do not overlap, a C-contiguous float input, and
+    at most 256 offsets per window (uint8 switches)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    if sh < kh or sw < kw or kh * kw > 256 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+        return None
+    return compiled()
 
 
 def max_pool2d_switches(cache) -> np.ndarray:
@@ -142,6 +170,11 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     kind, stages, x_shape, kernel, stride = cache
     (kh, kw), (sh, sw) = kernel, stride
     _, ho, wo, _ = dout.shape
+    jit = _compiled_for(dout, kernel, stride) if kind == "offsets" and stages[0].dtype == np.uint8 else None
+    if jit is not None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        for_parts(lambda s: jit.max_pool_backward(dout[s], stages[0][s], kh, kw, sh, sw, dx[s]), x_shape[0], dx.nbytes)
+        return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
 
@@ -165,7 +198,8 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
         for j in range(kw):
             d[:, :, j:j + w_end:sw] += d_rows * (col_idx == j)
 
-    for_parts(separable if kind == "separable" else offsets, x_shape[0], dx.nbytes)
+    fn = separable if kind == "separable" else offsets
+    for_parts(lambda s: _in_blocks(fn, s, dx.nbytes // max(x_shape[0], 1)), x_shape[0], dx.nbytes)
     return dx
 
 

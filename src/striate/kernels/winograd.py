@@ -245,8 +245,14 @@ def winograd_weight_grad(x: np.ndarray, dout: np.ndarray, pad: int, m: int) -> n
     return filter_transform_transposed(du, m)
 
 
+def applicable(kh: int, kw: int, stride: int, pad: int, h: int, w: int) -> bool:
+    """Whether Winograd F(m×m, 3×3) computes this convolution: a 3×3 kernel, stride 1, padding ≤ 2, a
+    non-empty output."""
+    return kh == kw == 3 and stride == 1 and pad in (0, 1, 2) and min(h, w) + 2 * pad - 2 >= 1
+
+
 def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: int = 1, pad: int = 1,
-           which: str = "all") -> str:
+           which: str = "all", force: bool = False) -> str:
     """The algorithm for a convolution of x (N, H, W, C) to F channels: "im2col", "winograd2" (F(2×2, 3×3))
     or "winograd4" (F(4×4, 3×3)); `which` pass: "fwd", "dx" (`winograd_input_grad`), "dw"
     (`winograd_weight_grad`), or "all" for one choice that suits all three.
@@ -257,11 +263,16 @@ def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: i
 
     - Winograd needs 3×3, stride 1, and enough input channels: below C = 16 its transforms cost more than
       the small GEMMs they save (3→64 @ 32×32: forward 15.9 ms by im2col, 19.6 by F(4×4), 29.4 by F(2×2)).
-    - Accuracy. F(2×2)'s float32 error stays within 0.4–3.7× im2col's everywhere measured. F(4×4)'s grows
-      with the length of the sums in its products: 4–7× for forward with C ≤ 64 but up to 9.4× at C = 128;
-      dx (sums over F) up to 8× at F = 64, 13× at F = 128, 17× at F = 256; dw 3–9× for 32 ≤ C ≤ 128, but
-      16× at C = 16 and 10× at 256 × 14×14. So F(4×4) only for forward with C ≤ 64, dx with F ≤ 64, dw with
-      32 ≤ C ≤ 128 (all three: 32 ≤ C ≤ 64, F ≤ 64), keeping every pass within 10× of im2col.
+    - Accuracy, on real activations (bench/accuracy.py: the reference net and fast_cifar after 150 steps on
+      CIFAR-10, every 3×3 layer's input, weights and output gradient): F(2×2)'s float32 error is 0.2–2.5×
+      im2col's. F(4×4)'s grows with the length of the sums in its products: forward 1.0–3.6× for C ≤ 128,
+      3.6–4.8× at C = 256 (8×8 and 4×4 maps); dw 0.4–2.3× for any C; dx (sums over F) 2.6–4.1× at F = 64,
+      1.5–6.4× at F = 128, but 5.7–9.8× at F = 256. On random ReLU data (bench/winograd.py) the same passes are
+      worse — forward 4–9.5× (12.8× for 256 channels on 4×4 maps), dx 8–10× at F = 128, dw 16× at C = 16 —
+      and on the small trained digits net of tests/test_winograd_accuracy.py forward reaches 7.9× at C = 128
+      and 9.75× at C = 256 with OpenBLAS's Haswell kernels. So F(4×4) is used for forward with C ≤ 128, dx
+      with F ≤ 128 and dw with 32 ≤ C ≤ 256 (all three: 32 ≤ C ≤ 128, F ≤ 128), which keeps every pass
+      within 10× of im2col on real activations, with a margin.
     - Speed. Where both are accurate F(4×4) beats F(2×2) if its products are at most ¾ of F(2×2)'s (not for
       2×2, 5×5, 6×6 or 9×9 outputs, mostly padding) and it has at least 64 tiles: 64→64 @ 32×32 forward
       64 ms vs 114 by F(2×2), 191 by im2col, 117 by PyTorch; 64→128 @ 16×16 dw 30 vs 49, 67, 49.
@@ -270,24 +281,26 @@ def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: i
       filter transforms and the packing of U per chunk (about 50 tiles' worth of products): fewer than 96
       tiles (one 8×8×256 image: 3.8 ms vs 1.4 by im2col; two 14×14×256 images, 98 tiles: 4.1 vs 5.2).
     """
-    if kernel != 3 or stride != 1 or pad not in (0, 1, 2):
+    if not applicable(kernel, kernel, stride, pad, h, w):
         return "im2col"
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    if ho < 1 or wo < 1:
-        return "im2col"
     if which == "fwd":
-        return _pick(n, ho, wo, c, f, c <= 64)
+        return _pick(n, ho, wo, c, f, c <= 128, force)
     if which == "dx":  # a convolution of dout (N, Ho, Wo, F) to C channels, output H×W
-        return _pick(n, h, w, f, c, f <= 64)
+        return _pick(n, h, w, f, c, f <= 128, force)
     if which == "dw":
-        return _pick(n, ho, wo, c, f, 32 <= c <= 128)
+        return _pick(n, ho, wo, c, f, 32 <= c <= 256, force)
     if which == "all":
-        return _pick(n, ho, wo, c, f, 32 <= c <= 64 and f <= 64)
+        return _pick(n, ho, wo, c, f, 32 <= c <= 128 and f <= 128, force)
     raise ValueError(f"choose: which must be 'fwd', 'dx', 'dw' or 'all', got {which!r}")
 
 
-def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool) -> str:
-    """The fastest algorithm for products (tiles × c)·(c × f) over an output (n, ho, wo); see `choose`."""
+def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool, force: bool = False) -> str:
+    """The fastest algorithm for products (tiles × c)·(c × f) over an output (n, ho, wo); see `choose`.
+    `force`: a Winograd variant even where im2col would be faster (F(4×4) where accurate and not mostly padding)."""
+    if force:
+        return "winograd4" if f4_accurate and 36 * -(-ho // 4) * -(-wo // 4) <= 12 * -(-ho // 2) * -(-wo // 2) \
+            else "winograd2"
     if c < 16:
         return "im2col"
     tiles2 = n * -(-ho // 2) * -(-wo // 2)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..kernels import activation as K
 from . import init as initializers
-from .module import Module, Parameter
+from .module import Module, Parameter, grad_enabled
 
 
 class _Elementwise(Module):
@@ -24,12 +24,19 @@ class ReLU(_Elementwise):
 
     def forward(self, x):
         self._check(x)
-        y, mask = K.relu_forward(x)
+        y, mask = K.relu_forward(x, mask=grad_enabled())
         self._save(mask, y)
         return y
 
     def backward(self, dy):
-        return K.relu_backward(dy, self._saved(dy))
+        mask = self._saved(dy)
+        if not isinstance(mask, np.ndarray):  # after a fused BatchNorm + ReLU forward (nn.norm)
+            mask = mask.mask().reshape(dy.shape)
+        return K.relu_backward(dy, mask)
+
+    def fused_with(self, bn) -> bool:
+        """Whether the last forward ran fused with BatchNorm `bn` (`BatchNorm.forward_fused_relu`)."""
+        return getattr(self._cache, "bn_cache", None) is not None and self._cache.bn_cache is bn._cache
 
 
 class LeakyReLU(_Elementwise):

@@ -8,7 +8,9 @@ import contextlib
 
 import numpy as np
 
+from .activation import ReLU
 from .module import Module
+from .norm import BatchNorm
 
 
 def _rethrow(error: Exception, where: str) -> Exception:
@@ -27,6 +29,15 @@ def _inside(where: str):
         yield
     except Exception as e:
         raise _rethrow(e, where) from e
+
+
+def _fused_pairs(layers: list[Module]) -> set[int]:
+    """Indices i where layers[i] is a BatchNorm directly followed by a ReLU, both plain (their classes exactly,
+    no forward or backward replaced on the instance, as a diagnostic tap does): that pair runs fused."""
+    def plain(m, cls):
+        return type(m) is cls and "forward" not in m.__dict__ and "backward" not in m.__dict__
+
+    return {i for i in range(len(layers) - 1) if plain(layers[i], BatchNorm) and plain(layers[i + 1], ReLU)}
 
 
 class Sequential(Module):
@@ -59,9 +70,18 @@ class Sequential(Module):
         return f"in layer {i} ({m.describe()}) of {type(self).__name__}"
 
     def forward(self, x):
-        for i, m in enumerate(self._modules.values()):
+        layers = list(self._modules.values())
+        fused = _fused_pairs(layers)
+        i = 0
+        while i < len(layers):
+            m = layers[i]
             with _inside(self._where(i, m)):
+                if i in fused:  # BatchNorm then ReLU: one pass (see nn.norm)
+                    x = m.forward_fused_relu(x, layers[i + 1])
+                    i += 2
+                    continue
                 x = m.forward(x)
+            i += 1
         return x
 
     def _first_needed(self, layers) -> int:
@@ -77,10 +97,17 @@ class Sequential(Module):
     def backward(self, dy):
         layers = list(self._modules.values())
         stop = self._first_needed(layers)
-        for i in range(len(layers) - 1, stop - 1, -1):
+        fused = _fused_pairs(layers)
+        i = len(layers) - 1
+        while i >= stop:
             layers[i].requires_input_grad = i > stop or self.requires_input_grad
             with _inside(self._where(i, layers[i])):
+                if i - 1 in fused and i - 1 >= stop and layers[i].fused_with(layers[i - 1]):
+                    dy = layers[i - 1].backward_fused_relu(dy)
+                    i -= 2
+                    continue
                 dy = layers[i].backward(dy)
+            i -= 1
         return dy if stop == 0 else None
 
     def output_shape(self, input_shape):

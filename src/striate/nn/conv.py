@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.conv import conv2d_backward, conv2d_forward, conv_output_size
+from ..kernels.conv import (
+    column_sums,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+    conv_output_size,
+    pad_nhwc,
+)
+from ..kernels.conv_algorithm import select
+from ..kernels.winograd import winograd_forward, winograd_input_grad, winograd_weight_grad
+from ..kernels.winograd_transforms import filter_transform
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -20,6 +31,10 @@ class Conv2d(Module):
     """x: (N, H, W, C_in) → (N, Ho, Wo, C_out). weight (KH, KW, C_in, C_out), bias (C_out,).
 
     Cross-correlation without kernel flip; Ho = (H + 2P − KH) / S + 1 must be an integer.
+
+    Each pass (forward, input gradient, weight gradient) is computed by the algorithm
+    `kernels.conv_algorithm.select` picks for its shape: im2col + GEMM, or Winograd for 3×3 stride 1
+    (`st.set_conv_algorithm`, `STRIATE_CONV_ALGO`). `algorithms` holds the last choice per pass.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
@@ -38,20 +53,75 @@ class Conv2d(Module):
 
     def forward(self, x):
         self._check_input(x, 4, self.in_channels, "N, H, W, C")
+        w, b = self.weight.data, None if self.bias is None else self.bias.data
         try:
-            y, cache = conv2d_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
-                                      self.stride, self.padding)
+            conv_output_size(x.shape[1], self.kernel_size[0], self.stride, self.padding)
+            conv_output_size(x.shape[2], self.kernel_size[1], self.stride, self.padding)
         except ValueError as e:
             raise self._error(f"input {x.shape}: {e}") from None
-        self._save(cache, y)
+        stride, pad = self.stride, self.padding
+
+        def run(algo):
+            if algo == "im2col":
+                y, (xp, *_) = conv2d_forward(x, w, b, stride, pad)
+                return y, xp
+            m = int(algo[-1])
+            return winograd_forward(x, w, b, pad, m, None if self.training else self._eval_transform(w, m))[0], None
+
+        algo, done = select("fwd", x.shape, w.shape, stride, pad, x.dtype, run)
+        y, xp = done if done is not None else run(algo)
+        object.__setattr__(self, "algorithms", {"fwd": algo})
+        if xp is not None and pad:  # keep the padded copy only: x is its interior (one activation, not two)
+            x = xp[:, pad:pad + x.shape[1], pad:pad + x.shape[2]]
+        self._save((x, xp, w), y)
         return y
 
     def backward(self, dy):
-        dx, dw, db = conv2d_backward(dy, self._saved(dy), need_dx=self.requires_input_grad)
+        x, xp, w = self._saved(dy)
+        (kh, kw), stride, pad, need_dx = self.kernel_size, self.stride, self.padding, self.requires_input_grad
+        algos = self.__dict__.setdefault("algorithms", {})
+        if not (stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1):
+            # strided (or over-padded): im2col only, dx and dw sharing each chunk's column matrix
+            dx, dw, _ = conv2d_backward(dy, (self._padded(x, xp), w, False, stride, pad, x.shape), need_dx)
+            algos.update(dw="im2col", **({"dx": "im2col"} if need_dx else {}))
+        else:
+            algos["dw"], dw = select("dw", x.shape, w.shape, stride, pad, x.dtype,
+                                     lambda a: self._weight_grad(a, x, xp, dy))
+            if dw is None:
+                dw = self._weight_grad(algos["dw"], x, xp, dy)
+            dx = None
+            if need_dx:
+                algos["dx"], dx = select("dx", x.shape, w.shape, stride, pad, x.dtype,
+                                         lambda a: self._input_grad(a, x, w, dy))
+                if dx is None:
+                    dx = self._input_grad(algos["dx"], x, w, dy)
         self.weight.accumulate(dw)
         if self.bias is not None:
-            self.bias.accumulate(db)
+            self.bias.accumulate(column_sums(dy.reshape(-1, dy.shape[3])))
         return dx
+
+    def _eval_transform(self, w, m: int):
+        """The Winograd filter transform of `w`, kept between eval-mode calls while the weights stay equal
+        (checked against a copy: an optimizer changes weights in place)."""
+        kept = self.__dict__.get("_winograd_u")
+        if kept is None or kept[0] != m or kept[1].dtype != w.dtype or not np.array_equal(kept[1], w):
+            kept = (m, w.copy(), filter_transform(w, m))
+            object.__setattr__(self, "_winograd_u", kept)
+        return kept[2]
+
+    def _padded(self, x, xp):
+        return xp if xp is not None else pad_nhwc(x, self.padding)
+
+    def _weight_grad(self, algo, x, xp, dy):
+        if algo == "im2col":
+            kh, kw = self.kernel_size
+            return conv2d_weight_grad(self._padded(x, xp), dy, kh, kw, self.stride)
+        return winograd_weight_grad(x, dy, self.padding, int(algo[-1]))
+
+    def _input_grad(self, algo, x, w, dy):
+        if algo == "im2col":
+            return conv2d_input_grad(dy, w, self.stride, self.padding, x.shape)
+        return winograd_input_grad(dy, w, self.padding, int(algo[-1]))
 
     def output_shape(self, input_shape):
         n, h, w, _ = shape = self._input_shape(input_shape, 4, self.in_channels, "N, H, W, C")

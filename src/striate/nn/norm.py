@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.norm import batchnorm_backward, batchnorm_eval_forward, batchnorm_train_forward
+from ..kernels.norm import batchnorm_backward, batchnorm_eval_forward, batchnorm_train_forward, relu_mask
 from .module import Module, Parameter
 
 
@@ -45,17 +45,28 @@ class BatchNorm(Module):
         self._check_input(x, ndim, self.num_features, "N, H, W, C" if ndim == 4 else None)
 
     def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def forward_fused_relu(self, x, relu):
+        """max(self.forward(x), 0) in one pass, for `Sequential` when this layer is followed by the ReLU module
+        `relu`: both layers' caches are set as if each had run (`relu.backward` recomputes its mask from
+        this layer's cache), so either may still be used on its own; `backward_fused_relu` is the fused way back."""
+        y = self._forward(x, relu=True)
+        relu._save(_FusedMask(self._cache) if self._cache is not None else None, y)
+        return y
+
+    def _forward(self, x, relu: bool):
         self._check(x)
         if not self.training:
             y, cache = batchnorm_eval_forward(x, self.gamma.data, self.beta.data, self.running_mean,
-                                              self.running_var, self.eps)
+                                              self.running_var, self.eps, relu)
             self._save(cache, y)
             return y
         m = x.size // self.num_features
         if m < 2:
             raise self._error(f"training needs more than one value per channel, got input {x.shape} "
                               "(use a larger batch, or eval())")
-        y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps)
+        y, cache, mean, var = batchnorm_train_forward(x, self.gamma.data, self.beta.data, self.eps, relu)
         self._update_running(mean, var, m)
         self._save(cache, y)
         return y
@@ -71,7 +82,14 @@ class BatchNorm(Module):
         rv += (f * m / (m - 1)) * var.astype(rv.dtype, copy=False)
 
     def backward(self, dy):
-        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved(dy))
+        return self._backward(dy, relu=False)
+
+    def backward_fused_relu(self, dy):
+        """The input gradient of max(BatchNorm(x), 0) after `forward_fused_relu`, in one pass."""
+        return self._backward(dy, relu=True)
+
+    def _backward(self, dy, relu: bool):
+        dx, dgamma, dbeta = batchnorm_backward(dy, self._saved(dy), relu)
         self.gamma.accumulate(dgamma)
         self.beta.accumulate(dbeta)
         return dx
@@ -90,3 +108,16 @@ class BatchNorm(Module):
         if self.momentum != 0.1:
             s += f", momentum={self.momentum}"
         return s
+
+
+class _FusedMask:
+    """A ReLU's cache after a fused BatchNorm + ReLU forward: the mask, recomputed on demand from the
+    BatchNorm's cache (nothing mask-sized is stored)."""
+
+    __slots__ = ("bn_cache",)
+
+    def __init__(self, bn_cache):
+        self.bn_cache = bn_cache
+
+    def mask(self) -> np.ndarray:
+        return relu_mask(self.bn_cache)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from .. import console
 from .build import Run
 from .directory import RunDir
@@ -68,9 +70,12 @@ def _other_weights(run: Run, x, labels) -> dict:
     return out
 
 
+CHECK_TRAIN, CHECK_VAL = 5000, 2000  # samples the start-up data check reads (evenly strided)
+
+
 def announce_data(run: Run) -> None:
     """Before training: the files of an image folder that were left out as unreadable (listed in the run
-    directory)."""
+    directory), then a warning for each problem the doctor's data check finds in what the model will see."""
     from ..atomic import write_atomic
 
     skipped = run.data.skipped
@@ -78,6 +83,25 @@ def announce_data(run: Run) -> None:
         write_atomic(run.directory.skipped_file, "".join(f"{path}\t{why}\n" for path, why in skipped))
         console.note(f"warning: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} (e.g. "
                      f"{skipped[0][0]}); the list is in {run.directory.skipped_file} (--strict stops instead)")
+    for verdict in data_warnings(run):
+        console.note(f"warning: {verdict.check}: {verdict.advice}")
+
+
+def data_warnings(run: Run) -> list:
+    """The doctor's data-check verdicts that are not PASS for an evenly strided sample of the training
+    images after preprocessing (and of the validation split): blank or unpreprocessed inputs, a single
+    class, a class imbalance, labels that do not match their images."""
+    from ..diagnose import check_inputs
+
+    def sample(x, y, most):
+        idx = np.linspace(0, len(x) - 1, min(most, len(x))).astype(np.int64)
+        return x[idx], y[idx]
+
+    x, y = sample(run.data.train_x, run.data.train_y, CHECK_TRAIN)
+    val = None if run.val is None else sample(*run.val, CHECK_VAL)
+    verdicts = check_inputs(run.preprocess(x), y, len(run.data.classes), val=val, seed=run.config["seed"],
+                            class_names=list(run.data.classes))
+    return [v for v in verdicts if not v.ok]
 
 
 def execute(run: Run, draw: bool = True) -> dict:

@@ -1,13 +1,12 @@
 """Search results: a table (best first) of every trial of every stage, results.csv, and search_report.html
-with val accuracy against each hyperparameter (log axes for log dimensions: the notes' random-vs-grid
-picture), the optimisation history and the loss curves of the top trials (matplotlib Agg, embedded PNG)."""
+in the run report's style, with val accuracy against each hyperparameter (log axes for log dimensions: the
+notes' random-vs-grid picture), the optimisation history and the loss curves of the top trials across the
+stages, and Optuna's own plots for each stage (the figures are in `figures.py`; embedded PNG)."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import math
 import sys
 from dataclasses import dataclass, field
@@ -15,8 +14,6 @@ from pathlib import Path
 
 from .space import Space
 from .spec import SearchSpec
-
-TOP_CURVES = 5
 
 
 @dataclass
@@ -119,122 +116,76 @@ def write_csv(rows: list[Row], names: list[str], path: Path) -> None:
                         "" if r.value is None else r.value, r.epochs, r.seconds, r.status, r.reason or ""])
 
 
-# ----- figures ---------------------------------------------------------------------------------
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+# ----- the page --------------------------------------------------------------------------------
+def studies(spec: SearchSpec, storage) -> list:
+    """(stage, Optuna study) for every stage that exists in `storage`."""
+    import optuna
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    from .runner import study_name
 
-
-def _scatter(rows: list[Row], space: Space, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    dim = space[name]
-    fig, ax = plt.subplots(figsize=(4.2, 3.2))
-    stages = sorted({r.stage for r in rows})
-    for s in stages:
-        done = [r for r in rows if r.stage == s and r.value is not None and name in r.params]
-        failed = [r for r in rows if r.stage == s and r.value is None and name in r.params]
-        xs = [r.params[name] for r in done]
-        if not dim.numeric:
-            xs = [str(x) for x in xs]
-        ax.scatter(xs, [100 * r.value for r in done], s=18, label=f"stage {s}", alpha=0.8)
-        if failed:
-            fx = [r.params[name] if dim.numeric else str(r.params[name]) for r in failed]
-            ax.scatter(fx, [0.0] * len(fx), marker="x", s=18, color="red",
-                       label="failed / pruned" if s == stages[0] else None)
-    if dim.numeric and dim.log:
-        ax.set_xscale("log")
-    ax.set_xlabel(name + (" (log)" if dim.log else ""))
-    ax.set_ylabel("val accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    return [(i + 1, optuna.load_study(study_name=study_name(spec, i), storage=storage))
+            for i in range(len(spec.stages)) if study_name(spec, i) in names]
 
 
-def _history(rows: list[Row]) -> str:
-    import matplotlib.pyplot as plt
+def _headline(rows: list[Row]) -> str:
+    from ..report.style import card, duration, headline_row
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    offset = 0
-    best_so_far, xs_best, ys_best = -math.inf, [], []
-    for s in sorted({r.stage for r in rows}):
-        srows = sorted((r for r in rows if r.stage == s), key=lambda r: r.number)
-        xs = [offset + r.number for r in srows if r.value is not None]
-        ax.scatter(xs, [100 * r.value for r in srows if r.value is not None], s=14, label=f"stage {s}")
-        for r in srows:
-            if r.value is not None and r.value > best_so_far:
-                best_so_far = r.value
-            if best_so_far > -math.inf:
-                xs_best.append(offset + r.number)
-                ys_best.append(100 * best_so_far)
-        offset += len(srows)
-    ax.step(xs_best, ys_best, where="post", color="black", lw=1, label="best so far")
-    ax.set_xlabel("trial (stages in order)")
-    ax.set_ylabel("val accuracy (%)")
-    ax.set_title("optimisation history")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
+    b = best(rows)
+    counts = {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "diverged", "error", "died")}
+    detail = ", ".join(f"{n} {s}" for s, n in counts.items() if n and s != "complete")
+    cards = [card("best", "best val accuracy", "–" if b is None else f"{100 * b.value:.2f} %",
+                  "" if b is None else f"stage {b.stage}, trial {b.number}", "finished" if b else ""),
+             card("trials", "trials completed", f"{counts['complete']} of {len(rows)}", detail),
+             card("time", "trial time", duration(sum(r.seconds for r in rows)), "summed over the trials")]
+    return headline_row(cards)
 
 
-def _curves(rows: list[Row]) -> str:
-    import matplotlib.pyplot as plt
+def write_html(rows: list[Row], spec: SearchSpec, spaces: list, path: Path, stage_studies: list = ()) -> None:
+    """search_report.html in the run report's style: the best trial, our figures across the stages, Optuna's
+    own for each stage's study (`stage_studies`: [(stage, study)]), and the table of every trial."""
+    from ..report.style import figure, write_page
+    from . import figures as F
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for r in [r for r in ranked(rows) if r.value is not None][:TOP_CURVES]:
-        if r.curve:
-            xs, ys = zip(*r.curve, strict=True)
-            ax.plot(xs, ys, lw=1, label=f"stage {r.stage} trial {r.number} ({100 * r.value:.1f}%)")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    ax.set_title(f"loss curves of the top {TOP_CURVES} trials")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def write_html(rows: list[Row], spec: SearchSpec, spaces: list, path: Path) -> None:
-    """search_report.html: the figures (embedded PNG) and the table."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     space = next((s for s in spaces if s is not None), spec.space)
     names = space.names
-    parts = [f"<h1>striate search {html.escape(spec.name)}</h1>",
-             f"<p>{len(rows)} trials; stages: "
-             + "; ".join(f"{s.trials} trials × {s.epochs} epochs" + (f", narrow {s.narrow}" if s.narrow else "")
-                         for s in spec.stages) + "</p>"]
-    for i, sp in enumerate(spaces):
-        if sp is not None:
-            parts.append(f"<p>stage {i + 1} space: {html.escape(str(sp))}</p>")
+    title = f"striate search {spec.name}"
+    stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {s.epochs} epoch{'s' if s.epochs != 1 else ''}"
+                       + (f", narrowed to the {s.narrow}" if s.narrow else "") for i, s in enumerate(spec.stages))
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p class='sub'>{len(rows)} trials · {html.escape(stages)}</p>",
+            _headline(rows)]
     b = best(rows)
     if b is not None:
-        parts.append(f"<p><b>best</b>: stage {b.stage} trial {b.number}, val accuracy {100 * b.value:.2f}%: "
-                     f"{html.escape(', '.join(f'{k} = {_fmt(v)}' for k, v in b.params.items()))}</p>")
-    parts.append("<h2>val accuracy vs each hyperparameter</h2><div>")
-    for n in names:
-        png = _scatter(rows, space, n)
-        parts.append(f'<img alt="val accuracy vs {html.escape(n)}" src="data:image/png;base64,{png}">')
-    parts.append("</div><h2>optimisation history</h2>")
-    parts.append(f'<img alt="optimisation history" src="data:image/png;base64,{_history(rows)}">')
-    parts.append("<h2>loss curves of the top trials</h2>")
-    parts.append(f'<img alt="loss curves" src="data:image/png;base64,{_curves(rows)}">')
-    header, body = table(rows, names)
-    parts.append("<h2>all trials, best first</h2><table border=1 cellspacing=0 cellpadding=3><tr>"
-                 + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "<th>reason</th></tr>")
-    for r, cells in zip(ranked(rows), body, strict=True):
-        parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-                     + f"<td>{html.escape(r.reason or '')}</td></tr>")
-    parts.append("</table>")
-    doc = ("<!doctype html><html><head><meta charset='utf-8'><title>striate search</title>"
-           "<style>body{font-family:sans-serif} img{margin:4px} td,th{font-size:12px}</style></head><body>"
-           + "\n".join(parts) + "</body></html>\n")
-    path.write_text(doc)
+        body.append(f"<p><b>best</b>: stage {b.stage} trial {b.number}, val accuracy {100 * b.value:.2f}%: "
+                    f"{html.escape(', '.join(f'{k} = {_fmt(v)}' for k, v in b.params.items()))}</p>")
+    for i, sp in enumerate(spaces):
+        if sp is not None:
+            body.append(f"<p class='meta'>stage {i + 1} space: {html.escape(str(sp))}</p>")
+    body.append("<h2>All stages</h2><div class='grid'>")
+    body += [figure(f"scatter_{n}", F.png(F.scatter(rows, space, n)), f"val accuracy vs {n}: each trial (red ×: "
+                    "failed or pruned)") for n in names]
+    body.append(figure("history", F.png(F.history(rows)), "optimisation history: every trial in order, the stages "
+                       "one after the other, and the best so far"))
+    body.append(figure("curves", F.png(F.curves(rows, ranked(rows))), "loss curves of the top trials"))
+    body.append("</div>")
+    for stage, study in stage_studies:
+        body.append(f"<h2>Stage {stage}: Optuna's plots</h2><div class='grid'>")
+        for kind, caption in F.OPTUNA_PLOTS:
+            fig, why = F.optuna_figure(study, kind)
+            if fig is None:
+                body.append(f"<figure id='optuna_{kind}_{stage}'><p class='meta'>{html.escape(caption)}: not drawn "
+                            f"({html.escape(why)})</p></figure>")
+            else:
+                body.append(figure(f"optuna_{kind}_{stage}", F.png(fig), f"{caption} (Optuna)", wide=kind == "slice"))
+        body.append("</div>")
+    header, cells = table(rows, names)
+    body.append("<h2>All trials, best first</h2><table class='v' id='trials'><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "<th>reason</th></tr>")
+    for r, row in zip(ranked(rows), cells, strict=True):
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+                    + f"<td>{html.escape(r.reason or '')}</td></tr>")
+    body.append("</table>")
+    write_page(path, title, body)
 
 
 def write_all(spec: SearchSpec, storage, directory: Path) -> tuple[list[Row], str]:
@@ -246,7 +197,7 @@ def write_all(spec: SearchSpec, storage, directory: Path) -> tuple[list[Row], st
     write_csv(rows, names, directory / "results.csv")
     (directory / "results.txt").write_text(text + "\n")
     try:
-        write_html(rows, spec, spaces, directory / "search_report.html")
+        write_html(rows, spec, spaces, directory / "search_report.html", studies(spec, storage))
     except ImportError as e:  # matplotlib is missing: the table is still there
         print(f"search_report.html not written: {e} (pip install 'striate[search]')", file=sys.stderr)
     return rows, text

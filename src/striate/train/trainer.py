@@ -8,7 +8,9 @@
 `fit(..., epochs=N)` trains until N epochs have completed *in total*, so after `restore(...)` of a
 checkpoint taken at epoch k it runs the remaining N − k, and the result is bit-identical to an
 uninterrupted run: the checkpoint holds weights, buffers, optimizer state, the schedule position, the
-loader's position and every random generator (the trainer's `rngs` and any Generator a layer holds).
+loader's position, every random generator (the trainer's `rngs` and any Generator a layer holds) and the
+convolution algorithm chosen for each shape (`kernels.conv_algorithm`), which a resume adopts whatever its
+own STRIATE_CONV_ALGO says.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..kernels.conv_algorithm import check_conv_algorithms, conv_algorithms, load_conv_algorithms
 from ..nn.module import Module
 from ..optim.schedules import Scheduler
 from . import inference
@@ -264,9 +267,12 @@ class Trainer:
             "rngs": {k: g.bit_generator.state for k, g in self._all_rngs().items()},
             "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
             "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)},
+            "conv_algorithms": conv_algorithms(),
         }
 
     REQUIRED_STATE = ("progress", "optimizer", "schedule", "rngs", "loader", "callbacks")
+    # a checkpoint without "conv_algorithms" predates the choice of algorithm: every convolution was im2col
+    PRE_CHOICE_ALGORITHMS = {"mode": "im2col", "choices": {}}
 
     def load_state_dict(self, state: dict) -> Trainer:
         """Everything `state_dict` saved, checked first: an incomplete state is refused whole, so a resume
@@ -295,6 +301,11 @@ class Trainer:
         absent = sorted(set(rngs) - set(state["rngs"]))
         if absent:
             raise CheckpointError(f"checkpoint holds no state for the generators {absent}: resuming would not be exact")
+        algorithms = state.get("conv_algorithms", self.PRE_CHOICE_ALGORITHMS)
+        try:
+            check_conv_algorithms(algorithms)
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint state 'conv_algorithms': {e}") from None
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -308,6 +319,7 @@ class Trainer:
         for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
             if key in saved:
                 cb.load_state_dict(saved[key])
+        load_conv_algorithms(algorithms)  # the original run's algorithm for every shape it met, and its mode
         self.diverged = False
         return self
 

@@ -1,0 +1,44 @@
+"""Compiled kernels from the optional `numba` extra (`pip install "striate[numba]"`), for the passes where a
+single compiled loop measurably beats NumPy's several array passes: max pooling, forward with its switches
+and backward (see `numba_kernels.py` for what it wins and what was tried and not kept).
+
+Enabled when numba is installed, unless `STRIATE_NUMBA=0`. `import striate` never imports numba: the first
+pass that has a compiled kernel does (and compiles it, cached on disk where numba can write its cache). Each
+compiled kernel computes exactly what its NumPy fallback does — the same maxima, the same first-maximum
+switches, the same copies — so results are bit-identical either way; the tests run both paths.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+_kernels = None  # the module numba_kernels, once loaded
+_enabled: bool | None = None
+
+
+def numba_enabled() -> bool:
+    """Whether compiled kernels are used: numba is installed and STRIATE_NUMBA is not 0/off/false/no."""
+    global _enabled
+    if _enabled is None:
+        off = os.environ.get("STRIATE_NUMBA", "").strip().lower() in ("0", "off", "false", "no")
+        _enabled = not off and importlib.util.find_spec("numba") is not None
+    return _enabled
+
+
+def set_numba(enabled: bool) -> None:
+    """Use the compiled kernels (if numba is installed) or the NumPy ones from now on."""
+    global _enabled
+    _enabled = bool(enabled) and importlib.util.find_spec("numba") is not None
+
+
+def kernels():
+    """The compiled kernels module, or None when the extra is not enabled."""
+    global _kernels
+    if not numba_enabled():
+        return None
+    if _kernels is None:
+        from . import numba_kernels
+
+        _kernels = numba_kernels
+    return _kernels
