@@ -13,9 +13,9 @@ from ..kernels.conv import (
     pad_nhwc,
 )
 from ..kernels.conv_algorithm import select
+from ..kernels.window import check_rounding, output_size, overhang
 from ..kernels.winograd import winograd_forward, winograd_input_grad, winograd_weight_grad
 from ..kernels.winograd_transforms import filter_transform
-from ..kernels.window import check_rounding, output_size, overhang
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -59,11 +59,12 @@ class Conv2d(Module):
         w, b = self.weight.data, None if self.bias is None else self.bias.data
         _, ho, wo, _ = self.output_shape(x.shape)
         stride, pad, framed = self.stride, self.padding, None
-        cut = [-overhang(size, k, stride, pad, out) for size, k, out in zip(x.shape[1:3], self.kernel_size, (ho, wo))]
+        (kh, kw), (_, h, wd, _) = self.kernel_size, x.shape
+        cut = (-overhang(h, kh, stride, pad, ho), -overhang(wd, kw, stride, pad, wo))
         if any(cut):  # floor rounding: convolve the padded input without the rows no window reaches
-            framed = x.shape
-            x = np.ascontiguousarray(pad_nhwc(x, pad)[:, :x.shape[1] + 2 * pad - cut[0], :x.shape[2] + 2 * pad - cut[1]])
-            pad = 0
+            framed, pad = x.shape, 0
+            x = np.ascontiguousarray(pad_nhwc(x, self.padding)[:, :h + 2 * self.padding - cut[0],
+                                                                :wd + 2 * self.padding - cut[1]])
 
         def run(algo):
             if algo == "im2col":
