@@ -46,10 +46,10 @@ def run(args) -> int:
     mode = "L" if c == 1 else "RGB"
     results = []
     if args.dense:
-        _warn_if_padded(t)
         for path in args.images:
             probs, positions = _dense(t, path, mode, args.dense_scale, args.dense_shift)
             results.append(_ranked(path, probs[0], t.classes, args.top_k, positions=positions))
+        _warn_if_padded(t)  # once every image is read: a failure stays one line
     else:
         batch = np.stack([read_image(p, size=(h, w), mode=mode) for p in args.images])
         probs = inference.probabilities(t.model, t.preprocess(batch))

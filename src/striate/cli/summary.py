@@ -56,9 +56,9 @@ def _model(args):
 def _from_run_file(args):
     """The run file's model for its dataset's classes and image shape (or --input / --num-classes)."""
     from ..complexity import parse_input_shape
-    from ..run import config, load_data, make_model
+    from ..run import config, load_data, make_model, run_file
 
-    cfg = config.resolve(config.load_run_file(args.config), where=args.config, base=config.defaults())
+    cfg = config.resolve(run_file.load_run_file(args.config), where=args.config, base=config.defaults())
     if args.width != 1.0:
         cfg["width"] = args.width
     if args.input and args.num_classes is not None:

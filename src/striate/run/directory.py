@@ -32,6 +32,7 @@ import numpy as np
 from ..atomic import write_atomic
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from . import config as cfg
+from . import run_file
 from .lock import RunLock, RunLocked
 
 META = ("model", "preprocess", "classes", "input_shape", "data")
@@ -145,9 +146,9 @@ class RunDir:
         settings = {k: v for k, v in settings.items() if k != "resume"}
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
-        text = cfg.to_toml(settings)
+        text = run_file.to_toml(settings)
         for r in resumes:
-            text += "\n[[resume]]\n" + "".join(f"{k} = {cfg.toml_value(v)}\n" for k, v in r.items())
+            text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
         write_atomic(self / self.CONFIG_TOML, text)
 
     def record_resume(self, changed: dict, epoch: int, command: str = "train") -> None:

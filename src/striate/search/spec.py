@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..run import config as cfg
+from ..run import run_file
 from ..run.config import Option
 from .space import SearchError, Space
 from .stages import SAMPLERS, Stage, parse_stages
@@ -99,8 +100,8 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
     try:
         search = cfg.resolve_with(SEARCH_OPTIONS, doc.get("search", {}), f"{where}: [search]", defaults)
         # trials are many and short: no per-trial report.html or diagnostics unless [train] asks for them
-        train = cfg.run_values({"train": doc.get("train", {}), **({"model": doc["model"]} if "model" in doc else {})},
-                               where)
+        model = {"model": doc["model"]} if "model" in doc else {}
+        train = run_file.run_values({"train": doc.get("train", {}), **model}, where)
         base = cfg.resolve({"report": "off", "diagnostics": 0, **train}, where=f"{where} [train]", command="search")
     except cfg.ConfigError as e:
         raise SearchError(str(e)) from None
@@ -127,5 +128,5 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
 
 def load(path: str | Path) -> SearchSpec:
     path = Path(path)
-    doc = cfg.read_toml(path, SearchError, "search file")
+    doc = run_file.read_toml(path, SearchError, "search file")
     return from_dict(doc, where=str(path), default_name=path.stem)
