@@ -90,6 +90,7 @@ def run_torch(config: dict, out: str) -> dict:
 
 def main() -> None:
     from striate.run import config as cfg
+    from striate.run import run_file
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--framework", choices=("striate", "torch"), required=True)
@@ -97,7 +98,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     p.add_argument("--json", default=None, help="write the result here (default: time_to_accuracy_<framework>.json)")
     args = p.parse_args()
-    config = cfg.resolve(cfg.load_run_file(args.config), where=args.config)
+    config = cfg.resolve(run_file.load_run_file(args.config), where=args.config)
     out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
     result = (run_striate if args.framework == "striate" else run_torch)(config, out)
     result.update(framework=args.framework, config=os.path.relpath(args.config),

@@ -264,7 +264,7 @@ def test_flip_tta_averages_the_probabilities_of_image_and_mirror(digits, tmp_pat
     # a symmetric batch: the mirror view is the image itself, so TTA changes nothing
     sym = np.concatenate([x[:, :, :4], x[:, :, 3::-1]], axis=2)
     t.model.eval()
-    np.testing.assert_allclose(tta_scores(t.model.forward, sym, "flip"),
+    np.testing.assert_allclose(tta_scores(t.model, sym, "flip"),
                                np.log(softmax(t.model.forward(sym).astype(np.float64))), rtol=1e-4, atol=1e-5)
 
 

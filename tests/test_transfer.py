@@ -47,6 +47,30 @@ def test_freeze_marks_parameters_and_backward_stops(rng):
     assert net.backward(np.ones_like(y)).shape == x.shape and net[0].weight.grad.any()
 
 
+def test_freeze_counts_layers_with_weights(rng):
+    """`freeze(k)` (and `--freeze K`) counts what a person counts: convolutions and fully-connected layers, not
+    ReLU or pooling; a BatchNorm after the k-th layer goes with it. `upto=k` still counts children."""
+    net = small(rng)
+    assert net.weighted_layers() == ["0", "3", "7", "9"]
+    net.freeze(2)
+    assert frozen_parameters(net) == ["0.weight", "0.bias", "3.weight", "3.bias"]
+    net.unfreeze().freeze(upto=2)
+    assert frozen_parameters(net) == ["0.weight", "0.bias"]
+    net.unfreeze().freeze(4)
+    assert trainable_parameters(net) == []
+    bn = st.nn.Sequential(st.nn.Conv2d(1, 4, 3, rng=rng), st.nn.BatchNorm(4), ReLU(), st.nn.Conv2d(4, 4, 3, rng=rng),
+                          st.nn.BatchNorm(4), st.nn.Flatten(), st.nn.Linear(16, 3, rng=rng))
+    bn.freeze(1)
+    assert frozen_parameters(bn) == ["0.weight", "0.bias", "1.gamma", "1.beta"]
+    nested = st.nn.Sequential(st.nn.Sequential(st.nn.Conv2d(1, 4, 3, rng=rng), ReLU()), st.nn.Flatten(),
+                              st.nn.Linear(144, 3, rng=rng))
+    assert nested.weighted_layers() == ["0.0", "2"]
+    nested.freeze(1)
+    assert frozen_parameters(nested) == ["0.0.weight", "0.0.bias"]
+    with pytest.raises(ValueError, match=r"layers=5 is outside 0..4 \(the layers with weights: 0, 3, 7, 9\)"):
+        small(rng).freeze(5)
+
+
 def test_freeze_by_name_and_errors(rng):
     net = small(rng)
     net.freeze(names=["3", "9.bias"])
@@ -58,7 +82,7 @@ def test_freeze_by_name_and_errors(rng):
         net.freeze(names="12")
     with pytest.raises(ValueError, match="outside"):
         net.freeze(upto=99)
-    with pytest.raises(ValueError, match="upto"):
+    with pytest.raises(ValueError, match="layers=k"):
         net.freeze()
 
 

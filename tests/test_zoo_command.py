@@ -86,10 +86,12 @@ def test_eval_ensemble(runs, capsys):
 
 def test_finetune_from_run(runs, tmp_path, capsys):
     out = tmp_path / "ft"
-    rc, _, err = call(["finetune", "--from", str(runs[0]), "--freeze", "3", "--data", "digits", "--epochs", "1",
-                       "--limit", "300", "--num-classes", "10", "--out", str(out)], capsys)
+    # --freeze counts layers with weights (the first convolution), --freeze-layers adds one by name
+    rc, _, err = call(["finetune", "--from", str(runs[0]), "--freeze", "1", "--freeze-layers", "2", "--data", "digits",
+                       "--epochs", "1", "--limit", "300", "--num-classes", "10", "--out", str(out)], capsys)
     assert rc == 0 and "4 parameters frozen" in err
     info = json.loads((out / "finetune.json").read_text())
+    assert info["freeze"] == 1 and info["freeze_layers"] == ["2"]
     assert info["frozen_parameters"] == ["0.weight", "0.bias", "2.weight", "2.bias"] and not info["reinitialised"]
     source = CheckpointStore(runs[0] / "checkpoints").load("best").weights
     tuned = CheckpointStore(out / "checkpoints").load("last").weights
@@ -135,6 +137,10 @@ def test_finetune_from_weights_file_and_errors(runs, tmp_path, capsys):
     for argv, fragment in ((["--from", str(tmp_path / "w.safetensors")], "--model"),
                            (["--from", str(runs[0]), "--num-classes", "3", "--limit", "100", "--out",
                              str(tmp_path / "ft3")], "num-classes 3"),
+                           (["--from", str(runs[0]), "--freeze", "9", "--limit", "100", "--out", str(tmp_path / "ft4")],
+                            "--freeze/--freeze-layers: Sequential.freeze: layers=9 is outside 0..4"),
+                           (["--from", str(runs[0]), "--freeze-layers", "nope", "--limit", "100", "--out",
+                             str(tmp_path / "ft5")], "no parameter named 'nope'"),
                            (["--from", str(tmp_path / "missing")], "no such run directory")):
         rc, _, err = call(["finetune", *argv], capsys)
         assert rc == 2 and fragment in err

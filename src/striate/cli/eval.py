@@ -19,7 +19,6 @@ HELP = "evaluate trained runs: accuracy, per-class accuracy, confusion matrix (-
 
 def add_arguments(parser) -> None:
     from ..run.data import SPLITS
-    from ..train.tta import MODES
 
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run directory (several with --ensemble)")
     parser.add_argument("--ensemble", action="store_true",
@@ -31,9 +30,13 @@ def add_arguments(parser) -> None:
                              "them and their total (default: test)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
                         "(default: best)")
+    parser.add_argument("--weights", default="trained", choices=("trained", "averaged"),
+                        help="the trained weights, or those averaged while training (a run with --ema-decay or "
+                             "--polyak) (default: trained)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
-    parser.add_argument("--tta", choices=MODES, default=None,
-                        help="test-time augmentation: flip averages the image and its mirror (default: the run's)")
+    parser.add_argument("--tta", default=None, metavar="{none,flip,dropout:N}",
+                        help="test-time augmentation: flip averages the image and its mirror, dropout:N the "
+                             "probabilities of N passes with dropout active (default: the run's)")
 
 
 def run(args) -> int:
@@ -43,8 +46,10 @@ def run(args) -> int:
         raise config.ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
     if args.data:
         config.check_data(args.data, f"--data {args.data!r}")
-    runs = [RunDir(r).require().load_model(args.checkpoint) for r in args.runs]
+    runs = [RunDir(r).require().load_model(args.checkpoint, averaged=args.weights == "averaged") for r in args.runs]
     tta = args.tta or runs[0].config.get("tta", "none")
+    if args.tta:
+        config.resolve({"tta": args.tta}, where="command line", base={})  # checked: one message for a bad mode
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     results = {split: _evaluate(args, runs, split, tta) for split in splits}
     if args.split == "all":

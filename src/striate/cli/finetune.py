@@ -24,8 +24,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--torch-arch", help="the weights file is a PyTorch state dict of this layout: alexnet, "
                         "vgg11…vgg19, vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)")
     parser.add_argument("--freeze", type=int, default=0, metavar="K",
-                        help="freeze the first K layers of the network (re-initialised layers stay trainable; "
-                             "default: 0)")
+                        help="freeze the first K layers with weights (convolutions and fully-connected layers, "
+                             "each with the BatchNorm after it; ReLU and pooling are not counted); re-initialised "
+                             "layers stay trainable (default: 0)")
+    parser.add_argument("--freeze-layers", default="", metavar="NAME,…",
+                        help="freeze these layers or parameters by exact name, e.g. 0,3 or features.0.weight "
+                             "(`striate summary` shows the names; default: none)")
     parser.add_argument("--num-classes", type=int, help="check that the new dataset has this many classes "
                         "(default: no check)")
     parser.add_argument("--cast", action="store_true",
@@ -40,6 +44,7 @@ def run(args) -> int:
 
     if args.freeze < 0:
         raise config.ConfigError(f"--freeze must be ≥ 0, got {args.freeze}")
+    freeze_names = [n.strip() for n in args.freeze_layers.split(",") if n.strip()]
     source = read_source(args.source, args.model or "", args.torch_arch)
     cfg = configuration(args, "finetune")
     cfg["model"] = source.build_config["name"]
@@ -54,7 +59,7 @@ def run(args) -> int:
             raise config.ConfigError(f"--num-classes {args.num_classes}, but {cfg['data']!r} has {num_classes} "
                                      "classes")
         m = source_model(source, num_classes, shape, cfg["seed"])
-        done["transfer"] = transfer(source, m, freeze=args.freeze, cast=args.cast)
+        done["transfer"] = transfer(source, m, freeze=args.freeze, cast=args.cast, freeze_names=freeze_names)
         done["shape"] = shape
         return m
 
@@ -64,7 +69,8 @@ def run(args) -> int:
         built = build(cfg, directory, model=model)
         directory.write_config(cfg)
         t = done["transfer"]
-        directory.write_json(RunDir.FINETUNE, {"from": str(args.source), "freeze": args.freeze, **t.to_dict()})
+        directory.write_json(RunDir.FINETUNE, {"from": str(args.source), "freeze": args.freeze,
+                                                "freeze_layers": freeze_names, **t.to_dict()})
         _describe(source, done["shape"], t)
         summary = execute(built)
     print_summary(summary, directory)

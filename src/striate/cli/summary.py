@@ -12,7 +12,10 @@ def add_arguments(parser) -> None:
     from ..models import names
     from ..optim.registry import NAMES
 
-    parser.add_argument("model", help=f"a model name ({', '.join(names())}) or a run directory")
+    parser.add_argument("model", nargs="?", help=f"a model name ({', '.join(names())}) or a run directory "
+                        "(default: the model of --config)")
+    parser.add_argument("--config", metavar="FILE", help="a run file: its model (a name with keywords, or a "
+                        "layer list) for its dataset's images and classes (default: none)")
     parser.add_argument("--input", metavar="HxWxC", help="input size, e.g. 224x224x3 (default: the model's own)")
     parser.add_argument("--num-classes", type=int, help="number of classes (default: the model's own)")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier of the channels (default: 1)")
@@ -24,13 +27,17 @@ def add_arguments(parser) -> None:
 
 
 def _model(args):
-    """(model, input shape (H, W, C)) from a run directory or the registry."""
+    """(model, input shape (H, W, C)) from a run file, a run directory or the registry."""
     from pathlib import Path
 
     from ..complexity import parse_input_shape
     from ..models import registry
     from ..run import RunDir, config
 
+    if args.config:
+        return _from_run_file(args)
+    if not args.model:
+        raise config.ConfigError("give a model name, a run directory, or --config FILE")
     if Path(args.model).is_dir():
         trained = RunDir(args.model).require().load_model("last")
         shape = parse_input_shape(args.input) if args.input else tuple(trained.input_shape)
@@ -44,6 +51,24 @@ def _model(args):
     kw = {} if args.width == 1.0 else {"width": args.width}
     classes = args.num_classes if args.num_classes is not None else registry.default_classes(args.model)
     return registry.get(args.model, classes, c, image_size=(h, w), **kw), shape
+
+
+def _from_run_file(args):
+    """The run file's model for its dataset's classes and image shape (or --input / --num-classes)."""
+    from ..complexity import parse_input_shape
+    from ..run import config, load_data, make_model, run_file
+
+    cfg = config.resolve(run_file.load_run_file(args.config), where=args.config, base=config.defaults())
+    if args.width != 1.0:
+        cfg["width"] = args.width
+    if args.input and args.num_classes is not None:
+        shape, classes = parse_input_shape(args.input), args.num_classes
+    else:
+        data = load_data(cfg)
+        shape = parse_input_shape(args.input) if args.input else data.shape
+        classes = args.num_classes if args.num_classes is not None else len(data.classes)
+    args.model = args.model or cfg["model"] or "model"
+    return make_model(cfg, classes, shape), shape
 
 
 def run(args) -> int:

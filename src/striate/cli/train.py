@@ -36,10 +36,11 @@ def add_arguments(parser) -> None:
 def configuration(args, command: str = "train") -> dict:
     """The resolved configuration of a new run: defaults, then the run file, then the flags."""
     from ..run import config as cfg
+    from ..run import run_file
 
     base = cfg.defaults(command)
     if args.config:
-        base = cfg.resolve(cfg.load_run_file(args.config, command), where=args.config, base=base, command=command)
+        base = cfg.resolve(run_file.load_run_file(args.config, command), where=args.config, base=base, command=command)
     return cfg.resolve(given(args, command), where="command line", base=base, command=command)
 
 

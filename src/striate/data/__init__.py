@@ -2,17 +2,28 @@
 loader, vectorised augmentation and fit/transform preprocessing. Pillow is imported only when image files
 are decoded, so `import striate.data` stays light."""
 
-from .augment import Compose, RandomCrop, RandomFlip
+from .augment import Compose, GaussianNoise, RandomCrop, RandomFlip
 from .datasets import Dataset, load, load_cifar10, load_digits, load_image_folder, load_mnist
 from .datasets.image_file import MAX_PIXELS, ImageHeader, probe_image, read_image
 from .errors import DataError
 from .loader import DataLoader
 from .pipeline import Preprocessing, augmentation
-from .preprocess import PCA, MeanImage, PerChannelMean, PerChannelStandardize, Preprocessor, Scale, Whitening
+from .preprocess import (
+    PCA,
+    MeanImage,
+    PerChannelMean,
+    PerChannelStandardize,
+    PerImageStandardize,
+    PerPixelStandardize,
+    Preprocessor,
+    Scale,
+    Whitening,
+)
 
 __all__ = [
-    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "ImageHeader", "MeanImage",
-    "PerChannelMean", "PerChannelStandardize", "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Scale",
+    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "GaussianNoise", "ImageHeader",
+    "MeanImage", "PerChannelMean", "PerChannelStandardize", "PerImageStandardize", "PerPixelStandardize",
+    "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Scale",
     "Whitening", "augmentation", "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
     "probe_image", "read_image",
 ]

@@ -61,6 +61,24 @@ class RandomFlip:
         return f"RandomFlip(p={self.p})"
 
 
+class GaussianNoise:
+    """Input-noise regularisation: add N(0, sigma²) to every value (after preprocessing, so sigma is in the
+    units the network sees). x: (N, H, W, C) float -> same shape and dtype."""
+
+    def __init__(self, sigma: float):
+        if not sigma > 0:
+            raise DataError(f"GaussianNoise: sigma must be > 0, got {sigma!r}")
+        self.sigma = float(sigma)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_batch(x, "GaussianNoise")
+        noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(self.sigma)
+        return (x + noise).astype(x.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"GaussianNoise(sigma={self.sigma:g})"
+
+
 class Compose:
     """Apply steps in order: each is `step(x, rng)` (augmentations, or fitted preprocessors, which ignore rng)."""
 

@@ -2,35 +2,67 @@
 steps, and `Preprocessing`, the fitted steps from uint8 images to a network's input.
 
     PREPROCESS  name → what follows Scale(1/255): scale (nothing), mean-image, per-channel-mean, standardize
-    AUGMENT     name → the augmentation for images of a shape: crop (pad by 1/8 of the side, crop back), flip
+                (per channel), per-image-standardize (each image by its own mean and std), per-pixel-standardize
+                (each input dimension over the training set)
+    AUGMENT     name → the augmentation for images of a shape: crop (pad by 1/8 of the side, crop back), flip;
+                `noise:σ` adds Gaussian noise of std σ after the preprocessing (input-noise regularisation)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .augment import RandomCrop, RandomFlip
+from .augment import GaussianNoise, RandomCrop, RandomFlip
 from .errors import DataError
-from .preprocess import MeanImage, PerChannelMean, PerChannelStandardize, Preprocessor, Scale
+from .preprocess import (
+    MeanImage,
+    PerChannelMean,
+    PerChannelStandardize,
+    PerImageStandardize,
+    PerPixelStandardize,
+    Preprocessor,
+    Scale,
+)
 
 PREPROCESS: dict[str, tuple[type[Preprocessor], ...]] = {
     "scale": (), "mean-image": (MeanImage,), "per-channel-mean": (PerChannelMean,),
-    "standardize": (PerChannelStandardize,),
+    "standardize": (PerChannelStandardize,), "per-image-standardize": (PerImageStandardize,),
+    "per-pixel-standardize": (PerPixelStandardize,),
 }
 AUGMENT = {
     "crop": lambda h, w: RandomCrop((h, w), padding=max(1, min(h, w) // 8)),
     "flip": lambda h, w: RandomFlip(),
 }
-_ANY_SIZE = (Scale, PerChannelMean, PerChannelStandardize)  # statistics per channel, not per pixel
+_ANY_SIZE = (Scale, PerChannelMean, PerChannelStandardize, PerImageStandardize)  # no per-pixel statistics
 
 
-def augmentation(names: list[str], shape: tuple[int, int, int]) -> list:
-    """The augmentation steps `names` for images of `shape` (H, W, C)."""
+def noise_sigma(name: str) -> float | None:
+    """σ of an augmentation name `noise:σ`, None for another name; DataError for a malformed one."""
+    if not name.startswith("noise"):
+        return None
+    try:
+        sigma = float(name.split(":", 1)[1])
+    except (IndexError, ValueError):
+        raise DataError(f"augmentation {name!r}: write noise:σ, e.g. noise:0.1") from None
+    if not sigma > 0:
+        raise DataError(f"augmentation {name!r}: σ must be > 0")
+    return sigma
+
+
+def augmentation(names: list[str], shape: tuple[int, int, int]) -> tuple[list, list]:
+    """The augmentation steps `names` for images of `shape` (H, W, C): (steps on the raw images, steps after
+    the preprocessing — the input noise)."""
     h, w, _ = shape
-    unknown = [n for n in names if n not in AUGMENT]
-    if unknown:
-        raise DataError(f"unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENT)}")
-    return [AUGMENT[n](h, w) for n in names]
+    before, after = [], []
+    for n in names:
+        sigma = noise_sigma(n)
+        if sigma is not None:
+            after.append(GaussianNoise(sigma))
+        elif n in AUGMENT:
+            before.append(AUGMENT[n](h, w))
+        else:
+            raise DataError(f"unknown augmentation {n!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+    return before, after
 
 
 class Preprocessing:

@@ -163,6 +163,44 @@ class PerChannelStandardize(Preprocessor):
         return (x - self.mean_) / self.std_
 
 
+class PerImageStandardize(Preprocessor):
+    """Each image on its own: (image − image.mean()) / (image.std() + eps), over all its pixels and channels
+    (the notes' per-example normalisation; nothing is learned, so any image size works)."""
+
+    _config = ("eps",)
+    needs_fit = False
+
+    def __init__(self, eps: float = 1e-8):
+        self.eps = float(eps)
+
+    def _fit(self, x):
+        pass
+
+    def _transform(self, x):
+        axes = tuple(range(1, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True, dtype=np.float64)
+        std = x.std(axis=axes, keepdims=True, dtype=np.float64)
+        return ((x - mean) / (std + self.eps)).astype(np.float32)
+
+
+class PerPixelStandardize(Preprocessor):
+    """Each input dimension normalised over the training set: (x − mean_) / std_ with mean_ and std_ of the
+    sample shape (H, W, C) — the mean image, and the standard deviation of every pixel of every channel."""
+
+    _config = ("eps",)
+
+    def __init__(self, eps: float = 1e-8):
+        self.eps = float(eps)
+
+    def _fit(self, x):
+        flat = x.astype(np.float64)
+        self.mean_ = flat.mean(axis=0).astype(np.float32)
+        self.std_ = np.sqrt(flat.var(axis=0) + self.eps).astype(np.float32)
+
+    def _transform(self, x):
+        return (x - self.mean_) / self.std_
+
+
 def _eig_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean (D,), eigenvalues (D,) descending, eigenvectors (D, D) as columns, of flattened x (N, D)."""
     flat = x.reshape(len(x), -1).astype(np.float64)

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .gemm import matmul, matmul_tn
 from .parallel import for_parts
+from .window import output_size
 
 COLUMN_BYTES = 16 * 2**20  # bound on one chunk's column matrix (measured: ~16 MB chunks beat one big matrix)
 
@@ -38,19 +39,6 @@ def workspace(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         buf = np.empty(size, dtype=dtype)
         buffers[key] = buf
     return buf[:size].reshape(shape)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    """(size + 2·pad − kernel) / stride + 1, or ValueError when the filter does not tile the input."""
-    span = size + 2 * pad - kernel
-    if span < 0:
-        raise ValueError(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
-    if span % stride:
-        raise ValueError(
-            f"(size + 2·pad − kernel) / stride + 1 = ({size} + 2·{pad} − {kernel}) / {stride} + 1 "
-            "is not an integer: the filter does not tile the input"
-        )
-    return span // stride + 1
 
 
 def pad_nhwc(x: np.ndarray, pad: int, pad_w: int | None = None) -> np.ndarray:
@@ -123,7 +111,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     """Returns (out (N, Ho, Wo, F), cache)."""
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
-    ho, wo = conv_output_size(h, kh, stride, pad), conv_output_size(wd, kw, stride, pad)
+    ho, wo = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
     w2 = w.reshape(kh * kw * c, f)
     xp = pad_nhwc(x, pad)
     if kh == kw == 1 and stride == 1:  # 1×1: the input already is the column matrix

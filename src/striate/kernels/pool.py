@@ -22,6 +22,7 @@ import numpy as np
 
 from .jit import kernels as compiled
 from .parallel import for_parts
+from .window import output_size
 
 BLOCK_BYTES = 1 << 20  # each thread's part is walked in blocks of images about this large (in cache)
 
@@ -33,23 +34,10 @@ def _in_blocks(fn, s: slice, per_image_bytes: int):
         fn(slice(a, min(a + step, s.stop)))
 
 
-def pool_output_size(size: int, kernel: int, stride: int) -> int:
-    """(size − kernel) / stride + 1, or ValueError when the windows do not tile the input exactly."""
-    span = size - kernel
-    if span < 0:
-        raise ValueError(f"kernel {kernel} is larger than the input {size}")
-    if span % stride:
-        raise ValueError(
-            f"(size − kernel) / stride + 1 = ({size} − {kernel}) / {stride} + 1 is not an integer: "
-            "the windows do not tile the input"
-        )
-    return span // stride + 1
-
-
 def _geometry(shape, kernel, stride):
     n, h, w, c = shape
     (kh, kw), (sh, sw) = kernel, stride
-    return n, pool_output_size(h, kh, sh), pool_output_size(w, kw, sw), c
+    return n, output_size(h, kh, sh), output_size(w, kw, sw), c
 
 
 def _offset_views(x: np.ndarray, kernel, stride, ho: int, wo: int) -> list[np.ndarray]:

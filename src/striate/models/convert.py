@@ -155,22 +155,42 @@ def valid_size(fc_model: Module, size: int, crop: int, stride: int, axis: int, c
     raise ValueError(f"no size between {crop} and {size} tiles the network")
 
 
-def dense_predict(model: Sequential, images: np.ndarray, input_shape) -> tuple[np.ndarray, np.ndarray]:
+def dense_predict(model: Sequential, images: np.ndarray, input_shape, shifts: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Test-time evaluation over many positions (the notes): convert `model`, slide it over each image
     (centre-cropped to the largest size it tiles exactly), and average the class probabilities over the
-    score map. images: (N, H, W, C), each at least `input_shape`. Returns (probabilities (N, classes),
-    score map (N, Ho, Wo, classes))."""
+    score map. `shifts` K > 1 adds passes over the image shifted by multiples of stride / K pixels along
+    each axis (the notes' "second pass shifted by 16 pixels" for K = 2 and stride 32), so the positions
+    are K× denser; every pass's map joins the average. images: (N, H, W, C), each at least `input_shape`.
+    Returns (probabilities (N, classes), the unshifted score map (N, Ho, Wo, classes))."""
     fc = to_fully_convolutional(model, input_shape).eval()
     ch, cw, c = input_shape
     n, h, w, _ = images.shape
     if h < ch or w < cw:
         raise ValueError(f"dense_predict: images {images.shape[1:]} are smaller than the model's input {input_shape}")
-    hs = valid_size(fc, h, ch, fc.stride, 0, c)
-    ws = valid_size(fc, w, cw, fc.stride, 1, c)
-    top, left = (h - hs) // 2, (w - ws) // 2
-    scores = dense_scores(fc, np.ascontiguousarray(images[:, top:top + hs, left:left + ws]))
-    probs = softmax(scores.reshape(-1, scores.shape[-1]).astype(np.float64)).reshape(scores.shape)
-    return probs.mean(axis=(1, 2)), scores
+    if shifts < 1:
+        raise ValueError(f"dense_predict: shifts must be ≥ 1, got {shifts}")
+    offsets = sorted({int(round(k * fc.stride / shifts)) for k in range(shifts)})
+    probs, first = [], None
+    for dy in offsets:
+        for dx in offsets:
+            sub = images[:, dy:, dx:]
+            if sub.shape[1] < ch or sub.shape[2] < cw:
+                continue
+            hs = valid_size(fc, sub.shape[1], ch, fc.stride, 0, c)
+            ws = valid_size(fc, sub.shape[2], cw, fc.stride, 1, c)
+            top, left = (sub.shape[1] - hs) // 2, (sub.shape[2] - ws) // 2
+            scores = dense_scores(fc, np.ascontiguousarray(sub[:, top:top + hs, left:left + ws]))
+            first = scores if first is None else first
+            probs.append(softmax(scores.reshape(-1, scores.shape[-1]).astype(np.float64))
+                         .reshape(n, -1, scores.shape[-1]))
+    return np.concatenate(probs, axis=1).mean(axis=1), first
+
+
+def padded_layers(model: Module) -> list[str]:
+    """The convolutions (and paddings) that pad before the classifier: where a score map differs from
+    evaluating crops (see `padding_gap`)."""
+    return [m.describe() for m in model.modules()
+            if (isinstance(m, Conv2d) and m.padding) or type(m).__name__ == "ZeroPad2d"]
 
 
 def padding_gap(model: Sequential, images: np.ndarray, crop_shape) -> np.ndarray:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..nn.module import Module
-from . import alexnet, cifar, fast, googlenet, lenet, vgg
+from . import alexnet, cifar, fast, googlenet, layers, lenet, vgg
 
 _BUILDERS: dict[str, Callable[..., Module]] = {
     "three_layer": cifar.three_layer, "digits_net": cifar.digits_net, "reference": cifar.reference,
@@ -26,6 +26,7 @@ _BUILDERS: dict[str, Callable[..., Module]] = {
     "vgg11_bn": vgg.vgg11_bn, "vgg13_bn": vgg.vgg13_bn, "vgg16_bn": vgg.vgg16_bn, "vgg19_bn": vgg.vgg19_bn,
     "vgg11_cifar": vgg.vgg11_cifar, "vgg13_cifar": vgg.vgg13_cifar, "vgg16_cifar": vgg.vgg16_cifar,
     "vgg19_cifar": vgg.vgg19_cifar,
+    "layers": layers.layer_list,  # a run file's [model] layers = [...]
 }
 _FIXED = ("num_classes", "in_channels", "image_size", "rng")  # every builder's, set by the caller
 

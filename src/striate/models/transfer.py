@@ -42,13 +42,13 @@ _TORCH_ATTRS = {
 
 
 # ----- freezing and heads ------------------------------------------------------------------------
-def freeze(model: Sequential, upto: int | None = None, names=None) -> Sequential:
-    """`model.freeze(upto, names)`: see `Sequential.freeze`."""
-    return _sequential(model, "freeze").freeze(upto=upto, names=names)
+def freeze(model: Module, layers: int | None = None, *, names=None, upto: int | None = None) -> Module:
+    """`model.freeze(layers, names=…, upto=…)`: see `Module.freeze`."""
+    return model.freeze(layers, names=names, upto=upto)
 
 
-def unfreeze(model: Sequential) -> Sequential:
-    return _sequential(model, "unfreeze").unfreeze()
+def unfreeze(model: Module) -> Module:
+    return model.unfreeze()
 
 
 def replace_head(model: Sequential, num_classes: int, rng: np.random.Generator | None = None) -> Linear:

@@ -129,44 +129,7 @@ class Sequential(Module):
     def describe(self):
         return f"Sequential({len(self)} layers)"
 
-    # ----- transfer learning --------------------------------------------------------------
-    def freeze(self, upto: int | None = None, names=None) -> Sequential:
-        """Freeze the first `upto` children (`model[:upto]`) and/or those named in `names` (child names
-        such as '3', or dotted parameter names/prefixes such as '3.weight'): their parameters get
-        `requires_grad = False`, so they accumulate no gradient and optimizers skip them. The network's own
-        input gradient is switched off, so backward stops at the first trainable layer. BatchNorm running
-        statistics of frozen layers still move in training mode; keep such layers in eval mode if they must
-        stay bit-identical. Returns self."""
-        if upto is None and names is None:
-            raise ValueError("Sequential.freeze: give upto=k (freeze model[:k]) and/or names=[...]")
-        children = list(self._modules)
-        targets: list[str] = []
-        if upto is not None:
-            if not 0 <= int(upto) <= len(children):
-                raise ValueError(f"Sequential.freeze: upto={upto} is outside 0..{len(children)}")
-            targets += [f"{c}." for c in children[:int(upto)]]
-        if names is not None:
-            names = [names] if isinstance(names, str) else list(names)
-            params = [n for n, _ in self.named_parameters()]
-            for name in names:
-                if not any(p == name or p.startswith(f"{name}.") for p in params):
-                    raise KeyError(f"Sequential.freeze: no parameter named {name!r} or under it; "
-                                   f"parameters are {params[:6]}{'…' if len(params) > 6 else ''}")
-                targets += [name, f"{name}."]
-        for pname, p in self.named_parameters():
-            if any(pname == t or pname.startswith(t) for t in targets if t):
-                p.requires_grad = False
-                p.zero_grad()
-        object.__setattr__(self, "requires_input_grad", False)
-        return self
-
-    def unfreeze(self) -> Sequential:
-        """Make every parameter trainable again and restore the input gradient. Returns self."""
-        for p in self.parameters():
-            p.requires_grad = True
-        self.__dict__.pop("requires_input_grad", None)
-        return self
-
+    # ----- transfer learning (freeze/unfreeze: Module) ------------------------------------
     def replace_head(self, num_classes: int, rng: np.random.Generator | None = None):
         """Replace the last Linear layer (searching nested Sequentials from the end) by a freshly initialised
         Linear with the same inputs and `num_classes` outputs, same dtype and bias; returns the new layer."""

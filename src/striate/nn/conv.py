@@ -10,10 +10,10 @@ from ..kernels.conv import (
     conv2d_forward,
     conv2d_input_grad,
     conv2d_weight_grad,
-    conv_output_size,
     pad_nhwc,
 )
 from ..kernels.conv_algorithm import select
+from ..kernels.window import check_rounding, output_size, overhang
 from ..kernels.winograd import winograd_forward, winograd_input_grad, winograd_weight_grad
 from ..kernels.winograd_transforms import filter_transform
 from . import init as initializers
@@ -30,7 +30,9 @@ def _pair(v) -> tuple[int, int]:
 class Conv2d(Module):
     """x: (N, H, W, C_in) → (N, Ho, Wo, C_out). weight (KH, KW, C_in, C_out), bias (C_out,).
 
-    Cross-correlation without kernel flip; Ho = (H + 2P − KH) / S + 1 must be an integer.
+    Cross-correlation without kernel flip; Ho = (H + 2P − KH) / S + 1 must be an integer, unless
+    `rounding="floor"` (PyTorch's rule, for porting nets): then Ho = ⌊(H + 2P − KH) / S⌋ + 1 and the last
+    rows and columns of the padded input that no window reaches are left out (`kernels.window`).
 
     Each pass (forward, input gradient, weight gradient) is computed by the algorithm
     `kernels.conv_algorithm.select` picks for its shape: im2col + GEMM, or Winograd for 3×3 stride 1
@@ -38,9 +40,10 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
-                 bias: bool = True, *, init="he", bias_init="zeros", rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 bias: bool = True, *, init="he", bias_init="zeros", rounding: str = "strict",
+                 rng: np.random.Generator | None = None, dtype=np.float32):
         super().__init__()
+        self.rounding = check_rounding(rounding, ("strict", "floor"), "Conv2d")
         kh, kw = _pair(kernel_size)
         if min(in_channels, out_channels, kh, kw, stride) < 1 or padding < 0:
             raise ValueError(f"Conv2d: bad configuration in={in_channels} out={out_channels} "
@@ -54,12 +57,14 @@ class Conv2d(Module):
     def forward(self, x):
         self._check_input(x, 4, self.in_channels, "N, H, W, C")
         w, b = self.weight.data, None if self.bias is None else self.bias.data
-        try:
-            conv_output_size(x.shape[1], self.kernel_size[0], self.stride, self.padding)
-            conv_output_size(x.shape[2], self.kernel_size[1], self.stride, self.padding)
-        except ValueError as e:
-            raise self._error(f"input {x.shape}: {e}") from None
-        stride, pad = self.stride, self.padding
+        _, ho, wo, _ = self.output_shape(x.shape)
+        stride, pad, framed = self.stride, self.padding, None
+        (kh, kw), (_, h, wd, _) = self.kernel_size, x.shape
+        cut = (-overhang(h, kh, stride, pad, ho), -overhang(wd, kw, stride, pad, wo))
+        if any(cut):  # floor rounding: convolve the padded input without the rows no window reaches
+            framed, pad = x.shape, 0
+            x = np.ascontiguousarray(pad_nhwc(x, self.padding)[:, :h + 2 * self.padding - cut[0],
+                                                                :wd + 2 * self.padding - cut[1]])
 
         def run(algo):
             if algo == "im2col":
@@ -73,28 +78,37 @@ class Conv2d(Module):
         object.__setattr__(self, "algorithms", {"fwd": algo})
         if xp is not None and pad:  # keep the padded copy only: x is its interior (one activation, not two)
             x = xp[:, pad:pad + x.shape[1], pad:pad + x.shape[2]]
-        self._save((x, xp, w), y)
+        self._save((x, xp, w, pad, framed), y)
         return y
 
     def backward(self, dy):
-        x, xp, w = self._saved(dy)
-        (kh, kw), stride, pad, need_dx = self.kernel_size, self.stride, self.padding, self.requires_input_grad
+        x, xp, w, pad, framed = self._saved(dy)
+        dx = self._backward(dy, x, xp, w, pad)
+        if dx is not None and framed is not None:  # back from the cut padded input to the layer's input
+            p = self.padding
+            full = np.zeros((framed[0], framed[1] + 2 * p, framed[2] + 2 * p, framed[3]), dtype=dx.dtype)
+            full[:, :dx.shape[1], :dx.shape[2]] = dx
+            dx = np.ascontiguousarray(full[:, p:p + framed[1], p:p + framed[2]])
+        return dx
+
+    def _backward(self, dy, x, xp, w, pad):
+        (kh, kw), stride, need_dx = self.kernel_size, self.stride, self.requires_input_grad
         algos = self.__dict__.setdefault("algorithms", {})
         if not (stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1):
             # strided (or over-padded): im2col only, dx and dw sharing each chunk's column matrix
-            dx, dw, _ = conv2d_backward(dy, (self._padded(x, xp), w, False, stride, pad, x.shape), need_dx)
+            dx, dw, _ = conv2d_backward(dy, (self._padded(x, xp, pad), w, False, stride, pad, x.shape), need_dx)
             algos.update(dw="im2col", **({"dx": "im2col"} if need_dx else {}))
         else:
             algos["dw"], dw = select("dw", x.shape, w.shape, stride, pad, x.dtype,
-                                     lambda a: self._weight_grad(a, x, xp, dy))
+                                     lambda a: self._weight_grad(a, x, xp, dy, pad))
             if dw is None:
-                dw = self._weight_grad(algos["dw"], x, xp, dy)
+                dw = self._weight_grad(algos["dw"], x, xp, dy, pad)
             dx = None
             if need_dx:
                 algos["dx"], dx = select("dx", x.shape, w.shape, stride, pad, x.dtype,
-                                         lambda a: self._input_grad(a, x, w, dy))
+                                         lambda a: self._input_grad(a, x, w, dy, pad))
                 if dx is None:
-                    dx = self._input_grad(algos["dx"], x, w, dy)
+                    dx = self._input_grad(algos["dx"], x, w, dy, pad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(column_sums(dy.reshape(-1, dy.shape[3])))
@@ -109,25 +123,26 @@ class Conv2d(Module):
             object.__setattr__(self, "_winograd_u", kept)
         return kept[2]
 
-    def _padded(self, x, xp):
-        return xp if xp is not None else pad_nhwc(x, self.padding)
+    @staticmethod
+    def _padded(x, xp, pad):
+        return xp if xp is not None else pad_nhwc(x, pad)
 
-    def _weight_grad(self, algo, x, xp, dy):
+    def _weight_grad(self, algo, x, xp, dy, pad):
         if algo == "im2col":
             kh, kw = self.kernel_size
-            return conv2d_weight_grad(self._padded(x, xp), dy, kh, kw, self.stride)
-        return winograd_weight_grad(x, dy, self.padding, int(algo[-1]))
+            return conv2d_weight_grad(self._padded(x, xp, pad), dy, kh, kw, self.stride)
+        return winograd_weight_grad(x, dy, pad, int(algo[-1]))
 
-    def _input_grad(self, algo, x, w, dy):
+    def _input_grad(self, algo, x, w, dy, pad):
         if algo == "im2col":
-            return conv2d_input_grad(dy, w, self.stride, self.padding, x.shape)
-        return winograd_input_grad(dy, w, self.padding, int(algo[-1]))
+            return conv2d_input_grad(dy, w, self.stride, pad, x.shape)
+        return winograd_input_grad(dy, w, pad, int(algo[-1]))
 
     def output_shape(self, input_shape):
         n, h, w, _ = shape = self._input_shape(input_shape, 4, self.in_channels, "N, H, W, C")
         try:
-            ho = conv_output_size(h, self.kernel_size[0], self.stride, self.padding)
-            wo = conv_output_size(w, self.kernel_size[1], self.stride, self.padding)
+            ho = output_size(h, self.kernel_size[0], self.stride, self.padding, self.rounding)
+            wo = output_size(w, self.kernel_size[1], self.stride, self.padding, self.rounding)
         except ValueError as e:
             raise self._error(f"input {shape}: {e}") from None
         return (n, ho, wo, self.out_channels)
@@ -144,4 +159,5 @@ class Conv2d(Module):
         parts += [f"stride={self.stride}"] if self.stride != 1 else []
         parts += [f"pad={self.padding}"] if self.padding else []
         parts += ["bias=False"] if self.bias is None else []
+        parts += [f"rounding={self.rounding}"] if self.rounding != "strict" else []
         return ", ".join(parts)

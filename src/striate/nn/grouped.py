@@ -17,14 +17,15 @@ class GroupedConv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
-                 groups: int = 2, *, rng: np.random.Generator | None = None, dtype=np.float32):
+                 groups: int = 2, *, rounding: str = "strict", rng: np.random.Generator | None = None,
+                 dtype=np.float32):
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"GroupedConv2d: {in_channels}→{out_channels} channels do not split into {groups} groups")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         for g in range(groups):
             setattr(self, str(g), Conv2d(in_channels // groups, out_channels // groups, kernel_size, stride,
-                                         padding, rng=rng, dtype=dtype))
+                                         padding, rounding=rounding, rng=rng, dtype=dtype))
 
     def _convs(self) -> list[Conv2d]:
         return list(self._modules.values())

@@ -80,16 +80,30 @@ def sparse(k: int, std: float = 0.01) -> Initializer:
     return init
 
 
-_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he}
+_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he, "normal": normal()}
+_FACTORIES = {"normal": normal, "constant": constant, "sparse": sparse}
 
 
 def get(spec) -> Initializer:
-    """An initialiser from a function or a name ('he', 'xavier', 'glorot', 'zeros', 'normal')."""
+    """An initialiser from a function, a name ('he', 'xavier', 'glorot', 'zeros', 'normal'), or a one-entry
+    table naming a factory and its argument(s), as a run file writes it: `{"normal": 0.01}`,
+    `{"constant": 0.01}`, `{"sparse": 10}` or `{"sparse": [10, 0.01]}`."""
     if callable(spec):
         return spec
-    if spec == "normal":
-        return normal()
+    if isinstance(spec, dict):
+        if len(spec) != 1 or next(iter(spec)) not in _FACTORIES:
+            raise ValueError(f"initialiser table {spec!r}: give one of {sorted(_FACTORIES)} with its argument, "
+                             "e.g. {normal = 0.01}")
+        (name, arg), = spec.items()
+        args = arg if isinstance(arg, list) else [arg]
+        if not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
+            raise ValueError(f"initialiser {{{name} = {arg!r}}}: the argument must be a number")
+        return _FACTORIES[name](*args)
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        raise ValueError(f"a number ({spec!r}) is not an initialiser: give a name ({', '.join(sorted(_BY_NAME))}) "
+                         "or a table such as {normal = 0.01}")
     try:
         return _BY_NAME[spec]
-    except KeyError:
-        raise ValueError(f"unknown initialiser {spec!r}; choose from {sorted(_BY_NAME) + ['normal']}") from None
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown initialiser {spec!r}; choose from {sorted(_BY_NAME)} or a table such as "
+                         "{normal = 0.01}, {constant = 0.01}, {sparse = 10}") from None

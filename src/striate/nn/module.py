@@ -211,6 +211,69 @@ class Module:
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
 
+    # ----- freezing -----------------------------------------------------------------------
+    def weighted_layers(self) -> list[str]:
+        """Names of the layers with weights, in forward order: the leaf modules holding a weight matrix or
+        kernel (a parameter with ≥ 2 axes: convolutions, fully-connected layers, Maxout), as `freeze(k)`
+        counts them. BatchNorm, PReLU and biases alone do not count."""
+        return [name for name, m in self.named_modules()
+                if name and not m._modules and any(p.data.ndim >= 2 for p in m._parameters.values())]
+
+    def freeze(self, layers: int | None = None, *, names=None, upto: int | None = None) -> Module:
+        """Stop training the first layers: their parameters get `requires_grad = False`, so they accumulate
+        no gradient and optimizers skip them, and the network's input gradient is switched off (backward stops
+        at the first trainable layer of a Sequential).
+
+        - `layers=k` (the default way, as a person counts): the first k layers with weights
+          (`weighted_layers()`: convolutions and fully-connected layers), each with the parameters that
+          follow it up to the next such layer (a BatchNorm or PReLU after the k-th goes with it);
+        - `names=[...]`: exact names, of modules ('3', 'features.0') or parameters ('3.weight'), and all
+          under them;
+        - `upto=k`: the first k children, as `model[:k]` counts them (ReLU and pooling included).
+
+        BatchNorm running statistics of frozen layers still move in training mode; keep such layers in eval
+        mode if they must stay bit-identical. Returns self."""
+        if layers is None and names is None and upto is None:
+            raise ValueError(f"{type(self).__name__}.freeze: give layers=k (the first k layers with weights), "
+                             "names=[...] or upto=k (the first k children)")
+        params = [n for n, _ in self.named_parameters()]
+        targets: set[str] = set()
+        if layers is not None:
+            weighted = self.weighted_layers()
+            if not 0 <= int(layers) <= len(weighted):
+                raise ValueError(f"{type(self).__name__}.freeze: layers={layers} is outside 0..{len(weighted)} "
+                                 f"(the layers with weights: {', '.join(weighted) or 'none'})")
+            if int(layers):
+                after = weighted[int(layers)] if int(layers) < len(weighted) else None
+                first_after = next((i for i, n in enumerate(params) if after and n.startswith(f"{after}.")),
+                                   len(params))
+                targets.update(params[:first_after])
+        if upto is not None:
+            children = list(self._modules)
+            if not 0 <= int(upto) <= len(children):
+                raise ValueError(f"{type(self).__name__}.freeze: upto={upto} is outside 0..{len(children)}")
+            prefixes = tuple(f"{c}." for c in children[:int(upto)])
+            targets.update(n for n in params if n.startswith(prefixes))
+        for name in [names] if isinstance(names, str) else list(names or ()):
+            under = [n for n in params if n == name or n.startswith(f"{name}.")]
+            if not under:
+                raise KeyError(f"{type(self).__name__}.freeze: no parameter named {name!r} or under it; "
+                               f"parameters are {params[:6]}{'…' if len(params) > 6 else ''}")
+            targets.update(under)
+        for pname, p in self.named_parameters():
+            if pname in targets:
+                p.requires_grad = False
+                p.zero_grad()
+        object.__setattr__(self, "requires_input_grad", False)
+        return self
+
+    def unfreeze(self) -> Module:
+        """Make every parameter trainable again and restore the input gradient. Returns self."""
+        for p in self.parameters():
+            p.requires_grad = True
+        self.__dict__.pop("requires_input_grad", None)
+        return self
+
     # ----- state --------------------------------------------------------------------------
     def zero_grad(self) -> None:
         for p in self.parameters():

@@ -19,8 +19,8 @@ from ..kernels.pool import (
     global_avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
-    pool_output_size,
 )
+from ..kernels.window import check_rounding, output_size, overhang
 from .module import Module, grad_enabled
 
 
@@ -32,12 +32,16 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 class _WindowPool2d(Module):
-    """Shared configuration of the fixed-window pools (kernel, stride defaulting to the kernel)."""
+    """Shared configuration of the fixed-window pools (kernel, stride defaulting to the kernel) and their
+    rounding (`kernels.window`): "strict" (the windows must tile the input), "floor" (the last rows no window
+    reaches are left out) or "ceil" (PyTorch's ceil_mode: the last window hangs over the edge and pools the
+    elements inside it)."""
 
-    def __init__(self, kernel_size, stride=None):
+    def __init__(self, kernel_size, stride=None, *, rounding: str = "strict"):
         super().__init__()
         self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, f"{type(self).__name__} stride")
+        self.rounding = check_rounding(rounding, layer=type(self).__name__)
 
     def _check(self, x) -> None:
         self._check_input(x, 4, None, "N, H, W, C")
@@ -46,20 +50,50 @@ class _WindowPool2d(Module):
     def output_shape(self, input_shape):
         n, h, w, c = shape = self._input_shape(input_shape, 4, None, "N, H, W, C")
         try:
-            ho = pool_output_size(h, self.kernel_size[0], self.stride[0])
-            wo = pool_output_size(w, self.kernel_size[1], self.stride[1])
+            ho = output_size(h, self.kernel_size[0], self.stride[0], 0, self.rounding)
+            wo = output_size(w, self.kernel_size[1], self.stride[1], 0, self.rounding)
         except ValueError as e:
             raise self._error(f"input {shape}: {e}") from None
         return (n, ho, wo, c)
 
+    def _overhang(self, shape) -> tuple[int, int]:
+        """Rows and columns the windows reach past the input (ceil, > 0) or leave out (floor, < 0)."""
+        _, ho, wo, _ = self.output_shape(shape)
+        return (overhang(shape[1], self.kernel_size[0], self.stride[0], 0, ho),
+                overhang(shape[2], self.kernel_size[1], self.stride[1], 0, wo))
+
+    def _fit(self, x, fill):
+        """x cut or extended (with `fill`) to the size the windows tile; x itself when they already do."""
+        dh, dw = self._overhang(x.shape)
+        if dh == dw == 0:
+            return x
+        n, h, w, c = x.shape
+        if dh <= 0 and dw <= 0:
+            return np.ascontiguousarray(x[:, :h + dh, :w + dw])
+        out = np.full((n, h + dh, w + dw, c), fill, dtype=x.dtype)
+        out[:, :min(h, h + dh), :min(w, w + dw)] = x[:, :h + min(dh, 0), :w + min(dw, 0)]
+        return out
+
+    @staticmethod
+    def _unfit(dx, shape):
+        """The gradient of `_fit`: dx (fitted shape) back to the input's shape (zeros where no window reached)."""
+        if dx.shape == tuple(shape):
+            return dx
+        full = np.zeros(shape, dtype=dx.dtype)
+        h, w = min(shape[1], dx.shape[1]), min(shape[2], dx.shape[2])
+        full[:, :h, :w] = dx[:, :h, :w]
+        return full
+
     def extra_repr(self):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        return f"{kh}×{kw}, stride={sh if sh == sw else (sh, sw)}"
+        rounding = f", rounding={self.rounding}" if self.rounding != "strict" else ""
+        return f"{kh}×{kw}, stride={sh if sh == sw else (sh, sw)}{rounding}"
 
 
 class MaxPool2d(_WindowPool2d):
     """x: (N, H, W, C) → (N, Ho, Wo, C), the max of each KH×KW window; Ho = (H − KH)/S + 1 must be
-    an integer (PyTorch floors; we require exact tiling, like Conv2d). No padding.
+    an integer (exact tiling, like Conv2d), unless `rounding` is "floor" (PyTorch's default) or "ceil"
+    (PyTorch's ceil_mode=True). No padding.
 
     Forward records the argmax switches (one small integer per output); backward routes each
     gradient to the first maximum of its window (PyTorch's tie rule). Inside `no_grad()` the
@@ -68,25 +102,46 @@ class MaxPool2d(_WindowPool2d):
 
     def forward(self, x):
         self._check(x)
-        y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, switches=grad_enabled())
-        self._save(cache, y)
+        fitted = self._fit(x, -np.inf)  # an overhanging window's outside never wins
+        y, cache = max_pool2d_forward(fitted, self.kernel_size, self.stride, switches=grad_enabled())
+        self._save(None if cache is None else (cache, x.shape), y)  # no switches under no_grad
         return y
 
     def backward(self, dy):
-        return max_pool2d_backward(dy, self._saved(dy))
+        cache, shape = self._saved(dy)
+        return self._unfit(max_pool2d_backward(dy, cache), shape)
 
 
 class AvgPool2d(_WindowPool2d):
-    """x: (N, H, W, C) → (N, Ho, Wo, C), the mean of each KH×KW window (no padding, exact tiling)."""
+    """x: (N, H, W, C) → (N, Ho, Wo, C), the mean of each KH×KW window (no padding; exact tiling unless
+    `rounding` is "floor" or "ceil"; with "ceil" an overhanging window averages the elements inside the input,
+    as PyTorch's ceil_mode does)."""
 
     def forward(self, x):
         self._check(x)
-        y, cache = avg_pool2d_forward(x, self.kernel_size, self.stride)
-        self._save(cache, y)
+        fitted = self._fit(x, 0)
+        y, cache = avg_pool2d_forward(fitted, self.kernel_size, self.stride)
+        inside = self._inside(x.shape)
+        if inside is not None:
+            y *= inside
+        self._save((cache, x.shape, inside), y)
         return y
 
     def backward(self, dy):
-        return avg_pool2d_backward(dy, self._saved(dy))
+        cache, shape, inside = self._saved(dy)
+        return self._unfit(avg_pool2d_backward(dy * inside if inside is not None else dy, cache), shape)
+
+    def _inside(self, shape):
+        """(Ho, Wo, 1) factors KH·KW ÷ (elements of each window inside the input) when windows overhang
+        (ceil), else None."""
+        dh, dw = self._overhang(shape)
+        if dh <= 0 and dw <= 0:
+            return None
+        _, ho, wo, _ = self.output_shape(shape)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        rows = np.minimum(np.arange(ho) * sh + kh, shape[1]) - np.arange(ho) * sh
+        cols = np.minimum(np.arange(wo) * sw + kw, shape[2]) - np.arange(wo) * sw
+        return (kh * kw / np.outer(rows, cols))[:, :, None].astype(np.float32)
 
 
 class GlobalAvgPool2d(Module):

@@ -64,13 +64,23 @@ def make_model(config: dict, num_classes: int, shape: tuple[int, int, int]):
     return model
 
 
+def base_lr(config: dict) -> float:
+    """--lr, or with lr_reference_batch the linear scaling rule (Goyal et al.): lr × batch_size / reference."""
+    from ..optim.schedules import scale_lr_for_batch
+
+    ref = config.get("lr_reference_batch", 0)
+    return scale_lr_for_batch(config["lr"], ref, config["batch_size"]) if ref else config["lr"]
+
+
 def make_schedule(config: dict, steps_per_epoch: int):
     """The configuration's learning-rate schedule over the whole run, per iteration."""
     from ..optim import schedules as s
 
-    lr, total = config["lr"], max(1, config["epochs"] * steps_per_epoch)
+    lr, total = base_lr(config), max(1, config["epochs"] * steps_per_epoch)
     name, gamma = config["schedule"], config["gamma"]
-    if name == "constant":
+    if config.get("snapshots"):  # a snapshot ensemble: cosine with K restarts, one snapshot per cycle
+        sched = s.cosine_restarts(lr, max(1, total // config["snapshots"]))
+    elif name == "constant":
         sched = s.constant(lr)
     elif name == "cosine":
         sched = s.cosine(lr, total)
@@ -88,13 +98,25 @@ def make_schedule(config: dict, steps_per_epoch: int):
     return s.warmup(sched, warm) if warm > 0 else sched
 
 
+def check_combinations(config: dict) -> None:
+    """Options that contradict each other, refused before any work (a usage error)."""
+    if config.get("ema_decay") and config.get("polyak"):
+        raise cfg.ConfigError("give ema_decay or polyak, not both: one average of the weights is kept")
+    k = config.get("snapshots", 0)
+    if k == 1:
+        raise cfg.ConfigError("snapshots = 1 is one model: give 2 or more (or 0 for no snapshot ensemble)")
+    if k and config["schedule"] not in ("constant", "cosine"):
+        raise cfg.ConfigError(f"snapshots = {k} sets the schedule (cosine with {k} restarts); drop schedule = "
+                              f"{config['schedule']!r}")
+
+
 def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), fitted: list[dict] | None = None,
           test: bool = True, stream=None, comm=None) -> Run:
     """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
     the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
     from ..data import Compose, DataLoader, Preprocessing, augmentation
     from ..distributed.comm import Single
-    from ..nn.losses import SoftmaxCrossEntropy
+    from ..nn.losses import SoftmaxCrossEntropy, l1
     from ..nn.module import Module
     from ..optim.registry import build as optimizer
     from ..train import Trainer
@@ -110,24 +132,25 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
         model = make_model(config, len(data.classes), data.shape)
     elif not isinstance(model, Module):
         model = model(len(data.classes), data.shape)
+    before, after = augmentation(config["augment"], data.shape)
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
-                        shard=(comm.rank, comm.size),
-                        transform=Compose([*augmentation(config["augment"], data.shape), preprocess]))
+                        shard=(comm.rank, comm.size), transform=Compose([*before, preprocess, *after]))
     val = None if data.val_x is None else (preprocess(data.val_x), data.val_y)
     if config["patience"] and val is None:
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
                               f"val_fraction = {config['val_fraction']!r} holds out nothing")
     meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
-    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None, stream=stream,
-                        writers=comm.is_root)
+    own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None,
+                        steps_per_epoch=len(loader), stream=stream, writers=comm.is_root)
+    check_combinations(config)
     if config["sync_bn"] and comm.size > 1:
         share_batch_statistics(model, comm)
     trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]),
-                      optimizer(config["optimizer"], model, config["lr"], config["momentum"],
+                      optimizer(config["optimizer"], model, base_lr(config), config["momentum"],
                                 config["weight_decay"]),
                       schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"],
-                      comm=comm)
+                      penalty=l1(config["l1"]) if config.get("l1") else None, comm=comm)
     return Run(config, directory, data, preprocess, model, trainer, loader, val, meta, test=test, comm=comm)
 
 

@@ -4,26 +4,45 @@ metrics.jsonl, progress on the console, checkpoints, early stopping, the diagnos
 from __future__ import annotations
 
 import importlib.util
+import math
 
 from .directory import RunDir
 
 
-def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classes: int, has_val: bool, stream=None,
-                  writers: bool = True) -> list:
+def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classes: int, has_val: bool,
+                  steps_per_epoch: int, stream=None, writers: bool = True) -> list:
     """`stream`: where a run started by a search writes its lines (a log file); None: the console.
     `writers=False` (the ranks but 0 of a data-parallel run): only the callbacks that steer training — the
-    explosion guard and early stopping, which decide alike on every rank from the same global numbers."""
-    from ..train.callbacks import EarlyStopping, ExplosionGuard, History, ModelCheckpoint, Progress
+    explosion guard, early stopping, the max-norm constraint and the weight average — which act alike on every
+    rank from the same weights and global numbers (and take part in the validation's exchanges)."""
+    from ..train.callbacks import (
+        EarlyStopping,
+        ExplosionGuard,
+        History,
+        MaxNormConstraint,
+        ModelCheckpoint,
+        Progress,
+        WeightAveraging,
+    )
 
-    if not writers:
-        steer = [ExplosionGuard(config["explode_factor"])]
-        return steer + ([EarlyStopping(config["patience"])] if config["patience"] and has_val else [])
-
-    progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
-    callbacks = [ExplosionGuard(config["explode_factor"]), History(directory.metrics_file), progress,
-                 ModelCheckpoint(directory.checkpoints_dir, meta=meta)]
+    chance = math.log(num_classes) if num_classes > 1 else 0.0  # the guard's floor: a fine-tune starts low
+    callbacks = [ExplosionGuard(config["explode_factor"], floor=chance)]
+    if writers:
+        progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
+        callbacks += [History(directory.metrics_file), progress, ModelCheckpoint(directory.checkpoints_dir, meta=meta)]
     if config["patience"] and has_val:
         callbacks.append(EarlyStopping(config["patience"]))
+    if config.get("max_norm"):
+        callbacks.append(MaxNormConstraint(config["max_norm"]))
+    if config.get("ema_decay") or config.get("polyak"):
+        callbacks.append(WeightAveraging(config["ema_decay"] if config.get("ema_decay") else None))
+    if not writers:
+        return callbacks
+    if config.get("snapshots"):
+        from ..models.ensemble import SnapshotEnsemble
+
+        steps = steps_per_epoch * config["epochs"]
+        callbacks.append(SnapshotEnsemble(max(1, steps // config["snapshots"]), directory=directory.snapshots_dir))
     if config["diagnostics"]:
         from ..diagnose.callbacks import Diagnostics
 

@@ -18,14 +18,12 @@ A search file's `[search]` table is checked by the same machinery (`SEARCH_OPTIO
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.pipeline import AUGMENT, PREPROCESS
-from ..train.tta import MODES as TTA
 
 
 class ConfigError(ValueError):
@@ -199,9 +197,24 @@ def _check_model(value: str, where: str) -> None:
 
 
 def _check_augment(value: list, where: str) -> None:
-    unknown = [v for v in value if v not in AUGMENT]
-    if unknown:
-        raise ConfigError(f"{where}: unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENT)}")
+    from ..data import DataError
+    from ..data.pipeline import noise_sigma
+
+    for v in value:
+        try:
+            if noise_sigma(v) is None and v not in AUGMENT:
+                raise DataError(f"unknown augmentation {v!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+        except DataError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+
+def _check_tta(value: str, where: str) -> None:
+    from ..train.tta import check
+
+    try:
+        check(value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _optimizers() -> tuple[str, ...]:
@@ -220,7 +233,8 @@ OPTIONS: tuple[Option, ...] = (
            listing=_datasets),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
-    Option("augment", list, [], "augmentations, comma-separated: crop, flip", check=_check_augment, group="data",
+    Option("augment", list, [], "augmentations, comma-separated: crop, flip, noise:σ (Gaussian input noise of std "
+           "σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
@@ -262,6 +276,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: half and three quarters of the run)", item=float, minimum=0.0, group="schedule"),
     Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule",
            aliases=("warmup_epochs", "warm_up")),
+    Option("lr_reference_batch", int, 0, "the linear scaling rule: the learning rate is --lr × batch_size / this "
+           "(e.g. 256: --lr is the rate for a batch of 256; 0: off)", minimum=0, group="optimization",
+           aliases=("reference_batch", "base_batch")),
     # regularization
     Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0, commands=D,
            group="regularization", aliases=("reg", "l2", "decay", "wd", "l2_reg")),
@@ -269,9 +286,23 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, below=1.0, commands=D, group="regularization", aliases=("smoothing",)),
     Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,
            resumable=True, group="regularization", aliases=("early_stopping", "early_stop")),
+    Option("l1", float, 0.0, "L1 penalty λ·Σ|w| over the weights, added to the loss (0: off)", minimum=0.0,
+           group="regularization"),
+    Option("max_norm", float, 0.0, "max-norm constraint: after every update, clip each unit's incoming weight "
+           "vector to this L2 norm, e.g. 3 or 4 (0: off)", minimum=0.0, group="regularization"),
+    # weight averaging and ensembles
+    Option("ema_decay", float, 0.0, "keep an exponential moving average of the weights with this decay, e.g. "
+           "0.999: evaluated at each epoch end and on the test split, saved with every checkpoint (0: off)",
+           minimum=0.0, below=1.0, group="averaging", aliases=("ema",)),
+    Option("polyak", bool, False, "keep Polyak's running average of the weights (evaluated and saved like the "
+           "EMA)", group="averaging", aliases=("polyak_averaging", "swa")),
+    Option("snapshots", int, 0, "snapshot ensemble: a cosine schedule with this many restarts, each cycle's "
+           "weights saved, the ensemble of the snapshots evaluated on the test split (0: off)", minimum=0,
+           group="averaging", aliases=("snapshot_ensemble",)),
     # evaluation
-    Option("tta", str, "none", "test-time augmentation for validation and test: none, or flip (average the "
-           "probabilities of the image and its mirror)", TTA, resumable=True, group="evaluation"),
+    Option("tta", str, "none", "test-time augmentation for validation and test: none; flip (average the "
+           "probabilities of the image and its mirror); dropout:N (average N passes with dropout active)",
+           check=_check_tta, resumable=True, group="evaluation"),
     # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
            minimum=0, commands=D, group="run", aliases=("random_seed", "random_state")),
@@ -339,66 +370,3 @@ def resolve_with(table, values: dict, where: str, base: dict) -> dict:
             raise unknown_key(name, known, where)
         out[key] = known[key].convert(value, where)
     return out
-
-
-def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str = "config file") -> dict:
-    """Parse a TOML file; a missing or malformed file raises `error` quoting the path."""
-    import tomllib
-
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise error(f"{what} {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise error(f"{what} {str(path)!r} cannot be read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise error(f"{what} {str(path)!r}: {e}") from None
-
-
-def run_values(doc: dict, where: str) -> dict:
-    """The option values of a run file's table: flat keys, or under [train]; a [model] table becomes
-    `model` (its `name`), `width` and `model_options` (the rest)."""
-    doc = dict(doc)
-    doc.pop("resume", None)  # a run's config.toml lists its resumes: the settings are what reproduce it
-    if set(doc) <= {"train", "model"} and isinstance(doc.get("train"), dict):
-        doc = {**doc.pop("train"), **doc}
-    table = doc.get("model")
-    if isinstance(table, dict):
-        table = dict(table)
-        doc["model"] = table.pop("name", "")
-        if "width" in table:
-            doc["width"] = table.pop("width")
-        doc["model_options"] = {**doc.get("model_options", {}), **table}
-    return doc
-
-
-def load_run_file(path: str | Path, command: str = "train") -> dict:
-    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`)."""
-    return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
-
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
-    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
-
-
-def to_toml(config: dict, header: str = "striate run configuration (striate train --config this-file)") -> str:
-    """A run file that resolves back to `config` (model keywords under [model])."""
-    lines = [f"# {header}"]
-    model_options = config.get("model_options") or {}
-    for o in OPTIONS:
-        if o.name not in config or o.name == "model_options" or (o.name == "model" and model_options):
-            continue
-        lines.append(f"{o.name} = {toml_value(config[o.name])}")
-    if model_options:
-        lines += ["", "[model]", f"name = {toml_value(config.get('model', ''))}"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in model_options.items()]
-    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@
     finetune.json              what a fine-tune loaded, re-initialised and froze
     train.log                  the console output of a run started by a search
     skipped_images.txt         the unreadable files of an image folder the run left out, with the reason
+    snapshots/                 a snapshot ensemble's members, snapshot-<k>.safetensors
     .lock                      held while a command writes here (see `lock.py`)
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
@@ -31,6 +32,7 @@ import numpy as np
 from ..atomic import write_atomic
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from . import config as cfg
+from . import run_file
 from .lock import RunLock, RunLocked
 
 META = ("model", "preprocess", "classes", "input_shape", "data")
@@ -52,7 +54,7 @@ class RunDir:
     CONFIG_JSON, CONFIG_TOML, METRICS = "config.json", "config.toml", "metrics.jsonl"
     SUMMARY, EVALUATION, DIAGNOSTICS = "summary.json", "evaluation.json", "diagnostics.json"
     REPORT, PLOTS, FINETUNE, CHECKPOINTS = "report.html", "plots", "finetune.json", "checkpoints"
-    LOG, TOP_LOSSES, SKIPPED = "train.log", "top_losses", "skipped_images.txt"
+    LOG, TOP_LOSSES, SKIPPED, SNAPSHOTS = "train.log", "top_losses", "skipped_images.txt", "snapshots"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -81,6 +83,7 @@ class RunDir:
     checkpoints_dir = property(lambda self: self / self.CHECKPOINTS)
     log_file = property(lambda self: self / self.LOG)
     skipped_file = property(lambda self: self / self.SKIPPED)
+    snapshots_dir = property(lambda self: self / self.SNAPSHOTS)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -143,9 +146,9 @@ class RunDir:
         settings = {k: v for k, v in settings.items() if k != "resume"}
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
-        text = cfg.to_toml(settings)
+        text = run_file.to_toml(settings)
         for r in resumes:
-            text += "\n[[resume]]\n" + "".join(f"{k} = {cfg.toml_value(v)}\n" for k, v in r.items())
+            text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
         write_atomic(self / self.CONFIG_TOML, text)
 
     def record_resume(self, changed: dict, epoch: int, command: str = "train") -> None:
@@ -215,9 +218,10 @@ class RunDir:
         return {"model": model.build_config, "preprocess": preprocess.state(), "classes": list(classes),
                 "input_shape": [int(d) for d in input_shape], "data": str(data)}
 
-    def load_model(self, tag: str = "best", checkpoint: Checkpoint | None = None) -> Trained:
+    def load_model(self, tag: str = "best", checkpoint: Checkpoint | None = None, averaged: bool = False) -> Trained:
         """The run's model with the weights of checkpoint `tag` (best, falling back to last), in eval mode,
-        with its fitted preprocessing, class names, input shape and configuration."""
+        with its fitted preprocessing, class names, input shape and configuration. `averaged`: the weights
+        averaged while training (a run with ema_decay or polyak) instead of the trained ones."""
         from ..data import Preprocessing
         from ..models import from_config
 
@@ -225,6 +229,11 @@ class RunDir:
         meta = self.meta(checkpoint)
         model = from_config(meta["model"], rng=np.random.default_rng(0))
         model.load_state_dict(checkpoint.weights)
+        if averaged:
+            saved = (checkpoint.state.get("callbacks") or {}).get("WeightAveraging") or {}
+            if not saved.get("shadow"):
+                raise cfg.ConfigError(f"run '{self}' keeps no averaged weights (train with --ema-decay or --polyak)")
+            model.load_state_dict(saved["shadow"], strict=False)
         model.eval()
         return Trained(model, Preprocessing.from_state(meta["preprocess"]), list(meta["classes"]),
                        tuple(meta["input_shape"]), self.read_config() if self.is_run() else {}, checkpoint)

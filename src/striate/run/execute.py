@@ -38,12 +38,36 @@ def evaluate_test(run: Run) -> dict | None:
         run.model.load_state_dict(store.load("best").weights)
     result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
                       run.trainer.loss)
+    x = run.preprocess(test.images)
+    result.update(_other_weights(run, x, test.labels))
     worst = top_losses(result.pop("scores"), test.labels, run.data.classes)
     for rank, item in enumerate(worst):
         item["file"] = run.directory.write_image(f"{RunDir.TOP_LOSSES}/{rank:02d}.png", test.images[item["index"]])
     result.update(split="test", checkpoint=checkpoint, top_losses=worst)
     run.directory.write_json(run.directory.EVALUATION, result)
     return result
+
+
+def _other_weights(run: Run, x, labels) -> dict:
+    """The test split with the averaged weights (EMA / Polyak) and with the snapshot ensemble, when the run
+    keeps them: {'averaged': {...}, 'snapshot_ensemble': {...}}."""
+    from ..models.ensemble import snapshot_ensemble
+    from ..train import inference
+    from ..train.callbacks import WeightAveraging
+
+    out = {}
+    averaging = run.trainer.callback(WeightAveraging)
+    if averaging is not None and averaging.ema is not None:
+        with averaging.ema.swapped():
+            r = inference.evaluate(run.model, run.trainer.loss, (x, labels), tta=run.trainer.tta)
+        out["averaged"] = {"accuracy": r["accuracy"], "loss": r["loss"],
+                           "kind": "polyak" if averaging.decay is None else f"ema {averaging.decay:g}"}
+    files = sorted(run.directory.snapshots_dir.glob("snapshot-*.safetensors")) if run.config.get("snapshots") else []
+    if files:
+        r = snapshot_ensemble(run.model, files).evaluate(x, labels)
+        out["snapshot_ensemble"] = {"accuracy": r["accuracy"], "loss": r["loss"], "members": len(files),
+                                    "member_accuracies": r["members"]}
+    return out
 
 
 CHECK_TRAIN, CHECK_VAL = 5000, 2000  # samples the start-up data check reads (evenly strided)
@@ -106,7 +130,8 @@ def execute(run: Run, draw: bool = True) -> dict:
         console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
         result = evaluate_test(run)
         if result is not None:
-            summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint")}
+            summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint", "averaged",
+                                                      "snapshot_ensemble") if k in result}
     run.directory.write_json(run.directory.SUMMARY, summary)
     if draw and status != "interrupted" and run.config["report"] == "on":
         console.note("drawing report.html …")

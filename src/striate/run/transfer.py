@@ -70,9 +70,10 @@ def _layers(model) -> dict[str, list[str]]:
     return layers
 
 
-def transfer(source: Source, model, freeze: int = 0, cast: bool = False) -> Transfer:
-    """Load the source's weights into `model` layer by layer, then freeze the first `freeze` layers except
-    those left re-initialised. Returns what happened."""
+def transfer(source: Source, model, freeze: int = 0, cast: bool = False, freeze_names=()) -> Transfer:
+    """Load the source's weights into `model` layer by layer, then freeze the first `freeze` layers with
+    weights and the layers or parameters named in `freeze_names` (`Module.freeze`), except those left
+    re-initialised. Returns what happened."""
     from ..models.transfer import load_pretrained, load_torch_weights
 
     fresh = model.state_dict()
@@ -104,8 +105,11 @@ def transfer(source: Source, model, freeze: int = 0, cast: bool = False) -> Tran
     if not result.loaded:
         raise ValueError(f"fine-tune: nothing in {source.description} fits {source.build_config['name']!r}:\n"
                          f"{report}")
-    if freeze:
-        model.freeze(upto=freeze)
+    if freeze or freeze_names:
+        try:
+            model.freeze(freeze, names=list(freeze_names))
+        except (KeyError, ValueError) as e:
+            raise cfg.ConfigError(f"--freeze/--freeze-layers: {e.args[0]}") from None
         reinit = {r["layer"] for r in result.reinitialised}
         for name, p in model.named_parameters():
             if name.rpartition(".")[0] in reinit:

@@ -10,6 +10,8 @@ In search.toml (one line per dimension under `[space]`):
     model = {choice = ["three_layer", "reference"]}
     warmup = {grid = [0, 1]}                   # explicit values; the same as choice
     "model.hidden" = {int_uniform = [32, 256], log = true}   # a keyword of the model builder
+    "model.layers.1.negative_slope" = {uniform = [0.01, 0.3]}       # a keyword of layer 1 of a layer list
+    "model.layers.1.layer" = {choice = ["ReLU", "ELU", "LeakyReLU"]}  # the class of layer 1
     dropout = {uniform = [0.2, 0.7]}           # `dropout` is "model.dropout"
 
 A dimension's name is what the tables and plots show; it targets a configuration key (`run/config.py`)
@@ -20,6 +22,7 @@ reported before any trial runs.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -142,6 +145,29 @@ def parse_dim(name: str, spec, where: str = "space") -> Dim:
     return Dim(name, key, "int" if kind == "int_uniform" else "float", float(low), float(high), log)
 
 
+def set_model_option(options: dict, path: str, value, where: str = "space") -> None:
+    """Set a model keyword, or with `layers.<i>.<keyword>` a keyword of layer i of a layer list. Setting
+    `layers.<i>.layer` swaps the layer's class and keeps the keywords the new class takes."""
+    parts = path.split(".")
+    if parts[0] != "layers" or len(parts) == 1:
+        options[path] = value
+        return
+    layers = options.get("layers")
+    if len(parts) != 3 or not parts[1].isdigit() or not isinstance(layers, list) or int(parts[1]) >= len(layers):
+        size = len(layers) if isinstance(layers, list) else 0
+        raise SearchError(f"{where}: model.{path}: expected model.layers.<index>.<keyword> with an index below "
+                          f"{size} (the [model] layers list of [train] has {size} layers)")
+    from ..models.layers import takes
+
+    table = layers[int(parts[1])]
+    if parts[2] == "layer":
+        table = {k: v for k, v in table.items() if k == "layer" or k in takes(str(value))}
+        layers[int(parts[1])] = table
+    elif parts[2] not in takes(str(table.get("layer"))):
+        return  # the class sampled for this layer has no such keyword (ReLU has no negative_slope)
+    table[parts[2]] = value
+
+
 @dataclass(frozen=True)
 class Space:
     dims: tuple[Dim, ...] = field(default_factory=tuple)
@@ -193,13 +219,14 @@ class Space:
 
     def apply(self, params: dict, base: dict, where: str = "trial") -> dict:
         """The run configuration for sampled `params` on top of the resolved `base` (model keywords go to
-        its `model_options`)."""
-        overrides, model_kw = {}, dict(base.get("model_options") or {})
-        for d in self.dims:
+        its `model_options`; `model.layers.<i>.<keyword>` into a layer list)."""
+        overrides, model_kw = {}, copy.deepcopy(base.get("model_options") or {})
+        # a layer's class first, so that its other sampled keywords land on the class they are for
+        for d in sorted(self.dims, key=lambda d: not d.key.endswith(".layer")):
             if d.name not in params:
                 continue
             if d.key.startswith("model."):
-                model_kw[d.key.removeprefix("model.")] = params[d.name]
+                set_model_option(model_kw, d.key.removeprefix("model."), params[d.name], where)
             else:
                 overrides[d.key] = params[d.name]
         config = cfg.resolve(overrides, where=where, base=base, command="search")

@@ -24,11 +24,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..run import config as cfg
+from ..run import run_file
 from ..run.config import Option
 from .space import SearchError, Space
 from .stages import SAMPLERS, Stage, parse_stages
@@ -98,8 +100,8 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
     try:
         search = cfg.resolve_with(SEARCH_OPTIONS, doc.get("search", {}), f"{where}: [search]", defaults)
         # trials are many and short: no per-trial report.html or diagnostics unless [train] asks for them
-        train = cfg.run_values({"train": doc.get("train", {}), **({"model": doc["model"]} if "model" in doc else {})},
-                               where)
+        model = {"model": doc["model"]} if "model" in doc else {}
+        train = run_file.run_values({"train": doc.get("train", {}), **model}, where)
         base = cfg.resolve({"report": "off", "diagnostics": 0, **train}, where=f"{where} [train]", command="search")
     except cfg.ConfigError as e:
         raise SearchError(str(e)) from None
@@ -107,6 +109,12 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
         raise SearchError(f"{where}: [train] val_fraction = {base['val_fraction']!r}: a search ranks trials by "
                           "validation accuracy, so it needs val_fraction > 0")
     space = Space.from_toml(doc.get("space", {}), where=f"{where} [space]")
+    for d in space.dims:  # a dimension into a layer list must name a layer the list has
+        if d.key.startswith("model.layers."):
+            from .space import set_model_option
+
+            set_model_option(copy.deepcopy(base["model_options"]), d.key.removeprefix("model."),
+                             d.choices[0] if d.choices else d.low, where=f"{where} [space] {d.name}")
     default_trials = space.grid_size(search["grid_points"]) if search["sampler"] == "grid" else 20
     trials = search["trials"] if "trials" in doc.get("search", {}) else default_trials
     stages = parse_stages(search["stages"] or None, trials, base["epochs"], where=f"{where}: [search] stages")
@@ -120,5 +128,5 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
 
 def load(path: str | Path) -> SearchSpec:
     path = Path(path)
-    doc = cfg.read_toml(path, SearchError, "search file")
+    doc = run_file.read_toml(path, SearchError, "search file")
     return from_dict(doc, where=str(path), default_name=path.stem)

@@ -48,7 +48,7 @@ def batches(data, batch_size: int = BATCH):
 def scores(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none") -> np.ndarray:
     """Class scores (N, C) of images `x` (already preprocessed)."""
     with inference(model):
-        outs = [tta_scores(model.forward, x[i:i + batch_size], tta) for i in range(0, len(x), batch_size)]
+        outs = [tta_scores(model, x[i:i + batch_size], tta) for i in range(0, len(x), batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -64,7 +64,7 @@ def evaluate(model: Module, loss, data, batch_size: int = BATCH, tta: str = "non
     loss_sum, seen, kept, labels = 0.0, 0, [], []
     with inference(model):
         for x, y in batches(data, batch_size):
-            s = tta_scores(model.forward, x, tta)
+            s = tta_scores(model, x, tta)
             loss_sum += loss(s, y) * len(y)
             seen += len(y)
             kept.append(s if keep else s.argmax(axis=1))

@@ -91,7 +91,7 @@ class Trainer:
         self.epochs = 0
         self.stop_training, self.stop_reason = False, None
         self.diverged, self.interrupted = False, None
-        self.train_data = None
+        self.train_data = self.val_data = None
         self.last_size = 0  # samples in the last step (the global batch in a data-parallel run)
         self.last_batch = None  # the last (x, y) trained on: the explosion guard's check before a checkpoint
         self._sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
@@ -190,7 +190,7 @@ class Trainer:
         loader or an (images, labels) pair of float arrays. Ctrl-C or SIGTERM stop after the current
         step: callbacks get `on_interrupt` (the checkpoint is saved) and `interrupted` is set."""
         self.epochs = int(epochs)
-        self.train_data = train
+        self.train_data, self.val_data = train, val
         self.stop_training, self.stop_reason, self.interrupted = False, None, None
         if self._restored and hasattr(train, "load_state_dict"):
             if self._pending_loader_state is None:

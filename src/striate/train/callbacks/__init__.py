@@ -1,11 +1,14 @@
 """Trainer callbacks, one per file (Keras's `callbacks/`): the `Callback` interface in base.py (hooks,
 order, logs) and the standard ones."""
 
+from .averaging import WeightAveraging
 from .base import Callback
 from .early_stopping import EarlyStopping
 from .explosion_guard import ExplosionGuard
 from .history import History
+from .max_norm import MaxNormConstraint
 from .model_checkpoint import ModelCheckpoint
 from .progress import Progress
 
-__all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "ModelCheckpoint", "Progress"]
+__all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "MaxNormConstraint", "ModelCheckpoint",
+           "Progress", "WeightAveraging"]

@@ -18,22 +18,29 @@ class ExplosionGuard(Callback):
     `trainer.diverged` (so checkpointing saves nothing and the run ends with status "diverged") and
     `trainer.stop_reason`, a message naming epoch, step, loss and lr and suggesting a lower learning rate
     (Keras `TerminateOnNaN`, Chainer `FailOnNonNumber`). The check reads no random numbers and changes no
-    state, so it never disturbs an exact resume."""
+    state, so it never disturbs an exact resume.
+
+    `floor`: the smallest reference loss (e.g. the chance loss ln C): a model that starts well trained (a
+    fine-tune) has a tiny first loss, and its ordinary ups and downs must not read as an explosion."""
 
     order = -100
 
-    def __init__(self, factor: float = 3.0):
+    def __init__(self, factor: float = 3.0, floor: float = 0.0):
         if not factor > 1:
             raise ValueError(f"ExplosionGuard: factor must be > 1, got {factor!r}")
-        self.factor = float(factor)
+        self.factor, self.floor = float(factor), float(floor)
         self.initial_loss: float | None = None
 
     def _exploded(self, loss: float) -> str | None:
         """Why `loss` counts as exploded, or None."""
         if not math.isfinite(loss):
             return "is not finite"
-        if self.initial_loss is not None and loss > self.factor * self.initial_loss:
-            return f"exceeds {self.factor:g}× the initial loss {self.initial_loss:.4g}"
+        if self.initial_loss is None:
+            return None
+        reference = max(self.initial_loss, self.floor)
+        if loss > self.factor * reference:
+            what = "the initial loss" if reference == self.initial_loss else "the chance-level loss"
+            return f"exceeds {self.factor:g}× {what} {reference:.4g}"
         return None
 
     def _stop(self, where: str, what: str, loss: float, why: str, lr) -> None:
