@@ -121,7 +121,7 @@ class AvgPool2d(_WindowPool2d):
         self._check(x)
         fitted = self._fit(x, 0)
         y, cache = avg_pool2d_forward(fitted, self.kernel_size, self.stride)
-        inside = self._inside(x.shape)
+        inside = self._inside(x.shape, x.dtype)
         if inside is not None:
             y *= inside
         self._save((cache, x.shape, inside), y)
@@ -131,7 +131,7 @@ class AvgPool2d(_WindowPool2d):
         cache, shape, inside = self._saved(dy)
         return self._unfit(avg_pool2d_backward(dy * inside if inside is not None else dy, cache), shape)
 
-    def _inside(self, shape):
+    def _inside(self, shape, dtype):
         """(Ho, Wo, 1) factors KH·KW ÷ (elements of each window inside the input) when windows overhang
         (ceil), else None."""
         dh, dw = self._overhang(shape)
@@ -141,7 +141,7 @@ class AvgPool2d(_WindowPool2d):
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         rows = np.minimum(np.arange(ho) * sh + kh, shape[1]) - np.arange(ho) * sh
         cols = np.minimum(np.arange(wo) * sw + kw, shape[2]) - np.arange(wo) * sw
-        return (kh * kw / np.outer(rows, cols))[:, :, None].astype(np.float32)
+        return (kh * kw / np.outer(rows, cols))[:, :, None].astype(dtype)
 
 
 class GlobalAvgPool2d(Module):
