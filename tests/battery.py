@@ -182,3 +182,18 @@ def nhwc(t):
 def conv_weight_to_torch(w):
     """(KH, KW, C_in, C_out) → (C_out, C_in, KH, KW)."""
     return np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+
+
+class Doubled(st.nn.Module):
+    """A faulty container for the gradient checkers: doubles its child's output but forgets the factor in
+    backward."""
+
+    def __init__(self, child):
+        super().__init__()
+        self.child = child
+
+    def forward(self, x):
+        return 2 * self.child.forward(x)
+
+    def backward(self, dy):
+        return self.child.backward(dy)

@@ -24,6 +24,7 @@ from striate.diagnose import (
 )
 from striate.diagnose.hooks import leaf_modules, tap
 from striate.nn.activation import ReLU, Tanh
+from tests.battery import Doubled
 
 
 class HalfReLU(ReLU):
@@ -64,19 +65,6 @@ def test_gradient_check_names_the_broken_layer(rng, blobs):
 
 
 def test_gradient_check_names_a_user_container(rng, blobs):
-    class Doubled(st.nn.Module):
-        """Doubles its child's output but forgets the factor in backward."""
-
-        def __init__(self, child):
-            super().__init__()
-            self.child = child
-
-        def forward(self, x):
-            return 2 * self.child.forward(x)
-
-        def backward(self, dy):
-            return self.child.backward(dy)
-
     x, y = blobs
     net = st.nn.Sequential(st.nn.Linear(16, 8, rng=rng), ReLU(), Doubled(st.nn.Linear(8, 5, rng=rng)))
     v = check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, y)

@@ -1,6 +1,7 @@
 import numpy as np
 
 import striate as st
+from tests.battery import Doubled
 
 
 class BrokenLinear(st.nn.Linear):
@@ -85,20 +86,6 @@ class LeakyBackward(st.nn.ReLU):
 
     def backward(self, dy):
         return super().backward(dy) + 0.1 * dy
-
-
-class Doubled(st.nn.Module):
-    """A container that doubles its child's output but forgets the factor in backward."""
-
-    def __init__(self, child):
-        super().__init__()
-        self.child = child
-
-    def forward(self, x):
-        return 2 * self.child.forward(x)
-
-    def backward(self, dy):
-        return self.child.backward(dy)
 
 
 def test_names_the_first_layer_whose_own_backward_is_wrong(rng):
