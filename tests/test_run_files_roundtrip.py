@@ -200,13 +200,14 @@ def _edit(run, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "key", "hint", "appended"), [
-    ("lr = 0.001\n", "lr = 0.05\n", "lr", "--resume", ""),                       # resumable: say how
-    ("epochs = 1\n", "epochs = 5\n", "epochs", "--epochs", ""),
-    ("tta = \"none\"\n", "tta = \"flip\"\n", "tta", "--tta", ""),
+    ("lr = 0.001\n", "lr = 0.05\n", "lr", "--lr 0.05", ""),                       # resumable: say how
+    ("epochs = 1\n", "epochs = 5\n", "epochs", "--epochs 5", ""),
+    ("tta = \"none\"\n", "tta = \"flip\"\n", "tta", "--tta flip", ""),
+    ("sync_bn = false\n", "sync_bn = true\n", "sync_bn", "--sync-bn", ""),
     ("batch_size = 50\n", "batch_size = 64\n", "batch_size", "cannot change", ""),  # not resumable
     ("seed = 2\n", "", "seed", "cannot change", ""),                              # a deleted line: its default
     ("optimizer = \"adam\"\n", "optimizer = \"sgd\"\n", "optimizer", "cannot change", ""),
-    ("lr = 0.001\n", "lr = \"fast\"\n", "lr", "--lr", ""),                          # a bad value is an edit too
+    ("lr = 0.001\n", "lr = \"fast\"\n", "lr", "--lr VALUE", ""),                          # a bad value is an edit too
     ("lr = 0.001\n", "lr = 0.001\nlearning_rate = 0.1\n", "learning_rate", "cannot change", ""),  # unknown key
     ('model = "digits_net"\n', "", "model", "cannot change", ""),
     ('model = "digits_net"\n', "", "[model] hidden", "cannot change", '[model]\nname = "digits_net"\nhidden = 3\n'),

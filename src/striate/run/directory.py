@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +183,7 @@ class RunDir:
             raise CheckpointError(f"{e} (it is written from config.json: undo the edit, or delete it to have it "
                                   "written again)") from None
         edited = _first_difference(_resolved(run_file.run_values(doc, str(path)), command),
-                                   _resolved({k: v for k, v in saved.items() if k != "resume"}, command))
+                                   _resolved({k: v for k, v in saved.items() if k in cfg.BY_NAME}, command))
         if edited is None:
             mine, theirs = doc.get("resume", []), saved.get("resume", [])
             if mine != theirs:
@@ -193,12 +194,13 @@ class RunDir:
         key, label, there, here = edited
         option = cfg.BY_NAME.get(key)
         if option is not None and option.resumable:
-            how = f"to change it, undo the edit and run: striate train --resume {self} {option.flag_name} VALUE"
+            how = (f"to change it, undo the edit and run: striate train --resume {shlex.quote(str(self))} "
+                   f"{_flag(option, there)}")
         else:
             how = (f"{key} cannot change on a resume: undo the edit, or start a new run from the edited file: "
-                   f"striate train --config {path} --out NEW_DIR")
-        raise cfg.ConfigError(f"{path} was edited: {label} = {there} there, {here} in config.json, the run's record "
-                              f"(config.toml is written from it, not read); {how}")
+                   f"striate train --config {shlex.quote(str(path))} --out NEW_DIR")
+        raise cfg.ConfigError(f"{path} was edited: {label} = {_shown(there)} there, {_shown(here)} in config.json, "
+                              f"the run's record (config.toml is written from it, not read); {how}")
 
     # ----- files ----------------------------------------------------------------------------
     def read_json(self, name: str) -> dict | None:
@@ -297,7 +299,7 @@ def _resolved(values: dict, command: str) -> dict:
     return out
 
 
-def _first_difference(edited: dict, record: dict) -> tuple[str, str, str, str] | None:
+def _first_difference(edited: dict, record: dict) -> tuple[str, str, object, object] | None:
     """(key, its label, the edited value, the recorded value) of the first key that differs, or None; a
     [model] keyword is labelled `[model] name`."""
     for key in [*record, *(k for k in edited if k not in record)]:
@@ -307,8 +309,19 @@ def _first_difference(edited: dict, record: dict) -> tuple[str, str, str, str] |
             if inner is not None:
                 return key, f"[model] {inner[1]}", inner[2], inner[3]
         elif a != b:
-            return key, key, _shown(a), _shown(b)
+            return key, key, a, b
     return None
+
+
+def _flag(option: cfg.Option, value) -> str:
+    """The command-line flag that sets `option` to `value` (a placeholder where the value is not valid)."""
+    try:
+        value = option.convert(value, "config")
+    except cfg.ConfigError:
+        return f"{option.flag_name} VALUE"
+    if isinstance(value, bool):  # a switch: present means true
+        return option.flag_name if value else f"(no flag turns {option.name} off)"
+    return f"{option.flag_name} {shlex.quote(str(value))}"
 
 
 def _shown(value) -> str:
