@@ -151,3 +151,70 @@ def test_kill9_while_writing_never_leaves_an_unloadable_checkpoint(tmp_path):
     assert seen and seen == sorted(seen)  # progress is never lost across kills
     assert seen[-1] >= 5, f"the writer made too little progress to test anything: {seen}"
     assert mid_write >= 1, "no kill landed inside a save; the test exercised nothing"
+
+
+# ----- the format marker -------------------------------------------------------------------------
+MARKERS = ["striate-checkpoint/2", "striate-checkpoint/0", "striate-checkpoint/1 ", "striate-checkpoint",
+           "garbage", "", 1, None, ["striate-checkpoint/1"], {"version": 1}]
+
+
+def _mark(state_json, marker) -> None:
+    """Rewrite a state.json's format marker (`None`: remove it); the checksums do not cover state.json."""
+    doc = json.loads(state_json.read_text())
+    doc.pop("format")
+    if marker is not None:
+        doc["format"] = marker
+    state_json.write_text(json.dumps(doc))
+
+
+def test_a_checkpoint_is_saved_with_the_format_load_reads(tmp_path):
+    from striate.train.checkpoint import FORMAT
+
+    store = CheckpointStore(tmp_path)
+    gen = store.save({"w": np.zeros(2, np.float32)}, {"e": 1})
+    assert json.loads((tmp_path / gen / CheckpointStore.STATE).read_text())["format"] == FORMAT
+
+
+@pytest.mark.parametrize("marker", MARKERS, ids=repr)
+def test_an_unknown_format_is_refused(tmp_path, marker):
+    store = CheckpointStore(tmp_path)
+    gen = store.save({"w": np.zeros(2, np.float32)}, {"e": 1})
+    _mark(tmp_path / gen / CheckpointStore.STATE, marker)
+    with pytest.raises(CheckpointError) as e:
+        store.load("last")
+    message = str(e.value)
+    assert str(tmp_path / gen / CheckpointStore.STATE) in message and "'striate-checkpoint/1'" in message
+    assert ("no format marker" if marker is None else repr(str(marker))) in message
+
+
+FAST = ["--limit", "300", "--report", "off", "--diagnostics", "0"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from striate.cli import main
+
+    out = tmp_path_factory.mktemp("format") / "run"
+    assert main(["train", "--out", str(out), "--epochs", "1", *FAST]) == 0
+    return out
+
+
+@pytest.mark.parametrize("marker", ["striate-checkpoint/2", "garbage", None], ids=repr)
+@pytest.mark.parametrize("command", [["eval"], ["train", "--epochs", "2", "--resume"]], ids=lambda c: c[0])
+def test_an_unknown_format_is_one_line_and_status_1(trained_run, tmp_path, capsys, marker, command):
+    import shutil
+
+    from striate.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    for state_json in (run / "checkpoints").glob("gen-*/state.json"):
+        _mark(state_json, marker)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    assert main([*command, str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"striate {command[0]}: error: checkpoint ")
+    assert "state.json" in err and "'striate-checkpoint/1'" in err
+    assert ("no format marker" if marker is None else repr(marker)) in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before

@@ -87,6 +87,7 @@ class Option:
             value = _boolean(value, bad)
         elif not isinstance(value, str):
             raise ConfigError(f"{bad} is not a string")
+        _check_text(value, bad)
         if self.choices is not None and value not in self.choices:
             hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -129,6 +130,17 @@ def _number(value, kind: type, bad: str):
     if kind is float and not math.isfinite(number):
         raise ConfigError(f"{bad} is not a finite number")
     return number
+
+
+def _check_text(value, bad: str) -> None:
+    """A command-line string holds a lone surrogate where a name was not UTF-8 (Python's surrogateescape):
+    the run's files (config.toml is UTF-8 TOML) cannot record it, so it is refused before anything is written."""
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{bad} is not valid UTF-8 text (a name in another encoding?): rename it") from None
 
 
 def _boolean(value, bad: str) -> bool:

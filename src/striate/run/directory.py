@@ -1,6 +1,9 @@
 """`RunDir`: a run directory, and the one place that knows its files.
 
-    config.json, config.toml   the resolved configuration (config.toml is itself a run file)
+    config.json, config.toml   the resolved configuration: config.json is the run's record, which every command
+                               reads; config.toml is written from it, a run file (`--config`) that starts a new
+                               run like this one, and is never read back: a hand edit of it is refused by
+                               `--resume` (`check_config_toml`), never silently lost
     metrics.jsonl              every iteration's loss and lr, every epoch's metrics (the History callback)
     checkpoints/               generations of weights + state; `last` and `best` point at them
     summary.json               status, epochs, best validation accuracy, the test result
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,19 +148,59 @@ class RunDir:
         """config.json (the settings and the resumes) and config.toml (a run file of the original settings,
         which reproduces the first run, then one [[resume]] table per resume)."""
         settings = {k: v for k, v in settings.items() if k != "resume"}
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
-        text = run_file.to_toml(settings)
+        text = run_file.to_toml(settings)  # first: a value TOML cannot hold fails before either file is written
         for r in resumes:
             text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
         write_atomic(self / self.CONFIG_TOML, text)
 
     def record_resume(self, changed: dict, epoch: int, command: str = "train") -> None:
         """Append a [[resume]] record: when, the epoch it started from, and the settings it changed."""
+        self.check_config_toml(command)
         settings, resumes = self._saved_config(command)
         resumes.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "from_epoch": int(epoch),
                         "changed": dict(changed)})
         self.write_config(settings, resumes)
+
+    def check_config_toml(self, command: str = "train") -> None:
+        """Refuse a hand edit of config.toml before a command rewrites it or goes on without it.
+
+        config.json is the run's record: every command reads it, and config.toml is written from it (a run file
+        that starts a new run like this one, then a [[resume]] table per resume); it is never read back. An
+        edit there would be ignored and then overwritten, so it is refused instead (ConfigError): the first key
+        whose value differs from config.json's, both values, and the way to change it (`striate train --resume
+        RUN --lr X` for a resumable setting). Values are compared resolved (lr = 1 is 1.0, a missing key is its
+        default). A missing config.toml is no edit: it is written again from config.json. One that is not TOML
+        is a damaged run directory (CheckpointError): undo the edit, or delete it to have it written again."""
+        path = self / self.CONFIG_TOML
+        saved = self.read_json(self.CONFIG_JSON)
+        if not path.exists() or not isinstance(saved, dict):  # config.json's own faults are read_config's to report
+            return
+        try:
+            doc = run_file.read_toml(path, error=CheckpointError, what="the run's configuration file")
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} (it is written from config.json: undo the edit, or delete it to have it "
+                                  "written again)") from None
+        edited = _first_difference(_resolved(run_file.run_values(doc, str(path)), command),
+                                   _resolved({k: v for k, v in saved.items() if k in cfg.BY_NAME}, command))
+        if edited is None:
+            mine, theirs = doc.get("resume", []), saved.get("resume", [])
+            if mine != theirs:
+                raise cfg.ConfigError(f"{path}: its [[resume]] tables differ from the resumes config.json records "
+                                      "(they are the run's history, not settings): undo the edit, or delete "
+                                      f"{self.CONFIG_TOML} to have it written again from config.json")
+            return
+        key, label, there, here = edited
+        option = cfg.BY_NAME.get(key)
+        if option is not None and option.resumable:
+            how = (f"to change it, undo the edit and run: striate train --resume {shlex.quote(str(self))} "
+                   f"{_flag(option, there)}")
+        else:
+            how = (f"{key} cannot change on a resume: undo the edit, or start a new run from the edited file: "
+                   f"striate train --config {shlex.quote(str(path))} --out NEW_DIR")
+        raise cfg.ConfigError(f"{path} was edited: {label} = {_shown(there)} there, {_shown(here)} in config.json, "
+                              f"the run's record (config.toml is written from it, not read); {how}")
 
     # ----- files ----------------------------------------------------------------------------
     def read_json(self, name: str) -> dict | None:
@@ -237,3 +281,53 @@ class RunDir:
         model.eval()
         return Trained(model, Preprocessing.from_state(meta["preprocess"]), list(meta["classes"]),
                        tuple(meta["input_shape"]), self.read_config() if self.is_run() else {}, checkpoint)
+
+
+_UNSET = object()
+
+
+def _resolved(values: dict, command: str) -> dict:
+    """Run-file values as options resolve them, a missing key its default; a value its option refuses (or a
+    key no option has) is kept as written, so that it differs from the record."""
+    out = {o.name: o.default_for(command) for o in cfg.OPTIONS}
+    for name, value in values.items():
+        key = str(name).replace("-", "_")
+        try:
+            out[key] = cfg.BY_NAME[key].convert(value, "config") if key in cfg.BY_NAME else value
+        except cfg.ConfigError:
+            out[key] = value
+    return out
+
+
+def _first_difference(edited: dict, record: dict) -> tuple[str, str, object, object] | None:
+    """(key, its label, the edited value, the recorded value) of the first key that differs, or None; a
+    [model] keyword is labelled `[model] name`."""
+    for key in [*record, *(k for k in edited if k not in record)]:
+        a, b = edited.get(key, _UNSET), record.get(key, _UNSET)
+        if key == "model_options" and isinstance(a, dict) and isinstance(b, dict):
+            inner = _first_difference(a, b)
+            if inner is not None:
+                return key, f"[model] {inner[1]}", inner[2], inner[3]
+        elif a != b:
+            return key, key, a, b
+    return None
+
+
+def _flag(option: cfg.Option, value) -> str:
+    """The command-line flag that sets `option` to `value` (a placeholder where the value is not valid)."""
+    try:
+        value = option.convert(value, "config")
+    except cfg.ConfigError:
+        return f"{option.flag_name} VALUE"
+    if isinstance(value, bool):  # a switch: present means true
+        return option.flag_name if value else f"(no flag turns {option.name} off)"
+    return f"{option.flag_name} {shlex.quote(str(value))}"
+
+
+def _shown(value) -> str:
+    if value is _UNSET:
+        return "(not set)"
+    try:
+        return run_file.toml_value(value)  # as the user wrote it in config.toml
+    except (TypeError, cfg.ConfigError):
+        return repr(value)

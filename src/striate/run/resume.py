@@ -14,6 +14,7 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     the command line). None when the run has already trained the epochs asked for (nothing to do).
     Nothing in the directory changes unless the checkpoint restores."""
     config = directory.read_config()
+    directory.check_config_toml()  # an edit of config.toml would be ignored, then overwritten: refused
     resumes = config.pop("resume")
     not_resumable = sorted(set(changes) - set(cfg.resumable()))
     if not_resumable:

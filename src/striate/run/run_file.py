@@ -3,8 +3,11 @@ run file that reproduces it (`to_toml`, the run directory's config.toml)."""
 
 from __future__ import annotations
 
-import json
+import datetime
+import re
 from pathlib import Path
+
+import numpy as np
 
 from .config import OPTIONS, ConfigError, resolve
 
@@ -15,7 +18,7 @@ def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str 
 
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8, whatever the locale
     except FileNotFoundError:
         raise error(f"{what} {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -50,21 +53,54 @@ def load_run_file(path: str | Path, command: str = "train") -> dict:
     return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string: quote, backslash and the control characters (U+0000-U+001F, U+007F)
+    escaped, everything else written as itself (TOML files are UTF-8; a non-BMP character has no \\u escape
+    of its own, and the JSON surrogate pair `\\ud83d\\ude80` is not TOML)."""
+    out = []
+    for ch in text:
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04X}")
+        elif "\ud800" <= ch <= "\udfff":  # a lone surrogate (a non-UTF-8 file name): no TOML text holds it
+            raise ConfigError(f"{text!r} is not valid Unicode text (a name that is not UTF-8?): it cannot be "
+                              "written to a run file")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_key(k) -> str:
+    """A bare key when TOML allows one (ASCII letters, digits, _ and -), else a quoted one."""
     k = str(k)
-    return k if k and all(ch.isalnum() or ch in "_-" for ch in k) else json.dumps(k)
+    return k if _BARE_KEY.fullmatch(k) else toml_string(k)
 
 
 def toml_value(v) -> str:
+    """`v` (bool, int, float, str, date/time, or a list or table of these) as TOML that reads back equal."""
+    if isinstance(v, np.generic):  # a NumPy scalar (np.float64's repr is "np.float64(0.1)")
+        v = v.item()
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int | float):
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):  # Python's shortest repr (1e-05, 1e+16, inf, -inf, nan) is a TOML float
         return repr(v)
-    if isinstance(v, list):
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+        items = ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items())
+        return "{ " + items + " }" if items else "{}"
+    if isinstance(v, datetime.date | datetime.time):  # TOML's own types, as tomllib reads them
+        return v.isoformat()
+    raise TypeError(f"cannot write a {type(v).__name__} ({v!r}) to a run file")
 
 
 def to_toml(config: dict, header: str = "striate run configuration (striate train --config this-file)") -> str:
@@ -79,7 +115,7 @@ def to_toml(config: dict, header: str = "striate run configuration (striate trai
         lines += ["", "[model]", f"name = {toml_value(config.get('model', ''))}"]
         for k, v in model_options.items():
             if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # a layer list: one per line
-                lines += [f"{k} = ["] + [f"  {toml_value(x)}," for x in v] + ["]"]
+                lines += [f"{_toml_key(k)} = ["] + [f"  {toml_value(x)}," for x in v] + ["]"]
             else:
-                lines.append(f"{k} = {toml_value(v)}")
+                lines.append(f"{_toml_key(k)} = {toml_value(v)}")
     return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@ Layout of a checkpoint directory::
       gen-000007/            one complete, immutable generation
         weights.safetensors  model parameters and buffers (names from `model.state_dict()`)
         arrays.safetensors   every other array (optimizer moments, fitted preprocessing, ...)
-        state.json           the rest, with {"__array__": key} where an array was, and file checksums
+        state.json           the rest, with {"__array__": key} where an array was, and file checksums; its
+                             "format" (`FORMAT`) is checked on load: another version's layout is refused
       last                   pointer file: {"generation": "gen-000007"}
       best                   pointer file
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..atomic import fsync_dir, write_atomic, write_synced  # noqa: F401  (write_atomic is re-exported)
 
+FORMAT = "striate-checkpoint/1"  # state.json's "format": the one layout `load` reads
 _GEN = re.compile(r"^gen-(\d{6,})$")
 _TAG = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -101,6 +103,18 @@ def _read_safetensors(data: bytes, path: Path) -> dict[str, np.ndarray]:
         return st_load(data)
     except Exception as e:  # noqa: BLE001 - SafetensorError and friends: the file is not valid safetensors
         raise CheckpointError(f"checkpoint file {path} is not valid safetensors: {e}") from None
+
+
+def _check_format(doc, path: Path) -> None:
+    """A state.json of another layout (a newer striate's `striate-checkpoint/2`, a damaged or foreign file) is
+    refused before any of it is interpreted: its keys may mean something else there."""
+    if not isinstance(doc, dict):
+        return  # not a checkpoint at all: `load` says so
+    found = doc.get("format")
+    if found != FORMAT:
+        what = "no format marker" if found is None else f"format {str(found)[:60]!r}"
+        raise CheckpointError(f"checkpoint {path} has {what}; this striate reads {FORMAT!r} only (a checkpoint "
+                              "of another striate version, or a damaged one)")
 
 
 # ----- the store --------------------------------------------------------------------------------
@@ -226,6 +240,7 @@ class CheckpointStore:
             blobs = {name: (path / name).read_bytes() for name in (self.WEIGHTS, self.ARRAYS)}
         except (OSError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} is incomplete or unreadable: {e}") from e
+        _check_format(doc, path / self.STATE)
         if not (isinstance(doc, dict) and isinstance(doc.get("files"), dict) and "state" in doc):
             raise CheckpointError(f"checkpoint {path / self.STATE} is not a striate checkpoint (needs 'files' and "
                                   "'state')")
