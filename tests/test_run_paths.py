@@ -89,6 +89,40 @@ def test_out_never_overwrites_a_users_directory(tmp_path, capsys, source_run, co
     assert _snapshot(project) == before  # every file byte-identical, nothing added (not even .lock)
 
 
+SEARCH = """
+[train]
+data = "digits"
+limit = 64
+report = "off"
+[search]
+trials = 1
+stages = [{epochs = 1}]
+[space]
+lr = {log_uniform = [1e-3, 1e-2]}
+"""
+
+
+@pytest.mark.parametrize("how", ["directory", "symlink", "in-the-file"])
+def test_search_out_never_overwrites_a_users_directory(tmp_path, capsys, how):
+    pytest.importorskip("optuna")
+    project = _user_project(tmp_path / "proj")
+    before = _snapshot(project)
+    out = project
+    if how == "symlink":
+        out = tmp_path / "link"
+        out.symlink_to(project, target_is_directory=True)
+    spec, flags = tmp_path / "search.toml", ["--out", str(out)]
+    spec.write_text(SEARCH)
+    if how == "in-the-file":
+        spec.write_text(SEARCH.replace("[search]\n", f"[search]\nout = {json.dumps(str(out))}\n"))
+        flags = []
+    capsys.readouterr()
+    assert main(["search", str(spec), *flags]) == 2
+    line = _error(capsys)
+    assert str(out) in line and "new or an empty directory" in line
+    assert _snapshot(project) == before
+
+
 def test_out_refuses_a_file(tmp_path, capsys):
     f = tmp_path / "notes.txt"
     f.write_text("mine\n")

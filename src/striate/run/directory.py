@@ -112,21 +112,21 @@ class RunDir:
             raise cfg.ConfigError(f"{str(self.path)!r} is not a run directory (no {self.CONFIG_JSON})")
         return self
 
-    def claim(self, command: str) -> RunDir:
+    def claim(self, command: str, option: str = "--out") -> RunDir:
         """This directory as the place of a new run (or a doctor's files), checked before anything is written:
         a path that does not exist yet, an empty directory, or a directory striate made (it holds the `.lock`
         every writing command takes first) whose run never reached a checkpoint (started again). A symlink is
         followed first and the rule applies to its target, which is returned. Anything else is a ConfigError
         naming the directory: a run with a checkpoint (resume it instead), a file, or a directory of someone
         else's files, which striate would overwrite (report.html, config.toml, metrics.jsonl are names people
-        use too)."""
+        use too). `option`: where the path came from, as the message names it."""
         real = Path(os.path.realpath(self.path))
-        shown = f"'{self.path}'" + (f" (a link to '{real}')" if self.path.is_symlink() else "")
+        shown = f"{option} '{self.path}'" + (f" (a link to '{real}')" if self.path.is_symlink() else "")
         target = RunDir(real) if self.path.is_symlink() else self
         if not real.exists():
             return target
         if not real.is_dir():
-            raise cfg.ConfigError(f"--out {shown} is a file, not a directory; choose a new or an empty directory")
+            raise cfg.ConfigError(f"{shown} is a file, not a directory; choose a new or an empty directory")
         entries = sorted(p.name for p in real.iterdir() if p.name != RunLock.NAME)
         if not entries:
             return target
@@ -138,11 +138,11 @@ class RunDir:
                 holds_run = True
             if holds_run:
                 resume = f"resume it with --resume {self.path} or " if command.endswith("train") else ""
-                raise cfg.ConfigError(f"{shown} already holds a run; {resume}choose another --out")
+                raise cfg.ConfigError(f"{shown} already holds a run; {resume}choose another {option}")
             if made_here:
                 return target
         listed = ", ".join(entries[:4]) + (", …" if len(entries) > 4 else "")
-        raise cfg.ConfigError(f"--out {shown} is not empty and holds no striate run ({listed}): {command} would "
+        raise cfg.ConfigError(f"{shown} is not empty and holds no striate run ({listed}): {command} would "
                               "overwrite files there; choose a new or an empty directory")
 
     @contextlib.contextmanager
