@@ -120,6 +120,8 @@ class RunDir:
         naming the directory: a run with a checkpoint (resume it instead), a file, or a directory of someone
         else's files, which striate would overwrite (report.html, config.toml, metrics.jsonl are names people
         use too). `option`: where the path came from, as the message names it."""
+        if "\0" in str(self.path):
+            raise cfg.ConfigError(f"{option} {str(self.path)!r} is not a usable path (it holds a NUL character)")
         real = Path(os.path.realpath(self.path))
         shown = f"{option} '{self.path}'" + (f" (a link to '{real}')" if self.path.is_symlink() else "")
         target = RunDir(real) if self.path.is_symlink() else self
