@@ -34,7 +34,8 @@ def load_data(config: dict) -> Data:
 
     name = config["data"]
     if cfg.data_missing(name):
-        raise cfg.ConfigError(f"data {name!r} is not there (moved or deleted?): give its place with --data PATH")
+        raise cfg.ConfigError(f"the run's data {name!r} is not there (moved or deleted?): give its new place with "
+                              "--data PATH")
     size, mode = cfg.parse_size(config.get("image_size", ""))
     options = {"size": size, "mode": mode, "strict": config.get("strict", False)}
     try:
