@@ -33,8 +33,13 @@ def run(args) -> int:
     from ..run import config
 
     cfg = config.resolve(given(args, "doctor"), where="command line", command="doctor")
+    out = None
+    if args.out:  # refused before the checks run, and before anything is written
+        from ..run import RunDir
+
+        out = RunDir(args.out).claim("striate doctor")
     if args.init_experiment:
-        return _init_experiment(args, cfg)
+        return _init_experiment(args, cfg, out)
     from ..diagnose.doctor import doctor
     from ..optim.registry import build as optimizer
     from ..run import default_model, load_data, make_model
@@ -63,24 +68,22 @@ def run(args) -> int:
             {k: v[k] for k in ("check", "status", "value", "expected", "advice", "cause")} for v in doc["verdicts"]]}))
     else:
         print(report)
-    if args.out:
-        _write(args.out, lambda run: report.write(run.diagnostics_file, run.metrics_file), "striate doctor")
+    if out is not None:
+        _write(out, lambda run: report.write(run.diagnostics_file, run.metrics_file), "striate doctor")
     return EXIT_ERROR if report.status == "FAIL" else EXIT_OK
 
 
-def _write(out: str, write, title: str) -> None:
-    """Write the doctor's files into the directory `out` and draw its report there."""
-    from ..run import RunDir
+def _write(run, write, title: str) -> None:
+    """Write the doctor's files into the run directory `run` (claimed) and draw its report there."""
     from ..run.execute import draw_report
 
-    run = RunDir(out)
-    run.path.mkdir(parents=True, exist_ok=True)
-    write(run)
-    draw_report(run, title=title)
+    with run.lock("striate doctor"):
+        write(run)
+        draw_report(run, title=title)
     print(f"report: {run.report_file}")
 
 
-def _init_experiment(args, cfg) -> int:
+def _init_experiment(args, cfg, out) -> int:
     from ..diagnose.init_experiment import format_init_experiment, init_experiment
     from ..diagnose.verdict import jsonable
 
@@ -89,9 +92,9 @@ def _init_experiment(args, cfg) -> int:
         print(json.dumps([c.to_dict() for c in cases]))
     else:
         print(format_init_experiment(cases))
-    if args.out:
+    if out is not None:
         verdicts = [dict(v.to_dict(), check=f"{c.name}: {v.check}") for c in cases for v in c.verdicts]
         doc = jsonable({"init_experiment": [c.to_dict() for c in cases], "verdicts": verdicts})
-        _write(args.out, lambda run: run.write_json(run.DIAGNOSTICS, doc), "striate doctor: the initialisation "
+        _write(out, lambda run: run.write_json(run.DIAGNOSTICS, doc), "striate doctor: the initialisation "
                "experiment")
     return EXIT_OK

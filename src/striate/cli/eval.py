@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ensemble", action="store_true",
                         help="average the predicted probabilities of the runs; report each member and the ensemble "
                              "(default: off; needed for several runs)")
-    parser.add_argument("--data", help="dataset name or path (default: the run's own)")
+    parser.add_argument("--data", help="dataset name or path: the run's own data at its new place if it moved, "
+                        "else another dataset (default: the run's own)")
     parser.add_argument("--split", default="test", choices=(*SPLITS, "all"),
                         help="train (without the held-out images), val (the held-out images), test, or all of "
                              "them and their total (default: test)")

@@ -50,7 +50,7 @@ def run(args) -> int:
     cfg["model"] = source.build_config["name"]
     if source.preprocess and args.preprocess is None:  # the source run's kind of preprocessing, refitted here
         cfg["preprocess"] = source.preprocess
-    directory = RunDir.new(cfg["out"])
+    directory = RunDir.new(cfg["out"]).claim("striate finetune")  # before the lock: nothing written yet
     cfg["out"] = str(directory)
     done = {}
 

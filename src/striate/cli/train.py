@@ -5,6 +5,7 @@
                   --warmup 1 --epochs 20 --batch-size 128 --augment crop,flip --preprocess standardize
     striate train --config run.toml                 # the same keys in TOML; flags given too override it
     striate train --resume runs/x [--epochs 30]     # continue exactly where the last checkpoint left off
+    striate train --resume runs/x --data new/imgs   # … on the same data, which moved
     mpiexec -n 4 striate train --data cifar10 …      # one run on 4 processes (pip install 'striate[mpi]')
 
 Under an MPI launcher rank 0 does everything above; it hands the resolved configuration and the fitted
@@ -27,7 +28,8 @@ def add_arguments(parser) -> None:
                         "underscores), flat or under [train], and a [model] table (default: none)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last "
                         "checkpoint; only --epochs, --lr, --patience, --explode-factor, --tta, --report and "
-                        "--diagnostics may change (default: none)")
+                        "--diagnostics may change, and --data gives the same data's new place if it moved "
+                        "(default: none)")
     add_options(parser, "train")
     parser.add_argument("--distributed", action="store_true", help="be one rank of an MPI job even when no "
                         "launcher is detected (default: detected from mpiexec's environment)")
@@ -103,7 +105,7 @@ def _lead(args, callbacks, comm) -> int:
                          + (f", step {built.trainer.batch}" if built.trainer.batch else ""))
             return _execute(built)
     cfg = configuration(args)
-    directory = RunDir.new(cfg["out"])
+    directory = RunDir.new(cfg["out"]).claim("striate train")  # before the lock: nothing written yet
     cfg["out"] = str(directory)
     with directory.lock("striate train"):
         if directory.has_checkpoint("last"):

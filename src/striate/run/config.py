@@ -57,6 +57,8 @@ class Option:
     resumable: bool = False
     flag: bool = True
     group: str = "run"  # the section of --help it is listed in
+    names_path: bool = False  # a recorded value keeps a path that no longer exists (the data moved): `check` is
+    # for values given now; the data's presence is checked where it is loaded
     aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
     listing: Callable | None = None  # f() -> the names a help text lists (models, datasets)
 
@@ -68,8 +70,9 @@ class Option:
     def flag_name(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def convert(self, value, where: str):
-        """`value` (a command-line string or a run-file value) as this option's type, checked."""
+    def convert(self, value, where: str, recorded: bool = False):
+        """`value` (a command-line string or a run-file value) as this option's type, checked. `recorded`: a
+        run directory's own record, whose paths need not exist any more."""
         bad = f"{where}: {self.flag_name} {value!r}" if where == "command line" else f"{where}: {self.name} = {value!r}"
         if self.type is list and self.item is dict:
             if not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
@@ -94,7 +97,7 @@ class Option:
             raise ConfigError(f"{bad}: unknown {self.name}{maybe}; choose from {', '.join(map(str, self.choices))}")
         for v in value if self.type is list and self.item is float else [value]:
             self._bounds(v, bad)
-        if self.check is not None:
+        if self.check is not None and not (recorded and self.names_path):
             self.check(value, bad)
         return value
 
@@ -172,6 +175,18 @@ def _check_size(value: str, where: str) -> None:
     parse_size(value, where)
 
 
+def is_dataset_name(value: str) -> bool:
+    """A built-in dataset's name (digits, mnist, cifar10), not a path."""
+    from ..data.datasets import NAMES
+
+    return value in NAMES
+
+
+def data_missing(value: str) -> bool:
+    """`value` names neither a dataset nor an existing path."""
+    return not is_dataset_name(value) and not (value and Path(value).expanduser().exists())
+
+
 def check_data(value: str, where: str) -> None:
     """A dataset name or an existing path, or ConfigError saying which it is not."""
     from ..data.datasets import NAMES
@@ -180,7 +195,7 @@ def check_data(value: str, where: str) -> None:
         return
     if not value:
         raise ConfigError(f"{where}: give a dataset: {', '.join(NAMES)}, or a path to an image folder / archive")
-    if not Path(value).expanduser().exists():
+    if data_missing(value):
         looks_like_path = any(ch in value for ch in "/\\.~")
         what = "no such file or directory" if looks_like_path else "unknown dataset"
         raise ConfigError(f"{where}: {what}; give one of {', '.join(NAMES)}, or a path to an image folder / "
@@ -242,7 +257,7 @@ OPTIONS: tuple[Option, ...] = (
     # data
     Option("data", str, "digits", "dataset name, or a path to an image folder (root/<class>/*.png) or an archive",
            check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name"),
-           listing=_datasets),
+           listing=_datasets, names_path=True),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
     Option("augment", list, [], "augmentations, comma-separated: crop, flip, noise:σ (Gaussian input noise of std "
@@ -330,7 +345,8 @@ OPTIONS: tuple[Option, ...] = (
            resumable=True, group="run", aliases=("sync_batchnorm", "syncbn")),
     Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
            group="run"),
-    Option("out", str, "", "run directory (default runs/<timestamp>)", group="run",
+    Option("out", str, "", "run directory: a new path or an empty directory, never one holding other files "
+           "(default runs/<timestamp>)", group="run",
            aliases=("output", "output_dir", "run_dir", "logdir", "log_dir")),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
@@ -367,12 +383,14 @@ def unknown_key(name: str, known, where: str, what: str = "key") -> ConfigError:
     return ConfigError(f"{where}: unknown {what} {name!r}{maybe} (known: {', '.join(known)})")
 
 
-def resolve(values: dict, where: str = "config", base: dict | None = None, command: str = "train") -> dict:
-    """`base` (default: `command`'s defaults) updated with `values`, each key checked and converted."""
-    return resolve_with(options(command), values, where, defaults(command) if base is None else base)
+def resolve(values: dict, where: str = "config", base: dict | None = None, command: str = "train",
+            recorded: bool = False) -> dict:
+    """`base` (default: `command`'s defaults) updated with `values`, each key checked and converted.
+    `recorded`: the values are a run directory's record, read back (a data path in it may have moved)."""
+    return resolve_with(options(command), values, where, defaults(command) if base is None else base, recorded)
 
 
-def resolve_with(table, values: dict, where: str, base: dict) -> dict:
+def resolve_with(table, values: dict, where: str, base: dict, recorded: bool = False) -> dict:
     """`base` updated with `values`, each key checked and converted by its option in `table`."""
     known = {o.name: o for o in table}
     out = dict(base)
@@ -380,5 +398,5 @@ def resolve_with(table, values: dict, where: str, base: dict) -> dict:
         key = name.replace("-", "_")
         if key not in known:
             raise unknown_key(name, known, where)
-        out[key] = known[key].convert(value, where)
+        out[key] = known[key].convert(value, where, recorded)
     return out

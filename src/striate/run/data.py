@@ -28,10 +28,14 @@ class Data:
 
 
 def load_data(config: dict) -> Data:
-    """Train split (less a seeded validation fraction, optionally limited) and the test split if any."""
+    """Train split (less a seeded validation fraction, optionally limited) and the test split if any. A data
+    path that is not there (a run's data that moved) is a ConfigError suggesting --data."""
     from ..data import DataError, load
 
     name = config["data"]
+    if cfg.data_missing(name):
+        raise cfg.ConfigError(f"the run's data {name!r} is not there (moved or deleted?): give its new place with "
+                              "--data PATH")
     size, mode = cfg.parse_size(config.get("image_size", ""))
     options = {"size": size, "mode": mode, "strict": config.get("strict", False)}
     try:
@@ -69,15 +73,23 @@ def default_model(data: str) -> str:
 SPLITS = ("train", "val", "test")
 
 
+def _same_place(a: str, b: str) -> bool:
+    return a == b or (not cfg.is_dataset_name(a) and not cfg.is_dataset_name(b)
+                      and os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b)))
+
+
 def split_arrays(config: dict, split: str, data: str | None = None):
     """(images uint8, labels, classes) of one split as the run `config` saw it: 'train' without the
-    held-out images, 'val' exactly those, 'test' the dataset's test split. With `data` (another dataset),
+    held-out images, 'val' exactly those, 'test' the dataset's test split. With `data`: the run's own data
+    at this new place when its recorded place is gone (or `data` is that place), else another dataset and
     its own 'train' or 'test' split."""
     from ..data import DataError, load
 
     if split not in SPLITS:
         raise cfg.ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}, all")
-    if data is not None and data != config.get("data"):
+    if data is not None and (_same_place(data, config["data"]) or cfg.data_missing(config["data"])):
+        config, data = {**config, "data": data}, None  # the run's own data, moved
+    if data is not None:
         if split == "val":
             raise cfg.ConfigError(f"--split val is the run's own held-out part of its data; --data {data!r} has "
                                   "none (use train or test)")

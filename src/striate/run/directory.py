@@ -15,7 +15,13 @@
     train.log                  the console output of a run started by a search
     skipped_images.txt         the unreadable files of an image folder the run left out, with the reason
     snapshots/                 a snapshot ensemble's members, snapshot-<k>.safetensors
-    .lock                      held while a command writes here (see `lock.py`)
+    .lock                      held while a command writes here (see `lock.py`); written first, so it also
+                               marks a directory striate made (`claim`)
+
+config.json records a data path absolute (`data`) and relative to the run directory (`data_relative`): the
+data is found at its recorded place, else next to a run directory that moved together with it; reading the
+configuration never needs the data (predict and finetune --from do not), only loading it does, and then a
+missing folder is one line that suggests --data (`eval --data`, `train --resume --data`: its new place).
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
 build configuration, the fitted preprocessing, the class names, the input shape and the dataset.
@@ -110,6 +116,41 @@ class RunDir:
             raise cfg.ConfigError(f"{str(self.path)!r} is not a run directory (no {self.CONFIG_JSON})")
         return self
 
+    def claim(self, command: str, option: str = "--out") -> RunDir:
+        """This directory as the place of a new run (or a doctor's files), checked before anything is written:
+        a path that does not exist yet, an empty directory, or a directory striate made (it holds the `.lock`
+        every writing command takes first) whose run never reached a checkpoint (started again). A symlink is
+        followed first and the rule applies to its target, which is returned. Anything else is a ConfigError
+        naming the directory: a run with a checkpoint (resume it instead), a file, or a directory of someone
+        else's files, which striate would overwrite (report.html, config.toml, metrics.jsonl are names people
+        use too). `option`: where the path came from, as the message names it."""
+        if "\0" in str(self.path):
+            raise cfg.ConfigError(f"{option} {str(self.path)!r} is not a usable path (it holds a NUL character)")
+        real = Path(os.path.realpath(self.path))
+        shown = f"{option} '{self.path}'" + (f" (a link to '{real}')" if self.path.is_symlink() else "")
+        target = RunDir(real) if self.path.is_symlink() else self
+        if not real.exists():
+            return target
+        if not real.is_dir():
+            raise cfg.ConfigError(f"{shown} is a file, not a directory; choose a new or an empty directory")
+        entries = sorted(p.name for p in real.iterdir() if p.name != RunLock.NAME)
+        if not entries:
+            return target
+        made_here = (real / RunLock.NAME).is_file()
+        if made_here or target.is_run():
+            try:
+                holds_run = target.has_checkpoint("last")
+            except CheckpointError:  # a damaged pointer is still a run's: never overwrite it
+                holds_run = True
+            if holds_run:
+                resume = f"resume it with --resume {self.path} or " if command.endswith("train") else ""
+                raise cfg.ConfigError(f"{shown} already holds a run; {resume}choose another {option}")
+            if made_here:
+                return target
+        listed = ", ".join(entries[:4]) + (", …" if len(entries) > 4 else "")
+        raise cfg.ConfigError(f"{shown} is not empty and holds no striate run ({listed}): {command} would "
+                              "overwrite files there; choose a new or an empty directory")
+
     @contextlib.contextmanager
     def lock(self, command: str):
         """Hold the directory for `command`; ConfigError naming the holder when another process has it."""
@@ -130,7 +171,7 @@ class RunDir:
         config = dict(settings)
         for r in resumes:
             config.update(cfg.resolve(r.get("changed", {}), where=f"{self / self.CONFIG_JSON} [[resume]]",
-                                      base={}, command=command))
+                                      base={}, command=command, recorded=True))
         config["resume"] = resumes
         return config
 
@@ -142,23 +183,52 @@ class RunDir:
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{path} is unreadable: {e}") from None
         resumes = saved.pop("resume", [])
-        return cfg.resolve(saved, where=str(path), command=command), resumes
+        relative = saved.pop(self.DATA_RELATIVE, None)
+        settings = cfg.resolve(saved, where=str(path), command=command, recorded=True)
+        settings["data"] = self._located(settings["data"], relative)
+        return settings, resumes
+
+    DATA_RELATIVE = "data_relative"  # config.json: the data path relative to the run directory
+
+    def _located(self, data: str, relative) -> str:
+        """Where the recorded data is now: its recorded path if that exists, else the same path relative to
+        this run directory (the run moved together with its data), else the recorded path (whose loading
+        then fails with one line that suggests --data)."""
+        if not cfg.data_missing(data) or not isinstance(relative, str) or not relative:
+            return data
+        moved = os.path.normpath(os.path.join(os.path.realpath(self.path), relative))
+        return data if cfg.data_missing(moved) else moved
+
+    def _recorded_data(self, data) -> dict:
+        """config.json's record of a data path: absolute, and relative to this run directory."""
+        if not isinstance(data, str) or not data or cfg.is_dataset_name(data):
+            return {}
+        where = os.path.realpath(os.path.expanduser(data))
+        return {"data": where, self.DATA_RELATIVE: os.path.relpath(where, os.path.realpath(self.path))}
 
     def write_config(self, settings: dict, resumes: list[dict] = ()) -> None:
         """config.json (the settings and the resumes) and config.toml (a run file of the original settings,
-        which reproduces the first run, then one [[resume]] table per resume)."""
+        which reproduces the first run, then one [[resume]] table per resume). A data path is recorded
+        absolute in both, and relative to the run directory in config.json (`_located` reads it)."""
         settings = {k: v for k, v in settings.items() if k != "resume"}
+        recorded = self._recorded_data(settings.get("data"))
+        if recorded:
+            settings["data"] = recorded["data"]
         text = run_file.to_toml(settings)  # first: a value TOML cannot hold fails before either file is written
         for r in resumes:
             text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, "resume": list(resumes)}, indent=1) + "\n")
+        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, **recorded, "resume": list(resumes)}, indent=1)
+                     + "\n")
         write_atomic(self / self.CONFIG_TOML, text)
 
-    def record_resume(self, changed: dict, epoch: int, command: str = "train") -> None:
-        """Append a [[resume]] record: when, the epoch it started from, and the settings it changed."""
+    def record_resume(self, changed: dict, epoch: int, command: str = "train", data: str | None = None) -> None:
+        """Append a [[resume]] record: when, the epoch it started from, and the settings it changed. `data`:
+        the same data's new place (`--resume --data`), recorded in place of the old one (not a change)."""
         self.check_config_toml(command)
         settings, resumes = self._saved_config(command)
+        if data is not None:
+            settings["data"] = data
         resumes.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "from_epoch": int(epoch),
                         "changed": dict(changed)})
         self.write_config(settings, resumes)

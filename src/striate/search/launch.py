@@ -93,6 +93,10 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
     if max_trials is not None and max_trials < 1:
         raise SearchError(f"--max-trials {max_trials}: must be ≥ 1")
     directory = search_directory(spec, out)
+    if not (directory / "search.json").is_file():  # a search's own directory is run again to resume it
+        from ..run import RunDir
+
+        directory = RunDir(directory).claim("striate search", "--out" if out else "[search] out").path
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "search.json").write_text(spec.to_json() + "\n")
     url = storage or default_storage(directory)
