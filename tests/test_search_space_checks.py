@@ -186,3 +186,11 @@ def test_an_empty_file_is_a_new_study(tmp_path):
     out.mkdir()
     (out / "study.db").touch()
     assert cli_search(tmp_path, "lr = {choice = [0.01, 0.02]}\n", "--max-trials", "1") == 0
+
+
+def test_the_help_documents_the_search_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "no trial completed has no best configuration: status 1" in text
+    assert "every trial failed on a configuration error" in text
