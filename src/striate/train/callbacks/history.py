@@ -24,7 +24,7 @@ class History(Callback):
     one. The file keeps every record: read it when you need them all. `max_iterations=None` keeps all."""
 
     order = -10
-    MAX_ITERATIONS = 4096
+    MAX_ITERATIONS = 2048
 
     def __init__(self, path: str | os.PathLike | None = None, flush_every: float = 2.0,
                  max_iterations: int | None = MAX_ITERATIONS):
