@@ -160,6 +160,9 @@ def set_model_option(options: dict, path: str, value, where: str = "space") -> N
     from ..models.layers import takes
 
     table = layers[int(parts[1])]
+    if not isinstance(table, dict):
+        raise SearchError(f"{where}: model.{path}: layer {parts[1]} of the [model] layers list is {table!r}, not a "
+                          "table such as {layer = \"ReLU\"}")
     if parts[2] == "layer":
         table = {k: v for k, v in table.items() if k == "layer" or k in takes(str(value))}
         layers[int(parts[1])] = table
