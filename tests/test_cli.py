@@ -215,6 +215,25 @@ def test_console_script_no_arguments_and_light_import(tmp_path):
     assert heavy.stdout.strip() == "[]", heavy.stdout + heavy.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "resume", "finetune"])
+def test_the_stop_reason_is_printed_once(trained, tmp_path, capsys, command):
+    """A diverged run says "training diverged" once on stdout (the progress line, not again in the summary)."""
+    import shutil
+
+    flags = ["--lr", "1e4", "--report", "off", "--diagnostics", "0"]
+    if command == "train":
+        argv = ["train", "--out", str(tmp_path / "r"), "--epochs", "2", "--limit", "300", *flags]
+    elif command == "resume":
+        shutil.copytree(trained, tmp_path / "r")
+        argv = ["train", "--resume", str(tmp_path / "r"), "--epochs", "4", "--lr", "1e4"]
+    else:
+        argv = ["finetune", "--from", str(trained), "--out", str(tmp_path / "r"), "--epochs", "1", "--limit", "300",
+                *flags]
+    assert main(argv) == 3
+    out = capsys.readouterr().out
+    assert out.count("training diverged") == 1, out
+
+
 def test_diverged_resume_keeps_the_good_checkpoint_and_a_lower_lr_recovers(trained, tmp_path, capsys):
     import shutil
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from .parser import add_options
-from .train import configuration, print_summary
+from .train import _status, configuration, print_summary
 
 HELP = "fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)"
 DESCRIPTION = ("Fine-tune a pretrained network on a new dataset: rebuild it for the new images and classes, "
@@ -74,7 +74,7 @@ def run(args) -> int:
         _describe(source, done["shape"], t)
         summary = execute(built)
     print_summary(summary, directory)
-    return 0 if summary["status"] in ("finished", "stopped_early") else 1
+    return _status(summary, built)  # the exit table's, as for train: 3 diverged, 130/143 interrupted
 
 
 def _describe(source, shape, t) -> None:

@@ -4,6 +4,13 @@ hyperparameter search on Optuna (see `striate.search`)."""
 from __future__ import annotations
 
 HELP = "hyperparameter search: random/grid/TPE sampling, coarse-to-fine stages, early abort, many workers (Optuna)"
+DESCRIPTION = HELP + """
+
+The search file is checked before any trial runs: every bound and choice, and each "model.<keyword>"
+dimension against the keywords of the model builder(s) a trial may use (status 2 naming the key).
+A search in which no trial completed has no best configuration: status 1 (every trial failed, diverged or
+was pruned), or 2 when every trial failed on a configuration error. A study database that is corrupt or
+truncated is refused with status 1, another program's SQLite database with status 2; neither is changed."""
 
 
 def add_arguments(parser) -> None:

@@ -153,8 +153,7 @@ def print_summary(s: dict, directory) -> None:
     epochs = s["epochs_completed"]
     lines = [f"{s['status']}: {epochs} epoch{'s' if epochs != 1 else ''}, {s['iterations']} iterations in "
              f"{s['seconds']:.1f}s"]
-    if s.get("stop_reason") and s["status"] != "interrupted":
-        lines.append(s["stop_reason"])
+    # the stop reason (diverged, early stopping) is not repeated: the Progress callback said it as training ended
     if s.get("best_val_accuracy") is not None:
         lines.append(f"best val accuracy {100 * s['best_val_accuracy']:.2f}% (epoch {s['best_epoch']})")
     elif s.get("best_train_accuracy") is not None:

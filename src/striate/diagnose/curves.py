@@ -63,6 +63,8 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
     running statistics), not generalisation."""
     iters, epochs = load_history(source)
     losses = np.array([_num(r.get("loss")) for r in iters], dtype=np.float64)
+    # a History holds a downsample of a long run (train/callbacks/history.py): count by the records' numbers
+    numbers = [int(r.get("iteration", i + 1)) for i, r in enumerate(iters)]
     details: dict = {"iterations": len(iters), "epochs": len(epochs)}
     if not len(iters) and not epochs:
         return Verdict(CHECK, SKIP, "no history", "n/a", "no training history to read")
@@ -73,9 +75,10 @@ def diagnose_curves(source, num_classes: int | None = None, explode_factor: floa
         bad = ~np.isfinite(losses) | (losses > explode_factor * first)
         if bad.any():
             k = int(np.argmax(bad))
-            symptom = f"the loss exploded at iteration {k + 1} ({losses[k]:.3g}, from {first:.3g})"
-            findings.append((FAIL, "lr_too_high", f"loss {losses[k]:.3g} at iteration {k + 1} (initial {first:.3g})",
-                             symptom, f"{symptom}: lower the learning rate (10×)"))
+            symptom = f"the loss exploded at iteration {numbers[k]} ({losses[k]:.3g}, from {first:.3g})"
+            findings.append((FAIL, "lr_too_high",
+                             f"loss {losses[k]:.3g} at iteration {numbers[k]} (initial {first:.3g})", symptom,
+                             f"{symptom}: lower the learning rate (10×)"))
     last = epochs[-1] if epochs else {}
     train_acc, val_acc = _num(last.get("accuracy")), _num(last.get("val_accuracy"))
     details.update(train_accuracy=train_acc, val_accuracy=val_acc, train_eval_accuracy=train_eval_accuracy)

@@ -78,7 +78,7 @@ def short_run(model: Module, loss, x, y, val, optimizer: OptimizerSpec, lr: floa
     m = fresh_copy(model)
     batches = _Minibatches(x, y, batch_size, rng)
     epochs = max(2, int(math.ceil(iterations / len(batches))))
-    history = History()
+    history = History(max_iterations=None)  # a short run; the doctor's metrics.jsonl is written from it
     diag = Diagnostics(None, stats_interval=stats_interval, ratio_interval=1)
     trainer = Trainer(m, loss, make_optimizer(optimizer, m, lr), penalty=penalty,
                       callbacks=[ExplosionGuard(3.0), history, diag])

@@ -10,7 +10,10 @@ Writes, in the search directory: search.json (the resolved search), study.db (de
 trials/stage<k>-<number>/ (each trial's run directory), results.csv / results.txt (best first) and
 search_report.html; with --retrain-best, best/ (a full run directory, evaluated on the test split).
 Exit status (the table of `striate --help`): 0 done, 1 a worker died or failed (the results still list every
-trial as the study stored it), 2 bad search file, 130 interrupted by Ctrl-C.
+trial as the study stored it), or no trial completed (every one failed, diverged or was pruned: there is no
+best configuration), or the storage is unreadable (a corrupt or truncated SQLite file), 2 bad search file
+or storage that is another program's database, or every trial failed on a configuration error (a mistake
+the space check could not see, e.g. a model keyword's value), 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def search_directory(spec, out: str | None) -> Path:
@@ -74,15 +77,30 @@ def retrain_best(spec, rows, directory: Path, stream=None) -> dict | None:
     return summary
 
 
+def _no_trial_completed(rows) -> int:
+    """The one line and status of a search that could not find a best configuration: 2 when every trial
+    failed on a configuration error (the search file is wrong), else 1."""
+    if rows and all(r.config_error for r in rows):
+        reason = rows[0].reason.split(": ", 1)[-1]
+        print(f"striate search: error: every trial failed on a configuration error: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = ", ".join(f"{n} {s}" for s in ("error", "diverged", "pruned", "died", "interrupted")
+                       if (n := sum(r.status == s for r in rows)))
+    print(f"striate search: error: no trial completed ({failed or 'no trial ran'}); there is no best configuration "
+          "(see results.txt for each trial's reason)", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, retrain: bool = False,
         out: str | None = None, max_trials: int | None = None) -> int:
     """Run the search in the file `path`; returns the exit status of `striate search` (0 done, 1 a worker
-    died or failed, 130 interrupted). Bad search files and arguments raise SearchError."""
+    died or failed or no trial completed, 2 every trial failed on a configuration error, 130 interrupted). Bad
+    search files and arguments raise SearchError; an unreadable storage file raises StorageError."""
     import importlib.util
 
     from . import report
     from . import spec as spec_mod
-    from .runner import default_storage, open_storage, work
+    from .runner import check_storage, default_storage, open_storage, work
     from .space import SearchError
 
     if importlib.util.find_spec("optuna") is None:
@@ -97,9 +115,10 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
         from ..run import RunDir
 
         directory = RunDir(directory).claim("striate search", "--out" if out else "[search] out").path
+    url = storage or default_storage(directory)
+    check_storage(url)  # a corrupt or foreign study database: refused before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "search.json").write_text(spec.to_json() + "\n")
-    url = storage or default_storage(directory)
     stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {s.epochs} epochs" + (f", {s.narrow}" if s.narrow else "")
                        for i, s in enumerate(spec.stages))
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
@@ -133,6 +152,8 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
         print(f"best: stage {b.stage} trial {b.number}, val accuracy {100 * b.value:.2f}% "
               f"({', '.join(f'{k} = {report._fmt(v)}' for k, v in b.params.items())})")
     print(f"report: {directory / 'search_report.html'}")
+    if status == 0 and b is None:
+        status = _no_trial_completed(rows)
     if retrain and status == 0:
         retrain_best(spec, rows, directory)
     return status

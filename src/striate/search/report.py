@@ -28,6 +28,7 @@ class Row:
     reason: str | None
     curve: list = field(default_factory=list)
     intermediate: dict = field(default_factory=dict)  # epoch → val accuracy reported to the pruner
+    config_error: bool = False  # failed on a bad configuration (a ConfigError), not in training
 
 
 def collect(spec: SearchSpec, storage) -> tuple[list[Row], list[Space | None]]:
@@ -63,7 +64,7 @@ def collect(spec: SearchSpec, storage) -> tuple[list[Row], list[Space | None]]:
                 reason = f"worker {a.get('worker', '?')} stopped sending heartbeats (killed or lost)"
             rows.append(Row(stage + 1, t.number, dict(t.params), t.value if state == "COMPLETE" else None,
                             int(a.get("epochs", 0)), float(a.get("seconds", 0.0)), status, reason,
-                            a.get("curve", []), dict(t.intermediate_values)))
+                            a.get("curve", []), dict(t.intermediate_values), bool(a.get("config_error"))))
     return rows, spaces
 
 

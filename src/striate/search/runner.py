@@ -59,10 +59,55 @@ def driver_url(url: str) -> str:
     return url
 
 
+class StorageError(ValueError):
+    """The study's storage cannot be read (an SQLite file that is corrupt or truncated): the exit table's 1,
+    one line naming the file, and the file left as it was."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an `sqlite:///…` URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
+
+
+def check_storage(url: str) -> None:
+    """Refuse an existing SQLite file before Optuna opens it (which would write its tables into any file that
+    SQLite can read): StorageError when it is not a readable database (garbage bytes, a truncated copy),
+    SearchError when it is a database without Optuna's tables, another program's. Only reads the file."""
+    import sqlite3
+    from urllib.parse import quote
+
+    path = sqlite_file(url)
+    if path is None or not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return  # Optuna creates a new study database (an empty file is an empty database)
+    try:  # mode=rw: never creates the file; a hot journal of a killed worker is rolled back as Optuna would
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=rw", uri=True,
+                                                timeout=300)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: not a readable SQLite study database ({e}); restore it from a copy, or "
+                           "move it away to start the search afresh") from None
+    if problems != ["ok"]:
+        lines = [line for p in problems for line in str(p).splitlines() if not line.startswith("***")]
+        raise StorageError(f"{path}: the SQLite study database is damaged ({(lines or ['?'])[0]}); restore it "
+                           "from a copy, or move it away to start the search afresh")
+    if tables and "studies" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise SearchError(f"{path}: an SQLite database of another program (tables {shown}), not an Optuna study; "
+                          "refusing to add a study to it: give the search another --out directory or --storage")
+
+
 def open_storage(url: str, spec: SearchSpec):
-    """An Optuna RDBStorage with heartbeats. SQLite waits for locks instead of failing at once."""
+    """An Optuna RDBStorage with heartbeats. SQLite waits for locks instead of failing at once. An SQLite
+    file is checked first (`check_storage`)."""
     import optuna
 
+    check_storage(url)
     url = driver_url(url)
     kw = {"connect_args": {"timeout": 300}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
@@ -86,10 +131,8 @@ def claim_lock(storage, name: str):
     if url.startswith("sqlite"):
         import fcntl
 
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-        if not db or db == ":memory:":
+        db = sqlite_file(url)
+        if db is None:
             yield
             return
         with open(f"{db}.lock", "a") as f:
@@ -325,7 +368,10 @@ def run_trial(trial, params: dict, space: Space, spec: SearchSpec, stage: int, d
         attrs.update(status="interrupted", reason="interrupted while building the run")
         return Outcome("FAIL", None, attrs, interrupted=True)
     except Exception as e:  # a trial's error is its own result; the search goes on
+        from ..run.config import ConfigError
+
         attrs["reason"] = f"{type(e).__name__}: {e}"
+        attrs["config_error"] = isinstance(e, ConfigError)  # a search of nothing but these exits 2 (launch.py)
         return Outcome("FAIL", None, attrs)
     finally:
         attrs["seconds"] = round(time.perf_counter() - start, 3)

@@ -160,12 +160,82 @@ def set_model_option(options: dict, path: str, value, where: str = "space") -> N
     from ..models.layers import takes
 
     table = layers[int(parts[1])]
+    if not isinstance(table, dict):
+        raise SearchError(f"{where}: model.{path}: layer {parts[1]} of the [model] layers list is {table!r}, not a "
+                          "table such as {layer = \"ReLU\"}")
     if parts[2] == "layer":
         table = {k: v for k, v in table.items() if k == "layer" or k in takes(str(value))}
         layers[int(parts[1])] = table
     elif parts[2] not in takes(str(table.get("layer"))):
         return  # the class sampled for this layer has no such keyword (ReLU has no negative_slope)
     table[parts[2]] = value
+
+
+def check_model_keys(space: Space, base: dict, where: str = "space") -> None:
+    """Every `model.<keyword>` dimension names a keyword of the builder of each model a trial may use (the
+    `model` dimension's choices, else the base configuration's model), and every
+    `model.layers.<i>.<keyword>` a keyword of layer i's class (or of a class its `.layer` dimension
+    samples): a SearchError naming the key and the valid keywords otherwise, before any trial runs."""
+    from ..models import layers, registry
+    from ..run.data import default_model
+
+    by_key = {d.key: d for d in space.dims}
+    models = by_key["model"].choices if "model" in by_key else (base["model"] or default_model(base["data"]),)
+    for d in space.dims:
+        if not d.key.startswith("model."):
+            continue
+        at = f"{where} {d.name}"
+        path = d.key.removeprefix("model.")
+        if path.startswith("layers."):  # a keyword of one layer of a layer list
+            set_model_option(copy.deepcopy(base["model_options"]), path, d.choices[0] if d.choices else d.low, at)
+            _, index, keyword = path.split(".")
+            table = base["model_options"]["layers"][int(index)]
+            sampled = by_key.get(f"model.layers.{index}.layer")
+            classes = [str(c) for c in sampled.choices] if sampled is not None else [str(table.get("layer"))]
+            if keyword == "layer":
+                bad = next((c for c in classes if c not in layers.layer_names()), None)
+                if bad is not None:
+                    raise SearchError(f"{at}: unknown layer {bad!r}; choose from {', '.join(layers.layer_names())}")
+                continue
+            valid = set().union(*(layers.takes(c) for c in classes)) - set(layers.INFERRED)
+            if keyword not in valid:
+                raise SearchError(f"{at}: layer {index} ({' or '.join(classes)}) takes no keyword {keyword!r}; "
+                                  f"its keywords: {', '.join(sorted(valid)) or 'none'}")
+            continue
+        for name in models:
+            if name == "layers":
+                raise SearchError(f"{at}: a layer-list model takes no keyword {path!r}; search a layer's keyword "
+                                  "as model.layers.<index>.<keyword> (e.g. model.layers.1.negative_slope)")
+            own = registry.keywords(str(name))
+            if own is None:  # a builder of any keyword checks its own
+                continue
+            if path not in own:
+                valid = ", ".join(own) or "none"
+                raise SearchError(f"{at}: model {name!r} takes no keyword {path!r}; its keywords: {valid}")
+            wrong = _type_mismatch(own[path], d)
+            if wrong:
+                raise SearchError(f"{at}: model {name!r} keyword {path!r} takes {wrong} (its default is "
+                                  f"{own[path]!r})")
+
+
+def _type_mismatch(default, dim: Dim) -> str | None:
+    """What a model keyword with this `default` takes, when the dimension's values are not of that type."""
+    values = dim.choices if dim.kind == "choice" else ()
+    if isinstance(default, bool):
+        ok, what = dim.kind == "choice" and all(isinstance(v, bool) for v in values), "true or false"
+    elif isinstance(default, int):
+        ok, what = dim.kind == "int" or (dim.kind == "choice" and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values)), "an integer (use int_uniform)"
+    elif isinstance(default, float):
+        ok, what = dim.kind != "choice" or all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values), "a number"
+    elif isinstance(default, str):
+        ok, what = dim.kind == "choice" and all(isinstance(v, str) for v in values), "a string"
+    elif isinstance(default, tuple | list):
+        ok, what = False, "a list, which a dimension cannot sample"
+    else:  # no default to go by: the builder checks the value
+        ok, what = True, ""
+    return None if ok else what
 
 
 @dataclass(frozen=True)

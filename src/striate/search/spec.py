@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 from ..run import config as cfg
 from ..run import run_file
 from ..run.config import Option
-from .space import SearchError, Space
+from .space import SearchError, Space, check_model_keys
 from .stages import SAMPLERS, Stage, parse_stages
 
 PRUNERS = ("median", "none")
@@ -109,12 +108,7 @@ def from_dict(doc: dict, where: str = "search.toml", default_name: str = "search
         raise SearchError(f"{where}: [train] val_fraction = {base['val_fraction']!r}: a search ranks trials by "
                           "validation accuracy, so it needs val_fraction > 0")
     space = Space.from_toml(doc.get("space", {}), where=f"{where} [space]")
-    for d in space.dims:  # a dimension into a layer list must name a layer the list has
-        if d.key.startswith("model.layers."):
-            from .space import set_model_option
-
-            set_model_option(copy.deepcopy(base["model_options"]), d.key.removeprefix("model."),
-                             d.choices[0] if d.choices else d.low, where=f"{where} [space] {d.name}")
+    check_model_keys(space, base, where=f"{where} [space]")
     default_trials = space.grid_size(search["grid_points"]) if search["sampler"] == "grid" else 20
     trials = search["trials"] if "trials" in doc.get("search", {}) else default_trials
     stages = parse_stages(search["stages"] or None, trials, base["epochs"], where=f"{where}: [search] stages")

@@ -8,6 +8,11 @@ silenced (under a lock, since warning filters are process-wide; decoding itself 
 a malformed file raises becomes a DataError naming the file. Only raster formats are opened (no EPS/PDF,
 which would run external programs). 16-bit greyscale is scaled to 8 bits (v * 255 / 65535, rounded), never
 clipped. Pillow is imported on first use only.
+
+A photo is read the way it is shown: its EXIF Orientation (a phone's sideways JPEG carries 6, "rotate 90°
+clockwise") is applied as Pillow's `ImageOps.exif_transpose` applies it, and every size here, the header's
+included, is the size as shown (W and H swapped for orientations 5-8). Only EXIF the header holds is read,
+so probing and decoding agree (a PNG's eXIf chunk after the pixels is not read).
 """
 
 from __future__ import annotations
@@ -79,12 +84,53 @@ def _open(path: str | os.PathLike, max_pixels: int, formats: tuple[str, ...]):
     return img
 
 
+def _orientation(img) -> int:
+    """The EXIF Orientation (1-8) the header declares; 1 (as stored) when there is none or it is malformed."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1  # an eXIf chunk after the pixels would need decoding to find: not looked for
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # a malformed EXIF block does not make the pixels unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _shown_size(img) -> tuple[int, int]:
+    """(W, H) as the image is shown: orientations 5-8 turn it a quarter. Pillow's TIFF reader turns a TIFF
+    itself as it decodes, and then already gives the size as shown (not the ImageWidth, ImageLength tags)."""
+    w, h = img.size
+    tags = getattr(img, "tag_v2", None)
+    if _orientation(img) < 5 or (tags is not None and (tags.get(256), tags.get(257)) != (w, h)):
+        return w, h
+    return h, w
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W[, C]) pixels as stored → as shown; the transposes of Pillow's `ImageOps.exif_transpose`."""
+    if orientation == 2:
+        arr = arr[:, ::-1]
+    elif orientation == 3:
+        arr = arr[::-1, ::-1]
+    elif orientation == 4:
+        arr = arr[::-1]
+    elif orientation == 5:
+        arr = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        arr = np.rot90(arr, -1)
+    elif orientation == 7:
+        arr = arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        arr = np.rot90(arr, 1)
+    return np.ascontiguousarray(arr)
+
+
 def probe_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
                 formats: tuple[str, ...] = FORMATS) -> ImageHeader:
-    """Read only the header of an image file: its size and mode. Raises DataError naming the file when it is
-    unreadable, of another format, or larger than `max_pixels`."""
+    """Read only the header of an image file: its size as shown (EXIF Orientation applied) and mode. Raises
+    DataError naming the file when it is unreadable, of another format, or larger than `max_pixels`."""
     with _open(path, max_pixels, formats) as img:
-        return ImageHeader(str(path), img.size[0], img.size[1], img.mode, img.format or "")
+        w, h = _shown_size(img)
+        return ImageHeader(str(path), w, h, img.mode, img.format or "")
 
 
 def _pixels(img, mode: str, path) -> np.ndarray:
@@ -107,11 +153,12 @@ def _pixels(img, mode: str, path) -> np.ndarray:
 def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mode: str | None = None, *,
                expect: tuple[int, int] | None = None, max_pixels: int = MAX_PIXELS,
                formats: tuple[str, ...] = FORMATS) -> np.ndarray:
-    """An image file as uint8 (H, W, C), checked before it is decoded.
+    """An image file as uint8 (H, W, C), as shown (EXIF Orientation applied), checked before it is decoded.
 
     mode: 'L' (C=1) or 'RGB' (C=3); None picks 'L' for greyscale files, else 'RGB'. size: (H, W) to resize
     to (bilinear) when the file's size differs; None keeps the file's size. expect: (H, W) the file must
-    have, checked from the header (ImageSizeError otherwise). max_pixels caps the declared W*H (and size).
+    have, checked from the header (ImageSizeError otherwise). Sizes are as shown. max_pixels caps the
+    declared W*H (and size).
     Raises DataError naming the file for anything wrong with it.
     """
     if mode not in (None, "L", "RGB"):
@@ -125,13 +172,16 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mod
     from PIL import Image
 
     with _open(path, max_pixels, formats) as img:
-        w, h = img.size
+        orientation = _orientation(img)
+        w, h = _shown_size(img)
         if expect is not None and (h, w) != tuple(expect):
             raise ImageSizeError(f"image {path} is {w}x{h}, expected {expect[1]}x{expect[0]}", str(path), (h, w),
                                  (int(expect[0]), int(expect[1])))
         mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
         try:
             arr = _pixels(img, mode, path)
+            # a decoder that turned the image itself (Pillow's TIFF reader) has dropped the tag by now
+            arr = _orient(arr, orientation if _orientation(img) == orientation else 1)
             if size is not None and size != (h, w):
                 arr = np.asarray(Image.fromarray(arr, mode).resize((size[1], size[0]), Image.Resampling.BILINEAR))
         except DataError:

@@ -275,6 +275,11 @@ def decode_workers(size: tuple[int, int], mode: str, workers: int | None = None)
     return max(1, min(workers or min(8, os.cpu_count() or 1), DECODE_BUDGET // per_image))
 
 
+# what a file decodes to; a change here keys new cache entries, so no image decoded the old way is reused
+# (2: EXIF Orientation applied, image_file.py)
+DECODING = 2
+
+
 def _load_cache(images_file: Path, labels_file: Path, files: list, classes: list[str]):
     """(images, labels, skipped) of an intact cache entry that agrees with the listing `files` (its labels,
     less the files it skipped) and `classes`, else None. The .npy is memory-mapped first so a header that
@@ -312,7 +317,7 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     folder = find_split(extract_archive(path, root) if is_archive(path) else path, split)
     classes, files = scan(folder)
     listing = "\n".join(f"{p}|{lab}|{fsize}|{mtime}" for p, lab, fsize, mtime in files)
-    key = hashlib.sha256(f"{mode}|{size}|{strict}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{DECODING}|{mode}|{size}|{strict}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
     split_name = split or "all"
     stem = cache_dir(root) / "image_folder" / f"{name}-{split_name}-{key}"
     images_file, labels_file = stem.with_name(stem.name + ".images.npy"), stem.with_name(stem.name + ".labels.npz")

@@ -15,21 +15,53 @@ class History(Callback):
     """Records per-iteration loss/lr and per-epoch logs in memory (`iterations`, `epochs`) and, given a
     `path`, appends them to a JSON-lines file as training goes (`{"type": "iteration" | "epoch", ...}`).
     Epochs, steps and iterations are counted from 1, as the console counts them. On resume, lines past the
-    restored iteration (written after the checkpoint) are dropped first."""
+    restored iteration (written after the checkpoint) are dropped first.
+
+    Memory stays bounded over any run length: `epochs` keeps every epoch record, but `iterations` keeps at
+    most `max_iterations` records of iterations 1, 1 + s, 1 + 2s, … (s = 1, doubled, keeping every 2nd
+    record, whenever there would be more) plus always the latest one (`iterations[-1]` is the last step).
+    What is kept depends only on the iterations seen, so a resumed run holds the same records as a straight
+    one. The file keeps every record: read it when you need them all. `max_iterations=None` keeps all."""
 
     order = -10
+    MAX_ITERATIONS = 2048
 
-    def __init__(self, path: str | os.PathLike | None = None, flush_every: float = 2.0):
+    def __init__(self, path: str | os.PathLike | None = None, flush_every: float = 2.0,
+                 max_iterations: int | None = MAX_ITERATIONS):
+        if max_iterations is not None and max_iterations < 2:
+            raise ValueError(f"History: max_iterations must be ≥ 2 (or None: keep all), got {max_iterations!r}")
         self.path = None if path is None else Path(path)
         self.flush_every = flush_every
+        self.max_iterations = max_iterations
+        self.stride = 1  # iterations 1, 1 + stride, 1 + 2·stride, … are kept (and the latest)
         self.iterations: list[dict] = []
         self.epochs: list[dict] = []
         self._file = None
         self._last_flush = 0.0
 
+    def _on_stride(self, rec: dict) -> bool:
+        return (int(rec["iteration"]) - 1) % self.stride == 0
+
+    def _keep(self, rec: dict) -> None:
+        """Add an iteration record to the bounded in-memory downsample."""
+        its = self.iterations
+        if its and not self._on_stride(its[-1]):
+            its.pop()  # kept only while it was the latest step
+        its.append(rec)
+        if self.max_iterations is None or len(its) - (not self._on_stride(rec)) <= self.max_iterations:
+            return
+        self.stride *= 2
+        self.iterations = [r for r in its[:-1] if self._on_stride(r)] + [rec]
+
+    def _restore(self, records: list[dict], stride: int = 1) -> None:
+        """The downsample of `records` (all of a run's iteration records, or a downsample with `stride`)."""
+        self.stride, self.iterations = stride, []
+        for r in records:
+            self._keep(r)
+
     def on_train_begin(self):
         done = self.trainer.iteration
-        self.iterations = [r for r in self.iterations if r["iteration"] <= done]
+        self._restore([r for r in self.iterations if r["iteration"] <= done], self.stride)
         self.epochs = [r for r in self.epochs if r["iteration"] <= done]
         if self.path is None:
             return
@@ -44,9 +76,10 @@ class History(Callback):
                 if rec.get("iteration", 0) <= done:
                     kept.append(line)
                     records.append(rec)
-            if not self.iterations and not self.epochs:
-                self.iterations = [r for r in records if r.get("type") == "iteration"]
-                self.epochs = [r for r in records if r.get("type") == "epoch"]
+            # from the file, which has every record: the downsample a straight run holds at `done`, whatever
+            # this object held before (its stride may have doubled past `done`)
+            self._restore([r for r in records if r.get("type") == "iteration"])
+            self.epochs = [r for r in records if r.get("type") == "epoch"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # the records past the restored iteration go, but never by truncating the file in place: a kill
         # at any moment leaves either the old file or the new one under its name (temp, fsync, rename)
@@ -65,7 +98,7 @@ class History(Callback):
     def on_batch_end(self, batch, logs):
         rec = {"type": "iteration", "epoch": self.trainer.epoch + 1, "batch": batch + 1,
                "iteration": logs["iteration"], "loss": logs["loss"], "lr": logs.get("lr")}
-        self.iterations.append(rec)
+        self._keep(rec)
         self._write(rec)
 
     def on_epoch_end(self, epoch, logs):
