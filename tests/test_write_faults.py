@@ -189,3 +189,112 @@ def test_a_resume_removes_dead_writers_leftovers_in_the_run_directory(trained, t
     assert r.returncode == 0, r.stderr  # nothing to do: 1 epoch is trained, yet the leftovers go
     assert not any(p.exists() for p in dead)
     assert all(p.exists() for p in live)
+
+
+# ----- SIGHUP: a closed terminal, a lost ssh session ----------------------------------------------------
+SLOW_TRAIN = """
+import sys, time
+from pathlib import Path
+from striate.cli import build_parser, train
+from striate.train.callbacks import Callback
+
+class Slow(Callback):
+    order = 90
+    def on_batch_end(self, batch, logs):
+        if logs["iteration"] == 3:
+            Path(sys.argv[1]).write_text("ready")
+        time.sleep(0.05)
+
+args = build_parser().parse_args(sys.argv[2:])
+sys.exit(train.run(args, callbacks=[Slow()]))
+"""
+
+
+def _slow_train(tmp_path, out: Path, **popen):
+    script, ready = tmp_path / "slow_train.py", tmp_path / "ready"
+    script.write_text(SLOW_TRAIN)
+    proc = subprocess.Popen([sys.executable, str(script), str(ready), "train", "--epochs", "50", "--out", str(out),
+                             "--limit", "300", "--diagnostics", "0"], env=_env(), **popen)
+    return proc, ready
+
+
+def _wait_for_file(path: Path, proc, drain=None, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "the run ended before it was ready"
+        assert time.monotonic() < deadline, "timed out"
+        if drain is not None:
+            drain()
+        time.sleep(0.02)
+
+
+def _interrupted_and_resumable(out: Path, signame: str):
+    progress = CheckpointStore(out / "checkpoints").load("last").state["progress"]
+    assert progress["iteration"] >= 3  # the epoch so far is in the checkpoint (epoch 1 has 5 steps)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and signame in summary["stop_reason"]
+    r = subprocess.run([sys.executable, "-m", "striate", "train", "--resume", str(out), "--epochs", "1"],
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert CheckpointStore(out / "checkpoints").load("last").state["progress"]["epoch"] == 1
+
+
+def test_sighup_finishes_the_step_saves_says_one_line_and_exits_129(tmp_path):
+    out = tmp_path / "r"
+    proc, ready = _slow_train(tmp_path, out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_file(ready, proc)
+    proc.send_signal(signal.SIGHUP)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGHUP == 129, stderr
+    assert stderr.count("SIGHUP: finishing this step and saving a checkpoint") == 1
+    assert "Traceback" not in stderr and f"striate train --resume {out}" in stderr
+    assert "interrupted" in stdout
+    _interrupted_and_resumable(out, "SIGHUP")
+
+
+def test_a_closed_terminal_saves_the_epoch_so_far_and_exits_129(tmp_path):
+    """The real thing: the run's controlling terminal (a pty) is closed while the bar is drawn on it; writes
+    to it fail with EIO from then on, and the kernel sends SIGHUP."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+
+    def own_terminal():  # the child is a session leader whose controlling terminal is the pty
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    out = tmp_path / "r"
+    proc, ready = _slow_train(tmp_path, out, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                              preexec_fn=own_terminal)
+    os.close(slave)
+    seen = bytearray()
+
+    def drain():
+        while select.select([master], [], [], 0)[0]:
+            try:
+                seen.extend(os.read(master, 65536))
+            except OSError:
+                return
+
+    try:
+        _wait_for_file(ready, proc, drain)
+        drain()
+    finally:
+        os.close(master)  # the terminal goes away: SIGHUP, and EIO on every later write
+    assert proc.wait(timeout=60) == 129, seen.decode(errors="replace")[-2000:]
+    _interrupted_and_resumable(out, "SIGHUP")
+
+
+def test_under_nohup_sighup_is_still_ignored(tmp_path):
+    out = tmp_path / "r"
+    proc, ready = _slow_train(tmp_path, out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    _wait_for_file(ready, proc)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert proc.poll() is None  # nohup's promise holds: training goes on
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "SIGHUP" not in stderr
