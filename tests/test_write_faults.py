@@ -298,3 +298,70 @@ def test_under_nohup_sighup_is_still_ignored(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "SIGHUP" not in stderr
+
+
+# ----- a signal after training: while the test split is evaluated or report.html drawn ------------------
+SLOW_AFTER = """
+import importlib, sys, time
+from pathlib import Path
+from striate.cli import build_parser, train
+
+execute = importlib.import_module("striate.run.execute")
+
+ready, step = Path(sys.argv[1]), sys.argv[2]
+real = getattr(execute, step)
+
+def slow(*args, **kwargs):
+    ready.write_text("ready")
+    time.sleep(30)  # a large report, a slow machine: long enough for any signal to land here
+    return real(*args, **kwargs)
+
+setattr(execute, step, slow)
+args = build_parser().parse_args(sys.argv[3:])
+sys.exit(train.run(args))
+"""
+
+AFTER_SIGNALS = [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)]
+
+
+def _signal_after_training(tmp_path, step: str, signame: str):
+    script, ready, out = tmp_path / "slow_after.py", tmp_path / "ready", tmp_path / "r"
+    script.write_text(SLOW_AFTER)
+    proc = subprocess.Popen([sys.executable, str(script), str(ready), step, "train", "--epochs", "1", "--out", str(out),
+                             "--limit", "300", "--diagnostics", "0", "--report", "on"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    _wait_for_file(ready, proc)
+    start = time.monotonic()
+    proc.send_signal(getattr(signal, signame))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 20  # it stopped, rather than finishing the 30 s step
+    return proc.returncode, stdout, stderr, out
+
+
+@pytest.mark.parametrize(("signame", "status"), AFTER_SIGNALS)
+def test_a_signal_while_the_report_is_drawn_is_said_and_summary_json_tells_the_truth(tmp_path, signame, status):
+    code, stdout, stderr, out = _signal_after_training(tmp_path, "draw_report", signame)
+    assert code == status, stderr
+    lines = [line for line in stderr.splitlines() if signame in line]
+    assert len(lines) == 1 and "while drawing report.html" in lines[0] and f"striate report {out}" in lines[0]
+    assert "Traceback" not in stderr and "error" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["report"] == "interrupted"
+    assert summary["after_training"]["status"] == "finished" and "test" in summary
+    assert not (out / "report.html").exists()
+    # the command it names draws the page, and summary.json then says what the run is again
+    r = subprocess.run([sys.executable, "-m", "striate", "report", str(out)], capture_output=True, text=True,
+                       env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "report.html").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and "report" not in summary and "after_training" not in summary
+
+
+def test_a_signal_while_the_test_split_is_evaluated_says_what_was_not_done(tmp_path):
+    code, _, stderr, out = _signal_after_training(tmp_path, "evaluate_test", "SIGTERM")
+    assert code == 143, stderr
+    assert "SIGTERM while evaluating the test split" in stderr and f"striate eval {out}" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "test" not in summary
+    assert summary["after_training"]["while"] == "evaluating the test split"
