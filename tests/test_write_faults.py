@@ -365,3 +365,59 @@ def test_a_signal_while_the_test_split_is_evaluated_says_what_was_not_done(tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "test" not in summary
     assert summary["after_training"]["while"] == "evaluating the test split"
+
+
+# ----- Ctrl-C while `striate` loads --------------------------------------------------------------------
+def _entry_point() -> str:
+    """The console script's target as pyproject.toml declares it ('module:function')."""
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    return scripts["striate"]
+
+
+# A slow import (a cold disk, a network file system): NumPy takes 30 s to load, announced by a file.
+SLOW_IMPORT = """
+import importlib, pathlib, sys, time
+
+ready = pathlib.Path(sys.argv[1])
+
+class SlowNumpy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            ready.write_text("ready")
+            time.sleep(30)
+        return None
+
+sys.meta_path.insert(0, SlowNumpy())
+how, sys.argv = sys.argv[2], ["striate", "train", "--epochs", "1", "--out", sys.argv[3]]
+if how == "-m":  # what `python -m striate` does
+    import runpy
+    runpy.run_module("striate", run_name="__main__", alter_sys=True)
+else:  # what the console script does: `from <module> import <function>; sys.exit(<function>())`
+    module, function = how.split(":")
+    sys.exit(getattr(importlib.import_module(module), function)())
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "-m"])
+def test_ctrl_c_while_striate_loads_is_one_line_and_status_130(tmp_path, how):
+    script, ready = tmp_path / "slow_import.py", tmp_path / "ready"
+    script.write_text(SLOW_IMPORT)
+    proc = subprocess.Popen([sys.executable, str(script), str(ready), _entry_point() if how == "script" else how,
+                             str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    _wait_for_file(ready, proc, timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines() == ["striate: interrupted"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_importing_the_entry_point_loads_next_to_nothing():
+    module = _entry_point().split(":")[0]
+    code = f"import sys; import {module}; print(sorted(m for m in ('numpy', 'argparse') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
