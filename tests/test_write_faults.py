@@ -421,3 +421,27 @@ def test_importing_the_entry_point_loads_next_to_nothing():
     code = f"import sys; import {module}; print(sorted(m for m in ('numpy', 'argparse') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_a_full_disk_while_the_report_is_drawn_is_recorded_in_summary_json(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from striate.cli import main
+
+    execute = importlib.import_module("striate.run.execute")
+    real = execute.draw_report
+
+    def full(directory, title=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(directory / "plots" / "loss.png"))
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(execute, "draw_report", full)
+    assert main(["train", "--epochs", "1", "--out", str(out), "--limit", "300", "--diagnostics", "0",
+                 "--report", "on"]) == 1
+    assert "no space left on the device" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["report"].startswith("failed") and f"striate report {out}" in summary["report"]
+    monkeypatch.setattr(execute, "draw_report", real)
+    assert main(["report", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "report" not in summary and summary["status"] == "finished" and (out / "report.html").exists()

@@ -150,10 +150,22 @@ def execute(run: Run, draw: bool = True) -> dict:
             if drawing:
                 step = "drawing report.html"
                 console.note("drawing report.html …")
-                draw_report(run.directory)
+                try:
+                    draw_report(run.directory)
+                except Exception as error:  # a full disk: summary.json must not claim a page that is not there
+                    _report_failed(run, summary, error)
+                    raise
     except Stopped as stop:
         summary = _stopped_after_training(run, summary, stop.signum, step, drawing)
     return summary
+
+
+def _report_failed(run: Run, summary: dict, error: Exception) -> None:
+    """summary.json after the report could not be drawn (`report`: why, and the command that draws it); on a
+    disk too full even for that, the error that is about to be reported says it all."""
+    note = f"failed ({type(error).__name__}: {error}); draw it with: striate report {run.directory}"
+    with contextlib.suppress(OSError):
+        run.directory.write_json(run.directory.SUMMARY, {**summary, "report": note})
 
 
 class Stopped(BaseException):
@@ -204,16 +216,19 @@ def _stopped_after_training(run: Run, summary: dict, signum: int, step: str | No
 
 @contextlib.contextmanager
 def redrawing(directory: RunDir):
-    """Around `striate report` drawing a run's own page: when a signal had stopped the drawing, summary.json
-    says what the run is again (its status after training, no `report` note), and says it on the page being
-    drawn; should this drawing fail too, the note is put back."""
+    """Around `striate report` drawing a run's own page when its drawing had been stopped (a signal) or had
+    failed (a full disk): summary.json loses its `report` note and, when the drawing was all that was left,
+    says what the run is again (its status after training), on the page being drawn too; should this drawing
+    fail as well, the note is put back."""
     summary = directory.read_json(directory.SUMMARY)
-    after = summary.get("after_training") if isinstance(summary, dict) else None
-    if not (isinstance(after, dict) and after.get("while") == "drawing report.html"):
+    if not (isinstance(summary, dict) and "report" in summary):
         yield
         return
-    done = {k: v for k, v in summary.items() if k not in ("after_training", "report")}
-    done.update(status=after.get("status"), stop_reason=after.get("stop_reason"))
+    done = {k: v for k, v in summary.items() if k != "report"}
+    after = summary.get("after_training")
+    if isinstance(after, dict) and after.get("while") == "drawing report.html":
+        del done["after_training"]
+        done.update(status=after.get("status"), stop_reason=after.get("stop_reason"))
     directory.write_json(directory.SUMMARY, done)
     try:
         yield
