@@ -445,3 +445,21 @@ def test_a_full_disk_while_the_report_is_drawn_is_recorded_in_summary_json(tmp_p
     assert main(["report", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert "report" not in summary and summary["status"] == "finished" and (out / "report.html").exists()
+
+
+def test_a_full_disk_while_a_snapshot_is_written_leaves_no_torn_snapshot(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from striate.models.ensemble import SnapshotEnsemble
+
+    def full(path, data):
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    snaps = SnapshotEnsemble(1, directory=tmp_path / "snapshots")
+    model = SimpleNamespace(state_dict=lambda: {"w": np.ones((64, 64), dtype=np.float32)})
+    snaps.set_trainer(SimpleNamespace(iteration=1, model=model))
+    monkeypatch.setattr(atomic, "write_synced", full)
+    with pytest.raises(OSError):
+        snaps.on_batch_end(0, {})
+    assert list((tmp_path / "snapshots").iterdir()) == []
