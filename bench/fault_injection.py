@@ -241,8 +241,13 @@ def full_disk(base: Path, tries: int, rng: random.Random) -> tuple[int, int, str
     return tries, held, f"a 64 MB tmpfs, runs writing {total / 1024:.0f} KB"
 
 
+def _last_iteration(run: Path) -> int:
+    return max((r.get("iteration", 0) for r in records(run)), default=0)
+
+
 def _wait_for_training(run: Path, after: int, proc, timeout: float = 120.0) -> bool:
-    """Wait until the run records an iteration past `after` (training under way); False if it ended first."""
+    """Wait until the run records an iteration past `after` (training under way); False if it ended first.
+    `after` must count the records a kill left past the checkpoint (stale until the resume drops them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if any(r.get("iteration", 0) > after for r in records(run)[-3:]):
@@ -280,7 +285,7 @@ def sighup(base: Path, tries: int, rng: random.Random) -> tuple[int, int, str]:
             proc, master = _in_a_terminal(cmd)
         else:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-        started = _wait_for_training(run, before, proc) if not by_terminal else None
+        started = _wait_for_training(run, max(before, _last_iteration(run)), proc) if not by_terminal else None
         if by_terminal:  # drain the terminal while waiting, or the run blocks on a full pty
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None and not started:
@@ -393,9 +398,10 @@ def mpi_kill(base: Path, tries: int, rng: random.Random) -> tuple[int, int, str]
     held, ends = 0, []
     for k in range(tries):
         before = check_run(run)["iteration"]
+        stale = _last_iteration(run)  # records past the checkpoint, written before the last kill
         job = subprocess.Popen([mpiexec, "-n", "2", *striate("train", "--resume", str(run), "--epochs", str(EPOCHS))],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=mpi_env)
-        started = _wait_for_training(run, before, job)
+        started = _wait_for_training(run, max(before, stale), job)
         time.sleep(rng.uniform(0.0, 1.0))
         rank = rng.randint(0, 1)
         pid = _rank_pids(run).get(rank)
