@@ -423,28 +423,32 @@ def test_importing_the_entry_point_loads_next_to_nothing():
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
-def test_a_full_disk_while_the_report_is_drawn_is_recorded_in_summary_json(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("step", ["evaluate_test", "draw_report"])
+def test_a_full_disk_after_training_is_recorded_in_summary_json(tmp_path, monkeypatch, capsys, step):
     import importlib
 
     from striate.cli import main
 
     execute = importlib.import_module("striate.run.execute")
-    real = execute.draw_report
+    real = getattr(execute, step)
 
-    def full(directory, title=None):
-        raise OSError(errno.ENOSPC, "No space left on device", str(directory / "plots" / "loss.png"))
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / "plots" / "loss.png"))
 
     out = tmp_path / "r"
-    monkeypatch.setattr(execute, "draw_report", full)
+    monkeypatch.setattr(execute, step, full)
     assert main(["train", "--epochs", "1", "--out", str(out), "--limit", "300", "--diagnostics", "0",
                  "--report", "on"]) == 1
     assert "no space left on the device" in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["report"].startswith("failed") and f"striate report {out}" in summary["report"]
-    monkeypatch.setattr(execute, "draw_report", real)
+    assert summary["after_training"]["failed_while"] in ("evaluating the test split", "drawing report.html")
+    assert ("test" in summary) == (step == "draw_report")
+    monkeypatch.setattr(execute, step, real)
     assert main(["report", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert "report" not in summary and summary["status"] == "finished" and (out / "report.html").exists()
+    assert ("after_training" in summary) == (step == "evaluate_test")  # the test split still is not evaluated
 
 
 def test_a_full_disk_while_a_snapshot_is_written_leaves_no_torn_snapshot(tmp_path, monkeypatch):

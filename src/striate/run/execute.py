@@ -9,7 +9,8 @@ image and, when the test split was evaluated, `test` (accuracy, loss, count, che
 A signal after training (Ctrl-C, SIGTERM, SIGHUP while the test split is evaluated or the report drawn)
 ends the work there: summary.json then says 'interrupted', with `after_training` naming the signal, the
 step, the status training had and the command that finishes the job (`striate report RUN`), and
-`report: "interrupted"` when the page was not drawn.
+`report: "interrupted"` when the page was not drawn. A failure there (a full disk) keeps training's status
+and records `after_training` (`failed_while`, the error, the command) and `report` the same way.
 """
 
 from __future__ import annotations
@@ -150,22 +151,33 @@ def execute(run: Run, draw: bool = True) -> dict:
             if drawing:
                 step = "drawing report.html"
                 console.note("drawing report.html …")
-                try:
-                    draw_report(run.directory)
-                except Exception as error:  # a full disk: summary.json must not claim a page that is not there
-                    _report_failed(run, summary, error)
-                    raise
+                draw_report(run.directory)
     except Stopped as stop:
         summary = _stopped_after_training(run, summary, stop.signum, step, drawing)
+    except Exception as error:  # a full disk: summary.json must say what was not done, not claim it was
+        _failed_after_training(run, summary, step, drawing, error)
+        raise
     return summary
 
 
-def _report_failed(run: Run, summary: dict, error: Exception) -> None:
-    """summary.json after the report could not be drawn (`report`: why, and the command that draws it); on a
-    disk too full even for that, the error that is about to be reported says it all."""
-    note = f"failed ({type(error).__name__}: {error}); draw it with: striate report {run.directory}"
+def _to_finish(run: Run, step: str | None, drawing: bool) -> str:
+    """The command(s) that do what `step` and the steps after it left undone."""
+    todo = f"striate report {run.directory}"
+    if step == "evaluating the test split":
+        return f"striate eval {run.directory}" + (f", then {todo}" if drawing else "")
+    return todo
+
+
+def _failed_after_training(run: Run, summary: dict, step: str | None, drawing: bool, error: Exception) -> None:
+    """summary.json after the work that follows training failed (`after_training`: the step, the error, the
+    command that finishes the job; `report` when the page was not drawn). On a disk too full even for that,
+    the error that is about to be reported says it all."""
+    summary = {**summary, "after_training": {"failed_while": step, "error": f"{type(error).__name__}: {error}",
+                                             "to_finish": _to_finish(run, step, drawing)}}
+    if drawing:
+        summary["report"] = f"failed: draw it with: striate report {run.directory}"
     with contextlib.suppress(OSError):
-        run.directory.write_json(run.directory.SUMMARY, {**summary, "report": note})
+        run.directory.write_json(run.directory.SUMMARY, summary)
 
 
 class Stopped(BaseException):
@@ -200,13 +212,10 @@ def _stopped_after_training(run: Run, summary: dict, signum: int, step: str | No
     """summary.json after a signal stopped the work that follows training: status 'interrupted', what was
     left undone and the command that does it (`after_training`); `report` says the page was not drawn."""
     name = signal.Signals(signum).name
-    todo = f"striate report {run.directory}"
-    if step == "evaluating the test split":
-        todo = f"striate eval {run.directory}" + (f", then {todo}" if drawing else "")
     summary = {**summary, "status": "interrupted",
                "stop_reason": f"interrupted by {name} while {step} (training {summary['status']} and is saved)",
                "after_training": {"interrupted_by": name, "while": step, "status": summary["status"],
-                                  "stop_reason": summary["stop_reason"], "to_finish": todo}}
+                                  "stop_reason": summary["stop_reason"], "to_finish": _to_finish(run, step, drawing)}}
     if drawing:
         summary["report"] = "interrupted"
     run.directory.write_json(run.directory.SUMMARY, summary)
@@ -226,6 +235,8 @@ def redrawing(directory: RunDir):
         return
     done = {k: v for k, v in summary.items() if k != "report"}
     after = summary.get("after_training")
+    if isinstance(after, dict) and after.get("failed_while") == "drawing report.html":
+        del done["after_training"]
     if isinstance(after, dict) and after.get("while") == "drawing report.html":
         del done["after_training"]
         done.update(status=after.get("status"), stop_reason=after.get("stop_reason"))
