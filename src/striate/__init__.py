@@ -3,16 +3,12 @@
     import striate as st
     net = st.nn.Sequential(st.nn.Conv2d(3, 16, 3, padding=1, rng=rng), st.nn.ReLU(), ...)
 
-`import striate` loads the layers (`nn`) and the optimizers (`optim`); every other package loads on first
-use (`st.data`, `st.models`, `st.train`, `st.diagnose`, `st.run`, `st.search`, `st.report`), so a script
-that only builds a network stays light.
+Every package loads on first use (`st.nn`, `st.optim`, `st.data`, `st.models`, `st.train`, `st.diagnose`,
+`st.run`, `st.search`, `st.report`), so a script that only builds a network stays light, and `import
+striate` itself loads nothing but the version: the `striate` command must be able to catch a Ctrl-C before
+NumPy loads (see `cli.main`).
 """
 
-from . import nn, optim
-from .kernels.conv_algorithm import get_conv_algorithm, set_conv_algorithm
-from .kernels.parallel import num_threads as get_num_threads
-from .kernels.parallel import set_num_threads
-from .nn.module import no_grad
 from .version import __version__
 
 __all__ = ["data", "diagnose", "get_conv_algorithm", "get_num_threads", "gradcheck", "models", "nn", "no_grad", "optim",
@@ -23,6 +19,24 @@ def __getattr__(name: str):
     """The packages and functions that load on first use. The imports are static, so every arrow is
     visible (`import striate.x as x` imports the submodule before it is looked up on this package; `from .
     import x` would look it up first and come back here)."""
+    if name == "nn":
+        import striate.nn as nn
+        return nn
+    if name == "optim":
+        import striate.optim as optim
+        return optim
+    if name == "no_grad":
+        from .nn.module import no_grad
+        return no_grad
+    if name in ("get_conv_algorithm", "set_conv_algorithm"):
+        from .kernels import conv_algorithm
+        return getattr(conv_algorithm, name)
+    if name == "get_num_threads":
+        from .kernels.parallel import num_threads
+        return num_threads
+    if name == "set_num_threads":
+        from .kernels.parallel import set_num_threads
+        return set_num_threads
     if name == "data":
         import striate.data as data
         return data

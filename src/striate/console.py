@@ -1,7 +1,7 @@
 """What a person sees while striate works: one home for the console.
 
 - `line(text)`: a line on stdout, the stream a person pipes to a file (`striate train > log.txt` keeps every
-  epoch line); a closed pipe (`| head`) stops the printing, never the work.
+  epoch line); a closed pipe (`| head`) or terminal stops the printing, never the work.
 - `note(text)`: a line on stderr (warnings, announcements of long steps).
 - `steps(total, what)`: a long step with a length (decoding images, evaluating a split): a tqdm bar on a
   terminal, otherwise a start line, a progress line at most every 30 s, and an end line.
@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -45,8 +46,18 @@ def _write(stream, text: str) -> None:
         return
     try:
         print(text, file=stream, flush=True)
-    except BrokenPipeError:
-        _closed.add(id(stream))  # the reader is gone (`| head`): keep working, stop talking
+    except OSError:  # the reader is gone (`| head`, EPIPE; a closed terminal, EIO): keep working, stop talking
+        _closed.add(id(stream))
+        _discard(stream)
+
+
+def _discard(stream) -> None:
+    """Point `stream`'s descriptor at /dev/null: what is still buffered in it, and the interpreter's flush at
+    exit, must not fail again (a failed final flush would turn the exit status into 120)."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def line(text: str, stream=None) -> None:

@@ -15,6 +15,7 @@ EXIT_TABLE = """exit status:
   2        usage or configuration: unknown or mistyped flags and run-file keys, bad values, a --data path
            that does not exist, an unknown dataset or model name, options that contradict each other
   3        training diverged
+  129      interrupted by SIGHUP (the terminal closed, the ssh session was lost), after saving
   130/143  interrupted by Ctrl-C / SIGTERM, after saving"""
 
 

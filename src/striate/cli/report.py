@@ -15,6 +15,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import contextlib
     import os
     from pathlib import Path
 
@@ -26,7 +27,10 @@ def run(args) -> int:
     if missing:
         raise config.ConfigError(f"'{missing[0]}' is not a run directory (no such directory)")
     if len(runs) == 1:
-        path = write_report(runs[0], out=args.out, log_loss=True if args.log else None)
+        from ..run.execute import redrawing
+
+        with redrawing(runs[0]) if args.out is None else contextlib.nullcontext():  # the run's own page
+            path = write_report(runs[0], out=args.out, log_loss=True if args.log else None)
     else:
         parent = Path(os.path.commonpath([str(r.path.resolve()) for r in runs]))
         path = write_comparison(runs, args.out or parent / "comparison.html")

@@ -136,7 +136,11 @@ def _execute(built) -> int:
 
     summary = execute(built)
     print_summary(summary, built.directory)
-    if summary["status"] == "interrupted":
+    after = summary.get("after_training")
+    if after:  # training is complete: what the signal stopped is the work after it
+        console.note(f"{after['interrupted_by']} while {after['while']}: training {after['status']} and is saved; "
+                     f"to finish: {after['to_finish']}")
+    elif summary["status"] == "interrupted":
         console.note(f"checkpoint saved; continue with: striate train --resume {built.directory}")
     return _status(summary, built)
 

@@ -122,11 +122,14 @@ class SnapshotEnsemble(Callback):
         self.snapshots.append(state)
         self.taken_at.append(it)
         if self.directory is not None:
-            from safetensors.numpy import save_file
+            from safetensors.numpy import save
+
+            from ..atomic import write_atomic
 
             self.directory.mkdir(parents=True, exist_ok=True)
-            save_file({k: np.ascontiguousarray(v) for k, v in state.items()},
-                      str(self.directory / f"snapshot-{len(self.taken_at)}.safetensors"))
+            # atomic: a full disk or a kill must not leave a torn snapshot for the ensemble to choke on later
+            write_atomic(self.directory / f"snapshot-{len(self.taken_at)}.safetensors",
+                         save({k: np.ascontiguousarray(v) for k, v in state.items()}))
         if self.keep is not None and len(self.snapshots) > self.keep:
             self.snapshots.pop(0)
 

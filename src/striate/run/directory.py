@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_atomic
+from ..atomic import remove_stale_temps, write_atomic
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from . import config as cfg
 from . import run_file
@@ -153,11 +153,14 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self, command: str):
-        """Hold the directory for `command`; ConfigError naming the holder when another process has it."""
+        """Hold the directory for `command`; ConfigError naming the holder when another process has it. The
+        temporary files of writers that died mid-write (kill -9, see `atomic.remove_stale_temps`) go first."""
         try:
             lock = RunLock(self.path).acquire(command)
         except RunLocked as e:
             raise cfg.ConfigError(str(e)) from None
+        for folder in (self.path, self.path / self.CHECKPOINTS):  # what writers killed mid-write left
+            remove_stale_temps(folder)
         try:
             yield self
         finally:

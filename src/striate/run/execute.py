@@ -5,10 +5,19 @@ summary.json: status ('finished', 'stopped_early', 'diverged' or 'interrupted'),
 from 1, as on the console), iterations, seconds, stop_reason, the last epoch's numbers, the best validation
 accuracy and its epoch (or, without validation data, the best training accuracy), parameters, MACs per
 image and, when the test split was evaluated, `test` (accuracy, loss, count, checkpoint).
+
+A signal after training (Ctrl-C, SIGTERM, SIGHUP while the test split is evaluated or the report drawn)
+ends the work there: summary.json then says 'interrupted', with `after_training` naming the signal, the
+step, the status training had and the command that finishes the job (`striate report RUN`), and
+`report: "interrupted"` when the page was not drawn. A failure there (a full disk) keeps training's status
+and records `after_training` (`failed_while`, the error, the command) and `report` the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 
 import numpy as np
@@ -126,17 +135,117 @@ def execute(run: Run, draw: bool = True) -> dict:
                "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
-    if status in ("finished", "stopped_early") and run.test and run.data.test is not None:
-        console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
-        result = evaluate_test(run)
-        if result is not None:
-            summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint", "averaged",
-                                                      "snapshot_ensemble") if k in result}
-    run.directory.write_json(run.directory.SUMMARY, summary)
-    if draw and status != "interrupted" and run.config["report"] == "on":
-        console.note("drawing report.html …")
-        draw_report(run.directory)
+    drawing = draw and status != "interrupted" and run.config["report"] == "on"
+    step = None
+    try:
+        with _signals_stop():  # the trainer's handlers are gone: a signal from here on must still say what it did
+            if status in ("finished", "stopped_early") and run.test and run.data.test is not None:
+                step = "evaluating the test split"
+                console.note(f"evaluating the test split ({len(run.data.test):,} images) …")
+                result = evaluate_test(run)
+                if result is not None:
+                    summary["test"] = {k: result[k] for k in ("accuracy", "loss", "count", "checkpoint", "averaged",
+                                                              "snapshot_ensemble") if k in result}
+            step = "writing summary.json"
+            run.directory.write_json(run.directory.SUMMARY, summary)
+            if drawing:
+                step = "drawing report.html"
+                console.note("drawing report.html …")
+                draw_report(run.directory)
+    except Stopped as stop:
+        summary = _stopped_after_training(run, summary, stop.signum, step, drawing)
+    except Exception as error:  # a full disk: summary.json must say what was not done, not claim it was
+        _failed_after_training(run, summary, step, drawing, error)
+        raise
     return summary
+
+
+def _to_finish(run: Run, step: str | None, drawing: bool) -> str:
+    """The command(s) that do what `step` and the steps after it left undone."""
+    todo = f"striate report {run.directory}"
+    if step == "evaluating the test split":
+        return f"striate eval {run.directory}" + (f", then {todo}" if drawing else "")
+    return todo
+
+
+def _failed_after_training(run: Run, summary: dict, step: str | None, drawing: bool, error: Exception) -> None:
+    """summary.json after the work that follows training failed (`after_training`: the step, the error, the
+    command that finishes the job; `report` when the page was not drawn). On a disk too full even for that,
+    the error that is about to be reported says it all."""
+    summary = {**summary, "after_training": {"failed_while": step, "error": f"{type(error).__name__}: {error}",
+                                             "to_finish": _to_finish(run, step, drawing)}}
+    if drawing:
+        summary["report"] = f"failed: draw it with: striate report {run.directory}"
+    with contextlib.suppress(OSError):
+        run.directory.write_json(run.directory.SUMMARY, summary)
+
+
+class Stopped(BaseException):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) after training: raised where the work was, so that it ends cleanly."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop():
+    """Ctrl-C, SIGTERM and SIGHUP raise `Stopped` inside the block (SIGHUP stays ignored under nohup)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    wanted = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    previous = {s: signal.signal(s, stop) for s in wanted if signal.getsignal(s) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stopped_after_training(run: Run, summary: dict, signum: int, step: str | None, drawing: bool) -> dict:
+    """summary.json after a signal stopped the work that follows training: status 'interrupted', what was
+    left undone and the command that does it (`after_training`); `report` says the page was not drawn."""
+    name = signal.Signals(signum).name
+    summary = {**summary, "status": "interrupted",
+               "stop_reason": f"interrupted by {name} while {step} (training {summary['status']} and is saved)",
+               "after_training": {"interrupted_by": name, "while": step, "status": summary["status"],
+                                  "stop_reason": summary["stop_reason"], "to_finish": _to_finish(run, step, drawing)}}
+    if drawing:
+        summary["report"] = "interrupted"
+    run.directory.write_json(run.directory.SUMMARY, summary)
+    run.trainer.interrupted = signum
+    return summary
+
+
+@contextlib.contextmanager
+def redrawing(directory: RunDir):
+    """Around `striate report` drawing a run's own page when its drawing had been stopped (a signal) or had
+    failed (a full disk): summary.json loses its `report` note and, when the drawing was all that was left,
+    says what the run is again (its status after training), on the page being drawn too; should this drawing
+    fail as well, the note is put back."""
+    summary = directory.read_json(directory.SUMMARY)
+    if not (isinstance(summary, dict) and "report" in summary):
+        yield
+        return
+    done = {k: v for k, v in summary.items() if k != "report"}
+    after = summary.get("after_training")
+    if isinstance(after, dict) and after.get("failed_while") == "drawing report.html":
+        del done["after_training"]
+    if isinstance(after, dict) and after.get("while") == "drawing report.html":
+        del done["after_training"]
+        done.update(status=after.get("status"), stop_reason=after.get("stop_reason"))
+    directory.write_json(directory.SUMMARY, done)
+    try:
+        yield
+    except BaseException:
+        directory.write_json(directory.SUMMARY, summary)
+        raise
 
 
 def draw_report(directory, title: str | None = None) -> None:

@@ -14,7 +14,9 @@ Layout of a checkpoint directory::
 A generation is written into a temporary directory (each file flushed and fsynced), renamed into place,
 and only then is a pointer switched with `os.replace` (the directory fsynced after each step). A kill at
 any moment leaves every pointer naming a complete generation, so the weights/state pair stays consistent.
-Generations no pointer names are deleted afterwards.
+Generations no pointer names are deleted afterwards. A failed write (a full disk) removes its temporary
+directory; one left by a killed writer (`.tmp-gen-N-<pid>`, the process gone) is removed, with unnamed
+generations, before the next write and by `collect_garbage` (`atomic.remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import fsync_dir, write_atomic, write_synced  # noqa: F401  (write_atomic is re-exported)
+from ..atomic import fsync_dir, remove_stale_temps, write_atomic, write_synced  # noqa: F401  (re-exported)
 
 FORMAT = "striate-checkpoint/1"  # state.json's "format": the one layout `load` reads
 _GEN = re.compile(r"^gen-(\d{6,})$")
@@ -196,16 +198,21 @@ class CheckpointStore:
         }
         state_bytes = json.dumps(doc, indent=1, allow_nan=True).encode("utf-8")
 
+        self.collect_garbage()  # a killed or failed writer's leftovers would take the space this one needs
         generation = self._next_generation()
         tmp = self.directory / f".tmp-{generation}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
-        tmp.mkdir()
-        write_synced(tmp / self.WEIGHTS, weight_bytes)
-        write_synced(tmp / self.ARRAYS, array_bytes)
-        write_synced(tmp / self.STATE, state_bytes)
-        fsync_dir(tmp)
-        os.rename(tmp, self.directory / generation)
+        try:
+            tmp.mkdir()
+            write_synced(tmp / self.WEIGHTS, weight_bytes)
+            write_synced(tmp / self.ARRAYS, array_bytes)
+            write_synced(tmp / self.STATE, state_bytes)
+            fsync_dir(tmp)
+            os.rename(tmp, self.directory / generation)
+        except BaseException:  # a full disk, a Ctrl-C: no half-written generation stays to fill the disk
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         fsync_dir(self.directory)
         for tag in tags:
             self._point(tag, generation)
@@ -220,13 +227,13 @@ class CheckpointStore:
         self.collect_garbage()
 
     def collect_garbage(self) -> None:
-        """Delete generations no pointer names and temporary directories left by killed writers."""
+        """Delete generations no pointer names and the temporary files and directories of writers that are
+        gone (killed mid-write); a live writer's stay."""
         live = set(self.tags().values())
         for p in self.directory.iterdir():
-            if p.is_dir() and ((_GEN.match(p.name) and p.name not in live) or p.name.startswith(".tmp-")):
+            if p.is_dir() and _GEN.match(p.name) and p.name not in live:
                 shutil.rmtree(p, ignore_errors=True)
-            elif p.is_file() and p.name.startswith(".") and ".tmp-" in p.name:
-                p.unlink(missing_ok=True)
+        remove_stale_temps(self.directory)
 
     # -- load --
     def load(self, tag: str = "last", verify: bool = True) -> Checkpoint:

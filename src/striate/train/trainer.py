@@ -52,6 +52,18 @@ def _model_generators(model: Module) -> dict[str, np.random.Generator]:
     return found
 
 
+def _say(text: str) -> None:
+    """A line on stderr from a signal handler. After SIGHUP the terminal may be gone (a write fails with EIO):
+    stderr then goes to /dev/null, so that no later write (the bar, the interpreter's last flush) fails."""
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+
+
 class Trainer:
     """Trains `model` with `loss` (a striate Loss: `loss(scores, labels) -> float`, `loss.backward()`)
     and `optimizer` (`step()`, `zero_grad()`, `lr`, `state_dict()`).
@@ -110,15 +122,15 @@ class Trainer:
 
     # ----- signals ------------------------------------------------------------------------
     def _on_signal(self, signum, frame):
-        """The first Ctrl-C / SIGTERM stops after the current step (the checkpoint is saved); a second one
-        exits at once (the last checkpoint stays loadable: every save is atomic)."""
+        """The first Ctrl-C / SIGTERM / SIGHUP stops after the current step (the checkpoint is saved); a second
+        one exits at once (the last checkpoint stays loadable: every save is atomic)."""
         name = signal.Signals(signum).name
         if self._signal is not None:
-            os.write(2, f"\n{name} again: stopping at once\n".encode())
+            _say(f"\n{name} again: stopping at once\n")
             os._exit(128 + signum)
         self._signal = signum
         if self.comm.is_root:  # one voice: in an MPI run the other ranks got the same signal from the launcher
-            os.write(2, f"\n{name}: finishing this step and saving a checkpoint (again to stop at once)\n".encode())
+            _say(f"\n{name}: finishing this step and saving a checkpoint (again to stop at once)\n")
 
     def _stopping(self) -> int | None:
         """The signal that stops training: this process's own, or in a data-parallel run the one the ranks
@@ -128,7 +140,11 @@ class Trainer:
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
             return {}
-        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        hangup = getattr(signal, "SIGHUP", None)  # a closed terminal or a lost ssh session (none on Windows)
+        if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:  # under nohup it stays ignored
+            previous[hangup] = signal.signal(hangup, self._on_signal)
+        return previous
 
     @staticmethod
     def _restore_signals(previous):

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...atomic import pid_alive
+
 SUFFIX = ".part"
 STALE_SECONDS = 24 * 3600
 # The 8 random characters are tempfile's; older versions wrote `.<final name>.<random>.part`, untagged.
@@ -41,21 +43,6 @@ def make_file(final: Path) -> tuple[int, str]:
 def make_dir(final: Path) -> Path:
     """Create a partial folder beside `final`."""
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=tag(), dir=final.parent))
-
-
-def pid_alive(pid: int) -> bool:
-    """True unless process `pid` certainly does not exist on this host (signal 0 probes without sending)."""
-    if pid < 1:
-        return False  # not a process id; os.kill(0, ...) would address our own process group
-    if pid == os.getpid() or os.name == "nt":  # on Windows, os.kill would terminate the process
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, owned by someone else
-        return True
-    return True
 
 
 def is_stale(path: Path, now: float | None = None) -> bool:

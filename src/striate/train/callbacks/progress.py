@@ -5,6 +5,7 @@ once an epoch has run for a minute."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -76,8 +77,11 @@ class Progress(Callback):
         self._sums[1] += logs["accuracy"] * n
         self._sums[2] += n
         if self._tqdm is not None:
-            self._tqdm.update(1)
-            self._tqdm.set_postfix_str(self._running(), refresh=False)
+            try:
+                self._tqdm.update(1)
+                self._tqdm.set_postfix_str(self._running(), refresh=False)
+            except OSError:  # the terminal closed (EIO, a lost ssh session): training goes on without the bar
+                self._tqdm = None
             return
         now = time.monotonic()
         if now - self._epoch_start >= QUIET_FOR and now - self._last_line >= console.EVERY:
@@ -93,7 +97,8 @@ class Progress(Callback):
 
     def _close(self):
         if self._tqdm is not None:
-            self._tqdm.close()
+            with contextlib.suppress(OSError):  # a closed terminal must not stop the checkpoint after it
+                self._tqdm.close()
             self._tqdm = None
 
     def on_epoch_end(self, epoch, logs):
