@@ -111,7 +111,8 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
     if max_trials is not None and max_trials < 1:
         raise SearchError(f"--max-trials {max_trials}: must be ≥ 1")
     directory = search_directory(spec, out)
-    if not (directory / "search.json").is_file():  # a search's own directory is run again to resume it
+    if not any((directory / own).is_file() for own in ("search.json", "study.db")):  # a search's own directory
+        # (its spec, or the default study of one that stopped before writing it) is run again to resume it
         from ..run import RunDir
 
         directory = RunDir(directory).claim("striate search", "--out" if out else "[search] out").path
