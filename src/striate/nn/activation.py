@@ -118,7 +118,7 @@ class PReLU(_Elementwise):
             raise ValueError(f"PReLU: num_parameters must be ≥ 1, got {num_parameters}")
         # stored as `channels`: an attribute `num_parameters` would shadow Module.num_parameters()
         self.channels = int(num_parameters)
-        self.alpha = Parameter(np.full((self.channels,), init, dtype=dtype))
+        self.alpha = Parameter(initializers.filled((self.channels,), init, dtype))
 
     def forward(self, x):
         self._check(x)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import OPTIONS, ConfigError, resolve
+from .config import BY_NAME, OPTIONS, ConfigError, resolve
 
 
 def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str = "config file") -> dict:
@@ -22,6 +22,9 @@ def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str 
         raise error(f"{what} {str(path)!r} cannot be read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise error(f"{what} {str(path)!r}: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise error(f"{what} {str(path)!r}: arrays or tables nested too deeply to read (a few hundred levels); "
+                    "nest less") from None
 
 
 def run_values(doc: dict, where: str) -> dict:
@@ -46,8 +49,23 @@ def run_values(doc: dict, where: str) -> dict:
 
 
 def load_run_file(path: str | Path, command: str = "train") -> dict:
-    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`)."""
-    return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`): a [model]
+    table of a named model is checked against its builder's keywords here, before any work."""
+    values = resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+    options = values.get("model_options")
+    if options:
+        from ..models import registry
+        from .data import default_model
+
+        name = values.get("model") or default_model(values.get("data") or BY_NAME["data"].default)
+        try:
+            if values.get("model"):
+                registry.check_keywords(name, options, user=True)
+            else:  # the model may yet come from --data: only what no model takes
+                registry.check_fixed(name, options)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return values
 
 
 def _toml_key(k) -> str:
