@@ -70,15 +70,20 @@ def _describe(alternatives) -> str:
     return " or ".join(words)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # a larger number is inf once the layer casts it to float32
+
+
 def _finite(value) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)
+    return not isinstance(value, float) or (math.isfinite(value) and abs(value) <= FLOAT32_MAX)
 
 
 def check_value(value, param: inspect.Parameter, where: str) -> None:
-    """ValueError `where = value: expected …` when `value` is not what `param` takes, or not finite."""
+    """ValueError `where = value: expected …` when `value` is not what `param` takes, or a number that is not
+    finite (in float32, the layers' type)."""
     alternatives = expected(param)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} = {value!r}: not a finite number")
+    if isinstance(value, float) and not _finite(value):
+        raise ValueError(f"{where} = {value!r}: not a finite number" + (
+            f" in float32 (at most ±{FLOAT32_MAX:.3g})" if math.isfinite(value) else ""))
     if alternatives is None:
         return
     for kind, length in alternatives:

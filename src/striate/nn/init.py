@@ -69,9 +69,10 @@ def filled(shape, value: float, dtype=np.float32) -> np.ndarray:
 
 
 def _finite(value, what: str) -> float:
+    """`value`, or ValueError when it is not a number that is finite in float32 (the weights' type)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
-            or not math.isfinite(value):
-        raise ValueError(f"{what}: expected a finite number, got {value!r}")
+            or not math.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
+        raise ValueError(f"{what}: expected a finite number (in float32), got {value!r}")
     return value
 
 

@@ -51,7 +51,12 @@ def run_values(doc: dict, where: str) -> dict:
 def load_run_file(path: str | Path, command: str = "train") -> dict:
     """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`): a [model]
     table of a named model is checked against its builder's keywords here, before any work."""
-    values = resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+    return checked_values(read_toml(path), str(path), command)
+
+
+def checked_values(doc: dict, path: str, command: str = "train") -> dict:
+    """The values of run file `path`, read as `doc`, checked (see `load_run_file`)."""
+    values = resolve(run_values(doc, path), where=path, base={}, command=command)
     options = values.get("model_options")
     if options:
         from ..models import registry
