@@ -46,8 +46,7 @@ def expected(param: inspect.Parameter) -> list[tuple[str, int | None]] | None:
     if isinstance(note, type):
         note = note.__name__
     if isinstance(note, str) and note:
-        parts = [p for p in note.split("|") if p.strip() != "None"]
-        # tuple[int, int] contains a comma but no '|': split on '|' only, then read each part
+        parts = [p for p in note.split("|") if p.strip() != "None"]  # None: TOML cannot write it
         alternatives = [_alternative(p) for p in parts]
         return None if not alternatives or None in alternatives else alternatives
     default = param.default
@@ -104,7 +103,7 @@ def describe(params, skip=()) -> str:
             continue
         if p.default is inspect.Parameter.empty:
             shown.append(name)
-        elif isinstance(p.default, type | type(print)) or callable(p.default):
+        elif callable(p.default):  # a class or function (dtype=np.float32): its name, not its repr
             shown.append(f"{name}={getattr(p.default, '__name__', p.default)}")
         else:
             default = list(p.default) if isinstance(p.default, tuple) else p.default
