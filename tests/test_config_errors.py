@@ -51,20 +51,21 @@ def prepare(path, tmp_path):
     return build(configuration(PARSER.parse_args(["train", "--config", str(path)])), RunDir(tmp_path / "run"))
 
 
-def prepare_model(text: str):
-    """What `striate train --config` does with run file `text` up to its model, for the digits' 10 classes
-    of 8×8×1 images (without writing the file: the fuzz of layer tables tries thousands)."""
+def prepare_model(text: str, shape=(8, 8, 1)):
+    """What `striate train --config` does with run file `text` up to its model, for 10 classes of images
+    `shape` (default: the digits'), without writing the file (the fuzz of layer tables tries thousands)."""
     import tomllib
 
     values = run_file.checked_values(tomllib.loads(text), "run.toml")
-    return make_model(resolve(values, "run.toml", base=defaults()), 10, (8, 8, 1))
+    return make_model(resolve(values, "run.toml", base=defaults()), 10, shape)
 
 
-def accepted_or_refused(text: str, tmp_path, model_only: bool = False) -> None:
-    """The run file `text` builds, or raises ConfigError; any other exception fails naming the file."""
+def accepted_or_refused(text: str, tmp_path, model_only: bool | tuple = False) -> None:
+    """The run file `text` builds, or raises ConfigError; any other exception fails naming the file.
+    `model_only`: build only the model (True: for the digits; a shape (H, W, C): for such images)."""
     try:
         if model_only:
-            prepare_model(text)
+            prepare_model(text, *([] if model_only is True else [model_only]))
         else:
             path = tmp_path / "run.toml"
             path.write_text(text)
@@ -157,6 +158,17 @@ def test_fuzz_the_model_table_of_a_zoo_model_and_of_a_layer_list(tmp_path):
             accepted_or_refused(f'[model]\nname = "digits_net"\n{key} = {value}\n', tmp_path)
             accepted_or_refused(f"{layer_file([{'layer': 'Flatten'}, {'layer': 'Linear'}])}{key} = {value}\n",
                                 tmp_path)
+
+
+def test_fuzz_the_keywords_of_every_zoo_model(tmp_path):
+    for name in registry.names():
+        shape = registry.native_input(name)
+        if name == "layers":  # its keyword, layers, has its own fuzz
+            continue
+        for key in [*registry.keywords(name), "num_classes", "nonsense"]:
+            for value in GARBAGE:
+                with init.shapes_only():  # the weights as placeholders: a VGG's 20 M random numbers take time
+                    accepted_or_refused(f'[model]\nname = "{name}"\n{key} = {value}\n', tmp_path, model_only=shape)
 
 
 def test_fuzz_every_keyword_of_every_layer_table(tmp_path):
