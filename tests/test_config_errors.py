@@ -326,7 +326,6 @@ def test_a_deep_value_in_the_model_table_is_refused_without_recursion():
     "width = 1e6\n",
     '[model]\nname = "digits_net"\nwidth = 1e6\n',
     '[model]\nname = "digits_net"\nhidden = 100000000000\n',
-    "batch_size = 1000000000000\n",
 ])
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_allocation(text, tmp_path):
     import tracemalloc
@@ -351,6 +350,19 @@ def test_the_memory_check_compares_the_summarys_estimate_with_the_machines_memor
     monkeypatch.setattr(complexity, "machine_memory", lambda: 2 ** 30)
     model = make_model(config, 10, (8, 8, 1))
     assert model.num_parameters() > 0 and np.isfinite(model[0].weight.data).all()
+
+
+def test_a_batch_holds_at_most_the_training_set(tmp_path, monkeypatch):
+    from striate import complexity
+
+    assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None  # one batch of 1,617 digits
+    monkeypatch.setattr(complexity, "machine_memory", lambda: 64 * 2 ** 20)  # 64 MiB: 46 MiB for 1,617 digits
+    assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None
+    config = resolve({"model": "digits_net", "batch_size": 10 ** 12})
+    with pytest.raises(ConfigError, match=r"at batch 1000000000000 \(adam\)"):
+        make_model(config, 10, (8, 8, 1))
+    with pytest.raises(ConfigError, match=r"at batch 100000 \(adam\)"):
+        make_model(config, 10, (8, 8, 1), samples=100000)
 
 
 def test_the_memory_of_this_machine_is_known():
