@@ -184,7 +184,9 @@ def test_cli_a_bad_run_file_is_one_line_exit_2_and_no_run_directory(tmp_path, ca
     for text in ('[model]\nname = "digits_net"\nnum_classes = 3\n', layer_file([{"layer": "Residual", "survival": "x",
                  "body": [{"layer": "ReLU"}]}, {"layer": "Flatten"}, {"layer": "Linear"}]),
                  "[model]\nlayers = [{ layer = \"LeakyReLU\", negative_slope = nan }, { layer = \"Flatten\" }, "
-                 "{ layer = \"Linear\" }]\n"):
+                 "{ layer = \"Linear\" }]\n", 'augment = ["noise:inf"]\n', nested(200),
+                 layer_file([{"layer": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 100000}, *SMALL]),
+                 layer_file([{"layer": "Flatten"}, {"layer": "Linear", "out_features": 7}])):
         bad.write_text(text)
         out = tmp_path / "run"
         assert main(["train", "--config", str(bad), "--out", str(out)]) == 2
