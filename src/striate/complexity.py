@@ -193,6 +193,35 @@ def summary(model: Module, input_shape: tuple[int, ...], batch_size: int = 1) ->
     return complexity(model, input_shape, batch_size)
 
 
+def machine_memory() -> int | None:
+    """Bytes of memory this process may use at most: the machine's physical memory, or a container's
+    (cgroup) limit when lower; None when the system does not say."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit) as f:
+                value = int(f.read().strip())
+        except (OSError, ValueError):  # absent, or "max": no limit
+            continue
+        total = value if total is None else min(total, value)
+    return total
+
+
+def heaviest(table: Complexity, batch_size: int) -> LayerCost | None:
+    """The row that needs the most memory in a training step at `batch_size` (its weights and gradients, its
+    output for the batch)."""
+    if not table.rows:
+        return None
+    per_sample = max(1, table.batch_size)
+    return max(table.rows, key=lambda r: 2 * r.params * table.bytes_per_value
+               + r.activation_bytes // per_sample * batch_size)
+
+
 def parse_input_shape(text: str) -> tuple[int, int, int]:
     """'224x224x3' (or '224×224×3', '224,224,3') → (224, 224, 3)."""
     parts = text.replace("×", "x").replace(",", "x").lower().split("x")

@@ -49,7 +49,7 @@ def run(args) -> int:
 
     preprocess = Preprocessing.named(cfg["preprocess"]).fit(data.train_x)
     val = (preprocess(data.val_x), data.val_y) if data.val_x is not None else None
-    model = make_model(cfg, len(data.classes), data.shape)
+    model = make_model(cfg, len(data.classes), data.shape, samples=len(data.train_x))
 
     def make_opt(m, lr):
         return optimizer(cfg["optimizer"], m, lr, cfg["momentum"], cfg["weight_decay"])

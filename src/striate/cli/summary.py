@@ -68,7 +68,7 @@ def _from_run_file(args):
         shape = parse_input_shape(args.input) if args.input else data.shape
         classes = args.num_classes if args.num_classes is not None else len(data.classes)
     args.model = args.model or cfg["model"] or "model"
-    return make_model(cfg, classes, shape), shape
+    return make_model(cfg, classes, shape, measure_only=True), shape  # shapes only: no weight is allocated
 
 
 def run(args) -> int:

@@ -10,6 +10,8 @@ steps, and `Preprocessing`, the fitted steps from uint8 images to a network's in
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .augment import GaussianNoise, RandomCrop, RandomFlip
@@ -44,8 +46,8 @@ def noise_sigma(name: str) -> float | None:
         sigma = float(name.split(":", 1)[1])
     except (IndexError, ValueError):
         raise DataError(f"augmentation {name!r}: write noise:σ, e.g. noise:0.1") from None
-    if not sigma > 0:
-        raise DataError(f"augmentation {name!r}: σ must be > 0")
+    if not 0 < sigma < math.inf:  # NaN fails both
+        raise DataError(f"augmentation {name!r}: σ must be a finite number > 0")
     return sigma
 
 

@@ -26,6 +26,9 @@ from ._build import record, scaled, spatial_size
 
 def _lenet(num_classes, in_channels, image_size, rng, width, activation, pool):
     c1, c3, f5, f6 = (scaled(v, width) for v in (6, 16, 120, 84))
+    if activation not in ("tanh", "relu") or pool not in ("avg", "max"):
+        raise ValueError(f"lenet5: activation must be 'tanh' or 'relu' and pool 'avg' or 'max', got "
+                         f"activation={activation!r}, pool={pool!r}")
     act = {"tanh": Tanh, "relu": ReLU}[activation]
     pooling = {"avg": AvgPool2d, "max": MaxPool2d}[pool]
     init = "xavier" if activation == "tanh" else "he"

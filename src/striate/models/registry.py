@@ -16,6 +16,7 @@ import numpy as np
 
 from ..nn.module import Module
 from . import alexnet, cifar, fast, googlenet, layers, lenet, vgg
+from .keywords import check_value, describe
 
 _BUILDERS: dict[str, Callable[..., Module]] = {
     "three_layer": cifar.three_layer, "digits_net": cifar.digits_net, "reference": cifar.reference,
@@ -29,6 +30,12 @@ _BUILDERS: dict[str, Callable[..., Module]] = {
     "layers": layers.layer_list,  # a run file's [model] layers = [...]
 }
 _FIXED = ("num_classes", "in_channels", "image_size", "rng")  # every builder's, set by the caller
+SET_BY_STRIATE = {  # a run's [model] table may not give these: where they come from instead
+    "num_classes": "the dataset's class count",
+    "in_channels": "the images' channels; image_size = \"HxWxC\" at the run file's top level converts them",
+    "image_size": "the images' size; image_size = \"HxW\" at the run file's top level resizes them",
+    "rng": "the run's seed; give seed = N",
+}
 
 
 def names() -> list[str]:
@@ -60,17 +67,38 @@ def keywords(name: str) -> dict[str, object] | None:
     return {k: p.default for k, p in params.items() if k not in _FIXED and p.kind is p.KEYWORD_ONLY}
 
 
-def check_keywords(name: str, kw: dict) -> None:
-    """ValueError naming a keyword the builder does not take, with the ones it does."""
+def takes(name: str) -> str:
+    """'channels=16, width=1.0, hidden=64': the keywords a user may give model `name`, with their defaults."""
+    if builder(name) is layers.layer_list:
+        return "layers (a list of layer tables)"
+    return describe(inspect.signature(builder(name)).parameters, skip=_FIXED)
+
+
+def check_keywords(name: str, kw: dict, user: bool = False) -> None:
+    """ValueError naming a keyword the builder does not take, with the ones it does. `user`: `kw` is a run's
+    [model] table, which may not set the keywords striate sets itself (num_classes, in_channels, image_size,
+    rng), and whose values must have the types of the builder's signature."""
     own = keywords(name)
-    if own is None:
-        return
+    if user:
+        check_fixed(name, kw)
     for k in kw:
-        if k not in own and k not in _FIXED:
+        if own is not None and k not in own and k not in _FIXED:
             hint = difflib.get_close_matches(k, list(own), n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-            takes = ", ".join(f"{a}={v!r}" for a, v in own.items()) or "none"
-            raise ValueError(f"model {name!r} takes no keyword {k!r}{maybe}; its keywords: {takes}")
+            raise ValueError(f"model {name!r} takes no keyword {k!r}{maybe}; its keywords: {takes(name)}")
+    if user:
+        params = inspect.signature(builder(name)).parameters
+        for k, v in kw.items():
+            if k in params and k != "layers":  # a layer list is checked table by table (layers.check)
+                check_value(v, params[k], f"model.{k}")
+
+
+def check_fixed(name: str, kw: dict) -> None:
+    """ValueError when a run's [model] table `kw` for model `name` gives a keyword striate sets itself."""
+    for k in kw:
+        if k in SET_BY_STRIATE:
+            raise ValueError(f"model.{k} is set by striate ({SET_BY_STRIATE[k]}), not in [model]; model {name!r} takes "
+                             f"{takes(name)}")
 
 
 def native_input(name: str) -> tuple[int, int, int] | None:

@@ -116,9 +116,11 @@ class PReLU(_Elementwise):
         super().__init__()
         if num_parameters < 1:
             raise ValueError(f"PReLU: num_parameters must be ≥ 1, got {num_parameters}")
+        if not abs(float(init)) <= float(np.finfo(dtype).max):  # NaN fails too
+            raise ValueError(f"PReLU: init must be a finite number in {np.dtype(dtype).name}, got {init!r}")
         # stored as `channels`: an attribute `num_parameters` would shadow Module.num_parameters()
         self.channels = int(num_parameters)
-        self.alpha = Parameter(np.full((self.channels,), init, dtype=dtype))
+        self.alpha = Parameter(initializers.filled((self.channels,), init, dtype))
 
     def forward(self, x):
         self._check(x)

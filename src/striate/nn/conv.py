@@ -39,8 +39,8 @@ class Conv2d(Module):
     (`st.set_conv_algorithm`, `STRIATE_CONV_ALGO`). `algorithms` holds the last choice per pass.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
-                 bias: bool = True, *, init="he", bias_init="zeros", rounding: str = "strict",
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1,
+                 padding: int = 0, bias: bool = True, *, init="he", bias_init="zeros", rounding: str = "strict",
                  rng: np.random.Generator | None = None, dtype=np.float32):
         super().__init__()
         self.rounding = check_rounding(rounding, ("strict", "floor"), "Conv2d")

@@ -16,9 +16,9 @@ class GroupedConv2d(Module):
     Children are Conv2d, named '0', '1', …
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: int = 0,
-                 groups: int = 2, *, rounding: str = "strict", rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1,
+                 padding: int = 0, groups: int = 2, *, rounding: str = "strict",
+                 rng: np.random.Generator | None = None, dtype=np.float32):
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"GroupedConv2d: {in_channels}→{out_channels} channels do not split into {groups} groups")

@@ -2,11 +2,21 @@
 
 Fan-in is the number of inputs per output unit: `in` for a Linear weight `(in, out)`,
 `KH·KW·C_in` for a Conv2d weight `(KH, KW, C_in, C_out)`; fan-out is the last axis times the
-kernel area. Factories (`normal(std)`, `constant(v)`, `sparse(k)`) return such a function.
+kernel area. Factories (`normal(std)`, `constant(v)`, `sparse(k)`) return such a function; their arguments
+are checked when the factory is called (a finite value, a standard deviation ≥ 0, 1 ≤ k), so a bad one in a run
+file is refused when the model is built, not found as a diverged run.
+
+`shapes_only()`: inside it, every initialiser fetched with `get` (and `filled`) returns a placeholder that has
+the weight's shape and dtype but holds no memory (a zero-strided view), and a `Parameter` made from one gets a
+placeholder gradient. A model built inside it has every shape, parameter count and MAC of the real one for
+nothing, so its memory can be estimated (`complexity`) before a size that cannot fit is allocated.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -22,11 +32,63 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return receptive * int(shape[-2]), receptive * int(shape[-1])
 
 
+class _Mode(threading.local):
+    shapes_only = False
+
+
+_MODE = _Mode()
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Build weights as memoryless placeholders inside this block (see the module docstring)."""
+    previous, _MODE.shapes_only = _MODE.shapes_only, True
+    try:
+        yield
+    finally:
+        _MODE.shapes_only = previous
+
+
+def placeholders() -> bool:
+    """True inside `shapes_only()`."""
+    return _MODE.shapes_only
+
+
+def placeholder(shape, dtype=np.float32) -> np.ndarray:
+    """A read-only array of `shape` and `dtype` that holds one value's memory (all strides zero)."""
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    try:
+        return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+    except ValueError as e:  # more elements than an array can index
+        raise ValueError(f"a weight of shape {shape} is too large ({e})") from None
+
+
+def filled(shape, value: float, dtype=np.float32) -> np.ndarray:
+    """`np.full(shape, value)`, or a placeholder inside `shapes_only()` (BatchNorm's γ, β, running statistics)."""
+    return placeholder(shape, dtype) if placeholders() else np.full(shape, value, dtype=dtype)
+
+
+def _finite(value, what: str) -> float:
+    """`value`, or ValueError when it is not a number that is finite in float32 (the weights' type)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not math.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
+        raise ValueError(f"{what}: expected a finite number (in float32), got {value!r}")
+    return value
+
+
+def _scale(std, what: str) -> float:
+    if _finite(std, what) < 0:
+        raise ValueError(f"{what}: a standard deviation must be ≥ 0, got {std!r}")
+    return std
+
+
 def zeros(shape, rng=None, dtype=np.float32) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
 def constant(value: float) -> Initializer:
+    _finite(value, "constant(value)")
+
     def init(shape, rng=None, dtype=np.float32):
         return np.full(shape, value, dtype=dtype)
 
@@ -35,7 +97,8 @@ def constant(value: float) -> Initializer:
 
 
 def normal(std: float = 0.01) -> Initializer:
-    """The notes' "small random numbers": `std · randn`."""
+    """The notes' "small random numbers": `std · randn` (std ≥ 0)."""
+    _scale(std, "normal(std)")
 
     def init(shape, rng, dtype=np.float32):
         return (rng.standard_normal(shape) * std).astype(dtype)
@@ -64,6 +127,9 @@ def he(shape, rng, dtype=np.float32) -> np.ndarray:
 
 def sparse(k: int, std: float = 0.01) -> Initializer:
     """Each output unit connected to exactly `k` random inputs (weights `std · randn`), the rest zero."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"sparse(k): k must be an integer ≥ 1, got {k!r}")
+    _scale(std, "sparse(k, std)")
 
     def init(shape, rng, dtype=np.float32):
         fan_in, _ = fans(shape)
@@ -87,7 +153,19 @@ _FACTORIES = {"normal": normal, "constant": constant, "sparse": sparse}
 def get(spec) -> Initializer:
     """An initialiser from a function, a name ('he', 'xavier', 'glorot', 'zeros', 'normal'), or a one-entry
     table naming a factory and its argument(s), as a run file writes it: `{"normal": 0.01}`,
-    `{"constant": 0.01}`, `{"sparse": 10}` or `{"sparse": [10, 0.01]}`."""
+    `{"constant": 0.01}`, `{"sparse": 10}` or `{"sparse": [10, 0.01]}`. Inside `shapes_only()` the initialiser
+    makes placeholders."""
+    init = _get(spec)
+    if not placeholders():
+        return init
+
+    def shaped(shape, rng=None, dtype=np.float32):
+        return placeholder(shape, dtype)
+
+    return shaped
+
+
+def _get(spec) -> Initializer:
     if callable(spec):
         return spec
     if isinstance(spec, dict):
@@ -98,7 +176,13 @@ def get(spec) -> Initializer:
         args = arg if isinstance(arg, list) else [arg]
         if not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
             raise ValueError(f"initialiser {{{name} = {arg!r}}}: the argument must be a number")
-        return _FACTORIES[name](*args)
+        if not 1 <= len(args) <= {"sparse": 2}.get(name, 1):
+            takes = "k or [k, std]" if name == "sparse" else "one number"
+            raise ValueError(f"initialiser {{{name} = {arg!r}}}: give {takes}")
+        try:
+            return _FACTORIES[name](*args)
+        except ValueError as e:
+            raise ValueError(f"initialiser {{{name} = {arg!r}}}: {e}") from None
     if isinstance(spec, int | float) and not isinstance(spec, bool):
         raise ValueError(f"a number ({spec!r}) is not an initialiser: give a name ({', '.join(sorted(_BY_NAME))}) "
                          "or a table such as {normal = 0.01}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..kernels.parallel import configure as configure_threads
 from .errors import LayerError
+from .init import placeholder, placeholders
 from .state import convert_for_load
 
 
@@ -63,7 +64,8 @@ class Parameter:
         if not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"Parameter needs a floating-point array, got dtype {data.dtype}")
         self.data = data
-        self.grad = np.zeros_like(data)
+        # a placeholder weight (init.shapes_only: a model built only to be measured) gets a placeholder gradient
+        self.grad = placeholder(data.shape, data.dtype) if placeholders() else np.zeros_like(data)
         self.requires_grad = requires_grad
 
     @property

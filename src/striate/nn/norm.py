@@ -11,6 +11,7 @@ from ..kernels.norm import (
     combine_statistics,
     relu_mask,
 )
+from .init import filled
 from .module import Module, Parameter
 
 
@@ -42,10 +43,10 @@ class BatchNorm(Module):
             raise ValueError(f"BatchNorm: momentum must be in [0, 1] or None, got {momentum}")
         self.num_features, self.eps = int(num_features), float(eps)
         self.momentum = None if momentum is None else float(momentum)
-        self.gamma = Parameter(np.ones(num_features, dtype=dtype))
-        self.beta = Parameter(np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+        self.gamma = Parameter(filled(num_features, 1.0, dtype))
+        self.beta = Parameter(filled(num_features, 0.0, dtype))
+        self.register_buffer("running_mean", filled(num_features, 0.0, dtype))
+        self.register_buffer("running_var", filled(num_features, 1.0, dtype))
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
     def _check(self, x) -> None:

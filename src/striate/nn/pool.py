@@ -37,7 +37,8 @@ class _WindowPool2d(Module):
     reaches are left out) or "ceil" (PyTorch's ceil_mode: the last window hangs over the edge and pools the
     elements inside it)."""
 
-    def __init__(self, kernel_size, stride=None, *, rounding: str = "strict"):
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, *,
+                 rounding: str = "strict"):
         super().__init__()
         self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, f"{type(self).__name__} stride")
@@ -176,7 +177,7 @@ class FractionalMaxPool2d(Module):
     Backward routes each gradient to its region's first maximum.
     """
 
-    def __init__(self, output_ratio, rng: np.random.Generator | None = None):
+    def __init__(self, output_ratio: float | tuple[float, float], rng: np.random.Generator | None = None):
         super().__init__()
         rh, rw = (output_ratio, output_ratio) if np.isscalar(output_ratio) else output_ratio
         if not (0.5 < float(rh) < 1 and 0.5 < float(rw) < 1):

@@ -43,10 +43,16 @@ class Run:
     comm: object = None  # distributed.Single or MpiComm: the processes of this run
 
 
-def make_model(config: dict, num_classes: int, shape: tuple[int, int, int]):
+def make_model(config: dict, num_classes: int, shape: tuple[int, int, int], *, samples: int | None = None,
+               measure_only: bool = False):
     """The configuration's model for `num_classes` classes and images `shape` (H, W, C). A keyword the
-    builder does not take, or a model that cannot take these images, is a ConfigError saying which."""
+    builder does not take or a value of the wrong type, a model that cannot take these images, or one whose
+    training step cannot fit in this machine's memory (the summary's estimate, made from a model of
+    placeholder weights before any weight is allocated; at batch_size, or `samples`, the training images, when
+    fewer) is a ConfigError saying which. `measure_only`: return that placeholder model (shapes, parameter
+    counts, MACs; no weights, no memory check), for `summary`."""
     from ..models import registry
+    from ..nn.init import shapes_only
 
     h, w, c = shape
     name = config["model"] or default_model(config["data"])
@@ -54,14 +60,54 @@ def make_model(config: dict, num_classes: int, shape: tuple[int, int, int]):
     if config["width"] != 1.0:
         kw["width"] = config["width"]
     try:
-        registry.check_keywords(name, kw)
+        registry.check_keywords(name, config.get("model_options") or {}, user=True)
+        with shapes_only():
+            sketch = _build(config, name, num_classes, shape, kw)
+        if measure_only:
+            return sketch
+        check_memory(sketch, config, name, shape, samples)
+        return _build(config, name, num_classes, shape, kw)
+    except ValueError as e:  # a bad keyword value, or images the architecture cannot take
+        if isinstance(e, cfg.ConfigError):
+            raise
+        raise cfg.ConfigError(f"model {name!r} cannot be built for {config['data']!r} images {h}×{w}×{c}: {e}") \
+            from None
+
+
+def _build(config: dict, name: str, num_classes: int, shape: tuple[int, int, int], kw: dict):
+    from ..models import registry
+
+    h, w, c = shape
+    try:
         model = registry.get(name, num_classes, c, rng=np.random.default_rng([config["seed"], INIT]),
                              image_size=(h, w), **kw)
         model.output_shape((1, h, w, c))
-    except ValueError as e:  # a bad keyword value, or images the architecture cannot take
-        raise cfg.ConfigError(f"model {name!r} cannot be built for {config['data']!r} images {h}×{w}×{c}: {e}") \
-            from None
+    except (TypeError, ArithmeticError) as e:  # a builder keyword's value its arithmetic cannot take
+        raise ValueError(str(e)) from None
     return model
+
+
+def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], samples: int | None = None) -> None:
+    """ConfigError when a training step of `model` on images `shape` at the configuration's batch size (or
+    `samples`, when fewer: a batch holds at most the training set) and optimizer needs more memory than this
+    machine has (`complexity.machine_memory`)."""
+    from ..complexity import OPTIMIZER_SLOTS, _mib, complexity, heaviest, machine_memory
+
+    have = machine_memory()
+    if not have:
+        return
+    table = complexity(model, shape, batch_size=1)
+    optimizer = config["optimizer"] if config["optimizer"] in OPTIMIZER_SLOTS else 2  # 2: Adam's, the most
+    batch = config["batch_size"] if samples is None else max(1, min(config["batch_size"], samples))
+    need = table.training_memory(batch, optimizer)
+    if need.total <= have:
+        return
+    row = heaviest(table, batch)
+    where = "" if row is None else (f"; the largest layer is layer {row.name}, {row.layer} ({row.params:,} parameters, "
+                                    f"output {'×'.join(map(str, row.output_shape[1:]))} per image)")
+    raise cfg.ConfigError(f"model {name!r} on {config['data']!r} images {'×'.join(map(str, shape))} cannot fit in "
+                          f"memory: a {need} (summary's estimate), more than this machine's {_mib(have)}{where}; "
+                          "use smaller layers, a smaller width or batch_size")
 
 
 def base_lr(config: dict) -> float:
@@ -129,7 +175,7 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     else:
         preprocess = Preprocessing.named(config["preprocess"]).fit(data.train_x)
     if model is None:
-        model = make_model(config, len(data.classes), data.shape)
+        model = make_model(config, len(data.classes), data.shape, samples=len(data.train_x))
     elif not isinstance(model, Module):
         model = model(len(data.classes), data.shape)
     before, after = augmentation(config["augment"], data.shape)

@@ -61,6 +61,7 @@ class Option:
     # for values given now; the data's presence is checked where it is loaded
     aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
     listing: Callable | None = None  # f() -> the names a help text lists (models, datasets)
+    label: str = ""  # how an error names a table option (default: its name)
 
     def default_for(self, command: str):
         value = dict(self.defaults).get(command, self.default)
@@ -73,7 +74,12 @@ class Option:
     def convert(self, value, where: str, recorded: bool = False):
         """`value` (a command-line string or a run-file value) as this option's type, checked. `recorded`: a
         run directory's own record, whose paths need not exist any more."""
-        bad = f"{where}: {self.flag_name} {value!r}" if where == "command line" else f"{where}: {self.name} = {value!r}"
+        if self.type is dict:  # a table: its check names the key inside it that is wrong
+            bad = f"{where}: {self.label or self.name}"
+        elif where == "command line":
+            bad = f"{where}: {self.flag_name} {value!r}"
+        else:
+            bad = f"{where}: {self.name} = {value!r}"
         if self.type is list and self.item is dict:
             if not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
                 raise ConfigError(f"{bad} is not a list of tables")
@@ -235,6 +241,35 @@ def _check_augment(value: list, where: str) -> None:
             raise ConfigError(f"{where}: {e}") from None
 
 
+MAX_NESTING = 100  # lists and tables within one another in a [model] table (a layer list nests 2 per container)
+
+
+def _check_model_options(value: dict, where: str) -> None:
+    """Everything a [model] table can be refused for without knowing its model: a number that is not finite
+    (anywhere inside), nesting deeper than MAX_NESTING, and a layer list's unknown layers and keywords and
+    values of the wrong type (`models.layers.check`). The builder's keywords are checked against the model
+    (`models.registry.check_keywords`) once it is known."""
+    from ..models.layers import check
+
+    where = where.removesuffix(": [model]")
+    stack = [(v, f"model.{k}", 1) for k, v in value.items()]
+    while stack:  # a loop, not recursion: a table nested thousands deep must not exhaust the stack
+        item, path, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ConfigError(f"{where}: {path.split('[')[0]}: nested more than {MAX_NESTING} deep")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{where}: {path} = {item!r}: not a finite number")
+        if isinstance(item, dict):
+            stack += [(v, f"{path}.{k}", depth + 1) for k, v in item.items()]
+        elif isinstance(item, list | tuple):
+            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item)]
+    if "layers" in value:
+        try:
+            check(value["layers"])
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+
 def _check_tta(value: str, where: str) -> None:
     from ..train.tta import check
 
@@ -276,7 +311,7 @@ OPTIONS: tuple[Option, ...] = (
            check=_check_model, commands=D, group="model", aliases=("arch", "architecture", "net", "network"),
            listing=_models),
     Option("model_options", dict, {}, "keywords of the model builder (a run file's [model] table)", commands=D,
-           flag=False, group="model"),
+           flag=False, group="model", check=_check_model_options, label="[model]"),
     Option("width", float, 1.0, "width multiplier of the model's channels (1: as published)", minimum=0.0,
            exclusive=True, commands=D, group="model"),
     # optimization

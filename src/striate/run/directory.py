@@ -154,17 +154,34 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self, command: str):
         """Hold the directory for `command`; ConfigError naming the holder when another process has it. The
-        temporary files of writers that died mid-write (kill -9, see `atomic.remove_stale_temps`) go first."""
+        temporary files of writers that died mid-write (kill -9, see `atomic.remove_stale_temps`) go first.
+        When the lock made the directory and the command fails before writing anything into it (a model
+        refused at build time), the directory is removed again: a failed command leaves no run directory."""
+        fresh = not self.path.exists()
         try:
             lock = RunLock(self.path).acquire(command)
         except RunLocked as e:
             raise cfg.ConfigError(str(e)) from None
         for folder in (self.path, self.path / self.CHECKPOINTS):  # what writers killed mid-write left
             remove_stale_temps(folder)
+        done = False
         try:
             yield self
+            done = True
         finally:
             lock.release()
+            if fresh and not done:
+                self._discard_unused()
+
+    def _discard_unused(self) -> None:
+        """Remove this directory if it holds nothing but its lock file (another process may have begun to use
+        it since: then it stays)."""
+        try:
+            if os.listdir(self.path) == [RunLock.NAME]:
+                os.unlink(self.path / RunLock.NAME)
+                os.rmdir(self.path)
+        except OSError:
+            pass
 
     # ----- configuration --------------------------------------------------------------------
     def read_config(self, command: str = "train") -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import OPTIONS, ConfigError, resolve
+from .config import BY_NAME, OPTIONS, ConfigError, resolve
 
 
 def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str = "config file") -> dict:
@@ -25,6 +25,9 @@ def read_toml(path: str | Path, error: type[Exception] = ConfigError, what: str 
         raise error(f"{what} {str(path)!r} cannot be read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise error(f"{what} {str(path)!r}: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise error(f"{what} {str(path)!r}: arrays or tables nested too deeply to read (a few hundred levels); "
+                    "nest less") from None
 
 
 def run_values(doc: dict, where: str) -> dict:
@@ -49,8 +52,28 @@ def run_values(doc: dict, where: str) -> dict:
 
 
 def load_run_file(path: str | Path, command: str = "train") -> dict:
-    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`)."""
-    return resolve(run_values(read_toml(path), str(path)), where=str(path), base={}, command=command)
+    """A run file's values, checked (not yet merged with the defaults: `resolve(..., base=defaults)`): a [model]
+    table of a named model is checked against its builder's keywords here, before any work."""
+    return checked_values(read_toml(path), str(path), command)
+
+
+def checked_values(doc: dict, path: str, command: str = "train") -> dict:
+    """The values of run file `path`, read as `doc`, checked (see `load_run_file`)."""
+    values = resolve(run_values(doc, path), where=path, base={}, command=command)
+    options = values.get("model_options")
+    if options:
+        from ..models import registry
+        from .data import default_model
+
+        name = values.get("model") or default_model(values.get("data") or BY_NAME["data"].default)
+        try:
+            if values.get("model"):
+                registry.check_keywords(name, options, user=True)
+            else:  # the model may yet come from --data: only what no model takes
+                registry.check_fixed(name, options)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return values
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
