@@ -114,14 +114,15 @@ def test_every_option_reads_back_equal(option, tmp_path):
     value = _value(option, tmp_path)
     assert value != option.default_for(command)
     config = {option.name: value}
-    if option.name == "model_options":
-        config["model"] = "reference"
+    if option.name == "model_options":  # no model named: the writer's round trip, not a builder's keywords
+        config["model"] = ""
     _round_trip(config, tmp_path, command)
 
 
 @pytest.mark.parametrize("command", cfg.COMMANDS)
 def test_a_whole_configuration_reads_back_equal(command, tmp_path):
     config = {**cfg.defaults(command), **{o.name: _value(o, tmp_path) for o in cfg.options(command)}}
+    config["model"] = ""  # the awkward [model] keywords are no builder's (a named model's are checked on reading)
     _round_trip(config, tmp_path, command)
 
 

@@ -52,8 +52,6 @@ def spec(space: dict, train: dict | None = None, model: dict | None = None):
      "layer 1 (LeakyReLU) takes no keyword 'foo'; its keywords: negative_slope"),
     ({"model.layers.1.layer": {"choice": ["ReLU", "Relu6"]}}, None, {"layers": LAYERS}, "unknown layer 'Relu6'"),
     ({"model.layers.9.negative_slope": {"uniform": [0.1, 0.2]}}, None, {"layers": LAYERS}, "index below 4"),
-    ({"model.layers.1.negative_slope": {"uniform": [0.1, 0.2]}}, None, {"layers": [LAYERS[0], 3, *LAYERS[2:]]},
-     "layer 1 of the [model] layers list is 3, not a table"),
 ])
 def test_a_model_keyword_no_trial_could_use_is_refused_naming_it(space, train, model, quoted):
     with pytest.raises(SearchError) as e:
@@ -196,3 +194,9 @@ def test_the_help_documents_the_search_exit_statuses(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "no trial completed has no best configuration: status 1" in text
     assert "every trial failed on a configuration error" in text
+
+
+def test_a_broken_layer_list_in_train_is_refused_naming_train():
+    with pytest.raises(SearchError) as e:
+        spec({"model.layers.1.negative_slope": {"uniform": [0.1, 0.2]}}, None, {"layers": [LAYERS[0], 3, *LAYERS[2:]]})
+    assert "search.toml [train]: model.layers[1]: expected a table" in str(e.value)
