@@ -106,7 +106,7 @@ def native_input(name: str) -> tuple[int, int, int] | None:
     params = inspect.signature(builder(name)).parameters
     size = params.get("image_size")
     channels = params.get("in_channels")
-    if size is None or channels is None or size.default is inspect.Parameter.empty:
+    if size is None or channels is None or inspect.Parameter.empty in (size.default, channels.default):
         return None
     h, w = (size.default, size.default) if isinstance(size.default, int) else size.default
     return int(h), int(w), int(channels.default)
