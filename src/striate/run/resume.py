@@ -4,9 +4,11 @@ plus a resume equal the epochs in one go, bit for bit."""
 
 from __future__ import annotations
 
+from ..train.callbacks.history import read_metrics
+from ..train.checkpoint import CheckpointError
 from . import config as cfg
 from .build import Run, build
-from .directory import RunDir
+from .directory import RunDir, load_weights
 
 
 def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=None) -> Run | None:
@@ -25,8 +27,7 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
                               "its first epoch): start it again")
     checkpoint = directory.store.load("last")
     meta = RunDir.meta(checkpoint)
-    progress = checkpoint.state.get("progress") or {}
-    done, mid_epoch = int(progress.get("epoch", 0)), bool(progress.get("batch"))
+    done, mid_epoch = _progress(checkpoint)
     new = cfg.resolve(changes, where="command line", base=config)
     if new["epochs"] < done + mid_epoch:
         raise cfg.ConfigError(f"--epochs {new['epochs']} is below the {done} epochs '{directory}' has done"
@@ -35,8 +36,19 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     if new["epochs"] == done and not mid_epoch:
         return None
     run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
+    load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
+    read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
     directory.record_resume(changed, done)
     run.config["resume"] = [*resumes, {"from_epoch": done, "changed": changed}]
     return run
+
+
+def _progress(checkpoint) -> tuple[int, bool]:
+    """(epochs done, stopped inside the next) from the checkpoint's progress, or CheckpointError naming it."""
+    progress = checkpoint.state.get("progress")
+    epoch = progress.get("epoch") if isinstance(progress, dict) else None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its state 'progress' is malformed ({progress!r:.80})")
+    return epoch, bool(progress.get("batch"))
