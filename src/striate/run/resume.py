@@ -38,6 +38,7 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
     load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
+    _restore_loader(run, checkpoint)
     read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
     directory.record_resume(changed, done)
@@ -52,3 +53,18 @@ def _progress(checkpoint) -> tuple[int, bool]:
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise CheckpointError(f"checkpoint {checkpoint.path}: its state 'progress' is malformed ({progress!r:.80})")
     return epoch, bool(progress.get("batch"))
+
+
+def _restore_loader(run: Run, checkpoint) -> None:
+    """The loader's position from the checkpoint now (`fit` applies it again), so a damaged one stops the
+    resume before anything is written."""
+    from ..data import DataError
+
+    state = checkpoint.state.get("loader")
+    if state is None:
+        raise CheckpointError(f"checkpoint {checkpoint.path} holds no data-loader position (its 'loader' state is "
+                              "empty): resuming it would start a fresh shuffle, not continue exactly")
+    try:
+        run.train_loader.load_state_dict(state)
+    except (DataError, TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its 'loader' state is damaged ({e})") from None
