@@ -57,7 +57,7 @@ READERS = {
     "config.toml": ("resume",),
     "metrics.jsonl": ("resume", "report"),
     "checkpoints/last": ("resume", "summary"),
-    "checkpoints/best": ("eval", "predict", "report"),
+    "checkpoints/best": ("eval", "predict", "report", "resume"),
     f"checkpoints/{GEN}/state.json": ("resume", "eval", "predict", "summary"),
     f"checkpoints/{GEN}/weights.safetensors": ("resume", "eval", "predict", "summary"),
     f"checkpoints/{GEN}/arrays.safetensors": ("resume", "eval"),

@@ -219,12 +219,12 @@ class CheckpointStore:
     # -- load --
     def load(self, tag: str = "last", verify: bool = True) -> Checkpoint:
         """Read the generation `tag` names; with `verify`, check the safetensors files' SHA-256."""
+        from .json_files import parse_json
+
         generation = self.generation_of(tag)
         if generation is None:
             raise CheckpointError(f"no '{tag}' checkpoint in {self.directory}")
         path = self.directory / generation
-        from .json_files import parse_json
-
         try:
             doc = parse_json((path / self.STATE).read_bytes(), f"checkpoint {path / self.STATE}")
             blobs = {name: (path / name).read_bytes() for name in (self.WEIGHTS, self.ARRAYS)}

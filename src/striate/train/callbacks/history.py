@@ -83,10 +83,9 @@ _METRICS = ("loss", "accuracy", "lr", "time", "val_loss", "val_accuracy")  # num
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The records of a metrics file, checked: each line a JSON object of type 'iteration' or 'epoch' with its
-    whole-number `epoch` and `iteration` (an iteration record also its `batch` and `loss`), the metrics numbers
-    or null, every value a scalar. A torn last line (a killed run: the start of a record, with no newline) is
-    skipped; any other damage is a
-    DamagedFile naming the file and the line. No file: no records."""
+    whole-number `epoch` and `iteration` (and `batch`, when there is one), the metrics numbers or null, every
+    value a scalar. A torn last line (a killed run: the start of a record, with no newline) is skipped; any
+    other damage is a DamagedFile naming the file and the line. No file: no records."""
     from ..json_files import DamagedFile, kind_of, parse_json
 
     path = Path(path)
@@ -106,7 +105,6 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
         if not isinstance(rec, dict):
             raise DamagedFile(f"{where} is damaged: it holds {kind_of(rec)}, not a record (a JSON object)")
         kind = rec.get("type")
-        need = ("epoch", "iteration", "batch", "loss") if kind == "iteration" else ("epoch", "iteration")
         if kind not in ("iteration", "epoch"):
             raise DamagedFile(f"{where} is damaged: its type is {kind!r}, not 'iteration' or 'epoch'")
         for key, value in rec.items():
@@ -118,7 +116,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
                 bad = isinstance(value, dict | list)
             if bad:
                 raise DamagedFile(f"{where} is damaged: {key} = {value!r:.60} is {kind_of(value)}")
-        missing = [k for k in need if k not in rec]
+        missing = [k for k in ("epoch", "iteration") if k not in rec]
         if missing:
             raise DamagedFile(f"{where} is damaged: its {kind} record lacks {missing[0]!r}")
         records.append(rec)
