@@ -100,6 +100,7 @@ def _hashes(directory: Path) -> dict[str, str]:
 def _argv(command: str, directory: Path) -> list[str]:
     return {"resume": ["train", "--resume", str(directory), "--epochs", "2", "--report", "off"],
             "eval": ["eval", str(directory)],
+            "eval-averaged": ["eval", str(directory), "--weights", "averaged"],
             "predict": ["predict", str(directory), str(directory.parent.parent / "digit.png")],
             "summary": ["summary", str(directory)],
             "report": ["report", str(directory)]}[command]
@@ -111,11 +112,11 @@ def _run_and_check(command: str, directory: Path, capsys) -> tuple[int, str]:
     capsys.readouterr()
     status = main(_argv(command, directory))
     err = capsys.readouterr().err
-    name = "train" if command == "resume" else command
+    name = {"resume": "train", "eval-averaged": "eval"}.get(command, command)
     assert "internal error" not in err and "Traceback" not in err, err
     if status == 0:
         after = _hashes(directory)
-        if command in ("eval", "predict", "summary"):
+        if command in ("eval", "eval-averaged", "predict", "summary"):
             assert after == before
         elif command == "report":
             assert {k: v for k, v in after.items() if k != "report.html" and not k.startswith("plots/")} == \
@@ -250,5 +251,7 @@ def test_a_damaged_checkpoint_state_is_one_line(copy, capsys, part, value):
     key = next(iter(target), "extra") if key == "*" else key
     target[key] = value
     path.write_text(json.dumps(doc))
-    for command in ("eval", "resume") if not part.startswith("meta") else ("eval", "predict", "summary", "resume"):
+    readers = ("eval", "eval-averaged", "resume") if not part.startswith("meta") else ("eval", "predict", "summary",
+                                                                                         "resume")
+    for command in readers:
         _run_and_check(command, copy, capsys)

@@ -232,7 +232,8 @@ class RunDir:
                                   f"built ({e})") from None
         load_weights(model, checkpoint, "the model its meta data describes")
         if averaged:
-            saved = (checkpoint.state.get("callbacks") or {}).get("WeightAveraging") or {}
+            callbacks = checkpoint.state.get("callbacks")
+            saved = callbacks.get("WeightAveraging") if isinstance(callbacks, dict) else None
             if not isinstance(saved, dict) or not saved.get("shadow"):
                 raise cfg.ConfigError(f"run '{self}' keeps no averaged weights (train with --ema-decay or --polyak)")
             try:
