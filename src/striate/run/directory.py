@@ -16,6 +16,10 @@
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
 build configuration, the fitted preprocessing, the class names, the input shape and the dataset.
+
+Every file is read back through a checked reader (`read_config_doc`, `check_meta`, `load_weights`, the
+checkpoint store, `train.callbacks.history.read_metrics`, `train.json_files`): a damaged one is one
+CheckpointError naming it (exit status 1), never a decoder's exception.
 """
 
 from __future__ import annotations
