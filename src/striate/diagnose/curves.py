@@ -5,10 +5,8 @@ figures). One primary finding: its advice alone is given (the others are in the 
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -19,17 +17,14 @@ CHECK = "learning curves"
 
 def load_history(source) -> tuple[list[dict], list[dict]]:
     """(iteration records, epoch records) from a metrics file's path (JSON lines), a `History` callback, or a
-    list of records ({"type": "iteration" | "epoch", ...}). Torn lines are skipped."""
+    list of records ({"type": "iteration" | "epoch", ...}). A torn last line is skipped; a damaged file is a
+    DamagedFile naming it (`read_metrics`)."""
     if hasattr(source, "iterations") and hasattr(source, "epochs"):
         return list(source.iterations), list(source.epochs)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        records = []
-        for line in path.read_text().splitlines() if path.exists() else []:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+        from ..train.callbacks.history import read_metrics
+
+        records = read_metrics(source)
     else:
         records = list(source)
     return ([r for r in records if r.get("type") == "iteration"], [r for r in records if r.get("type") == "epoch"])

@@ -11,17 +11,11 @@ from pathlib import Path
 
 from .header import effective_config
 from .history import best_epoch, epoch_number
+from .inputs import read_optional
 from .style import cell, duration, figure, percent, write_page
 
 # differ between any two runs without saying anything about them
 IGNORED = ("out", "resume")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _value(v) -> str:
@@ -61,8 +55,8 @@ def write_comparison(run_dirs: list, out: str | os.PathLike, title: str = "stria
             raise FileNotFoundError(f"report: {str(run.path)!r} has no metrics (metrics.jsonl)")
     names = _names(run_dirs)
     histories = [load_history(r.metrics_file) for r in run_dirs]
-    summaries = [_read_json(r.summary_file) or {} for r in run_dirs]
-    configs = [effective_config(_read_json(r.config_file)) for r in run_dirs]
+    summaries = [read_optional(r.summary_file) or {} for r in run_dirs]
+    configs = [effective_config(read_optional(r.config_file)) for r in run_dirs]
     keys = differing(configs)
     tests = [(s.get("test") or {}).get("accuracy") for s in summaries]
     top = max((t for t in tests if t is not None), default=None)

@@ -15,7 +15,6 @@ file attributes: `path`, `metrics_file`, `diagnostics_file`, `summary_file`, `co
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import time
@@ -25,16 +24,10 @@ import numpy as np
 
 from . import evaluation as E
 from . import header as H
+from .inputs import draw_without_damage, read_inputs
 from .style import figure, write_page
 
 verdict_table = H.verdict_table
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _natural(name: str) -> list:
@@ -47,10 +40,10 @@ def _first_layer(run) -> dict | None:
     from ..train.checkpoint import CheckpointError, CheckpointStore
 
     store = CheckpointStore(run.checkpoints_dir)
-    tag = "best" if store.has("best") else "last"
-    if not store.has(tag):
-        return None
-    try:
+    try:  # a damaged checkpoint only leaves the filters out of the page
+        tag = "best" if store.has("best") else "last"
+        if not store.has(tag):
+            return None
         weights = store.load(tag).weights
     except CheckpointError:
         return None
@@ -138,18 +131,14 @@ def _evaluation(diag, evaluation):
              f"Confusion matrix and per-class accuracy on the {confusion.get('split') or ''} split", True)]
 
 
-def _embed(figs, plots_dir: Path | None, written: set[str]) -> list[str]:
-    """Render each figure to PNG, write it to `plots_dir` (adding its name to `written`), and return the
-    <figure> elements."""
+def _embed(figs, pngs: dict[str, bytes]) -> list[str]:
+    """Render each figure to PNG (into `pngs`, file name → bytes) and return the <figure> elements."""
     from .figure import png_bytes
 
     out = []
     for name, fig, caption, wide in figs:
         png = png_bytes(fig)
-        if plots_dir is not None:
-            plots_dir.mkdir(parents=True, exist_ok=True)
-            (plots_dir / f"{name}.png").write_bytes(png)
-            written.add(f"{name}.png")
+        pngs[f"{name}.png"] = png
         out.append(figure(name, png, caption, wide))
     return out
 
@@ -165,16 +154,26 @@ def _prune(plots_dir: Path, written: set[str]) -> None:
 def write_report(run, out: str | os.PathLike | None = None, title: str | None = None,
                  log_loss: bool | None = None) -> Path:
     """Write `out` (default the run's report file) and the plots as PNG files; returns the page's path.
-    `log_loss`: True adds the loss on a log scale, None adds it when the loss spans more than 30×."""
-    from ..diagnose.curves import diagnose_curves, load_history
-
+    `log_loss`: True adds the loss on a log scale, None adds it when the loss spans more than 30×. The page
+    is drawn in memory first, so a failure writes nothing; a damaged optional file is left out (`inputs`)."""
     out = Path(out) if out is not None else run.report_file
-    iters, epochs = load_history(run.metrics_file)
-    diag = _read_json(run.diagnostics_file) or {}
-    summary = _read_json(run.summary_file)
-    config = H.effective_config(_read_json(run.config_file))
-    evaluation = _read_json(run.evaluation_file)
     title = title or f"striate report: {run.path.name}"
+    body, pngs = draw_without_damage(lambda inputs: _page(run, inputs, title, log_loss), read_inputs(run))
+    if run.plots_dir is not None:
+        for name, png in pngs.items():
+            run.plots_dir.mkdir(parents=True, exist_ok=True)
+            (run.plots_dir / name).write_bytes(png)
+        _prune(run.plots_dir, set(pngs))
+    return write_page(out, title, body)
+
+
+def _page(run, inputs: dict, title: str, log_loss: bool | None) -> tuple[list[str], dict[str, bytes]]:
+    """The page's HTML parts and its PNGs (file name → bytes), from the run's files read by `read_inputs`."""
+    from ..diagnose.curves import diagnose_curves
+
+    iters, epochs = inputs["metrics"]
+    diag, summary, evaluation = inputs["diagnostics"] or {}, inputs["summary"], inputs["evaluation"]
+    config = H.effective_config(inputs["config"])
 
     meta = [f"run directory {html.escape(str(run.path))}", f"page written {time.strftime('%Y-%m-%d %H:%M:%S')}"]
     if summary and summary.get("stop_reason"):
@@ -199,7 +198,7 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
         if verdicts:
             content += [H.verdict_counts(verdicts), H.verdict_table(verdicts)]
 
-    written: set[str] = set()
+    pngs: dict[str, bytes] = {}
     test_figs, examples = _evaluation(diag, evaluation), ""
     if evaluation is not None:
         examples = E.top_losses(evaluation, run.path) + E.most_confused(evaluation)
@@ -209,10 +208,9 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
         if figs or extra:
             content.append(f"<h2>{heading}</h2>")
             if figs:
-                content += ["<div class='grid'>", *_embed(figs, run.plots_dir, written), "</div>"]
+                content += ["<div class='grid'>", *_embed(figs, pngs), "</div>"]
             content.append(extra)
-    _prune(run.plots_dir, written)
     if not content:
         content.append("<p>Nothing to show yet: no metrics.jsonl or diagnostics.json in this directory.</p>")
-    return write_page(out, title, body + content)
+    return body + content, pngs
 

@@ -25,6 +25,10 @@ missing folder is one line that suggests --data (`eval --data`, `train --resume 
 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
 build configuration, the fitted preprocessing, the class names, the input shape and the dataset.
+
+Every file is read back through a checked reader (`read_config_doc`, `check_meta`, `load_weights`, the
+checkpoint store, `train.callbacks.history.read_metrics`, `train.json_files`): a damaged one is one
+CheckpointError naming it (exit status 1), never a decoder's exception.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import numpy as np
 
 from ..atomic import remove_stale_temps, write_atomic
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from ..train.json_files import DamagedFile, kind_of, read_json
 from . import config as cfg
 from . import run_file
 from .lock import RunLock, RunLocked
@@ -198,10 +203,7 @@ class RunDir:
     def _saved_config(self, command: str) -> tuple[dict, list[dict]]:
         self.require()
         path = self / self.CONFIG_JSON
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{path} is unreadable: {e}") from None
+        saved = read_config_doc(path)
         resumes = saved.pop("resume", [])
         relative = saved.pop(self.DATA_RELATIVE, None)
         settings = cfg.resolve(saved, where=str(path), command=command, recorded=True)
@@ -295,8 +297,8 @@ class RunDir:
     # ----- files ----------------------------------------------------------------------------
     def read_json(self, name: str) -> dict | None:
         try:
-            return json.loads((self / name).read_text())
-        except (OSError, ValueError):
+            return read_json(self / name)
+        except (OSError, DamagedFile):
             return None
 
     def write_image(self, name: str, image: np.ndarray) -> str:
@@ -345,6 +347,7 @@ class RunDir:
             have = sorted(meta) if isinstance(meta, dict) else []
             raise CheckpointError(f"checkpoint {checkpoint.path} lacks its 'meta' data ({', '.join(META)}; it has "
                                   f"{', '.join(have) or 'none'}): it was not written by striate train")
+        check_meta(meta, checkpoint.path)
         return meta
 
     @staticmethod
@@ -356,20 +359,28 @@ class RunDir:
         """The run's model with the weights of checkpoint `tag` (best, falling back to last), in eval mode,
         with its fitted preprocessing, class names, input shape and configuration. `averaged`: the weights
         averaged while training (a run with ema_decay or polyak) instead of the trained ones."""
-        from ..data import Preprocessing
         from ..models import from_config
 
         checkpoint = checkpoint or self.checkpoint(tag)
         meta = self.meta(checkpoint)
-        model = from_config(meta["model"], rng=np.random.default_rng(0))
-        model.load_state_dict(checkpoint.weights)
+        try:
+            model = from_config(meta["model"], rng=np.random.default_rng(0))
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+            raise CheckpointError(f"checkpoint {checkpoint.path}: its meta data's model {meta['model']!r} cannot be "
+                                  f"built ({e})") from None
+        load_weights(model, checkpoint, "the model its meta data describes")
         if averaged:
-            saved = (checkpoint.state.get("callbacks") or {}).get("WeightAveraging") or {}
-            if not saved.get("shadow"):
+            callbacks = checkpoint.state.get("callbacks")
+            saved = callbacks.get("WeightAveraging") if isinstance(callbacks, dict) else None
+            if not isinstance(saved, dict) or not saved.get("shadow"):
                 raise cfg.ConfigError(f"run '{self}' keeps no averaged weights (train with --ema-decay or --polyak)")
-            model.load_state_dict(saved["shadow"], strict=False)
+            try:
+                model.load_state_dict(saved["shadow"], strict=False)
+            except (ValueError, TypeError, AttributeError) as e:
+                raise CheckpointError(f"checkpoint {checkpoint.path}: its averaged weights do not fit the model "
+                                      f"({e})") from None
         model.eval()
-        return Trained(model, Preprocessing.from_state(meta["preprocess"]), list(meta["classes"]),
+        return Trained(model, preprocessing(meta, checkpoint.path), list(meta["classes"]),
                        tuple(meta["input_shape"]), self.read_config() if self.is_run() else {}, checkpoint)
 
 
@@ -421,3 +432,85 @@ def _shown(value) -> str:
         return run_file.toml_value(value)  # as the user wrote it in config.toml
     except (TypeError, cfg.ConfigError):
         return repr(value)
+
+
+# ----- a damaged run directory is one CheckpointError naming the file (exit status 1) -------------
+def read_config_doc(path: Path) -> dict:
+    """config.json as saved: an object whose `resume` (if any) lists tables with `time` (text), `from_epoch`
+    (an integer) and `changed` (a table of resumable options); DamagedFile naming the file otherwise. The
+    values themselves are checked by `config.resolve` (a ConfigError naming the key)."""
+    saved = read_json(path)
+    resumes = saved.get("resume", [])
+    if not isinstance(resumes, list):
+        raise DamagedFile(f"{path} is damaged: 'resume' is {kind_of(resumes)}, not a list of resume records")
+    resumable = set(cfg.resumable())
+    for n, r in enumerate(resumes, 1):
+        where = f"{path} is damaged: resume record {n}"
+        if not isinstance(r, dict):
+            raise DamagedFile(f"{where} is {kind_of(r)}, not a table")
+        for key, types in (("time", str), ("from_epoch", int), ("changed", dict)):
+            if key in r and (not isinstance(r[key], types) or isinstance(r[key], bool)):
+                raise DamagedFile(f"{where}: {key} = {r[key]!r} is {kind_of(r[key])}, not {kind_of(types())}")
+        unknown = sorted(str(k) for k in r.get("changed", {}) if str(k).replace("-", "_") not in resumable)
+        if unknown:
+            raise DamagedFile(f"{where} changes {unknown[0]!r}, which a resume cannot change")
+    return saved
+
+
+def check_meta(meta: dict, where: Path) -> None:
+    """The types of a checkpoint's meta data (`META`), or CheckpointError naming the checkpoint."""
+    model, shape = meta["model"], meta["input_shape"]
+    problems = [
+        (not isinstance(model, dict) or not isinstance(model.get("name"), str)
+         or any(not _whole(model.get(k)) for k in ("num_classes", "in_channels")),
+         "model is not a table with a name, num_classes and in_channels"),
+        (not isinstance(meta["preprocess"], list), "preprocess is not a list of steps"),
+        (not isinstance(meta["classes"], list) or not all(isinstance(c, str) for c in meta["classes"]),
+         "classes is not a list of names"),
+        (not isinstance(shape, list) or len(shape) != 3 or not all(_whole(d) and d > 0 for d in shape),
+         "input_shape is not [height, width, channels]"),
+        (not isinstance(meta["data"], str), "data is not a string"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise CheckpointError(f"checkpoint {where}: its meta data is damaged: {what}")
+
+
+def _whole(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def preprocessing(meta: dict, where: Path):
+    """The fitted preprocessing a checkpoint's meta data holds, or CheckpointError naming the checkpoint."""
+    from ..data import DataError, Preprocessing
+
+    try:
+        return Preprocessing.from_state(meta["preprocess"])
+    except (DataError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {where}: its meta data's preprocessing is damaged ({e})") from None
+
+
+def weights_mismatch(model, weights: dict) -> str | None:
+    """The first tensor of `weights` that does not fit `model` (missing, unexpected or of another shape)."""
+    own = model.state_dict()
+    for name, value in own.items():
+        if name not in weights:
+            return f"tensor {name!r} of the model is missing from the checkpoint"
+        if tuple(np.shape(weights[name])) != tuple(np.shape(value)):
+            return (f"tensor {name!r} is {tuple(np.shape(weights[name]))} in the checkpoint, "
+                    f"{tuple(np.shape(value))} in the model")
+    extra = [name for name in weights if name not in own]
+    return f"the checkpoint's tensor {extra[0]!r} is not in the model" if extra else None
+
+
+def load_weights(model, checkpoint: Checkpoint, whose: str) -> None:
+    """`checkpoint`'s weights into `model`, or CheckpointError naming the checkpoint, `whose` (what built the
+    model) and the first tensor that does not fit; a refused load changes nothing."""
+    mismatch = weights_mismatch(model, checkpoint.weights)
+    try:
+        if mismatch is None:
+            model.load_state_dict(checkpoint.weights)
+    except (KeyError, ValueError) as e:
+        mismatch = e.args[0] if e.args else str(e)
+    if mismatch is not None:
+        raise CheckpointError(f"the weights of checkpoint {checkpoint.path} do not fit {whose}: {mismatch}")

@@ -7,9 +7,11 @@ is checked against the checkpoint (the same classes, the same image shape) and r
 
 from __future__ import annotations
 
+from ..train.callbacks.history import read_metrics
+from ..train.checkpoint import CheckpointError
 from . import config as cfg
 from .build import Run, build
-from .directory import RunDir
+from .directory import RunDir, load_weights
 
 
 def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=None) -> Run | None:
@@ -33,8 +35,7 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
                               "its first epoch): start it again")
     checkpoint = directory.store.load("last")
     meta = RunDir.meta(checkpoint)
-    progress = checkpoint.state.get("progress") or {}
-    done, mid_epoch = int(progress.get("epoch", 0)), bool(progress.get("batch"))
+    done, mid_epoch = _progress(checkpoint)
     new = cfg.resolve(changes, where="command line", base=config)
     if new["epochs"] < done + mid_epoch:
         raise cfg.ConfigError(f"--epochs {new['epochs']} is below the {done} epochs '{directory}' has done"
@@ -43,9 +44,12 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     if new["epochs"] == done and not mid_epoch:
         return None
     run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
+    load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
     if moved is not None:
         _check_same_data(run, meta, directory)
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
+    _restore_loader(run, checkpoint)
+    read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
     directory.record_resume(changed, done, data=None if moved is None else new["data"])
     run.config["resume"] = [*resumes, {"from_epoch": done, "changed": changed}]
@@ -65,3 +69,27 @@ def _check_same_data(run: Run, meta: dict, directory: RunDir) -> None:
         raise cfg.ConfigError(f"--data {run.config['data']!r} is not the data run '{directory}' was trained on: it "
                               f"has {show(*have)}, the run {show(*want)}; --resume --data gives the same data's new "
                               "place (for other data: striate finetune --from RUN --data …)")
+
+
+def _progress(checkpoint) -> tuple[int, bool]:
+    """(epochs done, stopped inside the next) from the checkpoint's progress, or CheckpointError naming it."""
+    progress = checkpoint.state.get("progress")
+    epoch = progress.get("epoch") if isinstance(progress, dict) else None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its state 'progress' is malformed ({progress!r:.80})")
+    return epoch, bool(progress.get("batch"))
+
+
+def _restore_loader(run: Run, checkpoint) -> None:
+    """The loader's position from the checkpoint now (`fit` applies it again), so a damaged one stops the
+    resume before anything is written."""
+    from ..data import DataError
+
+    state = checkpoint.state.get("loader")
+    if state is None:
+        raise CheckpointError(f"checkpoint {checkpoint.path} holds no data-loader position (its 'loader' state is "
+                              "empty): resuming it would start a fresh shuffle, not continue exactly")
+    try:
+        run.train_loader.load_state_dict(state)
+    except (DataError, TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its 'loader' state is damaged ({e})") from None

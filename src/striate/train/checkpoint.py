@@ -78,7 +78,7 @@ def unflatten_state(skeleton, arrays: dict[str, np.ndarray]):
     if isinstance(skeleton, dict):
         if set(skeleton) == {"__array__"}:
             key = skeleton["__array__"]
-            if key not in arrays:
+            if not isinstance(key, str) or key not in arrays:
                 raise CheckpointError(f"checkpoint state refers to array '{key}', which is missing")
             return arrays[key]
         return {k: unflatten_state(v, arrays) for k, v in skeleton.items()}
@@ -147,16 +147,18 @@ class CheckpointStore:
 
     def generation_of(self, tag: str) -> str | None:
         """The generation a pointer names, or None if the pointer does not exist."""
+        from .json_files import parse_json
+
         p = self._pointer(tag)
         try:
-            text = p.read_text()
+            data = p.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            gen = json.loads(text)["generation"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"checkpoint pointer {p} is unreadable: {text[:80]!r}") from e
-        if not _GEN.match(gen):
+        doc = parse_json(data, f"checkpoint pointer {p}")
+        gen = doc.get("generation") if isinstance(doc, dict) else None
+        if gen is None:
+            raise CheckpointError(f"checkpoint pointer {p} is unreadable: {data[:80]!r}")
+        if not isinstance(gen, str) or not _GEN.match(gen):
             raise CheckpointError(f"checkpoint pointer {p} names {gen!r}, not a generation")
         return gen
 
@@ -238,14 +240,16 @@ class CheckpointStore:
     # -- load --
     def load(self, tag: str = "last", verify: bool = True) -> Checkpoint:
         """Read the generation `tag` names; with `verify`, check the safetensors files' SHA-256."""
+        from .json_files import parse_json
+
         generation = self.generation_of(tag)
         if generation is None:
             raise CheckpointError(f"no '{tag}' checkpoint in {self.directory}")
         path = self.directory / generation
         try:
-            doc = json.loads((path / self.STATE).read_text())
+            doc = parse_json((path / self.STATE).read_bytes(), f"checkpoint {path / self.STATE}")
             blobs = {name: (path / name).read_bytes() for name in (self.WEIGHTS, self.ARRAYS)}
-        except (OSError, ValueError) as e:
+        except OSError as e:
             raise CheckpointError(f"checkpoint {path} is incomplete or unreadable: {e}") from e
         _check_format(doc, path / self.STATE)
         if not (isinstance(doc, dict) and isinstance(doc.get("files"), dict) and "state" in doc):
@@ -258,7 +262,10 @@ class CheckpointStore:
                 if _sha256(blobs[name]) != doc["files"][name]:
                     raise CheckpointError(f"checkpoint {path / name} does not match its checksum")
         weights, arrays = (_read_safetensors(blobs[name], path / name) for name in (self.WEIGHTS, self.ARRAYS))
-        state = unflatten_state(doc["state"], arrays)
+        try:
+            state = unflatten_state(doc["state"], arrays)
+        except RecursionError:
+            raise CheckpointError(f"checkpoint {path / self.STATE}: 'state' nests too deep") from None
         if not isinstance(state, dict):
             raise CheckpointError(f"checkpoint {path / self.STATE}: 'state' is not a table")
         tags = [t for t, g in self.tags().items() if g == generation]

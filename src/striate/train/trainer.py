@@ -343,6 +343,10 @@ class Trainer:
             raise CheckpointError(f"checkpoint state lacks {', '.join(repr(k) for k in missing)}: it cannot be "
                                   "resumed exactly (a checkpoint written by Trainer holds "
                                   f"{', '.join(self.REQUIRED_STATE)})")
+        not_tables = [k for k in ("rngs", "callbacks") if not isinstance(state[k], dict)]
+        if not_tables:
+            key = not_tables[0]
+            raise CheckpointError(f"checkpoint state {key!r} is malformed: {state[key]!r:.60} is not a table")
         try:
             p = state["progress"]
             epoch, batch, iteration = int(p["epoch"]), int(p["batch"]), int(p["iteration"])
@@ -371,13 +375,18 @@ class Trainer:
             raise CheckpointError(f"checkpoint state 'optimizer' does not fit this optimizer: {e}") from None
         self.epoch, self.batch, self.iteration, self._sums = epoch, batch, iteration, sums
         self.scheduler = None  # the schedule this trainer was given resumes at step `iteration`
-        for k, s in state["rngs"].items():
-            rngs[k].bit_generator.state = s
+        saved, part = state["callbacks"], "rngs"
+        try:  # a damaged part is one CheckpointError naming it (the trainer is not used after a refused resume)
+            for k, s in state["rngs"].items():
+                part = f"rngs/{k}"
+                rngs[k].bit_generator.state = s
+            for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
+                if key in saved:
+                    part = f"callbacks/{key}"
+                    cb.load_state_dict(saved[key])
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as e:
+            raise CheckpointError(f"checkpoint state {part!r} is malformed ({type(e).__name__}: {e})") from None
         self._pending_loader_state, self._restored = state["loader"], True
-        saved = state["callbacks"]
-        for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
-            if key in saved:
-                cb.load_state_dict(saved[key])
         load_conv_algorithms(algorithms)  # the original run's algorithm for every shape it met, and its mode
         self.diverged = False
         return self

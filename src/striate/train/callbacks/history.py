@@ -67,15 +67,8 @@ class History(Callback):
             return
         kept: list[str] = []
         if done and self.path.exists():
-            records = []
-            for line in self.path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:  # a torn last line from a killed run
-                    continue
-                if rec.get("iteration", 0) <= done:
-                    kept.append(line)
-                    records.append(rec)
+            records = [rec for rec in read_metrics(self.path) if rec["iteration"] <= done]
+            kept = [json.dumps(rec) for rec in records]
             # from the file, which has every record: the downsample a straight run holds at `done`, whatever
             # this object held before (its stride may have doubled past `done`)
             self._restore([r for r in records if r.get("type") == "iteration"])
@@ -116,3 +109,59 @@ class History(Callback):
 
     def __repr__(self):
         return f"History(path={str(self.path) if self.path else None!r})"
+
+
+_METRICS = ("loss", "accuracy", "lr", "time", "val_loss", "val_accuracy")  # numbers (or null) in every record
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a metrics file, checked: each line a JSON object of type 'iteration' or 'epoch' with its
+    whole-number `epoch` and `iteration` (and `batch`, when there is one), the metrics numbers or null, every
+    value a scalar. A torn last line (a killed run: the start of a record, with no newline) is skipped; any
+    other damage is a DamagedFile naming the file and the line. No file: no records."""
+    from ..json_files import DamagedFile, kind_of, parse_json
+
+    path = Path(path)
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return []
+    torn = lines.pop()  # b"" when the file ends with a newline, as every complete record does
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if torn.strip() and not _cut_short(torn):
+        lines.append(torn)  # whole, or not the start of a record (records are ASCII): checked as any other line
+    records = []
+    for n, line in enumerate(lines, 1):
+        where = f"{path} line {n}"
+        rec = parse_json(line, where)
+        if not isinstance(rec, dict):
+            raise DamagedFile(f"{where} is damaged: it holds {kind_of(rec)}, not a record (a JSON object)")
+        kind = rec.get("type")
+        if kind not in ("iteration", "epoch"):
+            raise DamagedFile(f"{where} is damaged: its type is {kind!r}, not 'iteration' or 'epoch'")
+        for key, value in rec.items():
+            if key in ("epoch", "iteration", "batch"):
+                bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
+            elif key in _METRICS:
+                bad = value is not None and (not isinstance(value, int | float) or isinstance(value, bool))
+            else:
+                bad = isinstance(value, dict | list)
+            if bad:
+                raise DamagedFile(f"{where} is damaged: {key} = {value!r:.60} is {kind_of(value)}")
+        missing = [k for k in ("epoch", "iteration") if k not in rec]
+        if missing:
+            raise DamagedFile(f"{where} is damaged: its {kind} record lacks {missing[0]!r}")
+        records.append(rec)
+    return records
+
+
+def _cut_short(line: bytes) -> bool:
+    """A record's start cut short by a kill (ASCII from '{', not valid JSON)."""
+    if not (line.isascii() and line.lstrip().startswith(b"{")):
+        return False
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return True
+    return False
