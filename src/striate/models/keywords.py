@@ -109,3 +109,23 @@ def describe(params, skip=()) -> str:
             default = list(p.default) if isinstance(p.default, tuple) else p.default
             shown.append(f"{name}={default!r}")
     return ", ".join(shown) or "none"
+
+
+MAX_NESTING = 100  # lists and tables within one another in a [model] table (a layer list nests 2 per container)
+
+
+def check_table(table: dict, prefix: str) -> None:
+    """ValueError naming the path (`model.layers[1].init.normal = nan`) of the first number in `table` that
+    is not finite, or of a value nested more than MAX_NESTING deep. A loop, not recursion: a table nested
+    thousands deep must not exhaust the stack."""
+    stack = [(v, f"{prefix}.{k}", 1) for k, v in table.items()]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ValueError(f"{path.split('[')[0]}: nested more than {MAX_NESTING} deep")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{path} = {item!r}: not a finite number")
+        if isinstance(item, dict):
+            stack += [(v, f"{path}.{k}", depth + 1) for k, v in item.items()]
+        elif isinstance(item, list | tuple):
+            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item)]

@@ -145,11 +145,8 @@ def _check_text(value, bad: str) -> None:
     """A command-line string holds a lone surrogate where a name was not UTF-8 (Python's surrogateescape):
     the run's files (config.toml is UTF-8 TOML) cannot record it, so it is refused before anything is written."""
     for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, str) and not v.isascii():
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ConfigError(f"{bad} is not valid UTF-8 text (a name in another encoding?): rename it") from None
+        if isinstance(v, str) and any("\ud800" <= ch <= "\udfff" for ch in v):  # what UTF-8 cannot encode
+            raise ConfigError(f"{bad} is not valid UTF-8 text (a name in another encoding?): rename it")
 
 
 def _boolean(value, bad: str) -> bool:
@@ -197,8 +194,6 @@ def check_data(value: str, where: str) -> None:
     """A dataset name or an existing path, or ConfigError saying which it is not."""
     from ..data.datasets import NAMES
 
-    if value in NAMES:
-        return
     if not value:
         raise ConfigError(f"{where}: give a dataset: {', '.join(NAMES)}, or a path to an image folder / archive")
     if data_missing(value):
@@ -241,33 +236,20 @@ def _check_augment(value: list, where: str) -> None:
             raise ConfigError(f"{where}: {e}") from None
 
 
-MAX_NESTING = 100  # lists and tables within one another in a [model] table (a layer list nests 2 per container)
-
-
 def _check_model_options(value: dict, where: str) -> None:
-    """Everything a [model] table can be refused for without knowing its model: a number that is not finite
-    (anywhere inside), nesting deeper than MAX_NESTING, and a layer list's unknown layers and keywords and
-    values of the wrong type (`models.layers.check`). The builder's keywords are checked against the model
-    (`models.registry.check_keywords`) once it is known."""
+    """Everything a [model] table can be refused for without knowing its model (`models.keywords.check_table`:
+    a number that is not finite anywhere inside, nesting too deep; `models.layers.check`: a layer list's
+    unknown layers and keywords, values of the wrong type). The builder's keywords are checked against the
+    model (`models.registry.check_keywords`) once it is known."""
+    from ..models.keywords import check_table
     from ..models.layers import check
 
-    where = where.removesuffix(": [model]")
-    stack = [(v, f"model.{k}", 1) for k, v in value.items()]
-    while stack:  # a loop, not recursion: a table nested thousands deep must not exhaust the stack
-        item, path, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise ConfigError(f"{where}: {path.split('[')[0]}: nested more than {MAX_NESTING} deep")
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ConfigError(f"{where}: {path} = {item!r}: not a finite number")
-        if isinstance(item, dict):
-            stack += [(v, f"{path}.{k}", depth + 1) for k, v in item.items()]
-        elif isinstance(item, list | tuple):
-            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item)]
-    if "layers" in value:
-        try:
+    try:
+        check_table(value, "model")
+        if "layers" in value:
             check(value["layers"])
-        except ValueError as e:
-            raise ConfigError(f"{where}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{where.removesuffix(': [model]')}: {e}") from None
 
 
 def _check_tta(value: str, where: str) -> None:

@@ -26,7 +26,7 @@ missing folder is one line that suggests --data (`eval --data`, `train --resume 
 A checkpoint's `meta` (the `META` keys) holds what inference needs besides the weights: the model's
 build configuration, the fitted preprocessing, the class names, the input shape and the dataset.
 
-Every file is read back through a checked reader (`read_config_doc`, `check_meta`, `load_weights`, the
+Every file is read back through a checked reader (`integrity.py`: `read_config_doc`, `check_meta`, `load_weights`; the
 checkpoint store, `train.callbacks.history.read_metrics`, `train.json_files`): a damaged one is one
 CheckpointError naming it (exit status 1), never a decoder's exception.
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +44,10 @@ import numpy as np
 
 from ..atomic import remove_stale_temps, write_atomic
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
-from ..train.json_files import DamagedFile, kind_of, read_json
+from ..train.json_files import DamagedFile, read_json
 from . import config as cfg
 from . import run_file
+from .integrity import check_meta, load_weights, preprocessing, read_config_doc
 from .lock import RunLock, RunLocked
 
 META = ("model", "preprocess", "classes", "input_shape", "data")
@@ -256,43 +256,11 @@ class RunDir:
         self.write_config(settings, resumes)
 
     def check_config_toml(self, command: str = "train") -> None:
-        """Refuse a hand edit of config.toml before a command rewrites it or goes on without it.
+        """Refuse a hand edit of config.toml (ConfigError naming the key) before a command rewrites it or goes
+        on without it: config.json is the record (see `config_edits`)."""
+        from .config_edits import check_config_toml
 
-        config.json is the run's record: every command reads it, and config.toml is written from it (a run file
-        that starts a new run like this one, then a [[resume]] table per resume); it is never read back. An
-        edit there would be ignored and then overwritten, so it is refused instead (ConfigError): the first key
-        whose value differs from config.json's, both values, and the way to change it (`striate train --resume
-        RUN --lr X` for a resumable setting). Values are compared resolved (lr = 1 is 1.0, a missing key is its
-        default). A missing config.toml is no edit: it is written again from config.json. One that is not TOML
-        is a damaged run directory (CheckpointError): undo the edit, or delete it to have it written again."""
-        path = self / self.CONFIG_TOML
-        saved = self.read_json(self.CONFIG_JSON)
-        if not path.exists() or not isinstance(saved, dict):  # config.json's own faults are read_config's to report
-            return
-        try:
-            doc = run_file.read_toml(path, error=CheckpointError, what="the run's configuration file")
-        except CheckpointError as e:
-            raise CheckpointError(f"{e} (it is written from config.json: undo the edit, or delete it to have it "
-                                  "written again)") from None
-        edited = _first_difference(_resolved(run_file.run_values(doc, str(path)), command),
-                                   _resolved({k: v for k, v in saved.items() if k in cfg.BY_NAME}, command))
-        if edited is None:
-            mine, theirs = doc.get("resume", []), saved.get("resume", [])
-            if mine != theirs:
-                raise cfg.ConfigError(f"{path}: its [[resume]] tables differ from the resumes config.json records "
-                                      "(they are the run's history, not settings): undo the edit, or delete "
-                                      f"{self.CONFIG_TOML} to have it written again from config.json")
-            return
-        key, label, there, here = edited
-        option = cfg.BY_NAME.get(key)
-        if option is not None and option.resumable:
-            how = (f"to change it, undo the edit and run: striate train --resume {shlex.quote(str(self))} "
-                   f"{_flag(option, there)}")
-        else:
-            how = (f"{key} cannot change on a resume: undo the edit, or start a new run from the edited file: "
-                   f"striate train --config {shlex.quote(str(path))} --out NEW_DIR")
-        raise cfg.ConfigError(f"{path} was edited: {label} = {_shown(there)} there, {_shown(here)} in config.json, "
-                              f"the run's record (config.toml is written from it, not read); {how}")
+        check_config_toml(self, command)
 
     # ----- files ----------------------------------------------------------------------------
     def read_json(self, name: str) -> dict | None:
@@ -382,135 +350,3 @@ class RunDir:
         model.eval()
         return Trained(model, preprocessing(meta, checkpoint.path), list(meta["classes"]),
                        tuple(meta["input_shape"]), self.read_config() if self.is_run() else {}, checkpoint)
-
-
-_UNSET = object()
-
-
-def _resolved(values: dict, command: str) -> dict:
-    """Run-file values as options resolve them, a missing key its default; a value its option refuses (or a
-    key no option has) is kept as written, so that it differs from the record."""
-    out = {o.name: o.default_for(command) for o in cfg.OPTIONS}
-    for name, value in values.items():
-        key = str(name).replace("-", "_")
-        try:
-            out[key] = cfg.BY_NAME[key].convert(value, "config") if key in cfg.BY_NAME else value
-        except cfg.ConfigError:
-            out[key] = value
-    return out
-
-
-def _first_difference(edited: dict, record: dict) -> tuple[str, str, object, object] | None:
-    """(key, its label, the edited value, the recorded value) of the first key that differs, or None; a
-    [model] keyword is labelled `[model] name`."""
-    for key in [*record, *(k for k in edited if k not in record)]:
-        a, b = edited.get(key, _UNSET), record.get(key, _UNSET)
-        if key == "model_options" and isinstance(a, dict) and isinstance(b, dict):
-            inner = _first_difference(a, b)
-            if inner is not None:
-                return key, f"[model] {inner[1]}", inner[2], inner[3]
-        elif a != b:
-            return key, key, a, b
-    return None
-
-
-def _flag(option: cfg.Option, value) -> str:
-    """The command-line flag that sets `option` to `value` (a placeholder where the value is not valid)."""
-    try:
-        value = option.convert(value, "config")
-    except cfg.ConfigError:
-        return f"{option.flag_name} VALUE"
-    if isinstance(value, bool):  # a switch: present means true
-        return option.flag_name if value else f"(no flag turns {option.name} off)"
-    return f"{option.flag_name} {shlex.quote(str(value))}"
-
-
-def _shown(value) -> str:
-    if value is _UNSET:
-        return "(not set)"
-    try:
-        return run_file.toml_value(value)  # as the user wrote it in config.toml
-    except (TypeError, cfg.ConfigError):
-        return repr(value)
-
-
-# ----- a damaged run directory is one CheckpointError naming the file (exit status 1) -------------
-def read_config_doc(path: Path) -> dict:
-    """config.json as saved: an object whose `resume` (if any) lists tables with `time` (text), `from_epoch`
-    (an integer) and `changed` (a table of resumable options); DamagedFile naming the file otherwise. The
-    values themselves are checked by `config.resolve` (a ConfigError naming the key)."""
-    saved = read_json(path)
-    resumes = saved.get("resume", [])
-    if not isinstance(resumes, list):
-        raise DamagedFile(f"{path} is damaged: 'resume' is {kind_of(resumes)}, not a list of resume records")
-    resumable = set(cfg.resumable())
-    for n, r in enumerate(resumes, 1):
-        where = f"{path} is damaged: resume record {n}"
-        if not isinstance(r, dict):
-            raise DamagedFile(f"{where} is {kind_of(r)}, not a table")
-        for key, types in (("time", str), ("from_epoch", int), ("changed", dict)):
-            if key in r and (not isinstance(r[key], types) or isinstance(r[key], bool)):
-                raise DamagedFile(f"{where}: {key} = {r[key]!r} is {kind_of(r[key])}, not {kind_of(types())}")
-        unknown = sorted(str(k) for k in r.get("changed", {}) if str(k).replace("-", "_") not in resumable)
-        if unknown:
-            raise DamagedFile(f"{where} changes {unknown[0]!r}, which a resume cannot change")
-    return saved
-
-
-def check_meta(meta: dict, where: Path) -> None:
-    """The types of a checkpoint's meta data (`META`), or CheckpointError naming the checkpoint."""
-    model, shape = meta["model"], meta["input_shape"]
-    problems = [
-        (not isinstance(model, dict) or not isinstance(model.get("name"), str)
-         or any(not _whole(model.get(k)) for k in ("num_classes", "in_channels")),
-         "model is not a table with a name, num_classes and in_channels"),
-        (not isinstance(meta["preprocess"], list), "preprocess is not a list of steps"),
-        (not isinstance(meta["classes"], list) or not all(isinstance(c, str) for c in meta["classes"]),
-         "classes is not a list of names"),
-        (not isinstance(shape, list) or len(shape) != 3 or not all(_whole(d) and d > 0 for d in shape),
-         "input_shape is not [height, width, channels]"),
-        (not isinstance(meta["data"], str), "data is not a string"),
-    ]
-    for bad, what in problems:
-        if bad:
-            raise CheckpointError(f"checkpoint {where}: its meta data is damaged: {what}")
-
-
-def _whole(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def preprocessing(meta: dict, where: Path):
-    """The fitted preprocessing a checkpoint's meta data holds, or CheckpointError naming the checkpoint."""
-    from ..data import DataError, Preprocessing
-
-    try:
-        return Preprocessing.from_state(meta["preprocess"])
-    except (DataError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {where}: its meta data's preprocessing is damaged ({e})") from None
-
-
-def weights_mismatch(model, weights: dict) -> str | None:
-    """The first tensor of `weights` that does not fit `model` (missing, unexpected or of another shape)."""
-    own = model.state_dict()
-    for name, value in own.items():
-        if name not in weights:
-            return f"tensor {name!r} of the model is missing from the checkpoint"
-        if tuple(np.shape(weights[name])) != tuple(np.shape(value)):
-            return (f"tensor {name!r} is {tuple(np.shape(weights[name]))} in the checkpoint, "
-                    f"{tuple(np.shape(value))} in the model")
-    extra = [name for name in weights if name not in own]
-    return f"the checkpoint's tensor {extra[0]!r} is not in the model" if extra else None
-
-
-def load_weights(model, checkpoint: Checkpoint, whose: str) -> None:
-    """`checkpoint`'s weights into `model`, or CheckpointError naming the checkpoint, `whose` (what built the
-    model) and the first tensor that does not fit; a refused load changes nothing."""
-    mismatch = weights_mismatch(model, checkpoint.weights)
-    try:
-        if mismatch is None:
-            model.load_state_dict(checkpoint.weights)
-    except (KeyError, ValueError) as e:
-        mismatch = e.args[0] if e.args else str(e)
-    if mismatch is not None:
-        raise CheckpointError(f"the weights of checkpoint {checkpoint.path} do not fit {whose}: {mismatch}")

@@ -11,7 +11,8 @@ from ..train.callbacks.history import read_metrics
 from ..train.checkpoint import CheckpointError
 from . import config as cfg
 from .build import Run, build
-from .directory import RunDir, load_weights
+from .directory import RunDir
+from .integrity import load_weights
 
 
 def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=None) -> Run | None:
