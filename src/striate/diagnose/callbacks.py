@@ -8,6 +8,10 @@
 - `Diagnostics(path, ...)`: both, plus the learning-curve check on the trainer's `History`; writes the JSON
   file `path` (snapshots, ratios, the diagnosis and the verdicts; a run's diagnostics.json) at each epoch end
   and at the end.
+
+Memory and the file stay bounded over any run length: snapshots and ratio records are kept as an evenly
+spaced downsample (`train.callbacks.downsample`, as the History keeps its iteration records) that always
+holds the first and the latest; the per-epoch dead-unit records are all kept.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..train.callbacks import Callback, History
+from ..train.callbacks.downsample import Downsample
 from .activations import diagnose_activations
 from .curves import diagnose_curves
 from .diagnosis import Diagnosis, diagnose
@@ -32,20 +37,27 @@ from .verdict import Verdict, jsonable
 
 class LayerStatsMonitor(Callback):
     """Snapshots `{"iteration", "layers": [LayerStats], "params": {...}}` every `interval` steps (the
-    first step included). Histograms are kept for the first and the latest snapshot only."""
+    first step included). Histograms are kept for the first and the latest snapshot only, and `snapshots`
+    holds at most `max_snapshots` evenly spaced ones besides the first and the latest (`Downsample`; None:
+    all); `epoch_dead` has every epoch's."""
 
     order = 20
+    MAX_SNAPSHOTS = 128
 
-    def __init__(self, interval: int = 100, bins: int = 40):
+    def __init__(self, interval: int = 100, bins: int = 40, max_snapshots: int | None = MAX_SNAPSHOTS):
         if interval < 1:
             raise ValueError(f"LayerStatsMonitor: interval must be ≥ 1, got {interval!r}")
         self.interval, self.bins = int(interval), int(bins)
-        self.snapshots: list[dict] = []
+        self._snapshots = Downsample(max_snapshots, step=self.interval)  # at iterations 1, 1 + interval, …
         self.epoch_dead: list[dict] = []  # per epoch: {"epoch", "dead": {layer: fraction}}
         self.outputs: int | None = None  # width of the last layer's output (the number of classes)
         self._tap: Tap | None = None
         self._pending: dict[str, LayerStats] = {}
         self._active: dict[str, np.ndarray] = {}
+
+    @property
+    def snapshots(self) -> list[dict]:
+        return self._snapshots.records
 
     # ----- taps ---------------------------------------------------------------------------------
     def _on_forward(self, name, module, x, y):
@@ -88,8 +100,8 @@ class LayerStatsMonitor(Callback):
         if len(self.snapshots) > 1:  # keep the first snapshot's histograms and the latest's
             for s in self.snapshots[-1]["layers"]:
                 s.hist, s.edges, s.grad_hist, s.grad_edges = [], [], [], []
-        self.snapshots.append({"iteration": iteration, "layers": layers,
-                               "params": param_gradients(self.trainer.model)})
+                s.active_units = None  # merged into the epoch's units above
+        self._snapshots.add({"iteration": iteration, "layers": layers, "params": param_gradients(self.trainer.model)})
         self._pending = {}
 
     def on_epoch_end(self, epoch, logs):
@@ -134,16 +146,23 @@ class LayerStatsMonitor(Callback):
 
 
 class UpdateRatioMonitor(Callback):
-    """Records `{"iteration", "ratios": {weight name: ‖ΔW‖/‖W‖}}` for one step out of every `interval`."""
+    """Records `{"iteration", "ratios": {weight name: ‖ΔW‖/‖W‖}}` for one step out of every `interval`;
+    `records` holds at most `max_records` evenly spaced ones besides the first and the latest (`Downsample`;
+    None: all)."""
 
     order = 20
+    MAX_RECORDS = 512
 
-    def __init__(self, interval: int = 10):
+    def __init__(self, interval: int = 10, max_records: int | None = MAX_RECORDS):
         if interval < 1:
             raise ValueError(f"UpdateRatioMonitor: interval must be ≥ 1, got {interval!r}")
         self.interval = int(interval)
-        self.records: list[dict] = []
+        self._records = Downsample(max_records, step=self.interval)  # at iterations 1, 1 + interval, …
         self._before: dict[str, np.ndarray] | None = None
+
+    @property
+    def records(self) -> list[dict]:
+        return self._records.records
 
     def _snapshot(self):
         self._before = {n: p.data.copy() for n, p in weight_tensors(self.trainer.model)}
@@ -153,8 +172,8 @@ class UpdateRatioMonitor(Callback):
 
     def on_batch_end(self, batch, logs):
         if self._before is not None:
-            self.records.append({"iteration": logs["iteration"],
-                                 "ratios": update_ratios(self._before, self.trainer.model)})
+            ratios = update_ratios(self._before, self.trainer.model)
+            self._records.add({"iteration": logs["iteration"], "ratios": ratios})
             self._before = None
         if logs["iteration"] % self.interval == 0:
             self._snapshot()
