@@ -42,7 +42,7 @@ class LayerStatsMonitor(Callback):
     all); `epoch_dead` has every epoch's."""
 
     order = 20
-    MAX_SNAPSHOTS = 128
+    MAX_SNAPSHOTS = 64
 
     def __init__(self, interval: int = 100, bins: int = 40, max_snapshots: int | None = MAX_SNAPSHOTS):
         if interval < 1:
@@ -186,15 +186,18 @@ class Diagnostics(Callback):
     """Checks 6–9 while training; the JSON file `path` (if given) written at every epoch end.
 
     stats_interval: steps between activation/gradient snapshots; ratio_interval: steps between
-    update-ratio measurements. `verdicts()` gives the current diagnosis at any time."""
+    update-ratio measurements; max_snapshots / max_records: the bounds of their evenly spaced downsamples
+    (None: keep all). `verdicts()` gives the current diagnosis at any time."""
 
     order = 20
 
     def __init__(self, path: str | os.PathLike | None = None, stats_interval: int = 100,
-                 ratio_interval: int = 10, num_classes: int | None = None):
+                 ratio_interval: int = 10, num_classes: int | None = None, *,
+                 max_snapshots: int | None = LayerStatsMonitor.MAX_SNAPSHOTS,
+                 max_records: int | None = UpdateRatioMonitor.MAX_RECORDS):
         self.path = None if path is None else Path(path)
-        self.layers = LayerStatsMonitor(stats_interval)
-        self.ratios = UpdateRatioMonitor(ratio_interval)
+        self.layers = LayerStatsMonitor(stats_interval, max_snapshots=max_snapshots)
+        self.ratios = UpdateRatioMonitor(ratio_interval, max_records=max_records)
         self.num_classes = num_classes
         self.extra: dict = {}  # anything else to save with the diagnostics (e.g. the doctor's verdicts)
 
