@@ -31,10 +31,10 @@ def drive(diag: Diagnostics, stop: int, steps_per_epoch: int, start: int = 0, on
     nothing, so 10^5 steps take seconds."""
     trainer = diag.trainer
     model, loss = trainer.model, st.nn.SoftmaxCrossEntropy()
-    rng = np.random.default_rng(start)
+    rng = np.random.default_rng(0)
     x, y = rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
-    if start == 0:
-        diag.on_train_begin()
+    trainer.iteration, trainer.epoch, trainer.batch = start, start // steps_per_epoch, start % steps_per_epoch
+    diag.on_train_begin()
     for it in range(start + 1, stop + 1):
         trainer.iteration, trainer.epoch, trainer.batch = it, (it - 1) // steps_per_epoch, (it - 1) % steps_per_epoch
         if (it - 1) % STATS == 0:
@@ -52,8 +52,8 @@ def drive(diag: Diagnostics, stop: int, steps_per_epoch: int, start: int = 0, on
                 on_epoch(it)
 
 
-def started(path=None, **kw) -> Diagnostics:
-    model = tiny()
+def started(path=None, model=None, **kw) -> Diagnostics:
+    model = tiny() if model is None else model
     diag = Diagnostics(path, stats_interval=STATS, ratio_interval=RATIO, **kw)
     Trainer(model, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(model, lr=0.01), callbacks=[diag])
     return diag
@@ -102,6 +102,55 @@ def test_unbounded_on_request_and_short_runs_keep_everything():
     everything = started(max_snapshots=None, max_records=None)
     drive(everything, 20_000, 1000)
     assert len(everything.layers.snapshots) == 200 and len(everything.ratios.records) == 2000
+
+
+def as_saved(diag: Diagnostics) -> str:
+    return json.dumps({"layers": diag.layers.to_dict(), "ratios": diag.ratios.records})
+
+
+@pytest.mark.parametrize("epochs_done", [1, 12])
+def test_a_resumed_run_takes_up_its_diagnostics_and_samples_as_a_straight_run(tmp_path, epochs_done):
+    """Resumed from a checkpoint at an epoch end (diagnostics.json is written at the same moments), the
+    callback holds what a straight run holds — the snapshot at initialisation first — and samples the same
+    steps (1013 steps an epoch: a resume off the 1 + k·interval grids takes no extra sample)."""
+    n, per_epoch, done = 16 * 1013, 1013, epochs_done * 1013
+    straight = started(tmp_path / "straight.json")
+    drive(straight, n, per_epoch)
+    first = started(tmp_path / "diagnostics.json")
+    drive(first, done, per_epoch)  # then killed; the checkpoint is the one of epoch `epochs_done`
+    resumed = started(tmp_path / "diagnostics.json", model=first.trainer.model)
+    drive(resumed, n, per_epoch, start=done)
+    assert resumed.layers.snapshots[0]["iteration"] == 1
+    assert as_saved(resumed) == as_saved(straight)
+    assert (tmp_path / "diagnostics.json").read_text() == (tmp_path / "straight.json").read_text()
+
+
+@pytest.mark.parametrize("damage", [
+    "not json", "[]", "{}", '{"layer_stats": [], "update_ratio": []}', "null",
+    '{"layer_stats": {"interval": "x", "snapshots": [], "epoch_dead": []}, "update_ratio": []}',
+    '{"layer_stats": {"interval": 100, "snapshots": [{"iteration": 1, "layers": [{"name": 1}], "params": {}}], '
+    '"epoch_dead": []}, "update_ratio": []}',
+    '{"layer_stats": {"interval": 100, "snapshots": [], "epoch_dead": [{"epoch": 0, "dead": {"1": "x"}}]}, '
+    '"update_ratio": []}',
+    '{"layer_stats": {"interval": 100, "snapshots": [], "epoch_dead": []}, '
+    '"update_ratio": [{"iteration": 1, "ratios": {"0.weight": [1]}}]}',
+])
+def test_a_damaged_diagnostics_file_is_ignored_on_resume_and_rewritten(tmp_path, damage):
+    path = tmp_path / "diagnostics.json"
+    first = started(path)
+    drive(first, 2000, 1000)
+    saved = json.loads(path.read_text())
+    path.write_text(damage)
+    resumed = started(path, model=first.trainer.model)
+    drive(resumed, 3000, 1000, start=2000)  # no exception: the diagnostics start again with the resume
+    assert [s["iteration"] for s in resumed.layers.snapshots] == list(range(2001, 3000, STATS))
+    assert json.loads(path.read_text())["layer_stats"]["interval"] == saved["layer_stats"]["interval"]
+    # a bad value deep in an otherwise good file fails the whole file, never a later check
+    saved["layer_stats"]["snapshots"][-1]["layers"][0]["mean"] = "x"
+    path.write_text(json.dumps(saved))
+    again = started(path, model=first.trainer.model)
+    drive(again, 3000, 1000, start=2000)
+    assert again.layers.snapshots[0]["iteration"] == 2001
 
 
 @pytest.mark.parametrize("limit", [2, 3, 8, 64])

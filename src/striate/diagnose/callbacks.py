@@ -11,13 +11,16 @@
 
 Memory and the file stay bounded over any run length: snapshots and ratio records are kept as an evenly
 spaced downsample (`train.callbacks.downsample`, as the History keeps its iteration records) that always
-holds the first and the latest; the per-epoch dead-unit records are all kept.
+holds the first and the latest; the per-epoch dead-unit records are all kept. A resumed run takes up what
+its diagnostics.json holds up to the restored step (the first snapshot stays the one at initialisation) and
+samples the same steps as a straight run; a diagnostics.json that cannot be read is ignored and rewritten.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -80,7 +83,12 @@ class LayerStatsMonitor(Callback):
 
     # ----- hooks --------------------------------------------------------------------------------
     def on_train_begin(self):
-        self._arm()
+        done = self.trainer.iteration
+        self._snapshots.reset([s for s in self.snapshots if s["iteration"] <= done])
+        self.epoch_dead = [e for e in self.epoch_dead if e["epoch"] < self.trainer.epoch]
+        self._active = {}
+        if not self.snapshots or done % self.interval == 0:  # else a straight run's next snapshot is later
+            self._arm()
 
     def on_batch_end(self, batch, logs):
         if self._tap is not None:
@@ -144,6 +152,18 @@ class LayerStatsMonitor(Callback):
                          "snapshots": [{"iteration": s["iteration"], "layers": [x.to_dict() for x in s["layers"]],
                                         "params": s["params"]} for s in self.snapshots]})
 
+    def load(self, saved: dict) -> None:
+        """Take up `saved` (a `to_dict()`, from a run's diagnostics.json); raises KeyError, TypeError,
+        ValueError or OverflowError, before changing anything, when it is not one (every value is converted to
+        its type here, so a damaged file cannot fail later, in a check)."""
+        snaps = [{"iteration": int(s["iteration"]), "layers": [_layer_stats(x) for x in s["layers"]],
+                  "params": {str(n): _param(p) for n, p in s["params"].items()}} for s in saved["snapshots"]]
+        dead = [{"epoch": int(e["epoch"]), "dead": {str(k): _number(v) for k, v in e["dead"].items()}}
+                for e in saved["epoch_dead"]]
+        outputs = None if saved.get("outputs") is None else int(saved["outputs"])
+        self._snapshots.reset(snaps)
+        self.epoch_dead, self.outputs = dead, outputs
+
 
 class UpdateRatioMonitor(Callback):
     """Records `{"iteration", "ratios": {weight name: ‖ΔW‖/‖W‖}}` for one step out of every `interval`;
@@ -168,7 +188,17 @@ class UpdateRatioMonitor(Callback):
         self._before = {n: p.data.copy() for n, p in weight_tensors(self.trainer.model)}
 
     def on_train_begin(self):
-        self._snapshot()
+        done = self.trainer.iteration
+        self._records.reset([r for r in self.records if r["iteration"] <= done])
+        self._before = None
+        if not self.records or done % self.interval == 0:  # else a straight run's next record is later
+            self._snapshot()
+
+    def load(self, saved: list[dict]) -> None:
+        """Take up `saved` (`records`, from a run's diagnostics.json); raises as `LayerStatsMonitor.load`."""
+        records = [{"iteration": int(r["iteration"]), "ratios": {str(k): _number(v) for k, v in r["ratios"].items()}}
+                   for r in saved]
+        self._records.reset(records)
 
     def on_batch_end(self, batch, logs):
         if self._before is not None:
@@ -207,8 +237,25 @@ class Diagnostics(Callback):
         self.ratios.set_trainer(trainer)
 
     def on_train_begin(self):
+        if self.trainer.iteration and self.path is not None and not self.layers.snapshots and not self.ratios.records:
+            self._resume()
         self.layers.on_train_begin()
         self.ratios.on_train_begin()
+
+    def _resume(self) -> None:
+        """A resumed run's earlier measurements, from its diagnostics.json (written at the same epoch ends as the
+        checkpoints). The file only informs: one that is missing, damaged or from other settings is ignored
+        (and rewritten at the next epoch end), as if the diagnostics had started with the resume."""
+        try:
+            saved = json.loads(self.path.read_text())
+            layers, ratios = saved["layer_stats"], saved["update_ratio"]
+            if int(layers["interval"]) != self.layers.interval:
+                return
+            self.layers.load(layers)
+            self.ratios.load(ratios)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
+            self.layers.load({"snapshots": [], "epoch_dead": []})
+            self.ratios.load([])
 
     def on_batch_end(self, batch, logs):
         self.layers.on_batch_end(batch, logs)
@@ -252,3 +299,36 @@ class Diagnostics(Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(self.to_dict()) + "\n")
         return self.path
+
+
+def _number(v) -> float:
+    """A number read back from JSON (None was NaN or ±inf: JSON has neither)."""
+    if isinstance(v, bool) or not isinstance(v, int | float | None):
+        raise TypeError(f"not a number: {v!r}")
+    return math.nan if v is None else float(v)
+
+
+def _optional(v) -> float | None:
+    return None if v is None else _number(v)
+
+
+def _layer_stats(d: dict) -> LayerStats:
+    """A `LayerStats.to_dict()` read back, every field checked."""
+    text = {k: d[k] for k in ("name", "layer", "kind")}
+    if not all(isinstance(v, str) for v in text.values()):
+        raise TypeError(f"not text: {text!r}")
+    optional = {k: _optional(d.get(k)) for k in ("saturated", "dead", "zero", "weight_gain", "bias_mean", "grad_rms")}
+    lists = {k: [_number(v) for v in d.get(k) or []] for k in ("edges", "grad_edges")}
+    counts = {k: [int(_number(v)) for v in d.get(k) or []] for k in ("hist", "grad_hist")}
+    return LayerStats(**text, mean=_number(d["mean"]), std=_number(d["std"]),
+                      nonfinite=_number(d.get("nonfinite", 0.0)), **optional, **lists, **counts)
+
+
+def _param(d: dict) -> dict:
+    """A `stats.param_gradients` entry read back, every field checked."""
+    flags = {k: d[k] for k in ("finite", "trainable")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise TypeError(f"not true/false: {flags!r}")
+    return {"grad_rms": _number(d["grad_rms"]), "grad_norm": _number(d["grad_norm"]),
+            "weight_norm": _number(d["weight_norm"]), "ratio": _optional(d["ratio"]), **flags,
+            "ndim": int(_number(d["ndim"]))}
