@@ -192,3 +192,22 @@ def test_downsample_refuses_a_limit_or_step_that_cannot_work(bad):
 def test_history_uses_the_same_downsample():
     history = History(max_iterations=64)
     assert isinstance(history._sample, Downsample) and history._sample.limit == 64
+
+
+def test_layer_stats_read_back_from_json_or_refused():
+    """The reader behind the resume: a snapshot's statistics survive the JSON round trip, and a value of the
+    wrong type is refused when read, not later in a check."""
+    from striate.diagnose.stats import LayerStats, param_gradients, param_gradients_from_dict, summarize
+
+    model = tiny()
+    y = model.forward(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+    s = summarize("1", model[1], y)
+    back = LayerStats.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back.to_dict() == s.to_dict()
+    params = json.loads(json.dumps(param_gradients(model)))
+    assert {n: param_gradients_from_dict(p) for n, p in params.items()} == params
+    for key, bad in [("mean", "x"), ("dead", [1]), ("hist", ["a"]), ("name", 3), ("edges", {"a": 1}), ("std", True)]:
+        with pytest.raises((TypeError, ValueError)):
+            LayerStats.from_dict({**s.to_dict(), key: bad})
+    with pytest.raises((TypeError, KeyError)):
+        param_gradients_from_dict({**params["0.weight"], "finite": "yes"})

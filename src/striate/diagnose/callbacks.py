@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 
@@ -33,7 +32,15 @@ from .curves import diagnose_curves
 from .diagnosis import Diagnosis, diagnose
 from .gradient_stats import diagnose_gradients
 from .hooks import Tap, leaf_modules
-from .stats import MAX_VALUES, LayerStats, param_gradients, summarize, summarize_gradient
+from .stats import (
+    MAX_VALUES,
+    LayerStats,
+    json_number,
+    param_gradients,
+    param_gradients_from_dict,
+    summarize,
+    summarize_gradient,
+)
 from .update_ratio import diagnose_update_ratio, update_ratios, weight_tensors
 from .verdict import Verdict, jsonable
 
@@ -156,11 +163,13 @@ class LayerStatsMonitor(Callback):
         """Take up `saved` (a `to_dict()`, from a run's diagnostics.json); raises KeyError, TypeError,
         ValueError or OverflowError, before changing anything, when it is not one (every value is converted to
         its type here, so a damaged file cannot fail later, in a check)."""
-        snaps = [{"iteration": int(s["iteration"]), "layers": [_layer_stats(x) for x in s["layers"]],
-                  "params": {str(n): _param(p) for n, p in s["params"].items()}} for s in saved["snapshots"]]
-        dead = [{"epoch": int(e["epoch"]), "dead": {str(k): _number(v) for k, v in e["dead"].items()}}
+        snaps = [{"iteration": int(json_number(s["iteration"])),
+                  "layers": [LayerStats.from_dict(x) for x in s["layers"]],
+                  "params": {str(n): param_gradients_from_dict(p) for n, p in s["params"].items()}}
+                 for s in saved["snapshots"]]
+        dead = [{"epoch": int(json_number(e["epoch"])), "dead": {str(k): json_number(v) for k, v in e["dead"].items()}}
                 for e in saved["epoch_dead"]]
-        outputs = None if saved.get("outputs") is None else int(saved["outputs"])
+        outputs = None if saved.get("outputs") is None else int(json_number(saved["outputs"]))
         self._snapshots.reset(snaps)
         self.epoch_dead, self.outputs = dead, outputs
 
@@ -196,8 +205,8 @@ class UpdateRatioMonitor(Callback):
 
     def load(self, saved: list[dict]) -> None:
         """Take up `saved` (`records`, from a run's diagnostics.json); raises as `LayerStatsMonitor.load`."""
-        records = [{"iteration": int(r["iteration"]), "ratios": {str(k): _number(v) for k, v in r["ratios"].items()}}
-                   for r in saved]
+        records = [{"iteration": int(json_number(r["iteration"])),
+                    "ratios": {str(k): json_number(v) for k, v in r["ratios"].items()}} for r in saved]
         self._records.reset(records)
 
     def on_batch_end(self, batch, logs):
@@ -249,7 +258,7 @@ class Diagnostics(Callback):
         try:
             saved = json.loads(self.path.read_text())
             layers, ratios = saved["layer_stats"], saved["update_ratio"]
-            if int(layers["interval"]) != self.layers.interval:
+            if layers["interval"] != self.layers.interval:
                 return
             self.layers.load(layers)
             self.ratios.load(ratios)
@@ -300,35 +309,3 @@ class Diagnostics(Callback):
         write_atomic(self.path, json.dumps(self.to_dict()) + "\n")
         return self.path
 
-
-def _number(v) -> float:
-    """A number read back from JSON (None was NaN or ±inf: JSON has neither)."""
-    if isinstance(v, bool) or not isinstance(v, int | float | None):
-        raise TypeError(f"not a number: {v!r}")
-    return math.nan if v is None else float(v)
-
-
-def _optional(v) -> float | None:
-    return None if v is None else _number(v)
-
-
-def _layer_stats(d: dict) -> LayerStats:
-    """A `LayerStats.to_dict()` read back, every field checked."""
-    text = {k: d[k] for k in ("name", "layer", "kind")}
-    if not all(isinstance(v, str) for v in text.values()):
-        raise TypeError(f"not text: {text!r}")
-    optional = {k: _optional(d.get(k)) for k in ("saturated", "dead", "zero", "weight_gain", "bias_mean", "grad_rms")}
-    lists = {k: [_number(v) for v in d.get(k) or []] for k in ("edges", "grad_edges")}
-    counts = {k: [int(_number(v)) for v in d.get(k) or []] for k in ("hist", "grad_hist")}
-    return LayerStats(**text, mean=_number(d["mean"]), std=_number(d["std"]),
-                      nonfinite=_number(d.get("nonfinite", 0.0)), **optional, **lists, **counts)
-
-
-def _param(d: dict) -> dict:
-    """A `stats.param_gradients` entry read back, every field checked."""
-    flags = {k: d[k] for k in ("finite", "trainable")}
-    if not all(isinstance(v, bool) for v in flags.values()):
-        raise TypeError(f"not true/false: {flags!r}")
-    return {"grad_rms": _number(d["grad_rms"]), "grad_norm": _number(d["grad_norm"]),
-            "weight_norm": _number(d["weight_norm"]), "ratio": _optional(d["ratio"]), **flags,
-            "ndim": int(_number(d["ndim"]))}
