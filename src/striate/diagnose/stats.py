@@ -82,10 +82,30 @@ class LayerStats:
 
     @classmethod
     def from_dict(cls, d: dict) -> LayerStats:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "active_units"}
-        d["mean"] = math.nan if d.get("mean") is None else d["mean"]
-        d["std"] = math.nan if d.get("std") is None else d["std"]
-        return cls(**d)
+        """A `to_dict()` read back (from a diagnostics.json), every field converted to its type: raises
+        KeyError, TypeError, ValueError or OverflowError when `d` is not one, so a damaged file fails here,
+        not later in a check. Missing optional fields take their defaults; unknown keys are ignored."""
+        text = {k: d[k] for k in ("name", "layer", "kind")}
+        if not all(isinstance(v, str) for v in text.values()):
+            raise TypeError(f"LayerStats: name, layer and kind must be text, got {text!r}")
+        optional = {k: optional_number(d.get(k)) for k in ("saturated", "dead", "zero", "weight_gain", "bias_mean",
+                                                            "grad_rms")}
+        edges = {k: [json_number(v) for v in d.get(k) or []] for k in ("edges", "grad_edges")}
+        counts = {k: [int(json_number(v)) for v in d.get(k) or []] for k in ("hist", "grad_hist")}
+        return cls(**text, mean=json_number(d.get("mean")), std=json_number(d.get("std")),
+                   nonfinite=json_number(d.get("nonfinite", 0.0)), **optional, **edges, **counts)
+
+
+def json_number(v) -> float:
+    """A number read back from JSON, where None stands for NaN or ±inf (JSON has neither, `verdict.jsonable`);
+    TypeError for anything else."""
+    if isinstance(v, bool) or not isinstance(v, int | float | None):
+        raise TypeError(f"not a number: {v!r}")
+    return math.nan if v is None else float(v)
+
+
+def optional_number(v) -> float | None:
+    return None if v is None else json_number(v)
 
 
 def histogram(values: np.ndarray, bins: int, lo: float | None = None, hi: float | None = None):
@@ -184,6 +204,17 @@ def layer_statistics(model: Module, x: np.ndarray, loss=None, y: np.ndarray | No
             m.backward(loss.backward())
             params = param_gradients(m)
     return list(stats.values()), params
+
+
+def param_gradients_from_dict(d: dict) -> dict:
+    """One entry of `param_gradients` read back (from a diagnostics.json), every field converted to its type
+    (raises as `LayerStats.from_dict`)."""
+    flags = {k: d[k] for k in ("finite", "trainable")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise TypeError(f"finite and trainable must be true or false, got {flags!r}")
+    return {"grad_rms": json_number(d["grad_rms"]), "grad_norm": json_number(d["grad_norm"]),
+            "weight_norm": json_number(d["weight_norm"]), "ratio": optional_number(d["ratio"]), **flags,
+            "ndim": int(json_number(d["ndim"]))}
 
 
 def param_gradients(model: Module) -> dict[str, dict]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ...atomic import write_atomic
 from .base import Callback
+from .downsample import Downsample
 
 
 class History(Callback):
@@ -33,35 +34,22 @@ class History(Callback):
         self.path = None if path is None else Path(path)
         self.flush_every = flush_every
         self.max_iterations = max_iterations
-        self.stride = 1  # iterations 1, 1 + stride, 1 + 2·stride, … are kept (and the latest)
-        self.iterations: list[dict] = []
+        self._sample = Downsample(max_iterations)  # iterations 1, 1 + stride, 1 + 2·stride, … and the latest
         self.epochs: list[dict] = []
         self._file = None
         self._last_flush = 0.0
 
-    def _on_stride(self, rec: dict) -> bool:
-        return (int(rec["iteration"]) - 1) % self.stride == 0
+    @property
+    def iterations(self) -> list[dict]:
+        return self._sample.records
 
-    def _keep(self, rec: dict) -> None:
-        """Add an iteration record to the bounded in-memory downsample."""
-        its = self.iterations
-        if its and not self._on_stride(its[-1]):
-            its.pop()  # kept only while it was the latest step
-        its.append(rec)
-        if self.max_iterations is None or len(its) - (not self._on_stride(rec)) <= self.max_iterations:
-            return
-        self.stride *= 2
-        self.iterations = [r for r in its[:-1] if self._on_stride(r)] + [rec]
-
-    def _restore(self, records: list[dict], stride: int = 1) -> None:
-        """The downsample of `records` (all of a run's iteration records, or a downsample with `stride`)."""
-        self.stride, self.iterations = stride, []
-        for r in records:
-            self._keep(r)
+    @property
+    def stride(self) -> int:
+        return self._sample.stride
 
     def on_train_begin(self):
         done = self.trainer.iteration
-        self._restore([r for r in self.iterations if r["iteration"] <= done], self.stride)
+        self._sample.reset([r for r in self.iterations if r["iteration"] <= done])
         self.epochs = [r for r in self.epochs if r["iteration"] <= done]
         if self.path is None:
             return
@@ -71,7 +59,7 @@ class History(Callback):
             kept = [json.dumps(rec) for rec in records]
             # from the file, which has every record: the downsample a straight run holds at `done`, whatever
             # this object held before (its stride may have doubled past `done`)
-            self._restore([r for r in records if r.get("type") == "iteration"])
+            self._sample.reset([r for r in records if r.get("type") == "iteration"])
             self.epochs = [r for r in records if r.get("type") == "epoch"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # the records past the restored iteration go, but never by truncating the file in place: a kill
@@ -91,7 +79,7 @@ class History(Callback):
     def on_batch_end(self, batch, logs):
         rec = {"type": "iteration", "epoch": self.trainer.epoch + 1, "batch": batch + 1,
                "iteration": logs["iteration"], "loss": logs["loss"], "lr": logs.get("lr")}
-        self._keep(rec)
+        self._sample.add(rec)
         self._write(rec)
 
     def on_epoch_end(self, epoch, logs):
