@@ -5,6 +5,7 @@ names the first key that differs, both values and the way to change it instead."
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 
 from ..train.checkpoint import CheckpointError
@@ -19,12 +20,16 @@ def check_config_toml(directory, command: str = "train") -> None:
     that starts a new run like this one, then a [[resume]] table per resume); it is never read back. An
     edit there would be ignored and then overwritten, so it is refused instead (ConfigError): the first key
     whose value differs from config.json's, both values, and the way to change it (`striate train --resume
-    RUN --lr X` for a resumable setting). Values are compared resolved (lr = 1 is 1.0, a missing key is its
-    default). A missing config.toml is no edit: it is written again from config.json. One that is not TOML
-    is a damaged run directory (CheckpointError): undo the edit, or delete it to have it written again."""
+    RUN --lr X` for a resumable setting). A config.toml whose digest is the one config.json recorded when
+    both were written is not edited (then config.json may have been, which its own readers report). Values
+    are compared resolved (lr = 1 is 1.0, a missing key is its default). A missing config.toml is no edit: it
+    is written again from config.json. One that is not TOML is a damaged run directory (CheckpointError):
+    undo the edit, or delete it to have it written again."""
     path = directory / directory.CONFIG_TOML
     saved = directory.read_json(directory.CONFIG_JSON)
     if not path.exists() or not isinstance(saved, dict):  # config.json's own faults are read_config's to report
+        return
+    if _as_written(path, saved.get(directory.TOML_DIGEST)):  # an edit, if any, was of config.json: its own checks
         return
     try:
         doc = run_file.read_toml(path, error=CheckpointError, what="the run's configuration file")
@@ -101,3 +106,11 @@ def _shown(value) -> str:
         return run_file.toml_value(value)  # as the user wrote it in config.toml
     except (TypeError, cfg.ConfigError):
         return repr(value)
+
+
+def _as_written(path, digest) -> bool:
+    """config.toml holds exactly the text written with config.json (whose digest it recorded)."""
+    try:
+        return isinstance(digest, str) and hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    except OSError:
+        return False

@@ -34,6 +34,7 @@ CheckpointError naming it (exit status 1), never a decoder's exception.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -206,11 +207,13 @@ class RunDir:
         saved = read_config_doc(path)
         resumes = saved.pop("resume", [])
         relative = saved.pop(self.DATA_RELATIVE, None)
+        saved.pop(self.TOML_DIGEST, None)
         settings = cfg.resolve(saved, where=str(path), command=command, recorded=True)
         settings["data"] = self._located(settings["data"], relative)
         return settings, resumes
 
     DATA_RELATIVE = "data_relative"  # config.json: the data path relative to the run directory
+    TOML_DIGEST = "config_toml_sha256"  # config.json: the digest of the config.toml written with it (`config_edits`)
 
     def _located(self, data: str, relative) -> str:
         """Where the recorded data is now: its recorded path if that exists, else the same path relative to
@@ -240,8 +243,9 @@ class RunDir:
         for r in resumes:
             text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, **recorded, "resume": list(resumes)}, indent=1)
-                     + "\n")
+        digest = {self.TOML_DIGEST: hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        write_atomic(self / self.CONFIG_JSON, json.dumps({**settings, **recorded, **digest, "resume": list(resumes)},
+                                                         indent=1) + "\n")
         write_atomic(self / self.CONFIG_TOML, text)
 
     def record_resume(self, changed: dict, epoch: int, command: str = "train", data: str | None = None) -> None:

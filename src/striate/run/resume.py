@@ -45,9 +45,9 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     if new["epochs"] == done and not mid_epoch:
         return None
     run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
-    load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
-    if moved is not None:
+    if moved is not None:  # before the weights: other data's classes would not fit them either
         _check_same_data(run, meta, directory)
+    load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
     _restore_loader(run, checkpoint)
     read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
