@@ -178,7 +178,8 @@ def test_the_report_shows_the_stored_state_of_a_trial_whose_worker_died_after_re
     """A worker that set its trial's status to complete and died before telling the study: Optuna holds FAIL
     (the heartbeat check), and that is what the results say, not "complete" with a blank value."""
     from striate.search import report
-    from striate.search.runner import open_storage, study_name
+    from striate.search.runner import study_name
+    from striate.search.storage import open_storage
 
     path = tmp_path / "d.toml"
     path.write_text(SEARCH.format(trials=1, epochs=1))

@@ -100,8 +100,9 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
 
     from . import report
     from . import spec as spec_mod
-    from .runner import check_storage, default_storage, open_storage, work
+    from .runner import work
     from .space import SearchError
+    from .storage import check_storage, default_storage, open_storage
 
     if importlib.util.find_spec("optuna") is None:
         raise SearchError("striate search needs Optuna: pip install 'striate[search]'")

@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", help="study storage URL (default: SQLite in the search directory)")
     p.add_argument("--max-trials", type=int, default=None, help="stop after this many trials")
     args = p.parse_args(argv)
-    from .runner import StorageError, work
+    from .runner import work
     from .space import SearchError
     from .spec import SearchSpec
+    from .storage import StorageError
 
     path = Path(args.directory) / "search.json"
     try:
