@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.pipeline import AUGMENT, PREPROCESS
+from . import schedule
 
 
 class ConfigError(ValueError):
@@ -31,7 +32,6 @@ class ConfigError(ValueError):
 
 
 COMMANDS = ("train", "finetune", "doctor", "search")
-SCHEDULES = ("constant", "cosine", "step", "multistep", "exp", "poly")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
 
 
@@ -308,10 +308,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", int, 64, "minibatch size", minimum=1, commands=D, group="optimization",
            aliases=("batch", "bs", "minibatch", "mini_batch_size")),
     # schedule
-    Option("schedule", str, "constant", "learning-rate schedule over the whole run: constant; cosine (to 0); "
-           "step (Caffe's: × gamma every step_size epochs); multistep (× gamma at each of the milestones); "
-           "exp (a smooth exponential decay, × gamma over the whole run); poly (linear to 0)", SCHEDULES,
-           group="schedule", aliases=("lr_schedule", "scheduler", "lr_policy")),
+    Option("schedule", str, "constant", schedule.describe(), schedule.NAMES, group="schedule",
+           aliases=("lr_schedule", "scheduler", "lr_policy")),
     Option("gamma", float, 0.1, "decay factor of the step, multistep and exp schedules", minimum=0.0,
            exclusive=True, group="schedule"),
     Option("step_size", float, 0.0, "epochs between decays of the step schedule (0: a third of the run)",
