@@ -325,3 +325,11 @@ def test_resume_help_names_the_option_tables_resumable_flags():
     flags = [cfg.BY_NAME[name].flag_name for name in cfg.resumable()]
     assert "--sync-bn" in flags
     assert all(flag in text for flag in flags), text
+
+
+def test_the_augment_help_lists_the_augmentation_table():
+    from striate.data.pipeline import AUGMENT
+    from striate.run import config as cfg
+
+    words = cfg.BY_NAME["augment"].help.split(":", 1)[1].split("(")[0]
+    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "noise:σ"]

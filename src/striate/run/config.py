@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.pipeline import AUGMENT, PREPROCESS
+from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
 from . import schedule
 
 
@@ -231,7 +231,7 @@ def _check_augment(value: list, where: str) -> None:
     for v in value:
         try:
             if noise_sigma(v) is None and v not in AUGMENT:
-                raise DataError(f"unknown augmentation {v!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+                raise DataError(f"unknown augmentation {v!r}; choose from {AUGMENT_CHOICES}")
         except DataError as e:
             raise ConfigError(f"{where}: {e}") from None
 
@@ -277,8 +277,8 @@ OPTIONS: tuple[Option, ...] = (
            listing=_datasets, names_path=True),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
-    Option("augment", list, [], "augmentations, comma-separated: crop, flip, noise:σ (Gaussian input noise of std "
-           "σ after the preprocessing)", check=_check_augment, group="data",
+    Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (noise:σ: Gaussian input "
+           "noise of std σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
