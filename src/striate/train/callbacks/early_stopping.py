@@ -21,7 +21,7 @@ class EarlyStopping(Callback):
             raise ValueError(f"EarlyStopping: patience must be ≥ 1, got {patience!r}")
         self.tracker = Monitor(monitor, mode, min_delta, owner="EarlyStopping")
         self.patience, self.monitor, self.mode = int(patience), monitor, self.tracker.mode
-        self.min_delta, self.restore_best = float(min_delta), restore_best
+        self.restore_best = restore_best
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_weights: dict[str, np.ndarray] | None = None
@@ -49,6 +49,10 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs):
         if self.stopped_epoch is not None and self.restore_best and self.best_weights is not None:
             self.trainer.model.load_state_dict(self.best_weights)
+
+    @property
+    def min_delta(self) -> float:
+        return self.tracker.min_delta
 
     @property
     def best(self) -> float | None:
