@@ -311,3 +311,25 @@ def test_width_multiplies_digits_net_too(tmp_path):
     half = st.models.get("digits_net", 10, 1, width=0.5)
     assert half[0].out_channels == 8
     assert st.models.get("digits_net", 10, 1, channels=4, width=2.0)[0].out_channels == 8
+
+
+def test_resume_help_names_the_option_tables_resumable_flags():
+    import argparse
+
+    from striate.cli import train
+    from striate.run import config as cfg
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    text = next(a.help for a in parser._actions if a.dest == "resume")
+    flags = [cfg.BY_NAME[name].flag_name for name in cfg.resumable()]
+    assert "--sync-bn" in flags
+    assert all(flag in text for flag in flags), text
+
+
+def test_the_augment_help_lists_the_augmentation_table():
+    from striate.data.pipeline import AUGMENT
+    from striate.run import config as cfg
+
+    words = cfg.BY_NAME["augment"].help.split(":", 1)[1].split("(")[0]
+    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "noise:σ"]

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.complexity import OPTIMIZER_SLOTS, cache_bytes, complexity, parse_input_shape
+from striate.complexity import cache_bytes, complexity, parse_input_shape
 from striate.models import alexnet, googlenet, lenet, vgg
 from striate.nn.activation import ReLU
+from striate.optim.registry import STATE_SLOTS
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,8 @@ def test_training_memory_hand_count():
     assert m.total == m.activations + 4 * params * 4
     assert c.training_memory(optimizer="sgd").optimizer_state == 0
     assert c.training_memory(optimizer=3).optimizer_state == 3 * params * 4
+    for name, slots in STATE_SLOTS.items():  # every optimizer of the registry, with the registry's count
+        assert c.training_memory(optimizer=name).optimizer_state == slots * params * 4
     # frozen layers need no gradient or optimizer state
     net.freeze(upto=2)
     frozen = complexity(net, (8, 8, 3)).training_memory(1, "momentum")
@@ -65,7 +68,6 @@ def test_training_memory_hand_count():
     assert frozen.parameters == params * 4
     with pytest.raises(ValueError, match="unknown optimizer"):
         c.training_memory(optimizer="lbfgs")
-    assert OPTIMIZER_SLOTS["adamw"] == 2
 
 
 def test_estimate_against_measured_caches():

@@ -489,3 +489,24 @@ def test_shared_cifar10_full_decode_from_cache():
     assert np.bincount(test.labels).tolist() == [1000] * 10 and test.classes == cifar_mod.CLASSES
     mean = test.images.reshape(-1, 3).mean(axis=0)
     assert np.all((mean > 100) & (mean < 140))  # CIFAR-10 channel means are about 125, 123, 114
+
+
+def test_a_missing_split_is_its_own_error_type_and_the_run_reads_the_folder_without_it(tmp_path, rng):
+    from striate.data.datasets import MissingSplit
+    from striate.run import config as cfg
+    from striate.run.data import load_data
+
+    write_folder(tmp_path / "flat", rng, n_per_class=4, classes=("a", "b"))
+    with pytest.raises(MissingSplit, match="no 'train' folder") as caught:
+        load_image_folder(tmp_path / "flat", "train", root=tmp_path / "c")
+    assert caught.value.split == "train" and isinstance(caught.value, DataError)
+    config = {**cfg.defaults("train"), "data": str(tmp_path / "flat"), "val_fraction": 0.25}
+    data = load_data(config)  # a flat <class>/ folder: all of it is the training split, no test split
+    assert len(data.train_x) + len(data.val_x) == 8 and data.test is None
+    write_folder(tmp_path / "trained" / "train", rng, n_per_class=2, classes=("a", "b"))
+    data = load_data({**config, "data": str(tmp_path / "trained")})  # a train/ split and no test/
+    assert len(data.train_x) + len(data.val_x) == 4 and data.test is None
+    (tmp_path / "broken" / "test").mkdir(parents=True)  # a test/ folder that is there but empty is an error
+    write_folder(tmp_path / "broken" / "train", rng, n_per_class=2, classes=("a", "b"))
+    with pytest.raises(DataError, match="empty image folder"):
+        load_data({**config, "data": str(tmp_path / "broken")})

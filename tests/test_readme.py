@@ -34,3 +34,12 @@ def test_every_st_name_resolves():
         for part in dotted.split("."):
             assert hasattr(obj, part), f"st.{dotted}: {part!r} does not resolve"
             obj = getattr(obj, part)
+
+
+def test_the_resumable_flags_are_the_option_tables():
+    from striate.run import config as cfg
+
+    sentence = re.search(r"Only (.*?) may change on a resume", README.read_text(), re.S)
+    assert sentence, "README no longer says which flags may change on a resume"
+    listed = re.findall(r"`(--[\w-]+)`", sentence.group(1))
+    assert listed == [cfg.BY_NAME[name].flag_name for name in cfg.resumable()]

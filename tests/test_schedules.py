@@ -146,3 +146,15 @@ def test_scheduler_drives_the_optimizer(rng):
     sched2 = optim.Scheduler(opt2, S.constant(7.0)).load_state_dict(state)
     assert sched2.schedule == schedule and sched2.t == 5 and opt2.lr == schedule(5)
     assert sched2.step() == sched.step() == schedule(6)
+
+
+def test_the_run_builds_every_schedule_the_option_offers_and_no_other():
+    from striate.run import config as cfg
+    from striate.run.schedule import POLICIES, make_schedule
+
+    assert tuple(POLICIES) == cfg.BY_NAME["schedule"].choices
+    config = {**cfg.defaults("train"), "epochs": 4}
+    decays = {name: make_schedule({**config, "schedule": name}, 10)(10) for name in POLICIES}
+    assert decays["constant"] == config["lr"] and decays["poly"] < decays["cosine"] < config["lr"]
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):  # not poly for a name nobody defined
+        make_schedule({**config, "schedule": "linear"}, 10)

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 
 from .nn.containers import Concat, Residual, Sequential
 from .nn.module import Module
-
-OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+from .optim.registry import STATE_SLOTS
 
 
 def _size(shape) -> int:
@@ -123,12 +122,12 @@ class Complexity:
 
     def training_memory(self, batch_size: int | None = None, optimizer: str | int = "sgd") -> TrainingMemory:
         """Memory of one training step at `batch_size` (default: this table's) with `optimizer` (a name in
-        OPTIMIZER_SLOTS or a number of per-parameter state arrays)."""
+        STATE_SLOTS or a number of per-parameter state arrays)."""
         if isinstance(optimizer, str):
-            if optimizer not in OPTIMIZER_SLOTS:
-                raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZER_SLOTS)} or give "
+            if optimizer not in STATE_SLOTS:
+                raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(STATE_SLOTS)} or give "
                                  "the number of state arrays per parameter")
-            slots, label = OPTIMIZER_SLOTS[optimizer], optimizer
+            slots, label = STATE_SLOTS[optimizer], optimizer
         else:
             slots, label = int(optimizer), f"{int(optimizer)} state slots"
         b = self.batch_size if batch_size is None else int(batch_size)

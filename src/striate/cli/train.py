@@ -26,10 +26,12 @@ DESCRIPTION = "Train a model. Keys may also come from --config FILE.toml; flags 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", metavar="FILE", help="a run file: TOML with the keys below (dashes or "
                         "underscores), flat or under [train], and a [model] table (default: none)")
+    from ..run import config as cfg
+
+    flags = [cfg.BY_NAME[name].flag_name for name in cfg.resumable()]  # the table says what a resume may change
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last "
-                        "checkpoint; only --epochs, --lr, --patience, --explode-factor, --tta, --report and "
-                        "--diagnostics may change, and --data gives the same data's new place if it moved "
-                        "(default: none)")
+                        f"checkpoint; only {', '.join(flags[:-1])} and {flags[-1]} may change, and --data gives "
+                        "the same data's new place if it moved (default: none)")
     add_options(parser, "train")
     parser.add_argument("--distributed", action="store_true", help="be one rank of an MPI job even when no "
                         "launcher is detected (default: detected from mpiexec's environment)")

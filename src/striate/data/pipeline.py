@@ -35,6 +35,7 @@ AUGMENT = {
     "crop": lambda h, w: RandomCrop((h, w), padding=max(1, min(h, w) // 8)),
     "flip": lambda h, w: RandomFlip(),
 }
+AUGMENT_CHOICES = ", ".join([*AUGMENT, "noise:σ"])  # what an error or a help text offers
 _ANY_SIZE = (Scale, PerChannelMean, PerChannelStandardize, PerImageStandardize)  # no per-pixel statistics
 
 
@@ -63,7 +64,7 @@ def augmentation(names: list[str], shape: tuple[int, int, int]) -> tuple[list, l
         elif n in AUGMENT:
             before.append(AUGMENT[n](h, w))
         else:
-            raise DataError(f"unknown augmentation {n!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+            raise DataError(f"unknown augmentation {n!r}; choose from {AUGMENT_CHOICES}")
     return before, after
 
 

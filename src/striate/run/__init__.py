@@ -9,13 +9,14 @@
 """
 
 from . import config
-from .build import Run, build, make_model, make_schedule
+from .build import Run, build, make_model
 from .config import ConfigError
 from .data import Data, default_model, load_data
 from .directory import RunDir, Trained
 from .evaluation import evaluate
 from .execute import execute
 from .resume import resume
+from .schedule import make_schedule
 
 __all__ = ["ConfigError", "Data", "Run", "RunDir", "Trained", "build", "config", "default_model", "evaluate",
            "execute", "load_data", "make_model", "make_schedule", "resume"]

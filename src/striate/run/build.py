@@ -26,6 +26,7 @@ import numpy as np
 from . import config as cfg
 from .data import INIT, LOADER, Data, default_model, load_data
 from .directory import RunDir
+from .schedule import base_lr, make_schedule
 
 
 @dataclass
@@ -91,13 +92,14 @@ def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], sa
     """ConfigError when a training step of `model` on images `shape` at the configuration's batch size (or
     `samples`, when fewer: a batch holds at most the training set) and optimizer needs more memory than this
     machine has (`complexity.machine_memory`)."""
-    from ..complexity import OPTIMIZER_SLOTS, _mib, complexity, heaviest, machine_memory
+    from ..complexity import _mib, complexity, heaviest, machine_memory
+    from ..optim.registry import STATE_SLOTS
 
     have = machine_memory()
     if not have:
         return
     table = complexity(model, shape, batch_size=1)
-    optimizer = config["optimizer"] if config["optimizer"] in OPTIMIZER_SLOTS else 2  # 2: Adam's, the most
+    optimizer = config["optimizer"] if config["optimizer"] in STATE_SLOTS else 2  # 2: Adam's, the most
     batch = config["batch_size"] if samples is None else max(1, min(config["batch_size"], samples))
     need = table.training_memory(batch, optimizer)
     if need.total <= have:
@@ -108,40 +110,6 @@ def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], sa
     raise cfg.ConfigError(f"model {name!r} on {config['data']!r} images {'×'.join(map(str, shape))} cannot fit in "
                           f"memory: a {need} (summary's estimate), more than this machine's {_mib(have)}{where}; "
                           "use smaller layers, a smaller width or batch_size")
-
-
-def base_lr(config: dict) -> float:
-    """--lr, or with lr_reference_batch the linear scaling rule (Goyal et al.): lr × batch_size / reference."""
-    from ..optim.schedules import scale_lr_for_batch
-
-    ref = config.get("lr_reference_batch", 0)
-    return scale_lr_for_batch(config["lr"], ref, config["batch_size"]) if ref else config["lr"]
-
-
-def make_schedule(config: dict, steps_per_epoch: int):
-    """The configuration's learning-rate schedule over the whole run, per iteration."""
-    from ..optim import schedules as s
-
-    lr, total = base_lr(config), max(1, config["epochs"] * steps_per_epoch)
-    name, gamma = config["schedule"], config["gamma"]
-    if config.get("snapshots"):  # a snapshot ensemble: cosine with K restarts, one snapshot per cycle
-        sched = s.cosine_restarts(lr, max(1, total // config["snapshots"]))
-    elif name == "constant":
-        sched = s.constant(lr)
-    elif name == "cosine":
-        sched = s.cosine(lr, total)
-    elif name == "step":  # Caffe's step policy: × gamma every step_size epochs
-        size = config["step_size"] or config["epochs"] / 3
-        sched = s.step(lr, max(1, int(round(size * steps_per_epoch))), gamma)
-    elif name == "multistep":  # × gamma at each milestone (epochs), by default at half and three quarters
-        epochs = config["milestones"] or [config["epochs"] / 2, 3 * config["epochs"] / 4]
-        sched = s.multistep(lr, sorted({max(1, int(round(e * steps_per_epoch))) for e in epochs}), gamma)
-    elif name == "exp":  # a smooth exponential decay, × gamma over the whole run
-        sched = s.exp(lr, gamma ** (1 / total))
-    else:
-        sched = s.poly(lr, total, 1.0)
-    warm = int(round(config["warmup"] * steps_per_epoch))
-    return s.warmup(sched, warm) if warm > 0 else sched
 
 
 def check_combinations(config: dict) -> None:

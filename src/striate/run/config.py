@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.pipeline import AUGMENT, PREPROCESS
+from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
+from . import schedule
 
 
 class ConfigError(ValueError):
@@ -31,7 +32,6 @@ class ConfigError(ValueError):
 
 
 COMMANDS = ("train", "finetune", "doctor", "search")
-SCHEDULES = ("constant", "cosine", "step", "multistep", "exp", "poly")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
 
 
@@ -231,7 +231,7 @@ def _check_augment(value: list, where: str) -> None:
     for v in value:
         try:
             if noise_sigma(v) is None and v not in AUGMENT:
-                raise DataError(f"unknown augmentation {v!r}; choose from {', '.join(AUGMENT)}, noise:σ")
+                raise DataError(f"unknown augmentation {v!r}; choose from {AUGMENT_CHOICES}")
         except DataError as e:
             raise ConfigError(f"{where}: {e}") from None
 
@@ -277,8 +277,8 @@ OPTIONS: tuple[Option, ...] = (
            listing=_datasets, names_path=True),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
            commands=D, group="data"),
-    Option("augment", list, [], "augmentations, comma-separated: crop, flip, noise:σ (Gaussian input noise of std "
-           "σ after the preprocessing)", check=_check_augment, group="data",
+    Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (noise:σ: Gaussian input "
+           "noise of std σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
@@ -308,10 +308,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", int, 64, "minibatch size", minimum=1, commands=D, group="optimization",
            aliases=("batch", "bs", "minibatch", "mini_batch_size")),
     # schedule
-    Option("schedule", str, "constant", "learning-rate schedule over the whole run: constant; cosine (to 0); "
-           "step (Caffe's: × gamma every step_size epochs); multistep (× gamma at each of the milestones); "
-           "exp (a smooth exponential decay, × gamma over the whole run); poly (linear to 0)", SCHEDULES,
-           group="schedule", aliases=("lr_schedule", "scheduler", "lr_policy")),
+    Option("schedule", str, "constant", schedule.describe(), schedule.NAMES, group="schedule",
+           aliases=("lr_schedule", "scheduler", "lr_policy")),
     Option("gamma", float, 0.1, "decay factor of the step, multistep and exp schedules", minimum=0.0,
            exclusive=True, group="schedule"),
     Option("step_size", float, 0.0, "epochs between decays of the step schedule (0: a third of the run)",

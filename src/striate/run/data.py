@@ -30,7 +30,7 @@ class Data:
 def load_data(config: dict) -> Data:
     """Train split (less a seeded validation fraction, optionally limited) and the test split if any. A data
     path that is not there (a run's data that moved) is a ConfigError suggesting --data."""
-    from ..data import DataError, load
+    from ..data.datasets import NAMES, MissingSplit, load
 
     name = config["data"]
     if cfg.data_missing(name):
@@ -40,17 +40,15 @@ def load_data(config: dict) -> Data:
     options = {"size": size, "mode": mode, "strict": config.get("strict", False)}
     try:
         train = load(name, "train", **options)
-    except DataError as err:
-        if name in ("cifar10", "mnist", "digits") or not os.path.isdir(name) or "no 'train' folder" not in str(err):
+    except MissingSplit:
+        if name in NAMES or not os.path.isdir(name):
             raise
         train = load(name, None, **options)  # a folder of <class>/ images without train/test splits
         test = None
     else:
         try:
             test = load(name, "test", **options)
-        except DataError as err:
-            if "no 'test' folder" not in str(err):
-                raise
+        except MissingSplit:
             test = None
     x, y = train.images, train.labels
     order = np.random.default_rng([config["seed"], SPLIT]).permutation(len(x))

@@ -15,7 +15,7 @@ from .cifar10 import RestrictedUnpickler, archive_path, load_cifar10, read_archi
 from .digits import load_digits
 from .download import cache_dir, download, file_digest, verify
 from .image_file import MAX_PIXELS, ImageHeader, ImageSizeError, probe_image, read_image
-from .image_folder import extract_archive, is_archive, load_image_folder
+from .image_folder import MissingSplit, extract_archive, is_archive, load_image_folder
 from .mnist import load_mnist, parse_idx, read_idx
 
 SHARED_CIFAR10 = "cifar10-jpg.tar.gz"
@@ -79,9 +79,9 @@ def load(name_or_path: str | os.PathLike, split: str | None = "train", root: str
 
 
 __all__ = [
-    "MAX_PIXELS", "NAMES", "DataError", "Dataset", "ImageHeader", "ImageSizeError", "RestrictedUnpickler",
-    "archive_path", "as_uint8", "cache_dir", "check_images", "check_labels", "download", "extract_archive",
-    "file_digest", "find_shared_cifar10", "is_archive", "load", "load_cifar10", "load_digits", "load_image_folder",
-    "load_mnist", "parse_idx", "probe_image", "read_archive", "read_idx", "read_image", "restricted_loads",
-    "shared_dirs", "verify",
+    "MAX_PIXELS", "NAMES", "DataError", "Dataset", "ImageHeader", "ImageSizeError", "MissingSplit",
+    "RestrictedUnpickler", "archive_path", "as_uint8", "cache_dir", "check_images", "check_labels", "download",
+    "extract_archive", "file_digest", "find_shared_cifar10", "is_archive", "load", "load_cifar10", "load_digits",
+    "load_image_folder", "load_mnist", "parse_idx", "probe_image", "read_archive", "read_idx", "read_image",
+    "restricted_loads", "shared_dirs", "verify",
 ]

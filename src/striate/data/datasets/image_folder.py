@@ -133,9 +133,18 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+class MissingSplit(DataError):
+    """A folder without the requested split's subfolder (`split`: 'train', 'test', …): a flat `<class>/` folder,
+    or one with a training split only. Callers that accept either catch this type, not the message."""
+
+    def __init__(self, message: str, split: str):
+        super().__init__(message)
+        self.split = split
+
+
 def find_split(folder: str | os.PathLike, split: str | None) -> Path:
     """The folder holding `<class>/` subfolders for `split`: `folder/split`, or `folder/<top>/split` when the
-    tree sits under one top-level folder; `folder` itself when `split` is None."""
+    tree sits under one top-level folder; `folder` itself when `split` is None; MissingSplit when neither."""
     folder = Path(folder)
     if split is None:
         return folder
@@ -145,7 +154,7 @@ def find_split(folder: str | os.PathLike, split: str | None) -> Path:
         if folder.is_dir() else []
     if len(subdirs) == 1 and (subdirs[0] / split).is_dir():
         return subdirs[0] / split
-    raise DataError(f"no {split!r} folder in {folder} (looked for {folder / split} and <top>/{split})")
+    raise MissingSplit(f"no {split!r} folder in {folder} (looked for {folder / split} and <top>/{split})", split)
 
 
 def _entry_kind(entry: os.DirEntry) -> str:

@@ -8,7 +8,8 @@ from .explosion_guard import ExplosionGuard
 from .history import History
 from .max_norm import MaxNormConstraint
 from .model_checkpoint import ModelCheckpoint
+from .monitor import Monitor
 from .progress import Progress
 
 __all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "MaxNormConstraint", "ModelCheckpoint",
-           "Progress", "WeightAveraging"]
+           "Monitor", "Progress", "WeightAveraging"]

@@ -5,22 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Callback
+from .monitor import Monitor
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` (default val_accuracy, higher is better) has not improved by more than
-    `min_delta` for `patience` epochs; with `restore_best`, the best epoch's weights are put back."""
+    """Stop when `monitor` (default val_accuracy) has not improved by more than `min_delta` for `patience`
+    epochs (Keras semantics); with `restore_best`, the best epoch's weights are put back. `mode`: 'max',
+    'min' or 'auto' (from the metric's name, refused when the name does not tell; see `Monitor`)."""
 
     order = 50
 
     def __init__(self, patience: int = 5, monitor: str = "val_accuracy", min_delta: float = 0.0,
-                 restore_best: bool = True):
+                 restore_best: bool = True, mode: str = "auto"):
         if patience < 1:
             raise ValueError(f"EarlyStopping: patience must be ≥ 1, got {patience!r}")
-        self.patience, self.monitor = int(patience), monitor
-        self.min_delta, self.restore_best = float(min_delta), restore_best
-        self.best: float | None = None
-        self.best_epoch: int | None = None
+        self.tracker = Monitor(monitor, mode, min_delta, owner="EarlyStopping")
+        self.patience, self.monitor, self.mode = int(patience), monitor, self.tracker.mode
+        self.restore_best = restore_best
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_weights: dict[str, np.ndarray] | None = None
@@ -32,9 +33,8 @@ class EarlyStopping(Callback):
         if self.monitor not in logs:
             raise KeyError(f"EarlyStopping monitors '{self.monitor}', but the epoch logs only have {sorted(logs)}"
                            " (pass validation data to fit)")
-        value = float(logs[self.monitor])
-        if self.best is None or value > self.best + self.min_delta:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+        if self.tracker.update(float(logs[self.monitor]), epoch):
+            self.wait = 0
             if self.restore_best:
                 self.best_weights = self.trainer.model.state_dict()
             return
@@ -50,14 +50,26 @@ class EarlyStopping(Callback):
         if self.stopped_epoch is not None and self.restore_best and self.best_weights is not None:
             self.trainer.model.load_state_dict(self.best_weights)
 
+    @property
+    def min_delta(self) -> float:
+        return self.tracker.min_delta
+
+    @property
+    def best(self) -> float | None:
+        return self.tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.tracker.best_epoch
+
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+        return {**self.tracker.state_dict(), "wait": self.wait, "stopped_epoch": self.stopped_epoch,
+                "best_weights": self.best_weights}
 
     def load_state_dict(self, state):
-        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+        self.tracker.load_state_dict(state)
         self.wait, self.stopped_epoch = int(state.get("wait", 0)), state.get("stopped_epoch")
         self.best_weights = state.get("best_weights")
 
     def __repr__(self):
-        return f"EarlyStopping(patience={self.patience}, monitor={self.monitor!r})"
+        return f"EarlyStopping(patience={self.patience}, monitor={self.monitor!r}, mode={self.mode!r})"

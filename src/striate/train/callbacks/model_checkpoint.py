@@ -7,23 +7,25 @@ import os
 
 from ..checkpoint import CheckpointStore
 from .base import Callback
+from .monitor import Monitor
 
 
 class ModelCheckpoint(Callback):
-    """Saves `last` after every epoch (and on interrupt) and points `best` at the epoch with the highest
-    `monitor` (val_accuracy, else training accuracy when there is no validation data).
+    """Saves `last` after every epoch (and on interrupt) and points `best` at the epoch with the best
+    `monitor` (val_accuracy, else training accuracy when there is no validation data): the highest or the
+    lowest as `mode` says ('auto': from the metric's name, refused when the name does not tell; see `Monitor`).
 
     `meta` is stored with every checkpoint as-is (model config, fitted preprocessing, class names, ...):
     arrays in it go to safetensors. Nothing is saved once `trainer.diverged` is set."""
 
     order = 100
 
-    def __init__(self, directory: str | os.PathLike, monitor: str = "val_accuracy", meta: dict | None = None):
+    def __init__(self, directory: str | os.PathLike, monitor: str = "val_accuracy", meta: dict | None = None,
+                 mode: str = "auto"):
         self.store = CheckpointStore(directory)
-        self.monitor = monitor
+        self.tracker = Monitor(monitor, mode, owner="ModelCheckpoint")
+        self.monitor, self.mode = monitor, self.tracker.mode
         self.meta = meta or {}
-        self.best: float | None = None
-        self.best_epoch: int | None = None
         self.saved: list[str] = []
 
     def _value(self, logs):
@@ -51,8 +53,7 @@ class ModelCheckpoint(Callback):
             return
         value = self._value(logs)
         tags = ["last"]
-        if value is not None and math.isfinite(value) and (self.best is None or value > self.best):
-            self.best, self.best_epoch = value, epoch
+        if value is not None and math.isfinite(value) and self.tracker.update(value, epoch):
             tags.append("best")
         self.save(tags, logs)
 
@@ -60,11 +61,19 @@ class ModelCheckpoint(Callback):
         if self.trainer.batch:  # mid-epoch; at an epoch boundary `last` is already current
             self.save(("last",), logs)
 
+    @property
+    def best(self) -> float | None:
+        return self.tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.tracker.best_epoch
+
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return self.tracker.state_dict()
 
     def load_state_dict(self, state):
-        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+        self.tracker.load_state_dict(state)
 
     def __repr__(self):
-        return f"ModelCheckpoint({str(self.store.directory)!r}, monitor={self.monitor!r})"
+        return f"ModelCheckpoint({str(self.store.directory)!r}, monitor={self.monitor!r}, mode={self.mode!r})"
