@@ -79,7 +79,8 @@ def top_losses(evaluation: dict, root: Path) -> str:
         true, pred = html.escape(t), html.escape(q)
         p, pt, loss = it.get("probability"), it.get("true_probability"), it.get("loss")
         about = f"{split} image {it.get('index')}: true {t}, predicted {q}" + (
-            "" if pt is None else f"; the true class's probability {100 * pt:.2g} %")
+            "" if pt is None else f"; the true class's probability {100 * pt:.2g} %") + (
+            f"; {it['source']}" if isinstance(it.get("source"), str) else "")
         png = _image(root, it.get("file"))
         img = _img_tag(png, about) if png else "<div class='meta'>(image not found)</div>"
         nb = "\u00a0"  # a number stays with its unit
