@@ -1,9 +1,12 @@
 """`striate eval`: evaluate trained runs on a split of their data: accuracy, loss, per-class accuracy and
-the confusion matrix; several runs with --ensemble average their probabilities.
+the confusion matrix; several runs with --ensemble average their probabilities. --top-losses K lists the K
+misclassified images with the highest loss, and a few images of each most-confused class pair, by their files
+(or the dataset and position), so that a mislabelled photo can be found.
 
     striate eval runs/x                         # the test split, best checkpoint
     striate eval runs/x --split val             # the run's own held-out images
     striate eval runs/x --split all             # train (without the held-out images), val and test
+    striate eval runs/x --top-losses 10         # and the 10 worst mistakes, each with its file
     striate eval runs/a runs/b --ensemble --tta flip
 """
 
@@ -35,9 +38,24 @@ def add_arguments(parser) -> None:
                         help="the trained weights, or those averaged while training (a run with --ema-decay or "
                              "--polyak) (default: trained)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
+    parser.add_argument("--top-losses", type=_count, default=0, metavar="K",
+                        help="also list the K misclassified images with the highest loss and a few images of each "
+                             "most-confused class pair, each by its file (or dataset and position) (default: 0)")
     parser.add_argument("--tta", default=None, metavar="{none,flip,dropout:N}",
                         help="test-time augmentation: flip averages the image and its mirror, dropout:N the "
                              "probabilities of N passes with dropout active (default: the run's)")
+
+
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of images, 0 or more")
+    return k
 
 
 def run(args) -> int:
@@ -66,27 +84,32 @@ def _arrays(args, trained, split):
     from ..run import config
     from ..run.data import split_arrays
 
-    images, labels, classes = split_arrays(trained.config, split, args.data)
+    images, labels, classes, sources = split_arrays(trained.config, split, args.data)
     if tuple(images.shape[1:]) != tuple(trained.input_shape):
         raise config.ConfigError(f"dataset {args.data or trained.config['data']!r} has images "
                                  f"{tuple(images.shape[1:])}, the model was trained on {trained.input_shape}")
     if len(classes) != len(trained.classes):
         raise config.ConfigError(f"dataset {args.data!r} has {len(classes)} classes, the run predicts "
                                  f"{len(trained.classes)}")
-    return images, labels
+    return images, labels, sources
 
 
 def _evaluate(args, runs, split, tta) -> dict:
     from ..models.ensemble import scores
     from ..run import evaluate
+    from ..run.evaluation import confused_examples, most_confused, top_losses
     from ..train import inference
+    from ..train.metrics import confusion_matrix
 
-    images, labels = _arrays(args, runs[0], split)
+    images, labels, sources = _arrays(args, runs[0], split)
     classes = runs[0].classes
+    k = getattr(args, "top_losses", 0)
     if not args.ensemble:
         t = runs[0]
-        r = evaluate(t.model, t.preprocess(images), labels, classes, tta)
-        r.pop("scores")
+        r = evaluate(t.model, t.preprocess(images), labels, classes, tta, sources=sources if k else None)
+        s = r.pop("scores")
+        if k:
+            r["top_losses"] = top_losses(s, labels, classes, k, sources)
         return {**r, "split": split, "checkpoint": t.checkpoint.generation}
     probs = []
     for path, t in zip(args.runs, runs, strict=True):
@@ -97,7 +120,13 @@ def _evaluate(args, runs, split, tta) -> dict:
                                      f"run {args.runs[0]!r} ({runs[0].input_shape}, {len(classes)} classes)")
         probs.append(inference.probabilities(t.model, t.preprocess(images), tta=tta))
     members = [dict(scores(p, labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
-    return {"ensemble": scores(np.mean(probs, axis=0), labels), "members": members, "split": split}
+    ensemble = scores(np.mean(probs, axis=0), labels)
+    if k:  # the ensemble's own mistakes, from its averaged probabilities
+        logp = np.log(np.maximum(np.mean(probs, axis=0), np.finfo(np.float64).tiny))
+        cm = confusion_matrix(logp.argmax(axis=1), labels, len(classes))
+        ensemble["top_losses"] = top_losses(logp, labels, classes, k, sources)
+        ensemble["most_confused"] = confused_examples(most_confused(cm, classes), logp, labels, classes, sources)
+    return {"ensemble": ensemble, "members": members, "split": split}
 
 
 def _total(results) -> dict:
@@ -122,11 +151,29 @@ def _print(args, runs, results, tta) -> None:
                 print(f"  {m['run']}: accuracy {100 * m['accuracy']:.2f}%   loss {m['loss']:.4f}")
             e = r["ensemble"]
             print(f"ensemble of {len(runs)}: accuracy {100 * e['accuracy']:.2f}%   loss {e['loss']:.4f}")
+            _print_mistakes(e)
             continue
         print(f"{args.runs[0]} ({args.checkpoint} checkpoint, {r['checkpoint']}) on {data} [{split}], "
               f"{r['count']} images{extra}")
         print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
         print(format_confusion(np.array(r["confusion_matrix"]), runs[0].classes))
+        _print_mistakes(r)
         if len(results) > 1:
             print()
     sys.stdout.flush()
+
+
+def _print_mistakes(r: dict) -> None:
+    """The top losses and the most-confused pairs' example images of a result, when --top-losses asked."""
+    if "top_losses" not in r:
+        return
+    worst = r["top_losses"]
+    print(f"\ntop {len(worst)} losses (misclassified, highest loss first):" if worst else "\nno image misclassified")
+    for rank, it in enumerate(worst, 1):
+        print(f"{rank:>4}. loss {it['loss']:.3f}  true {it['true']}, predicted {it['predicted']} "
+              f"(p {100 * it['probability']:.1f} %)  {it['source']}")
+    pairs = [p for p in r.get("most_confused", []) if p.get("examples")]
+    if pairs:
+        print("\nmost confused (true → predicted: images, the worst few):")
+    for p in pairs:
+        print(f"  {p['true']} → {p['predicted']}: {p['count']}  e.g. {', '.join(p['examples'])}")

@@ -10,7 +10,8 @@ ratios, the range test, filters, a confusion matrix, the initialisation experime
 configuration, the test evaluation (confusion matrix, per-class accuracy, top losses, most-confused pairs)
 and the first layer's weights from the best checkpoint. `run` is a `striate.run.RunDir` (anything with its
 file attributes: `path`, `metrics_file`, `diagnostics_file`, `summary_file`, `config_file`,
-`evaluation_file`, `plots_dir`, `report_file`, `checkpoints_dir`): the report never spells a file name."""
+`evaluation_file`, `plots_dir`, `report_file`, `checkpoints_dir`, optionally `skipped_file`): the report never
+spells a file name."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 from . import evaluation as E
 from . import header as H
 from .inputs import draw_without_damage, read_inputs
+from .skipped import skipped_files
 from .style import figure, write_page
 
 verdict_table = H.verdict_table
@@ -183,6 +185,7 @@ def _page(run, inputs: dict, title: str, log_loss: bool | None) -> tuple[list[st
         body.append(H.headline(summary, config, epochs))
     if config:
         body.append(H.config_table(config))
+    body.append(skipped_files(run))
     if diag.get("settings"):
         settings = ", ".join(f"{k}={v}" for k, v in diag["settings"].items())
         body.append(f"<p class='meta'>doctor settings: {html.escape(settings)}</p>")

@@ -1,6 +1,7 @@
 """A run's data: the training split less a seeded validation fraction (optionally limited), and the test
 split when the dataset has one. The same seed always holds out the same images, so a resume, an
-evaluation of `--split val` and the run itself agree on which images were seen."""
+evaluation of `--split val` and the run itself agree on which images were seen; each split keeps where its
+images came from (`Sources`: their files, or the dataset and position), so a result leads back to them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class Data:
     shape: tuple[int, int, int]
     name: str = ""
     skipped: list = field(default_factory=list)  # unreadable files left out: (path, reason)
+    train_sources: object | None = None  # a data.Sources aligned with train_x (and val_x): each image's origin
+    val_sources: object | None = None
 
 
 def load_data(config: dict) -> Data:
@@ -59,9 +62,11 @@ def load_data(config: dict) -> Data:
     if len(train_idx) == 0:
         raise cfg.ConfigError(f"no training images left after limit = {config['limit']} and "
                               f"val_fraction = {config['val_fraction']}")
+    sources = train.sources
     return Data(x[train_idx], y[train_idx], x[val_idx] if n_val else None, y[val_idx] if n_val else None,
                 test, list(train.classes), tuple(train.shape), name=name,
-                skipped=[*train.skipped, *(test.skipped if test is not None else [])])
+                skipped=[*train.skipped, *(test.skipped if test is not None else [])],
+                train_sources=sources.take(train_idx), val_sources=sources.take(val_idx) if n_val else None)
 
 
 def default_model(data: str) -> str:
@@ -77,10 +82,10 @@ def _same_place(a: str, b: str) -> bool:
 
 
 def split_arrays(config: dict, split: str, data: str | None = None):
-    """(images uint8, labels, classes) of one split as the run `config` saw it: 'train' without the
-    held-out images, 'val' exactly those, 'test' the dataset's test split. With `data`: the run's own data
-    at this new place when its recorded place is gone (or `data` is that place), else another dataset and
-    its own 'train' or 'test' split."""
+    """(images uint8, labels, classes, sources) of one split as the run `config` saw it: 'train' without the
+    held-out images, 'val' exactly those, 'test' the dataset's test split; `sources` (a data.Sources) says
+    where each image came from. With `data`: the run's own data at this new place when its recorded place is
+    gone (or `data` is that place), else another dataset and its own 'train' or 'test' split."""
     from ..data import DataError, load
 
     if split not in SPLITS:
@@ -93,14 +98,15 @@ def split_arrays(config: dict, split: str, data: str | None = None):
                                   "none (use train or test)")
         size, mode = cfg.parse_size(config.get("image_size", ""))
         ds = load(data, split, size=size, mode=mode)
-        return ds.images, ds.labels, list(ds.classes)
+        return ds.images, ds.labels, list(ds.classes), ds.sources
     d = load_data(config)
     if split == "train":
-        return d.train_x, d.train_y, d.classes
+        return d.train_x, d.train_y, d.classes, d.train_sources
     if split == "val":
         if d.val_x is None:
             raise cfg.ConfigError(f"the run held out no validation images (val_fraction = {config['val_fraction']})")
-        return d.val_x, d.val_y, d.classes
+        return d.val_x, d.val_y, d.classes, d.val_sources
     if d.test is None:
-        raise DataError(f"dataset {config['data']!r} has no test split")
-    return d.test.images, d.test.labels, list(d.test.classes)
+        instead = "its held-out images with --split val" if d.val_x is not None else "--split train"
+        raise DataError(f"dataset {config['data']!r} has no test split: evaluate {instead}")
+    return d.test.images, d.test.labels, list(d.test.classes), d.test.sources

@@ -37,7 +37,8 @@ def _status(trainer) -> str:
 
 
 def evaluate_test(run: Run) -> dict | None:
-    """The test split on the best checkpoint (else the final weights), written to evaluation.json."""
+    """The test split on the best checkpoint (else the final weights), written to evaluation.json; its top
+    losses and most-confused pairs name their images (`source`, `examples`: files of an image folder)."""
     test = run.data.test
     if test is None or not run.test:
         return None
@@ -45,11 +46,10 @@ def evaluate_test(run: Run) -> dict | None:
     checkpoint = "best" if store.has("best") else "final"
     if checkpoint == "best":
         run.model.load_state_dict(store.load("best").weights)
-    result = evaluate(run.model, run.preprocess(test.images), test.labels, run.data.classes, run.trainer.tta,
-                      run.trainer.loss)
     x = run.preprocess(test.images)
+    result = evaluate(run.model, x, test.labels, run.data.classes, run.trainer.tta, run.trainer.loss, test.sources)
     result.update(_other_weights(run, x, test.labels))
-    worst = top_losses(result.pop("scores"), test.labels, run.data.classes)
+    worst = top_losses(result.pop("scores"), test.labels, run.data.classes, sources=test.sources)
     for rank, item in enumerate(worst):
         item["file"] = run.directory.write_image(f"{RunDir.TOP_LOSSES}/{rank:02d}.png", test.images[item["index"]])
     result.update(split="test", checkpoint=checkpoint, top_losses=worst)

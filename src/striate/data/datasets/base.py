@@ -1,4 +1,5 @@
-"""`Dataset`: images uint8 (N, H, W, C), labels int64 (N,), class names; validated at construction.
+"""`Dataset`: images uint8 (N, H, W, C), labels int64 (N,), class names, and where each image came from
+(`Sources`: its file, or the dataset, split and position); validated at construction.
 
 Also the lossless conversions every reader uses: `check_labels` (integers, or integral floats, to int64)
 and `as_uint8` (integral values in [0, 255] to uint8). Nothing is ever cast with loss: a label 0.5 or a
@@ -95,12 +96,38 @@ def check_labels(labels, n: int | None = None, num_classes: int | None = None,
     return labels.astype(np.int64, copy=False)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where each image of a set came from, so that a result leads back to it: `str(sources[i])` is the i-th
+    image's file (image folders), else the dataset, split and the image's position in that split
+    ('digits[test] #99'). `take(index)` follows a subset (a shuffle, a held-out part, a limit).
+
+    label: 'name[split]'; paths: str (M,) of the split's files, or None; index: int64 (N,) positions in it.
+    """
+
+    label: str
+    paths: np.ndarray | None
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.index))
+
+    def __getitem__(self, i) -> str:
+        j = int(self.index[i])
+        return str(self.paths[j]) if self.paths is not None else f"{self.label} #{j}"
+
+    def take(self, index) -> Sources:
+        """The sources of the images at `index` (positions in this set), in that order."""
+        return Sources(self.label, self.paths, self.index[np.asarray(index, dtype=np.int64)])
+
+
 @dataclass
 class Dataset:
     """One split of a labelled image dataset.
 
     images: uint8 (N, H, W, C); labels: int64 (N,) in [0, len(classes)); classes: class names by index;
-    skipped: the files left out as unreadable, (path, reason) pairs (image folders).
+    skipped: the files left out as unreadable, (path, reason) pairs (image folders); paths: each image's
+    file, (N,) strings aligned with `images` (image folders; None for arrays such as the built-in datasets).
     """
 
     images: np.ndarray
@@ -110,6 +137,7 @@ class Dataset:
     split: str = ""
     source: str = field(default="", repr=False)
     skipped: list = field(default_factory=list, repr=False)
+    paths: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         where = f"{self.name or 'dataset'}[{self.split or '?'}]"
@@ -121,6 +149,17 @@ class Dataset:
         if not self.classes:
             raise DataError(f"{where}: no classes")
         self.labels = check_labels(self.labels, len(self.images), len(self.classes), f"{where}.labels")
+        if self.paths is not None:
+            self.paths = np.asarray(self.paths, dtype=str)
+            if self.paths.shape != (len(self.images),):
+                raise DataError(f"{where}.paths: expected one path per image ({len(self.images)}), got shape "
+                                f"{self.paths.shape}")
+
+    @property
+    def sources(self) -> Sources:
+        """Where each image came from (`Sources`): its file, or this dataset, split and position."""
+        return Sources(f"{self.name or 'dataset'}[{self.split or '?'}]", self.paths,
+                       np.arange(len(self), dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -308,6 +308,14 @@ def _load_cache(images_file: Path, labels_file: Path, files: list, classes: list
         return None
 
 
+def kept_paths(folder: Path, files: list, skipped: list) -> list[str]:
+    """The absolute path of every image kept, in the listing's order (the order of the decoded images): the
+    listed files (relative path first) less the skipped ones ((relative path, reason) pairs)."""
+    left_out = {rel for rel, _ in skipped}
+    base = os.path.abspath(folder)
+    return [os.path.join(base, *f[0].split("/")) for f in files if f[0] not in left_out]
+
+
 def load_image_folder(path: str | os.PathLike, split: str | None = None, name: str | None = None,
                       root: str | os.PathLike | None = None, workers: int | None = None, cache: bool = True,
                       mode: str | None = None, max_pixels: int = MAX_PIXELS, size: tuple[int, int] | None = None,
@@ -334,7 +342,8 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
         cached = _load_cache(images_file, labels_file, files, classes)
         if cached is not None:
             images, labels, skipped = cached
-            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped)
+            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped,
+                           paths=kept_paths(folder, files, skipped))
         labels_file.unlink(missing_ok=True)  # a damaged cache is rebuilt from the images
         images_file.unlink(missing_ok=True)
     threads = min(8, os.cpu_count() or 1) if workers is None else workers
@@ -351,7 +360,8 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
                            max_pixels, strict, bad)
     labels = np.array([f[1] for f in readable if f[0] not in bad], dtype=np.int64)
     skipped = sorted(bad.items())
-    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped)
+    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped,
+                   paths=kept_paths(folder, files, skipped))
     if cache:
         partial.remove_stale(images_file.parent)
         try:  # images first, labels last: the labels file marks a complete cache entry
