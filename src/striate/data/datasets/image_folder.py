@@ -21,6 +21,7 @@ Pillow is imported only when images are actually decoded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -176,7 +177,8 @@ def scan(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, int, int
     files, left_out = [], [(name, "an image outside the class folders (its class would be the top-level "
                                   "folder it is in)") for name in loose]
     for label, cls in enumerate(classes):
-        images, others = walk(folder / cls)
+        below = walk(folder / cls)
+        images, others = [rel for rel, image in below if image], [rel for rel, image in below if not image]
         if not images:
             also = f"; it holds {len(others)} other files, e.g. {others[0]}" if others else ""
             raise DataError(f"class folder {folder / cls} holds no images ({FORMAT_NAMES}){also}")
@@ -238,11 +240,11 @@ def common_size(folder: Path, headers: dict) -> tuple[int, int]:
 
 def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode: str, workers: int,
                   max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None,
-                  what: str = "(cached afterwards)") -> np.ndarray:
+                  title: str | None = None) -> np.ndarray:
     """Decode images into uint8 (N, H, W, C) of `size` (H, W) and `mode` ('L' or 'RGB') with `read_image`,
     resizing those of another size; in parallel, with a progress display. A file that fails to decode is
     recorded in `bad` (relpath → reason) and left out, or with `strict` aborts. Returns the decoded images
-    in `relpaths` order, without the failed ones. `what` ends the progress display's title."""
+    in `relpaths` order, without the failed ones. `title` names the step in the progress display ("": none)."""
     from ...console import steps
 
     h, w = size
@@ -262,12 +264,15 @@ def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode
         return hi - lo
 
     step = 256
-    with steps(len(relpaths), f"decoding {len(relpaths):,} images of {folder} {what}", "img") as bar:
+    title = f"decoding {len(relpaths):,} images of {folder} (cached afterwards)" if title is None else title
+    with steps(len(relpaths), title, "img") if title else contextlib.nullcontext() as bar:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(0, len(relpaths), step)]
             try:
                 for f in futures:
-                    bar.update(f.result())
+                    done = f.result()
+                    if bar is not None:
+                        bar.update(done)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest after the first bad file
                 raise

@@ -48,11 +48,10 @@ def visible(entry: os.DirEntry) -> bool:
     return not entry.name.startswith(".") and entry.name.lower() not in SYSTEM_FILES
 
 
-def walk(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(images, others): the files below `folder` at any depth as '/'-separated paths relative to it, depth
-    first with entries by name; `images` have a READABLE name, `others` do not (sockets and FIFOs included)."""
-    images: list[str] = []
-    others: list[str] = []
+def walk(folder: str | os.PathLike) -> list[tuple[str, bool]]:
+    """The files below `folder` at any depth as ('/'-separated path relative to it, whether it is an image: a
+    READABLE name), depth first with entries by name (sockets and FIFOs count as files that are not images)."""
+    files: list[tuple[str, bool]] = []
 
     def visit(path: Path, prefix: str, above: frozenset[str]) -> None:
         for e in listdir(path):
@@ -65,7 +64,7 @@ def walk(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
                     raise DataError(f"symbolic link loop: {e.path} leads back to {real}, a folder above it")
                 visit(Path(e.path), f"{prefix}{e.name}/", above | {real})
             else:
-                (images if kind == "file" and readable_name(e.name) else others).append(prefix + e.name)
+                files.append((prefix + e.name, kind == "file" and readable_name(e.name)))
 
     visit(Path(folder), "", frozenset({os.path.realpath(folder)}))
-    return images, others
+    return files
