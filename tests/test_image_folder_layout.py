@@ -77,6 +77,10 @@ def test_every_readable_format_is_read_by_training_and_by_predict(pets_run, tmp_
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(EXTENSIONS) + 2 and lines[-1].startswith(f"predicted {len(EXTENSIONS) + 1} images")
     assert lines[-1].endswith("; skipped 0")
+    for command in ("train", "predict"):  # and their help texts name the same formats
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert FORMAT_NAMES in " ".join(capsys.readouterr().out.split())
 
 
 def test_gif_is_its_first_frame_and_other_files_are_listed(tmp_path):

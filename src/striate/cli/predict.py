@@ -7,10 +7,11 @@ score map."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
-HELP = "classify image files with a trained run"
+HELP = "classify image files, or every image in folders, with a trained run"
 
 
 CHUNK_BYTES = 64 << 20  # decoded pixels held at once, so a folder of any size predicts in bounded memory
@@ -65,7 +66,7 @@ def run(args) -> int:
             _print(r, args.json)
     if args.dense:
         _warn_if_padded(t)  # once every image is read: a failure stays one line
-    if len(entries) > 1:
+    if len(entries) > 1 or any(Path(p).is_dir() for p in args.images):
         _summary(counts, skipped, t.classes, args.json)
     return 0
 
@@ -74,8 +75,6 @@ def _entries(paths: list[str]) -> list[tuple[str, bool, str | None]]:
     """Every file to predict, in order, as (path, named: given by itself rather than found in a folder, why
     it is skipped or None). A folder's files are image_tree.walk's; a file named by itself is read whatever
     its name, and an unreadable one is an error rather than a skipped line."""
-    from pathlib import Path
-
     from ..data import DataError
     from ..data.datasets.image_file import FORMAT_NAMES
     from ..data.datasets.image_tree import walk
@@ -97,8 +96,6 @@ def _entries(paths: list[str]) -> list[tuple[str, bool, str | None]]:
 def _predict(t, entries: list, args) -> list[dict]:
     """One result per entry, in order: the ranked classes, or {'image', 'skipped': reason}. The images are
     decoded together (image_folder.decode_images) and classified in batches (train.inference)."""
-    from pathlib import Path
-
     from ..data import DataError
     from ..data.datasets.image_folder import decode_images, decode_workers
     from ..train import inference
