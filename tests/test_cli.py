@@ -82,7 +82,7 @@ def test_predict_png_matches_the_model(trained, tmp_path, capsys):
     Image.fromarray(ds.images[0, :, :, 0]).convert("RGB").resize((32, 32), Image.Resampling.NEAREST).save(big)
     capsys.readouterr()
     assert main(["predict", str(trained), *paths, str(big), "--top-k", "3", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # JSON Lines
     t = RunDir(trained).load_model()
     scores = t.model.forward(t.preprocess(ds.images[:3]))
     expected = scores.argmax(axis=1)

@@ -115,7 +115,7 @@ def test_predict_sees_the_photo_upright(digits_run, tmp_path, capsys, rng):
     capsys.readouterr()
     assert main(["predict", str(digits_run), str(tagged), str(upright), str(sideways), "--json",
                  "--top-k", "10"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     probs = [{c["class"]: c["probability"] for c in r["top"]} for r in results]
     assert probs[0] == pytest.approx(probs[1], abs=1e-6)
     assert probs[0] != pytest.approx(probs[2], abs=1e-6)  # the orientation made a difference

@@ -186,11 +186,11 @@ def test_dense_prediction_shifted_and_enlarged(tmp_path, capsys):
     Image.fromarray((np.random.default_rng(0).random((20, 20)) * 255).astype(np.uint8)).save(tmp_path / "big.png")
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "r"), str(tmp_path / "big.png"), "--dense", "--json"]) == 0
-    one = json.loads(capsys.readouterr().out)[0]
+    one = json.loads(capsys.readouterr().out)
     assert main(["predict", str(tmp_path / "r"), str(tmp_path / "big.png"), "--dense", "--dense-shift", "2",
                  "--dense-scale", "1.5", "--json"]) == 0
     out = capsys.readouterr()
-    more = json.loads(out.out)[0]
+    more = json.loads(out.out)
     assert one["positions"] == [7, 7] and more["positions"] == [12, 12]
     assert "pads" in out.err  # digits_net pads its convolutions: the map is not the crop-by-crop result
     assert main(["predict", str(tmp_path / "r"), str(tmp_path / "big.png"), "--dense-shift", "2"]) == 2

@@ -221,7 +221,7 @@ def test_predict_needs_only_the_run_directory(moved, capsys):
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(photo)
     capsys.readouterr()
     assert main(["predict", str(moved / "run"), str(photo), "--json"]) == 0
-    top = json.loads(capsys.readouterr().out)[0]["top"]
+    top = json.loads(capsys.readouterr().out)["top"]
     assert {t["class"] for t in top} == {"cat", "dog"}
     assert main(["summary", str(moved / "run")]) == 0
 

@@ -168,7 +168,7 @@ def test_predict_dense(runs, tmp_path, capsys):
     Image.fromarray(ds.images[1, :, :, 0]).save(tmp_path / "small.png")
     rc, text, _ = call(["predict", str(runs[0]), str(tmp_path / "big.png"), str(tmp_path / "small.png"), "--dense",
                         "--json"], capsys)
-    r = json.loads(text)
+    r = [json.loads(line) for line in text.splitlines()]  # JSON Lines: one object an image
     assert rc == 0 and r[0]["positions"] == [3, 4] and r[1]["positions"] == [1, 1]
     assert sum(c["probability"] for c in r[0]["top"]) <= 1 + 1e-9
     # on a training-size image the dense prediction is the ordinary one

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
 from . import schedule
 
@@ -272,7 +273,8 @@ DOCTOR_TOO = (*RUN_COMMANDS, "doctor")
 D = DOCTOR_TOO
 OPTIONS: tuple[Option, ...] = (
     # data
-    Option("data", str, "digits", "dataset name, or a path to an image folder (root/<class>/*.png) or an archive",
+    Option("data", str, "digits", "dataset name, or a path to an image folder (root/<class>/…/*.jpg, the class the "
+           f"top-level folder; {FORMAT_NAMES}) or an archive of one",
            check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name"),
            listing=_datasets, names_path=True),
     Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),

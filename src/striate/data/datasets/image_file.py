@@ -1,4 +1,5 @@
-"""One image file, opened safely: `probe_image` reads its header only, `read_image` decodes it to uint8 (H, W, C).
+"""One image file, opened safely: `probe_image` reads its header only, `read_image` decodes it to uint8 (H, W, C);
+and READABLE, the one list of the formats every command reads (FORMAT_NAMES says it to people).
 
 Pillow's `Image.open` is lazy: it parses the header (size, mode) and decodes nothing until the pixels are
 asked for. So the declared size is checked first, against a pixel cap and (when given) the size the caller
@@ -27,10 +28,30 @@ import numpy as np
 from ..errors import DataError
 
 MAX_PIXELS = 50_000_000  # 50 MP: a 48 MP phone photo passes; 150 MB decoded as RGB, below Pillow's 89 MP warning
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # integer pixels beyond 8 bits
 _HEADER_LOCK = threading.Lock()
+
+# The one list of readable formats, every command's (training folders and archives, predict, the help texts):
+# (Pillow's format name, the name people know, the file name endings that mark it in a folder).
+READABLE = (
+    ("JPEG", "JPEG", (".jpg", ".jpeg")),
+    ("PNG", "PNG", (".png",)),
+    ("BMP", "BMP", (".bmp",)),
+    ("GIF", "GIF (first frame)", (".gif",)),  # Pillow opens a GIF at its first frame
+    ("TIFF", "TIFF", (".tif", ".tiff")),
+    ("WEBP", "WebP", (".webp",)),
+    ("PPM", "PPM/PGM/PBM", (".ppm", ".pgm", ".pbm", ".pnm")),
+)
+FORMATS = tuple(fmt for fmt, _, _ in READABLE)
+EXTENSIONS = tuple(ext for _, _, exts in READABLE for ext in exts)
+FORMAT_NAMES = ", ".join(name for _, name, _ in READABLE)
+
+
+def readable_name(name: str) -> bool:
+    """Whether a file name ends like one of the READABLE formats (case-insensitive): how a folder's images
+    are told from its other files (a file named explicitly is read whatever its name)."""
+    return name.lower().endswith(EXTENSIONS)
 
 
 class ImageSizeError(DataError):

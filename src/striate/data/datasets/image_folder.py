@@ -1,6 +1,9 @@
-"""Image folders `root/<class>/*.jpg|png` (torchvision ImageFolder layout; classes sorted by name).
+"""Image folders `root/<class>/**/*.jpg` (torchvision ImageFolder layout; classes sorted by name).
 
-Every file's header is read first (`probe_image`: the pixel cap, the size, the mode); unreadable files are
+An image's class is the top-level folder it is in, at any depth below it (`cat/2019/001.jpg` is a cat); the
+formats are image_file.READABLE's and the walk is image_tree.walk's. A class folder's files of other formats,
+and images beside the class folders, are listed in the dataset's `skipped` with the reason, never dropped
+unsaid. Every file's header is read first (`probe_image`: the pixel cap, the size, the mode); unreadable files are
 skipped and listed (or, strictly, refused); the images must share one size unless a size to resize them to
 is given. They are decoded by `read_image` on a thread pool (Pillow's decoders release the GIL; fewer
 threads for large images, see DECODE_BUDGET) and the result is cached per split as
@@ -18,6 +21,7 @@ Pillow is imported only when images are actually decoded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -34,9 +38,9 @@ from ..errors import DataError
 from . import partial
 from .base import Dataset
 from .download import cache_dir
-from .image_file import MAX_PIXELS, probe_image, read_image
+from .image_file import FORMAT_NAMES, MAX_PIXELS, probe_image, read_image, readable_name
+from .image_tree import entry_kind, listdir, visible, walk
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _DONE = ".extracted"
 DECODE_BUDGET = 512 << 20  # bytes of images being decoded at once, across threads
@@ -150,59 +154,52 @@ def find_split(folder: str | os.PathLike, split: str | None) -> Path:
         return folder
     if (folder / split).is_dir():
         return folder / split
-    subdirs = [Path(e.path) for e in _listdir(folder) if not e.name.startswith(".") and _entry_kind(e) == "dir"] \
+    subdirs = [Path(e.path) for e in listdir(folder) if not e.name.startswith(".") and entry_kind(e) == "dir"] \
         if folder.is_dir() else []
     if len(subdirs) == 1 and (subdirs[0] / split).is_dir():
         return subdirs[0] / split
     raise MissingSplit(f"no {split!r} folder in {folder} (looked for {folder / split} and <top>/{split})", split)
 
 
-def _entry_kind(entry: os.DirEntry) -> str:
-    """'dir', 'file' or 'other' for a folder entry, following symbolic links; DataError for a link that
-    cannot be followed (a loop, a dangling target) or an entry that cannot be examined."""
-    try:
-        if entry.is_dir():
-            return "dir"
-        if entry.is_file():
-            return "file"
-        if entry.is_symlink() and not os.path.exists(entry.path):
-            raise DataError(f"broken symbolic link {entry.path} -> {os.readlink(entry.path)}")
-    except OSError as err:  # ELOOP: a symlink loop; EACCES
-        raise DataError(f"cannot read {entry.path}: {err.strerror or err}") from None
-    return "other"
-
-
-def _listdir(folder: Path) -> list[os.DirEntry]:
-    """The entries of `folder` sorted by name (so the first bad one reported is always the same)."""
-    try:
-        with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
-    except OSError as err:
-        raise DataError(f"cannot list folder {folder}: {err.strerror or err}") from None
-
-
-def scan(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, int, int, int]]]:
-    """List classes (sorted subfolder names) and files as (relative path, label, size, mtime_ns), sorted.
-    Symbolic links are followed; one that loops or dangles is an error naming it, not a silent skip."""
+def scan(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, int, int, int]], list[tuple[str, str]]]:
+    """Classes (the top-level subfolders' names, sorted), the images (relative path, label, size, mtime_ns) at
+    any depth below each class folder (image_tree.walk's order), and the files left out with the reason:
+    a class folder's files of other formats, and images beside the class folders rather than in one."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    classes = [e.name for e in _listdir(folder) if not e.name.startswith(".") and _entry_kind(e) == "dir"]
+    entries = [e for e in listdir(folder) if visible(e)]
+    kinds = [entry_kind(e) for e in entries]
+    classes = [e.name for e, kind in zip(entries, kinds, strict=True) if kind == "dir"]
+    loose = [e.name for e, kind in zip(entries, kinds, strict=True) if kind != "dir" and readable_name(e.name)]
     if not classes:
-        raise DataError(f"empty image folder {folder}: expected <class>/ subfolders of images")
-    files = []
+        raise DataError(_no_class_folders(folder, loose, len(entries)))
+    files, left_out = [], [(name, "an image outside the class folders (its class would be the top-level "
+                                  "folder it is in)") for name in loose]
     for label, cls in enumerate(classes):
-        entries = [e for e in _listdir(folder / cls)
-                   if e.name.lower().endswith(EXTENSIONS) and _entry_kind(e) == "file"]
-        if not entries:
-            raise DataError(f"class folder {folder / cls} holds no images ({', '.join(EXTENSIONS)})")
-        for e in entries:
+        below = walk(folder / cls)
+        images, others = [rel for rel, image in below if image], [rel for rel, image in below if not image]
+        if not images:
+            also = f"; it holds {len(others)} other files, e.g. {others[0]}" if others else ""
+            raise DataError(f"class folder {folder / cls} holds no images ({FORMAT_NAMES}){also}")
+        for rel in images:
             try:
-                st = e.stat()
+                st = (folder / cls / rel).stat()
             except OSError as err:  # removed or replaced since it was listed
-                raise DataError(f"cannot read {e.path}: {err.strerror or err}") from None
-            files.append((f"{cls}/{e.name}", label, st.st_size, st.st_mtime_ns))
-    return classes, files
+                raise DataError(f"cannot read {folder / cls / rel}: {err.strerror or err}") from None
+            files.append((f"{cls}/{rel}", label, st.st_size, st.st_mtime_ns))
+        left_out += [(f"{cls}/{rel}", f"not a format striate reads ({FORMAT_NAMES})") for rel in others]
+    return classes, files, sorted(left_out)
+
+
+def _no_class_folders(folder: Path, images: list[str], entries: int) -> str:
+    example = f"{folder / 'cat' / '001.jpg'}, {folder / 'dog' / '002.jpg'}"
+    if images:
+        return (f"image folder {folder} holds {len(images)} image{'s' if len(images) != 1 else ''} (e.g. "
+                f"{images[0]}) but no class folders: put each class's images in a folder named after the class, "
+                f"e.g. {example} (folders nested in a class folder belong to that class)")
+    what = "empty image folder" if not entries else f"no class folders and no images ({FORMAT_NAMES}) in"
+    return f"{what} {folder}: expected <class>/ subfolders of images, e.g. {example}"
 
 
 class MixedSizes(DataError):
@@ -242,11 +239,12 @@ def common_size(folder: Path, headers: dict) -> tuple[int, int]:
 
 
 def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode: str, workers: int,
-                  max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None) -> np.ndarray:
+                  max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None,
+                  title: str | None = None) -> np.ndarray:
     """Decode images into uint8 (N, H, W, C) of `size` (H, W) and `mode` ('L' or 'RGB') with `read_image`,
     resizing those of another size; in parallel, with a progress display. A file that fails to decode is
     recorded in `bad` (relpath → reason) and left out, or with `strict` aborts. Returns the decoded images
-    in `relpaths` order, without the failed ones."""
+    in `relpaths` order, without the failed ones. `title` names the step in the progress display ("": none)."""
     from ...console import steps
 
     h, w = size
@@ -266,12 +264,15 @@ def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode
         return hi - lo
 
     step = 256
-    with steps(len(relpaths), f"decoding {len(relpaths):,} images of {folder} (cached afterwards)", "img") as bar:
+    title = f"decoding {len(relpaths):,} images of {folder} (cached afterwards)" if title is None else title
+    with steps(len(relpaths), title, "img") if title else contextlib.nullcontext() as bar:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(work, lo, min(lo + step, len(relpaths))) for lo in range(0, len(relpaths), step)]
             try:
                 for f in futures:
-                    bar.update(f.result())
+                    done = f.result()
+                    if bar is not None:
+                        bar.update(done)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest after the first bad file
                 raise
@@ -322,17 +323,18 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
                       strict: bool = False) -> Dataset:
     """A split of an image-folder dataset, from a folder or a .tar(.gz) archive of one.
 
-    path: `<path>/<split>/<class>/*.jpg` (or `<path>/<top>/<split>/...`), or `<path>/<class>/*.jpg` with
-    split=None. size: (H, W) to resize every image to; None: the images must share one size (MixedSizes
+    path: `<path>/<split>/<class>/**/*.jpg` (or `<path>/<top>/<split>/...`), or `<path>/<class>/**/*.jpg`
+    with split=None. size: (H, W) to resize every image to; None: the images must share one size (MixedSizes
     names the most common one and the odd files otherwise). mode: 'L' or 'RGB' (None: RGB if any image is
-    in colour). An unreadable file (a corrupt or oversized one included) is skipped and listed in the
-    dataset's `skipped` ((relative path, reason) pairs); with `strict` it aborts instead. root: the cache
+    in colour). An unreadable file (a corrupt or oversized one, another format, an image outside the class
+    folders) is skipped and listed in the dataset's `skipped` ((relative path, reason) pairs); with `strict` it
+    aborts instead. root: the cache
     folder (default `$STRIATE_DATA` or `~/.cache/striate`). A damaged cache entry is rebuilt.
     """
     path = Path(path)
     name = name or (_archive_stem(path) if is_archive(path) else path.name)
     folder = find_split(extract_archive(path, root) if is_archive(path) else path, split)
-    classes, files = scan(folder)
+    classes, files, left_out = scan(folder)
     listing = "\n".join(f"{p}|{lab}|{fsize}|{mtime}" for p, lab, fsize, mtime in files)
     key = hashlib.sha256(f"{DECODING}|{mode}|{size}|{strict}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
     split_name = split or "all"
@@ -342,12 +344,15 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
         cached = _load_cache(images_file, labels_file, files, classes)
         if cached is not None:
             images, labels, skipped = cached
-            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped,
-                           paths=kept_paths(folder, files, skipped))
+            return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
+                           skipped=sorted([*skipped, *left_out]), paths=kept_paths(folder, files, skipped))
         labels_file.unlink(missing_ok=True)  # a damaged cache is rebuilt from the images
         images_file.unlink(missing_ok=True)
     threads = min(8, os.cpu_count() or 1) if workers is None else workers
     headers, bad = probe_folder(folder, [f[0] for f in files], threads, max_pixels)
+    if left_out and strict:
+        rel, reason = left_out[0]
+        raise DataError(f"{folder / rel}: {reason}" + (f" (and {len(left_out) - 1} more)" if len(left_out) > 1 else ""))
     if bad and strict:
         rel, reason = next(iter(bad.items()))
         raise DataError(f"{reason} (and {len(bad) - 1} more unreadable)" if len(bad) > 1 else reason)
@@ -359,9 +364,9 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     images = decode_images(folder, [f[0] for f in readable], size, mode, decode_workers(size, mode, workers),
                            max_pixels, strict, bad)
     labels = np.array([f[1] for f in readable if f[0] not in bad], dtype=np.int64)
-    skipped = sorted(bad.items())
-    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder), skipped=skipped,
-                   paths=kept_paths(folder, files, skipped))
+    skipped = sorted(bad.items())  # cached with the images; left_out is listed afresh on every run
+    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
+                   skipped=sorted([*skipped, *left_out]), paths=kept_paths(folder, files, skipped))
     if cache:
         partial.remove_stale(images_file.parent)
         try:  # images first, labels last: the labels file marks a complete cache entry
