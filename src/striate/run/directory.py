@@ -208,6 +208,7 @@ class RunDir:
         resumes = saved.pop("resume", [])
         relative = saved.pop(self.DATA_RELATIVE, None)
         saved.pop(self.TOML_DIGEST, None)
+        command = "finetune" if "from" in saved else command  # a fine-tuned run records its source and freezing
         settings = cfg.resolve(saved, where=str(path), command=command, recorded=True)
         settings["data"] = self._located(settings["data"], relative)
         return settings, resumes

@@ -44,7 +44,8 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
                               + f"; give --epochs {done + 1} or more to train further")
     if new["epochs"] == done and not mid_epoch:
         return None
-    run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
+    run = build(new, directory, model=_frozen_as_recorded(directory, new), fitted=meta["preprocess"],
+                callbacks=callbacks, stream=stream, comm=comm)
     if moved is not None:  # before the weights: other data's classes would not fit them either
         _check_same_data(run, meta, directory)
     load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
@@ -55,6 +56,17 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     directory.record_resume(changed, done, data=None if moved is None else new["data"])
     run.config["resume"] = [*resumes, {"from_epoch": done, "changed": changed}]
     return run
+
+
+def _frozen_as_recorded(directory: RunDir, config: dict):
+    """A fine-tuned run's model factory that freezes the parameters finetune.json lists as frozen (its
+    optimizer state covers only the others); None for any other run."""
+    frozen = (directory.read_json(RunDir.FINETUNE) or {}).get("frozen_parameters") if "from" in config else None
+    if not frozen:
+        return None
+    from .build import make_model
+
+    return lambda num_classes, shape: make_model(config, num_classes, shape).freeze(names=list(frozen))
 
 
 def _check_same_data(run: Run, meta: dict, directory: RunDir) -> None:
