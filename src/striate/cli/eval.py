@@ -31,9 +31,9 @@ def add_arguments(parser) -> None:
                              "them and their total (default: test)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
                         "(default: best)")
-    parser.add_argument("--weights", default="trained", choices=("trained", "averaged"),
-                        help="the trained weights, or those averaged while training (a run with --ema-decay or "
-                             "--polyak) (default: trained)")
+    parser.add_argument("--weights", default="trained", choices=("trained", "averaged", "snapshots"),
+                        help="the trained weights, those averaged while training (a run with --ema-decay or "
+                             "--polyak), or the snapshot ensemble (a run with --snapshots K) (default: trained)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
     parser.add_argument("--tta", default=None, metavar="{none,flip,dropout:N}",
                         help="test-time augmentation: flip averages the image and its mirror, dropout:N the "
@@ -47,6 +47,8 @@ def run(args) -> int:
         raise config.ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
     if args.data:
         config.check_data(args.data, f"--data {args.data!r}")
+    if args.weights == "snapshots" and args.ensemble:
+        raise config.ConfigError("--weights snapshots evaluates one run's snapshot ensemble: not with --ensemble")
     runs = [RunDir(r).require().load_model(args.checkpoint, averaged=args.weights == "averaged") for r in args.runs]
     tta = args.tta or runs[0].config.get("tta", "none")
     if args.tta:
@@ -79,15 +81,21 @@ def _arrays(args, trained, split):
 def _evaluate(args, runs, split, tta) -> dict:
     from ..models.ensemble import scores
     from ..run import evaluate
+    from ..run.evaluation import evaluate_ensemble
     from ..train import inference
 
     images, labels = _arrays(args, runs[0], split)
     classes = runs[0].classes
     if not args.ensemble:
         t = runs[0]
-        r = evaluate(t.model, t.preprocess(images), labels, classes, tta)
+        if args.weights == "snapshots":
+            snapshots = _snapshots(args.runs[0], t.model)
+            r = evaluate_ensemble(snapshots.models, t.preprocess(images), labels, classes, tta)
+            r["snapshots"] = len(snapshots)
+        else:
+            r = evaluate(t.model, t.preprocess(images), labels, classes, tta)
         r.pop("scores")
-        return {**r, "split": split, "checkpoint": t.checkpoint.generation}
+        return {**r, "split": split, "checkpoint": t.checkpoint.generation, "weights": _weights(args, t, r)}
     probs = []
     for path, t in zip(args.runs, runs, strict=True):
         if tuple(t.input_shape) != tuple(runs[0].input_shape) or len(t.classes) != len(classes):
@@ -98,6 +106,28 @@ def _evaluate(args, runs, split, tta) -> dict:
         probs.append(inference.probabilities(t.model, t.preprocess(images), tta=tta))
     members = [dict(scores(p, labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
     return {"ensemble": scores(np.mean(probs, axis=0), labels), "members": members, "split": split}
+
+
+def _snapshots(run: str, model):
+    """The run's snapshot ensemble (its snapshots/ files, one member each)."""
+    from ..models.ensemble import snapshot_ensemble
+    from ..run import RunDir, config
+
+    files = sorted(RunDir(run).snapshots_dir.glob("snapshot-*.safetensors"))
+    if not files:
+        raise config.ConfigError(f"run '{run}' keeps no snapshots (train with --snapshots K)")
+    return snapshot_ensemble(model, files)
+
+
+def _weights(args, t, r) -> str:
+    """The weights evaluated, as the header names them."""
+    if args.weights == "snapshots":
+        return f"snapshot ensemble of {r['snapshots']} snapshots"
+    at = f"{args.checkpoint} checkpoint, {t.checkpoint.generation}"
+    if args.weights == "averaged":
+        kind = f"EMA {t.config['ema_decay']:g}" if t.config.get("ema_decay") else "Polyak"
+        return f"averaged weights ({kind}) of the {at}"
+    return f"trained weights of the {at}"
 
 
 def _total(results) -> dict:
@@ -123,8 +153,7 @@ def _print(args, runs, results, tta) -> None:
             e = r["ensemble"]
             print(f"ensemble of {len(runs)}: accuracy {100 * e['accuracy']:.2f}%   loss {e['loss']:.4f}")
             continue
-        print(f"{args.runs[0]} ({args.checkpoint} checkpoint, {r['checkpoint']}) on {data} [{split}], "
-              f"{r['count']} images{extra}")
+        print(f"{args.runs[0]} ({r['weights']}) on {data} [{split}], {r['count']} images{extra}")
         print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
         print(format_confusion(np.array(r["confusion_matrix"]), runs[0].classes))
         if len(results) > 1:

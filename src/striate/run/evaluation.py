@@ -41,9 +41,21 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, classes: list[str], 
     """`model` (its preprocessing applied to `images` already) on a split: the numbers, and `scores` (N, C)
     for whoever needs the per-image results."""
     result = inference.evaluate(model, loss or SoftmaxCrossEntropy(), (images, labels), tta=tta, keep=True)
-    cm = confusion_matrix(result["scores"].argmax(axis=1), result["labels"], len(classes))
+    return _numbers(result["scores"], result["labels"], classes, result)
+
+
+def evaluate_ensemble(models, images: np.ndarray, labels: np.ndarray, classes: list[str], tta: str = "none") -> dict:
+    """As `evaluate`, for the average of several models' probabilities (a run's snapshot ensemble, as
+    `models.ensemble.Ensemble` mixes them); `scores` are the log of the averaged probabilities."""
+    from ..models.ensemble import scores
+
+    probs = np.mean([inference.probabilities(m, images, tta=tta) for m in models], axis=0)
+    return _numbers(np.log(np.maximum(probs, 1e-300)), np.asarray(labels), classes, scores(probs, labels))
+
+
+def _numbers(scores: np.ndarray, labels: np.ndarray, classes: list[str], result: dict) -> dict:
+    cm = confusion_matrix(scores.argmax(axis=1), labels, len(classes))
     pca = per_class_accuracy(cm)
     return {"accuracy": result["accuracy"], "loss": result["loss"], "count": result["count"], "classes": classes,
             "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
-            "confusion_matrix": cm.tolist(), "most_confused": most_confused(cm, classes),
-            "scores": result["scores"]}
+            "confusion_matrix": cm.tolist(), "most_confused": most_confused(cm, classes), "scores": scores}

@@ -53,7 +53,8 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     _restore_loader(run, checkpoint)
     read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
-    directory.record_resume(changed, done, data=None if moved is None else new["data"])
+    directory.record_resume(changed, done, data=None if moved is None else new["data"],
+                            ranks=1 if comm is None else comm.size)
     run.config["resume"] = [*resumes, {"from_epoch": done, "changed": changed}]
     return run
 
