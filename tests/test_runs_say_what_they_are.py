@@ -47,6 +47,7 @@ def test_a_fine_tuned_runs_own_config_toml_reproduces_it(source, tmp_path, capsy
     # `train --config` would train from scratch: refused, naming the command that reproduces it
     assert main(["train", "--config", str(first / "config.toml"), "--out", str(tmp_path / "scratch")]) == 2
     assert "striate finetune --config" in capsys.readouterr().err
+    assert main(["summary", "--config", str(first / "config.toml")]) == 0  # it still describes its model
     # the comparison names the source and the freezing, not only the epochs
     assert main(["report", str(source), str(first), "--out", str(tmp_path / "c.html")]) == 0
     differ = re.search(r"The runs differ in: ([^.]*)\.", (tmp_path / "c.html").read_text()).group(1).split(", ")
