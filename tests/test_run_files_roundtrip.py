@@ -57,6 +57,9 @@ def _value(option: cfg.Option, tmp_path):
     special = {
         "data": lambda: str(_mkdir(tmp_path / "data \U0001f680 \"q\" \\ \t\n\x01\x7f é")),
         "out": lambda: "runs/\U0001f680 \"q\" \\ \t\n\x01\x7f é\\",
+        "from": lambda: "runs/\U0001f680 \"q\" é",  # fine-tuning's source
+        "torch_arch": lambda: "vgg11_bn",
+        "freeze_layers": lambda: ["features.0", "3.weight"],
         "model": lambda: "reference",
         "image_size": lambda: "32x32x3",
         "tta": lambda: "dropout:3",

@@ -34,9 +34,9 @@ def add_arguments(parser) -> None:
                              "them and their total (default: test)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
                         "(default: best)")
-    parser.add_argument("--weights", default="trained", choices=("trained", "averaged"),
-                        help="the trained weights, or those averaged while training (a run with --ema-decay or "
-                             "--polyak) (default: trained)")
+    parser.add_argument("--weights", default="trained", choices=("trained", "averaged", "snapshots"),
+                        help="the trained weights, those averaged while training (a run with --ema-decay or "
+                             "--polyak), or the snapshot ensemble (a run with --snapshots K) (default: trained)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (default: a table)")
     parser.add_argument("--top-losses", type=_count, default=0, metavar="K",
                         help="also list the K misclassified images with the highest loss and a few images of each "
@@ -65,6 +65,8 @@ def run(args) -> int:
         raise config.ConfigError(f"{len(args.runs)} runs given: add --ensemble to average them, or give one run")
     if args.data:
         config.check_data(args.data, f"--data {args.data!r}")
+    if args.weights == "snapshots" and args.ensemble:
+        raise config.ConfigError("--weights snapshots evaluates one run's snapshot ensemble: not with --ensemble")
     runs = [RunDir(r).require().load_model(args.checkpoint, averaged=args.weights == "averaged") for r in args.runs]
     tta = args.tta or runs[0].config.get("tta", "none")
     if args.tta:
@@ -97,7 +99,7 @@ def _arrays(args, trained, split):
 def _evaluate(args, runs, split, tta) -> dict:
     from ..models.ensemble import scores
     from ..run import evaluate
-    from ..run.evaluation import confused_examples, most_confused, top_losses
+    from ..run.evaluation import confused_examples, evaluate_ensemble, most_confused, top_losses
     from ..train import inference
     from ..train.metrics import confusion_matrix
 
@@ -106,11 +108,17 @@ def _evaluate(args, runs, split, tta) -> dict:
     k = getattr(args, "top_losses", 0)
     if not args.ensemble:
         t = runs[0]
-        r = evaluate(t.model, t.preprocess(images), labels, classes, tta, sources=sources if k else None)
+        if args.weights == "snapshots":
+            snapshots = _snapshots(args.runs[0], t.model)
+            r = evaluate_ensemble(snapshots.models, t.preprocess(images), labels, classes, tta,
+                                  sources=sources if k else None)
+            r["snapshots"] = len(snapshots)
+        else:
+            r = evaluate(t.model, t.preprocess(images), labels, classes, tta, sources=sources if k else None)
         s = r.pop("scores")
         if k:
             r["top_losses"] = top_losses(s, labels, classes, k, sources)
-        return {**r, "split": split, "checkpoint": t.checkpoint.generation}
+        return {**r, "split": split, "checkpoint": t.checkpoint.generation, "weights": _weights(args, t, r)}
     probs = []
     for path, t in zip(args.runs, runs, strict=True):
         if tuple(t.input_shape) != tuple(runs[0].input_shape) or len(t.classes) != len(classes):
@@ -127,6 +135,28 @@ def _evaluate(args, runs, split, tta) -> dict:
         ensemble["top_losses"] = top_losses(logp, labels, classes, k, sources)
         ensemble["most_confused"] = confused_examples(most_confused(cm, classes), logp, labels, classes, sources)
     return {"ensemble": ensemble, "members": members, "split": split}
+
+
+def _snapshots(run: str, model):
+    """The run's snapshot ensemble (its snapshots/ files, one member each)."""
+    from ..models.ensemble import snapshot_ensemble
+    from ..run import RunDir, config
+
+    files = sorted(RunDir(run).snapshots_dir.glob("snapshot-*.safetensors"))
+    if not files:
+        raise config.ConfigError(f"run '{run}' keeps no snapshots (train with --snapshots K)")
+    return snapshot_ensemble(model, files)
+
+
+def _weights(args, t, r) -> str:
+    """The weights evaluated, as the header names them."""
+    if args.weights == "snapshots":
+        return f"snapshot ensemble of {r['snapshots']} snapshots"
+    at = f"{args.checkpoint} checkpoint, {t.checkpoint.generation}"
+    if args.weights == "averaged":
+        kind = f"EMA {t.config['ema_decay']:g}" if t.config.get("ema_decay") else "Polyak"
+        return f"averaged weights ({kind}) of the {at}"
+    return f"trained weights of the {at}"
 
 
 def _total(results) -> dict:
@@ -153,8 +183,7 @@ def _print(args, runs, results, tta) -> None:
             print(f"ensemble of {len(runs)}: accuracy {100 * e['accuracy']:.2f}%   loss {e['loss']:.4f}")
             _print_mistakes(e)
             continue
-        print(f"{args.runs[0]} ({args.checkpoint} checkpoint, {r['checkpoint']}) on {data} [{split}], "
-              f"{r['count']} images{extra}")
+        print(f"{args.runs[0]} ({r['weights']}) on {data} [{split}], {r['count']} images{extra}")
         print(f"accuracy {100 * r['accuracy']:.2f}%   loss {r['loss']:.4f}\n")
         print(format_confusion(np.array(r["confusion_matrix"]), runs[0].classes))
         _print_mistakes(r)

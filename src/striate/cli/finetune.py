@@ -6,6 +6,7 @@ the new data."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .parser import add_options
@@ -18,23 +19,10 @@ DESCRIPTION = ("Fine-tune a pretrained network on a new dataset: rebuild it for 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--from", dest="source", required=True, metavar="RUN_OR_FILE",
-                        help="a run directory, or a .safetensors weights file (striate's, or PyTorch's with "
-                             "--torch-arch) (required, no default)")
-    parser.add_argument("--torch-arch", help="the weights file is a PyTorch state dict of this layout: alexnet, "
-                        "vgg11…vgg19, vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)")
-    parser.add_argument("--freeze", type=int, default=0, metavar="K",
-                        help="freeze the first K layers with weights (convolutions and fully-connected layers, "
-                             "each with the BatchNorm after it; ReLU and pooling are not counted); re-initialised "
-                             "layers stay trainable (default: 0)")
-    parser.add_argument("--freeze-layers", default="", metavar="NAME,…",
-                        help="freeze these layers or parameters by exact name, e.g. 0,3 or features.0.weight "
-                             "(`striate summary` shows the names; default: none)")
     parser.add_argument("--num-classes", type=int, help="check that the new dataset has this many classes "
                         "(default: no check)")
-    parser.add_argument("--cast", action="store_true",
-                        help="round float64 weights that float32 cannot hold exactly (default: refuse them)")
-    parser.add_argument("--config", metavar="FILE", help="a run file with the keys below (default: none)")
+    parser.add_argument("--config", metavar="FILE", help="a run file with the keys below, e.g. a fine-tuned run's own "
+                        "config.toml, which reproduces it (default: none)")
     add_options(parser, "finetune")
 
 
@@ -42,11 +30,11 @@ def run(args) -> int:
     from ..run import RunDir, build, config, execute
     from ..run.transfer import read_source, source_model, transfer
 
-    if args.freeze < 0:
-        raise config.ConfigError(f"--freeze must be ≥ 0, got {args.freeze}")
-    freeze_names = [n.strip() for n in args.freeze_layers.split(",") if n.strip()]
-    source = read_source(args.source, args.model or "", args.torch_arch)
     cfg = configuration(args, "finetune")
+    if not cfg["from"]:
+        raise config.ConfigError("finetune needs a source: --from RUN_OR_FILE (or from = \"…\" in the run file)")
+    source = read_source(cfg["from"], cfg["model"], cfg["torch_arch"] or None)
+    cfg["from"] = os.path.abspath(os.path.expanduser(cfg["from"]))  # the record reproduces it from anywhere
     cfg["model"] = source.build_config["name"]
     if source.preprocess and args.preprocess is None:  # the source run's kind of preprocessing, refitted here
         cfg["preprocess"] = source.preprocess
@@ -59,7 +47,8 @@ def run(args) -> int:
             raise config.ConfigError(f"--num-classes {args.num_classes}, but {cfg['data']!r} has {num_classes} "
                                      "classes")
         m = source_model(source, num_classes, shape, cfg["seed"])
-        done["transfer"] = transfer(source, m, freeze=args.freeze, cast=args.cast, freeze_names=freeze_names)
+        done["transfer"] = transfer(source, m, freeze=cfg["freeze"], cast=cfg["cast"],
+                                    freeze_names=cfg["freeze_layers"])
         done["shape"] = shape
         return m
 
@@ -69,8 +58,8 @@ def run(args) -> int:
         built = build(cfg, directory, model=model)
         directory.write_config(cfg)
         t = done["transfer"]
-        directory.write_json(RunDir.FINETUNE, {"from": str(args.source), "freeze": args.freeze,
-                                                "freeze_layers": freeze_names, **t.to_dict()})
+        directory.write_json(RunDir.FINETUNE, {"from": cfg["from"], "freeze": cfg["freeze"],
+                                                "freeze_layers": cfg["freeze_layers"], **t.to_dict()})
         _describe(source, done["shape"], t)
         summary = execute(built)
     print_summary(summary, directory)

@@ -26,6 +26,18 @@ def run(args) -> int:
     missing = [r for r in runs if not r.path.is_dir()]
     if missing:
         raise config.ConfigError(f"'{missing[0]}' is not a run directory (no such directory)")
+    for r in runs:
+        own = (r.CONFIG_JSON, r.METRICS, r.DIAGNOSTICS)  # a run's, or `striate doctor --out`'s
+        if any((r / name).is_file() for name in own):
+            continue
+        if (r / "search.json").is_file() and len(runs) == 1:  # a search draws its own page as trials finish
+            page = r / "search_report.html"
+            if not page.is_file():
+                raise config.ConfigError(f"'{r}' is a search directory whose page is not drawn yet: striate search "
+                                         "writes search_report.html there once trials finish")
+            print(f"report: {page} (a search directory: striate search draws its page)")
+            return 0
+        raise config.ConfigError(f"'{r}' is not a run directory (no {own[0]}, {own[1]} or {own[2]})")
     if len(runs) == 1:
         from ..run.execute import redrawing
 

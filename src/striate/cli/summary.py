@@ -58,7 +58,9 @@ def _from_run_file(args):
     from ..complexity import parse_input_shape
     from ..run import config, load_data, make_model, run_file
 
-    cfg = config.resolve(run_file.load_run_file(args.config), where=args.config, base=config.defaults())
+    values = run_file.load_run_file(args.config, "finetune")  # a fine-tuned run's file names its model too
+    command = "finetune" if "from" in values else "train"
+    cfg = config.resolve(values, where=args.config, base=config.defaults(command), command=command)
     if args.width != 1.0:
         cfg["width"] = args.width
     if args.input and args.num_classes is not None:

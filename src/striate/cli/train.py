@@ -103,8 +103,10 @@ def _lead(args, callbacks, comm) -> int:
                     comm.bcast({"exit": status})
                 return status
             _share(comm, built)
-            console.line(f"resuming {directory} after epoch {built.trainer.epoch}"
-                         + (f", step {built.trainer.batch}" if built.trainer.batch else ""))
+            _ranks(comm, built.config["batch_size"])
+            t = built.trainer  # as the interruption said it: inside epoch e+1 at a step, else after epoch e
+            console.line(f"resuming {directory} " + (f"at epoch {t.epoch + 1}, step {t.batch}" if t.batch
+                                                      else f"after epoch {t.epoch}"))
             return _execute(built)
     cfg = configuration(args)
     directory = RunDir.new(cfg["out"]).claim("striate train")  # before the lock: nothing written yet
@@ -115,14 +117,20 @@ def _lead(args, callbacks, comm) -> int:
                                      "or choose another --out")
         built = build(cfg, directory, callbacks=callbacks, comm=comm)
         cfg["model"] = built.meta["model"]["name"]
-        directory.write_config(cfg)
+        directory.write_config(cfg, ranks=comm.size)
         _share(comm, built)
+        _ranks(comm, cfg["batch_size"])
         d = built.data
         console.line(f"run {directory}: {cfg['model']} ({built.model.num_parameters():,} parameters) on "
                      f"{cfg['data']} {'×'.join(map(str, d.shape))}: {len(d.train_x):,} train, "
                      f"{0 if d.val_x is None else len(d.val_x):,} val, "
                      f"{'no' if d.test is None else f'{len(d.test):,}'} test images")
         return _execute(built)
+
+
+def _ranks(comm, batch: int) -> None:
+    if comm.size > 1:
+        console.line(f"{comm.size} MPI ranks: each trains on 1/{comm.size} of every batch of {batch} images")
 
 
 def _finished(directory) -> int:
@@ -158,7 +166,7 @@ def _status(summary: dict, built) -> int:
 def print_summary(s: dict, directory) -> None:
     epochs = s["epochs_completed"]
     lines = [f"{s['status']}: {epochs} epoch{'s' if epochs != 1 else ''}, {s['iterations']} iterations in "
-             f"{s['seconds']:.1f}s"]
+             f"{s['seconds']:.1f}s" + (f" on {s['ranks']} MPI ranks" if s.get("ranks", 1) > 1 else "")]
     # the stop reason (diverged, early stopping) is not repeated: the Progress callback said it as training ended
     if s.get("best_val_accuracy") is not None:
         lines.append(f"best val accuracy {100 * s['best_val_accuracy']:.2f}% (epoch {s['best_epoch']})")
@@ -168,5 +176,12 @@ def print_summary(s: dict, directory) -> None:
     if "test" in s:
         lines.append(f"test accuracy {100 * s['test']['accuracy']:.2f}% on {s['test']['count']} images "
                      f"({s['test']['checkpoint']} checkpoint)")
+        averaged, snapshots = s["test"].get("averaged"), s["test"].get("snapshot_ensemble")
+        if averaged:
+            lines.append(f"test accuracy {100 * averaged['accuracy']:.2f}% with the averaged weights "
+                         f"({averaged['kind']}; striate eval {directory} --weights averaged)")
+        if snapshots:
+            lines.append(f"test accuracy {100 * snapshots['accuracy']:.2f}% with the snapshot ensemble of "
+                         f"{snapshots['members']} snapshots (striate eval {directory} --weights snapshots)")
     lines.append(f"run directory: {directory}")
     console.line("\n".join(lines))

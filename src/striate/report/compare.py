@@ -15,7 +15,7 @@ from .inputs import read_optional
 from .style import cell, duration, figure, percent, write_page
 
 # differ between any two runs without saying anything about them
-IGNORED = ("out", "resume")
+IGNORED = ("out", "resume", "config_toml_sha256", "data_relative")  # the last two: config.json's bookkeeping
 
 
 def _value(v) -> str:
@@ -31,11 +31,18 @@ def _value(v) -> str:
 
 
 def differing(configs: list[dict]) -> list[str]:
-    """The configuration keys whose values are not the same in every run (in the first run's order)."""
+    """The configuration keys whose values are not the same in every run (in the first run's order). A key
+    only some runs have (a fine-tuned run's `from`, `freeze`) differs where one of them sets it: its off
+    value (0, empty, false) is what the others do."""
     keys = []
     for c in configs:
         keys += [k for k in c if k not in keys and k not in IGNORED]
-    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+    def values(k):
+        some = any(k not in c for c in configs)
+        return {json.dumps((c.get(k) or None) if some else c.get(k), sort_keys=True) for c in configs}
+
+    return [k for k in keys if len(values(k)) > 1]
 
 
 def _names(run_dirs: list) -> list[str]:

@@ -18,7 +18,6 @@ A search file's `[search]` table is checked by the same machinery (`SEARCH_OPTIO
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,7 @@ from pathlib import Path
 from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
 from . import schedule
-
-
-class ConfigError(ValueError):
-    """A bad key or value in a configuration (the message quotes it and says where it came from)."""
-
+from .values import ConfigError, boolean, check_text, number
 
 COMMANDS = ("train", "finetune", "doctor", "search")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
@@ -90,14 +85,14 @@ class Option:
             if not isinstance(value, dict):
                 raise ConfigError(f"{bad} is not a table")
         elif self.type is int:
-            value = _number(value, int, bad)
+            value = number(value, int, bad)
         elif self.type is float:
-            value = _number(value, float, bad)
+            value = number(value, float, bad)
         elif self.type is bool:
-            value = _boolean(value, bad)
+            value = boolean(value, bad)
         elif not isinstance(value, str):
             raise ConfigError(f"{bad} is not a string")
-        _check_text(value, bad)
+        check_text(value, bad)
         if self.choices is not None and value not in self.choices:
             hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -114,7 +109,7 @@ class Option:
         if not isinstance(value, list):
             raise ConfigError(f"{bad} is not a comma-separated string or a list")
         if self.item is float:
-            return [_number(v, float, bad) for v in value]
+            return [number(v, float, bad) for v in value]
         if not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{bad} is not a list of strings")
         return list(value)
@@ -128,41 +123,9 @@ class Option:
             raise ConfigError(f"{bad}: must be < {self.below:g}")
 
 
-def _number(value, kind: type, bad: str):
-    what = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
-            kind is int and isinstance(value, float)):
-        raise ConfigError(f"{bad} is not {what}")
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ConfigError(f"{bad} is not {what}") from None
-    if kind is float and not math.isfinite(number):
-        raise ConfigError(f"{bad} is not a finite number")
-    return number
-
-
-def _check_text(value, bad: str) -> None:
-    """A command-line string holds a lone surrogate where a name was not UTF-8 (Python's surrogateescape):
-    the run's files (config.toml is UTF-8 TOML) cannot record it, so it is refused before anything is written."""
-    for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, str) and any("\ud800" <= ch <= "\udfff" for ch in v):  # what UTF-8 cannot encode
-            raise ConfigError(f"{bad} is not valid UTF-8 text (a name in another encoding?): rename it")
-
-
-def _boolean(value, bad: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigError(f"{bad} is not true or false")
-
-
-def parse_size(text: str, where: str = "image_size") -> tuple[tuple[int, int] | None, str | None]:
-    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None)."""
+def parse_size(text: str, where: str = "") -> tuple[tuple[int, int] | None, str | None]:
+    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None).
+    `where` names the value in an error (it quotes it already); default: image_size = 'TEXT'."""
     if not text:
         return None, None
     parts = text.lower().replace("×", "x").split("x")
@@ -171,7 +134,8 @@ def parse_size(text: str, where: str = "image_size") -> tuple[tuple[int, int] | 
     except ValueError:
         dims = []
     if len(dims) not in (2, 3) or min(dims) < 1 or (len(dims) == 3 and dims[2] not in (1, 3)):
-        raise ConfigError(f"{where} = {text!r}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 or 32x32x3")
+        raise ConfigError(f"{where or f'image_size = {text!r}'}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 "
+                          "or 32x32x3")
     return (dims[0], dims[1]), (None if len(dims) == 2 else "L" if dims[2] == 1 else "RGB")
 
 
@@ -362,6 +326,19 @@ OPTIONS: tuple[Option, ...] = (
            resumable=True, group="run", aliases=("sync_batchnorm", "syncbn")),
     Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
            group="run"),
+    # fine-tuning (`striate finetune`; recorded so that the run file reproduces the run)
+    Option("from", str, "", "the source: a run directory, or a .safetensors weights file (striate's, or PyTorch's "
+           "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
+    Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
+           "vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)", commands=("finetune",),
+           group="fine-tuning"),
+    Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
+           "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable",
+           minimum=0, commands=("finetune",), group="fine-tuning"),
+    Option("freeze_layers", list, [], "freeze these layers or parameters by exact name, e.g. 0,3 or "
+           "features.0.weight (`striate summary` shows the names)", commands=("finetune",), group="fine-tuning"),
+    Option("cast", bool, False, "round float64 weights that float32 cannot hold exactly (default: refuse them)",
+           commands=("finetune",), group="fine-tuning"),
     Option("out", str, "", "run directory: a new path or an empty directory, never one holding other files "
            "(default runs/<timestamp>)", group="run",
            aliases=("output", "output_dir", "run_dir", "logdir", "log_dir")),

@@ -208,11 +208,14 @@ class RunDir:
         resumes = saved.pop("resume", [])
         relative = saved.pop(self.DATA_RELATIVE, None)
         saved.pop(self.TOML_DIGEST, None)
+        saved.pop(self.RANKS, None)
+        command = "finetune" if "from" in saved else command  # a fine-tuned run records its source and freezing
         settings = cfg.resolve(saved, where=str(path), command=command, recorded=True)
         settings["data"] = self._located(settings["data"], relative)
         return settings, resumes
 
     DATA_RELATIVE = "data_relative"  # config.json: the data path relative to the run directory
+    RANKS = "ranks"  # config.json: the MPI ranks the run started on (when more than one)
     TOML_DIGEST = "config_toml_sha256"  # config.json: the digest of the config.toml written with it (`config_edits`)
 
     def _located(self, data: str, relative) -> str:
@@ -231,15 +234,23 @@ class RunDir:
         where = os.path.realpath(os.path.expanduser(data))
         return {"data": where, self.DATA_RELATIVE: os.path.relpath(where, os.path.realpath(self.path))}
 
-    def write_config(self, settings: dict, resumes: list[dict] = ()) -> None:
+    def write_config(self, settings: dict, resumes: list[dict] = (), ranks: int = 1) -> None:
         """config.json (the settings and the resumes) and config.toml (a run file of the original settings,
         which reproduces the first run, then one [[resume]] table per resume). A data path is recorded
-        absolute in both, and relative to the run directory in config.json (`_located` reads it)."""
+        absolute in both, and relative to the run directory in config.json (`_located` reads it). `ranks`:
+        the MPI processes the run started on, a fact rather than a setting (config.json's `ranks` and a
+        comment in config.toml, when more than one)."""
         settings = {k: v for k, v in settings.items() if k != "resume"}
         recorded = self._recorded_data(settings.get("data"))
         if recorded:
             settings["data"] = recorded["data"]
+        if ranks > 1:
+            recorded[self.RANKS] = ranks
         text = run_file.to_toml(settings)  # first: a value TOML cannot hold fails before either file is written
+        if ranks > 1:
+            head, _, rest = text.partition("\n")
+            text = (f"{head}\n# trained on {ranks} MPI ranks (mpiexec -n {ranks}); batch_size is the global batch, "
+                    f"split over them\n{rest}")
         for r in resumes:
             text += "\n[[resume]]\n" + "".join(f"{k} = {run_file.toml_value(v)}\n" for k, v in r.items())
         self.path.mkdir(parents=True, exist_ok=True)
@@ -248,16 +259,18 @@ class RunDir:
                                                          indent=1) + "\n")
         write_atomic(self / self.CONFIG_TOML, text)
 
-    def record_resume(self, changed: dict, epoch: int, command: str = "train", data: str | None = None) -> None:
-        """Append a [[resume]] record: when, the epoch it started from, and the settings it changed. `data`:
-        the same data's new place (`--resume --data`), recorded in place of the old one (not a change)."""
+    def record_resume(self, changed: dict, epoch: int, command: str = "train", data: str | None = None,
+                      ranks: int = 1) -> None:
+        """Append a [[resume]] record: when, the epoch it started from, the settings it changed and, when more
+        than one, the MPI ranks it runs on. `data`: the same data's new place (`--resume --data`), recorded in
+        place of the old one (not a change)."""
         self.check_config_toml(command)
         settings, resumes = self._saved_config(command)
         if data is not None:
             settings["data"] = data
         resumes.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "from_epoch": int(epoch),
-                        "changed": dict(changed)})
-        self.write_config(settings, resumes)
+                        "changed": dict(changed), **({"ranks": ranks} if ranks > 1 else {})})
+        self.write_config(settings, resumes, ranks=(self.read_json(self.CONFIG_JSON) or {}).get(self.RANKS, 1))
 
     def check_config_toml(self, command: str = "train") -> None:
         """Refuse a hand edit of config.toml (ConfigError naming the key) before a command rewrites it or goes

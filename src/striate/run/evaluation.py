@@ -68,12 +68,25 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, classes: list[str], 
     for whoever needs the per-image results. Given `sources` (aligned with `images`), the most-confused
     pairs name a few of their images (`confused_examples`)."""
     result = inference.evaluate(model, loss or SoftmaxCrossEntropy(), (images, labels), tta=tta, keep=True)
-    cm = confusion_matrix(result["scores"].argmax(axis=1), result["labels"], len(classes))
+    return _numbers(result["scores"], result["labels"], classes, result, sources)
+
+
+def evaluate_ensemble(models, images: np.ndarray, labels: np.ndarray, classes: list[str], tta: str = "none",
+                      sources=None) -> dict:
+    """As `evaluate`, for the average of several models' probabilities (a run's snapshot ensemble, as
+    `models.ensemble.Ensemble` mixes them); `scores` are the log of the averaged probabilities."""
+    from ..models.ensemble import scores
+
+    probs = np.mean([inference.probabilities(m, images, tta=tta) for m in models], axis=0)
+    return _numbers(np.log(np.maximum(probs, 1e-300)), np.asarray(labels), classes, scores(probs, labels), sources)
+
+
+def _numbers(scores: np.ndarray, labels: np.ndarray, classes: list[str], result: dict, sources=None) -> dict:
+    cm = confusion_matrix(scores.argmax(axis=1), labels, len(classes))
     pca = per_class_accuracy(cm)
     pairs = most_confused(cm, classes)
     if sources is not None:
-        pairs = confused_examples(pairs, result["scores"], result["labels"], classes, sources)
+        pairs = confused_examples(pairs, scores, labels, classes, sources)
     return {"accuracy": result["accuracy"], "loss": result["loss"], "count": result["count"], "classes": classes,
             "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
-            "confusion_matrix": cm.tolist(), "most_confused": pairs,
-            "scores": result["scores"]}
+            "confusion_matrix": cm.tolist(), "most_confused": pairs, "scores": scores}

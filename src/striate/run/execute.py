@@ -4,7 +4,8 @@ summary.json and evaluation.json, and only then draw the final report, from thos
 summary.json: status ('finished', 'stopped_early', 'diverged' or 'interrupted'), epochs_completed (counted
 from 1, as on the console), iterations, seconds, stop_reason, the last epoch's numbers, the best validation
 accuracy and its epoch (or, without validation data, the best training accuracy), parameters, MACs per
-image and, when the test split was evaluated, `test` (accuracy, loss, count, checkpoint).
+image, ranks (the MPI processes that trained it, 1 without MPI) and, when the test split was evaluated,
+`test` (accuracy, loss, count, checkpoint).
 
 A signal after training (Ctrl-C, SIGTERM, SIGHUP while the test split is evaluated or the report drawn)
 ends the work there: summary.json then says 'interrupted', with `after_training` naming the signal, the
@@ -132,7 +133,8 @@ def execute(run: Run, draw: bool = True) -> dict:
                "last": {k: v for k, v in logs.items() if isinstance(v, int | float)},
                "best_val_accuracy": ckpt.best if run.val is not None else None,
                "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1,
-               "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape))}
+               "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape)),
+               "ranks": 1 if run.comm is None else run.comm.size}  # the MPI processes that trained it
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
     drawing = draw and status != "interrupted" and run.config["report"] == "on"

@@ -44,7 +44,8 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
                               + f"; give --epochs {done + 1} or more to train further")
     if new["epochs"] == done and not mid_epoch:
         return None
-    run = build(new, directory, fitted=meta["preprocess"], callbacks=callbacks, stream=stream, comm=comm)
+    run = build(new, directory, model=_frozen_as_recorded(directory, new), fitted=meta["preprocess"],
+                callbacks=callbacks, stream=stream, comm=comm)
     if moved is not None:  # before the weights: other data's classes would not fit them either
         _check_same_data(run, meta, directory)
     load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
@@ -52,9 +53,21 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     _restore_loader(run, checkpoint)
     read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)
     changed = {k: v for k, v in new.items() if k in changes and config.get(k) != v}
-    directory.record_resume(changed, done, data=None if moved is None else new["data"])
+    directory.record_resume(changed, done, data=None if moved is None else new["data"],
+                            ranks=1 if comm is None else comm.size)
     run.config["resume"] = [*resumes, {"from_epoch": done, "changed": changed}]
     return run
+
+
+def _frozen_as_recorded(directory: RunDir, config: dict):
+    """A fine-tuned run's model factory that freezes the parameters finetune.json lists as frozen (its
+    optimizer state covers only the others); None for any other run."""
+    frozen = (directory.read_json(RunDir.FINETUNE) or {}).get("frozen_parameters") if "from" in config else None
+    if not frozen:
+        return None
+    from .build import make_model
+
+    return lambda num_classes, shape: make_model(config, num_classes, shape).freeze(names=list(frozen))
 
 
 def _check_same_data(run: Run, meta: dict, directory: RunDir) -> None:

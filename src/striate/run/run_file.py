@@ -59,7 +59,11 @@ def load_run_file(path: str | Path, command: str = "train") -> dict:
 
 def checked_values(doc: dict, path: str, command: str = "train") -> dict:
     """The values of run file `path`, read as `doc`, checked (see `load_run_file`)."""
-    values = resolve(run_values(doc, path), where=path, base={}, command=command)
+    values = run_values(doc, path)
+    if "from" in values and command != "finetune":
+        raise ConfigError(f"{path}: from = {values['from']!r} makes it a fine-tuned run's file: reproduce it with "
+                          f"striate finetune --config {path}")
+    values = resolve(values, where=path, base={}, command=command)
     options = values.get("model_options")
     if options:
         from ..models import registry
@@ -126,9 +130,11 @@ def toml_value(v) -> str:
     raise TypeError(f"cannot write a {type(v).__name__} ({v!r}) to a run file")
 
 
-def to_toml(config: dict, header: str = "striate run configuration (striate train --config this-file)") -> str:
-    """A run file that resolves back to `config` (model keywords under [model])."""
-    lines = [f"# {header}"]
+def to_toml(config: dict, header: str = "") -> str:
+    """A run file that resolves back to `config` (model keywords under [model]); a fine-tuned run's (it has
+    `from`) is `striate finetune`'s."""
+    command = "finetune" if "from" in config else "train"
+    lines = [f"# {header or f'striate run configuration (striate {command} --config this-file)'}"]
     model_options = config.get("model_options") or {}
     for o in OPTIONS:
         if o.name not in config or o.name == "model_options" or (o.name == "model" and model_options):

@@ -70,7 +70,8 @@ def retrain_best(spec, rows, directory: Path, stream=None) -> dict | None:
     run_dir.write_config(config)
     print(f"retraining stage {b.stage} trial {b.number} for {config['epochs']} epochs in {out}", file=stream)
     summary = execute(build(config, run_dir))
-    line = f"retrained best: {summary['status']}, best val accuracy {summary['best_val_accuracy']}"
+    best = summary.get("best_val_accuracy")
+    line = f"retrained best: {summary['status']}" + ("" if best is None else f", best val accuracy {100 * best:.2f}%")
     if "test" in summary:
         line += f", test accuracy {100 * summary['test']['accuracy']:.2f}%"
     print(line)

@@ -323,8 +323,9 @@ def work(spec: SearchSpec, directory: str | os.PathLike, storage_url: str | None
             a = out.attrs
             what = (f"val acc {100 * out.value:.2f}%" if out.state == "COMPLETE"
                     else f"{a['status']}: {a['reason']}" if a["reason"] else a["status"])
-            print(f"stage {stage + 1} trial {trial.number} ({a['epochs']} epochs, {a['seconds']:.1f}s) "
-                  f"{_fmt_params(params)} → {what}", file=stream, flush=True)
+            epochs = f"{a['epochs']} epoch{'s' if a['epochs'] != 1 else ''}"
+            print(f"stage {stage + 1} trial {trial.number} ({epochs}, {a['seconds']:.1f}s) {_fmt_params(params)} → "
+                  f"{what}", file=stream, flush=True)
             if out.interrupted:
                 result.interrupted = True
                 return result
