@@ -94,7 +94,7 @@ def run(args) -> int:
             "training_memory": {"batch_size": memory.batch_size, "optimizer": memory.optimizer,
                                 "activations": memory.activations, "parameters": memory.parameters,
                                 "gradients": memory.gradients, "optimizer_state": memory.optimizer_state,
-                                "total": memory.total}}))
+                                "workspace": memory.workspace, "threads": memory.threads, "total": memory.total}}))
         return 0
     print(f"{args.model} on {shape[0]}x{shape[1]}x{shape[2]}")
     print(table)

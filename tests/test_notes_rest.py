@@ -1,0 +1,70 @@
+"""The notes, the rest of the way (issue 23): PCA / whitening from a run, He's fan-out form, dropout's p stated as
+the drop probability, the multiclass SVM loss from a run, interleaved FC→CONV shifted passes, and the summary's
+im2col workspace, its footer and its whole layer names."""
+
+import json
+
+import numpy as np
+import pytest
+
+import striate as st
+from striate.cli import main
+from striate.complexity import complexity
+from striate.models import registry
+
+FAST = ["--report", "off", "--diagnostics", "0", "--limit", "300", "--epochs", "1"]
+
+
+# ----- dropout's p --------------------------------------------------------------------------------------------
+def test_dropout_states_that_p_is_the_drop_probability():
+    from striate.nn.dropout import DropConnect, Dropout, Dropout2d
+
+    assert repr(Dropout(0.2)) == "Dropout(p=0.2, drops 20%)"
+    assert "drops 50%" in repr(Dropout2d(0.5)) and "drops 25%" in repr(DropConnect(4, 3, p=0.25))
+    assert "KEEPING" in st.nn.dropout.__doc__ and "drop probability" in Dropout.__doc__
+    x = np.ones((2000, 10), np.float32)
+    kept = np.mean(Dropout(0.2, rng=np.random.default_rng(0))(x) != 0)
+    assert abs(kept - 0.8) < 0.02  # p = 0.2 keeps 80 %
+
+
+# ----- He's fan-out form --------------------------------------------------------------------------------------
+def test_he_fan_out_has_the_notes_std():
+    f, c_in, n_out = 3, 16, 64
+    w = st.nn.init.get("he_fan_out")((f, f, c_in, n_out), np.random.default_rng(0))
+    assert w.dtype == np.float32
+    assert w.std() == pytest.approx(np.sqrt(2 / (f * f * n_out)), rel=0.02)
+    assert w.std() != pytest.approx(np.sqrt(2 / (f * f * c_in)), rel=0.2)  # not the fan-in form
+    conv = st.nn.Conv2d(c_in, n_out, f, init="he_fan_out", rng=np.random.default_rng(1))
+    assert conv.weight.data.std() == pytest.approx(np.sqrt(2 / (f * f * n_out)), rel=0.02)
+
+
+def test_he_fan_out_from_a_run_file_layer_list():
+    net = st.models.get("layers", 10, 1, rng=np.random.default_rng(0), image_size=(8, 8), layers=[
+        {"layer": "Conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1, "init": "he_fan_out"},
+        {"layer": "ReLU"}, {"layer": "Flatten"}, {"layer": "Linear"}])
+    assert net[0].weight.data.std() == pytest.approx(np.sqrt(2 / (9 * 32)), rel=0.1)
+
+
+# ----- the summary --------------------------------------------------------------------------------------------
+def test_summary_counts_the_im2col_workspace():
+    net = st.nn.Sequential(st.nn.Conv2d(3, 8, 5, rng=np.random.default_rng(0)), st.nn.ReLU(),
+                           st.nn.Conv2d(8, 8, 1, rng=np.random.default_rng(0)), st.nn.Flatten())
+    table = complexity(net, (12, 12, 3))
+    m = table.training_memory(4, "sgd", threads=1)
+    assert m.workspace == 2 * 4 * (8 * 8 * 5 * 5 * 3) * 4  # the 5×5 conv's columns (the 1×1 needs none), ×2
+    assert m.total == m.activations + m.workspace + m.parameters + m.gradients
+    assert "im2col workspace" in str(m)
+    assert table.training_memory(4, "sgd", threads=2).workspace == 2 * m.workspace  # one buffer per thread
+
+
+def test_summary_footer_explains_the_notes_vgg16_figure_and_names_are_whole(capsys):
+    assert main(["summary", "alexnet"]) == 0
+    out = capsys.readouterr().out
+    assert "LocalResponseNorm(size=5, alpha=0.0005, beta=0.75, k=2)" in out
+    assert "GroupedConv2d(96→256, 5×5, groups=2, pad=2)" in out
+    assert "ReLU, dropout and Flatten outputs" in out and "im2col workspace" in out
+    with st.nn.init.shapes_only():  # shapes and counts, no 138 M weights
+        vgg = registry.get("vgg16", 1000, 3, rng=np.random.default_rng(0))
+    text = str(complexity(vgg, (224, 224, 3)))
+    assert "110.0 MiB" in text and "51.8 MiB of them are ReLU" in text and "58.1 MiB without them" in text
+    assert "~93 MB" in text
