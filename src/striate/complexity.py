@@ -182,9 +182,9 @@ class Complexity:
                      f"{_human(self.total_macs)} MACs, {_mib(self.activation_bytes)} of activations (input included)")
         folded = sum(r.activation_bytes for r in self.rows if r.elementwise)
         if folded:
-            lines.append(f"activations count every layer's output: {_mib(folded)} of them are ReLU, dropout and Flatten "
-                         f"outputs, which the notes fold into the layer before ({_mib(self.activation_bytes - folded)} "
-                         "without them; the notes' VGG-16 table says ~93 MB)")
+            lines.append(f"activations count every layer's output: {_mib(folded)} of them are ReLU, dropout and "
+                         f"Flatten outputs, which the notes fold into the layer before "
+                         f"({_mib(self.activation_bytes - folded)} without them; the notes' VGG-16 table says ~93 MB)")
         return "\n".join(lines)
 
 
