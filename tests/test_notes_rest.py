@@ -68,3 +68,34 @@ def test_summary_footer_explains_the_notes_vgg16_figure_and_names_are_whole(caps
     text = str(complexity(vgg, (224, 224, 3)))
     assert "110.0 MiB" in text and "51.8 MiB of them are ReLU" in text and "58.1 MiB without them" in text
     assert "~93 MB" in text
+
+
+# ----- FC→CONV shifted passes ---------------------------------------------------------------------------------
+def _stride4_net():
+    rng = np.random.default_rng(0)
+    return st.nn.Sequential(st.nn.Conv2d(1, 4, 5, rng=rng), st.nn.ReLU(), st.nn.MaxPool2d(2),
+                            st.nn.Conv2d(4, 6, 3, rng=rng), st.nn.ReLU(), st.nn.MaxPool2d(2), st.nn.Flatten(),
+                            st.nn.Linear(24, 5, rng=rng)).eval()
+
+
+def test_shifted_passes_interleave_from_the_top_left():
+    from striate.models import crop_scores, dense_map, dense_predict
+    from striate.nn.losses import softmax
+
+    net = _stride4_net()
+    img = np.random.default_rng(1).standard_normal((2, 26, 26, 1)).astype(np.float32)
+    # 26 does not tile (26 − 16 is not a multiple of 4): the unshifted pass sits at 0, 4, 8, the shifted one at
+    # 2, 6, 10 — one map every 2 pixels, the crops' own scores (a centred first pass would sit at 1, 5, 9)
+    fine = dense_map(net, img, (16, 16, 1), shifts=2)
+    reference = crop_scores(net, img, (16, 16), 2)
+    assert fine.shape == (2, 6, 6, 5) == reference.shape
+    np.testing.assert_allclose(fine, reference, rtol=1e-4, atol=1e-5)
+    probs, scores = dense_predict(net, img, (16, 16, 1), shifts=2)
+    assert scores.shape == (2, 6, 6, 5)
+    expected = softmax(reference.reshape(-1, 5).astype(np.float64)).reshape(2, -1, 5).mean(axis=1)
+    np.testing.assert_allclose(probs, expected, rtol=1e-4)
+    np.testing.assert_allclose(dense_map(net, img, (16, 16, 1)), crop_scores(net, img, (16, 16), 4),
+                               rtol=1e-4, atol=1e-5)  # one pass: every 4 pixels from the corner
+    four = dense_map(net, img, (16, 16, 1), shifts=4)  # every pixel
+    np.testing.assert_allclose(four, crop_scores(net, img, (16, 16), 1)[:, :four.shape[1], :four.shape[2]],
+                               rtol=1e-4, atol=1e-5)
