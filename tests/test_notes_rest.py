@@ -57,12 +57,18 @@ def test_summary_counts_the_im2col_workspace():
     assert table.training_memory(4, "sgd", threads=2).workspace == 2 * m.workspace  # one buffer per thread
 
 
-def test_summary_footer_explains_the_notes_vgg16_figure_and_names_are_whole(capsys):
-    assert main(["summary", "alexnet"]) == 0
-    out = capsys.readouterr().out
-    assert "LocalResponseNorm(size=5, alpha=0.0005, beta=0.75, k=2)" in out
-    assert "GroupedConv2d(96→256, 5×5, groups=2, pad=2)" in out
-    assert "ReLU, dropout and Flatten outputs" in out and "im2col workspace" in out
+def test_summary_footer_explains_the_notes_vgg16_figure_and_names_are_whole(tmp_path, capsys):
+    net = st.nn.Sequential(st.nn.Conv2d(3, 96, 3, rng=np.random.default_rng(0)), st.nn.ReLU(),
+                           st.nn.LocalResponseNorm(5, alpha=0.0005, beta=0.75, k=2),
+                           st.nn.GroupedConv2d(96, 256, 5, padding=2, groups=2, rng=np.random.default_rng(0)))
+    text = str(complexity(net, (9, 9, 3)))
+    assert "LocalResponseNorm(size=5, alpha=0.0005, beta=0.75, k=2)" in text
+    assert "GroupedConv2d(96→256, 5×5, groups=2, pad=2)" in text
+    assert "ReLU, dropout and Flatten outputs" in text
+    path = tmp_path / "run.toml"
+    path.write_text('data = "digits"\n')
+    assert main(["summary", "--config", str(path)]) == 0
+    assert "im2col workspace" in capsys.readouterr().out
     with st.nn.init.shapes_only():  # shapes and counts, no 138 M weights
         vgg = registry.get("vgg16", 1000, 3, rng=np.random.default_rng(0))
     text = str(complexity(vgg, (224, 224, 3)))
@@ -99,3 +105,84 @@ def test_shifted_passes_interleave_from_the_top_left():
     four = dense_map(net, img, (16, 16, 1), shifts=4)  # every pixel
     np.testing.assert_allclose(four, crop_scores(net, img, (16, 16), 1)[:, :four.shape[1], :four.shape[2]],
                                rtol=1e-4, atol=1e-5)
+
+
+# ----- PCA and whitening from a run ---------------------------------------------------------------------------
+VECTOR_NET = """
+[model]
+layers = [{ layer = "Flatten" }, { layer = "Linear", out_features = 32 }, { layer = "ReLU" }, { layer = "Linear" }]
+"""
+
+
+def test_whitening_from_a_run_file_is_saved_and_repeated(tmp_path, capsys):
+    from striate.data import Whitening
+    from striate.run import RunDir
+
+    path = tmp_path / "run.toml"
+    path.write_text('data = "digits"\npreprocess = "whiten"\nn_components = 16\nwhiten_eps = 0.1\n' + VECTOR_NET)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"), *FAST]) == 0
+    trained = RunDir(tmp_path / "r").load_model()
+    step = trained.preprocess.steps[-1]
+    assert isinstance(step, Whitening) and step.kind == "pca" and step.eps == 0.1 and step.n_components == 16
+    assert step.matrix_.shape == (64, 16)
+    assert trained.model.output_shape((1, 1, 1, 16)) == (1, 10)  # the net was built for 16-value vectors
+    assert "preprocess = \"whiten\"" in (tmp_path / "r" / "config.toml").read_text()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r"), "--json"]) == 0  # eval repeats the fitted whitening
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+
+
+def test_pca_from_the_command_line_and_bad_combinations(tmp_path, capsys):
+    from striate.data import PCA
+    from striate.run import RunDir
+
+    path = tmp_path / "net.toml"
+    path.write_text('data = "digits"\n' + VECTOR_NET)
+    assert main(["train", "--config", str(path), "--preprocess", "pca", "--n-components", "20",
+                 "--out", str(tmp_path / "r"), *FAST]) == 0
+    step = RunDir(tmp_path / "r").load_model().preprocess.steps[-1]
+    assert isinstance(step, PCA) and step.components_.shape == (20, 64)
+    capsys.readouterr()
+    assert main(["train", "--preprocess", "zca", "--n-components", "3", "--out", str(tmp_path / "x"), *FAST]) == 2
+    assert "n_components = 3 goes with preprocess pca or whiten" in capsys.readouterr().err
+    assert main(["train", "--preprocess", "pca", "--out", str(tmp_path / "y"), *FAST]) == 2  # digits_net pools
+    assert "use a model that takes vectors" in capsys.readouterr().err
+    assert main(["train", "--preprocess", "whiten", "--whiten-eps", "-1", "--out", str(tmp_path / "z"), *FAST]) == 2
+    assert main(["train", "--config", str(path), "--preprocess", "pca", "--n-components", "65",
+                 "--out", str(tmp_path / "w"), *FAST]) == 2
+    assert "exceeds the 64 values" in capsys.readouterr().err
+
+
+def test_zca_keeps_images_for_a_conv_net(tmp_path):
+    from striate.run import RunDir
+
+    assert main(["train", "--preprocess", "zca", "--whiten-eps", "0.1", "--out", str(tmp_path / "r"), *FAST]) == 0
+    trained = RunDir(tmp_path / "r").load_model()
+    x = trained.preprocess(np.zeros((2, 8, 8, 1), np.uint8))
+    assert x.shape == (2, 8, 8, 1) and trained.preprocess.steps[-1].kind == "zca"
+
+
+# ----- the multiclass SVM loss --------------------------------------------------------------------------------
+def test_svm_loss_from_the_command_line_and_run_files(tmp_path, capsys):
+    from striate.nn.losses import MulticlassSVM
+    from striate.run import RunDir
+
+    assert main(["train", "--loss", "svm", "--out", str(tmp_path / "r"), *FAST]) == 0
+    assert 'loss = "svm"' in (tmp_path / "r" / "config.toml").read_text()
+    trained = RunDir(tmp_path / "r").load_model()
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    from striate.run.data import split_arrays
+    from striate.train import inference
+
+    images, labels, _ = split_arrays(trained.config, "test")
+    scores = inference.scores(trained.model, trained.preprocess(images))
+    assert result["loss"] == pytest.approx(MulticlassSVM()(scores, labels), rel=1e-5)  # the hinge loss, not CE
+    path = tmp_path / "svm.toml"
+    path.write_text('loss = "svm"\nlabel_smoothing = 0.1\n')
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "x"), *FAST]) == 2
+    assert main(["train", "--loss", "svm", "--tta", "flip", "--out", str(tmp_path / "y"), *FAST]) == 2
+    assert main(["eval", str(tmp_path / "r"), "--tta", "flip"]) == 2
+    assert "not probabilities" in capsys.readouterr().err

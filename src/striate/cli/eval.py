@@ -85,7 +85,7 @@ def _evaluate(args, runs, split, tta) -> dict:
     classes = runs[0].classes
     if not args.ensemble:
         t = runs[0]
-        r = evaluate(t.model, t.preprocess(images), labels, classes, tta)
+        r = evaluate(t.model, t.preprocess(images), labels, classes, tta, _loss(t, tta))
         r.pop("scores")
         return {**r, "split": split, "checkpoint": t.checkpoint.generation}
     probs = []
@@ -98,6 +98,18 @@ def _evaluate(args, runs, split, tta) -> dict:
         probs.append(inference.probabilities(t.model, t.preprocess(images), tta=tta))
     members = [dict(scores(p, labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
     return {"ensemble": scores(np.mean(probs, axis=0), labels), "members": members, "split": split}
+
+
+def _loss(trained, tta: str):
+    """The run's own loss (the mean loss eval reports is the one it trained with: hinge loss for an svm run)."""
+    from ..nn.losses import named
+    from ..run import config
+
+    kind = trained.config.get("loss", "softmax")
+    if kind == "svm" and tta != "none":
+        raise config.ConfigError(f"--tta {tta}: test-time augmentation averages softmax probabilities, and this run's "
+                                 "svm scores are not probabilities")
+    return named(kind)
 
 
 def _total(results) -> dict:

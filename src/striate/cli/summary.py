@@ -57,6 +57,7 @@ def _from_run_file(args):
     """The run file's model for its dataset's classes and image shape (or --input / --num-classes)."""
     from ..complexity import parse_input_shape
     from ..run import config, load_data, make_model, run_file
+    from ..run.build import model_input, preprocessing
 
     cfg = config.resolve(run_file.load_run_file(args.config), where=args.config, base=config.defaults())
     if args.width != 1.0:
@@ -65,7 +66,7 @@ def _from_run_file(args):
         shape, classes = parse_input_shape(args.input), args.num_classes
     else:
         data = load_data(cfg)
-        shape = parse_input_shape(args.input) if args.input else data.shape
+        shape = parse_input_shape(args.input) if args.input else model_input(cfg, preprocessing(cfg), data.shape)
         classes = args.num_classes if args.num_classes is not None else len(data.classes)
     args.model = args.model or cfg["model"] or "model"
     return make_model(cfg, classes, shape, measure_only=True), shape  # shapes only: no weight is allocated

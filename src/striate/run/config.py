@@ -18,18 +18,14 @@ A search file's `[search]` table is checked by the same machinery (`SEARCH_OPTIO
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
+from ..nn.losses import NAMES as LOSSES
 from . import schedule
-
-
-class ConfigError(ValueError):
-    """A bad key or value in a configuration (the message quotes it and says where it came from)."""
-
+from .values import ConfigError, boolean, check_text, number
 
 COMMANDS = ("train", "finetune", "doctor", "search")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
@@ -89,14 +85,14 @@ class Option:
             if not isinstance(value, dict):
                 raise ConfigError(f"{bad} is not a table")
         elif self.type is int:
-            value = _number(value, int, bad)
+            value = number(value, int, bad)
         elif self.type is float:
-            value = _number(value, float, bad)
+            value = number(value, float, bad)
         elif self.type is bool:
-            value = _boolean(value, bad)
+            value = boolean(value, bad)
         elif not isinstance(value, str):
             raise ConfigError(f"{bad} is not a string")
-        _check_text(value, bad)
+        check_text(value, bad)
         if self.choices is not None and value not in self.choices:
             hint = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -113,7 +109,7 @@ class Option:
         if not isinstance(value, list):
             raise ConfigError(f"{bad} is not a comma-separated string or a list")
         if self.item is float:
-            return [_number(v, float, bad) for v in value]
+            return [number(v, float, bad) for v in value]
         if not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{bad} is not a list of strings")
         return list(value)
@@ -125,39 +121,6 @@ class Option:
             raise ConfigError(f"{bad}: must be {'>' if self.exclusive else '≥'} {self.minimum:g}")
         if self.below is not None and value >= self.below:
             raise ConfigError(f"{bad}: must be < {self.below:g}")
-
-
-def _number(value, kind: type, bad: str):
-    what = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
-            kind is int and isinstance(value, float)):
-        raise ConfigError(f"{bad} is not {what}")
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ConfigError(f"{bad} is not {what}") from None
-    if kind is float and not math.isfinite(number):
-        raise ConfigError(f"{bad} is not a finite number")
-    return number
-
-
-def _check_text(value, bad: str) -> None:
-    """A command-line string holds a lone surrogate where a name was not UTF-8 (Python's surrogateescape):
-    the run's files (config.toml is UTF-8 TOML) cannot record it, so it is refused before anything is written."""
-    for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, str) and any("\ud800" <= ch <= "\udfff" for ch in v):  # what UTF-8 cannot encode
-            raise ConfigError(f"{bad} is not valid UTF-8 text (a name in another encoding?): rename it")
-
-
-def _boolean(value, bad: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigError(f"{bad} is not true or false")
 
 
 def parse_size(text: str, where: str = "image_size") -> tuple[tuple[int, int] | None, str | None]:
@@ -275,8 +238,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("data", str, "digits", "dataset name, or a path to an image folder (root/<class>/*.png) or an archive",
            check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name"),
            listing=_datasets, names_path=True),
-    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
-           commands=D, group="data"),
+    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1] (pca, whiten: each image "
+           "becomes a vector of n_components values, for a model that takes vectors; zca keeps images)",
+           tuple(PREPROCESS), commands=D, group="data"),
+    Option("n_components", int, 0, "with preprocess pca or whiten: the principal components kept (0: all)", minimum=0,
+           commands=D, group="data", aliases=("components", "pca_components")),
+    Option("whiten_eps", float, 1e-5, "with preprocess whiten or zca: ε of Xrot / √(S + ε), raise it for stronger "
+           "smoothing (the notes)", minimum=0.0, commands=D, group="data", aliases=("eps", "epsilon")),
+    Option("loss", str, "softmax", "the classifier's loss: softmax (cross-entropy) or svm (the notes' multiclass "
+           "SVM, margin 1: its scores are not probabilities)", LOSSES, commands=D, group="optimization",
+           aliases=("criterion", "objective")),
     Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (noise:σ: Gaussian input "
            "noise of std σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),
