@@ -186,3 +186,19 @@ def test_svm_loss_from_the_command_line_and_run_files(tmp_path, capsys):
     assert main(["train", "--loss", "svm", "--tta", "flip", "--out", str(tmp_path / "y"), *FAST]) == 2
     assert main(["eval", str(tmp_path / "r"), "--tta", "flip"]) == 2
     assert "not probabilities" in capsys.readouterr().err
+
+
+# ----- batch norm and dropout in the zoo ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["reference", *(f"vgg{d}_bn" for d in (11, 13, 16, 19)),
+                                  *(f"vgg{d}_cifar" for d in (11, 13, 16, 19))])
+def test_no_batch_norm_of_the_zoo_follows_a_dropout(name):
+    """The README's reason for keeping both in these nets: every dropout comes after the last BatchNorm, so no
+    BatchNorm's statistics see dropout's training-time variance (Li et al. 2019's variance shift)."""
+    from striate.nn.dropout import Dropout
+    from striate.nn.norm import BatchNorm
+
+    with st.nn.init.shapes_only():
+        net = registry.get(name, 10, 3, rng=np.random.default_rng(0))
+    kinds = [type(m) for m in net.modules() if isinstance(m, Dropout | BatchNorm)]
+    assert BatchNorm in kinds and Dropout in kinds
+    assert max(i for i, k in enumerate(kinds) if k is BatchNorm) < kinds.index(Dropout)
