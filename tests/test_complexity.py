@@ -53,10 +53,12 @@ def test_training_memory_hand_count():
     params = 3 * 9 * 4 + 4 + 256 * 10 + 10
     per_sample = 8 * 8 * 3 + 8 * 8 * 4 * 3 + 10  # input, conv, relu, flatten, linear
     assert c.activation_bytes == 2 * per_sample * 4
-    m = c.training_memory(16, "adam")
+    m = c.training_memory(16, "adam", threads=1)
     assert (m.activations, m.parameters, m.gradients, m.optimizer_state) == (
         16 * per_sample * 4, params * 4, params * 4, 2 * params * 4)
-    assert m.total == m.activations + 4 * params * 4
+    columns = 8 * 8 * 3 * 3 * 3 * 4  # the conv's im2col matrix per image: Ho·Wo rows of KH·KW·C values
+    assert m.workspace == 2 * 16 * columns  # the columns and their gradient, the batch in one chunk
+    assert m.total == m.activations + m.workspace + 4 * params * 4
     assert c.training_memory(optimizer="sgd").optimizer_state == 0
     assert c.training_memory(optimizer=3).optimizer_state == 3 * params * 4
     for name, slots in STATE_SLOTS.items():  # every optimizer of the registry, with the registry's count

@@ -356,9 +356,12 @@ def test_the_memory_check_compares_the_summarys_estimate_with_the_machines_memor
 
 def test_a_batch_holds_at_most_the_training_set(tmp_path, monkeypatch):
     from striate import complexity
+    from striate.kernels import parallel
 
     assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None  # one batch of 1,617 digits
-    monkeypatch.setattr(complexity, "machine_memory", lambda: 64 * 2 ** 20)  # 64 MiB: 46 MiB for 1,617 digits
+    monkeypatch.setattr(parallel, "num_threads", lambda: 2)
+    # 128 MiB: 46 MiB of activations for 1,617 digits and 2 threads' im2col buffers (2 × 2 × 16 MiB)
+    monkeypatch.setattr(complexity, "machine_memory", lambda: 128 * 2 ** 20)
     assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None
     config = resolve({"model": "digits_net", "batch_size": 10 ** 12})
     with pytest.raises(ConfigError, match=r"at batch 1000000000000 \(adam\)"):

@@ -163,7 +163,7 @@ def test_battery(rng, cls):
     battery.batched_equals_per_sample(layer, x)
     battery.accumulates(layer, x)
     battery.state_dict_round_trip(lambda r: cls(0.3, rng=r))
-    battery.repr_ok(layer, f"{cls.__name__}(p=0.3)")
+    battery.repr_ok(layer, f"{cls.__name__}(p=0.3, drops 30%)")
     battery.wrong_dtype_rejected(layer, x)
     battery.bad_input_names_layer(layer, x.tolist(), "NumPy array")
     assert layer.macs(x.shape) == 0
@@ -192,7 +192,7 @@ def test_battery_dropconnect(rng):
     battery.accumulates(layer, x)  # a fresh mask per forward in training, so check accumulation in eval
     layer.train()
     battery.state_dict_round_trip(lambda r: DropConnect(6, 4, rng=r))
-    battery.repr_ok(layer, "DropConnect(6→4, p=0.5)")
+    battery.repr_ok(layer, "DropConnect(6→4, p=0.5, drops 50%)")
     battery.bad_input_names_layer(layer, x[:, :5], "expected input (N, 6)", "(5, 5)")
     battery.wrong_dtype_rejected(layer, x)
     assert layer.macs((5, 6)) == 5 * 6 * 4

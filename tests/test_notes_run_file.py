@@ -190,8 +190,9 @@ def test_dense_prediction_shifted_and_enlarged(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "r"), str(tmp_path / "big.png"), "--dense", "--dense-shift", "2",
                  "--dense-scale", "1.5", "--json"]) == 0
     out = capsys.readouterr()
-    more = json.loads(out.out)
-    assert one["positions"] == [7, 7] and more["positions"] == [12, 12]
+    more = json.loads(out.out.splitlines()[0])
+    # 20×20 → 30×30; stride 2: 12 positions per axis, and the shifted pass's 11 between them (every pixel)
+    assert one["positions"] == [7, 7] and more["positions"] == [23, 23]
     assert "pads" in out.err  # digits_net pads its convolutions: the map is not the crop-by-crop result
     assert main(["predict", str(tmp_path / "r"), str(tmp_path / "big.png"), "--dense-shift", "2"]) == 2
 

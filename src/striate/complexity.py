@@ -12,12 +12,21 @@ Training-step memory at batch size B (`Complexity.training_memory`):
                    which is what striate's caches hold to within the layers' small extras (pool switches,
                    ReLU masks) and savings (outputs consumed in place);
     parameters   = every parameter; gradients = every trainable parameter;
-    optimizer    = slots · trainable parameters (SGD 0, momentum/Nesterov/AdaGrad/RMSProp 1, Adam/AdamW 2).
+    optimizer    = slots · trainable parameters (SGD 0, momentum/Nesterov/AdaGrad/RMSProp 1, Adam/AdamW 2);
+    workspace    = the im2col column matrix (the notes' X_col, "a lot of memory … repeated"): striate builds it
+                   chunk by chunk (`kernels.conv.COLUMN_BYTES` of columns, at least one image) in one buffer per
+                   thread that every convolution reuses, and a second for the columns' gradient in the backward
+                   pass, so 2 · threads · the largest convolution's chunk (1×1 stride-1 convolutions need none).
 `cache_bytes(model)` measures what the caches of a model really hold after a forward pass, to compare:
 on CIFAR nets at batch 8 the formula is 0.33× the measured caches for VGG-11 with BN (BatchNorm and the
 convolutions keep extra arrays: normalised inputs, padded inputs), 0.5× for the AlexNet variant, and 2.2×
 for GoogLeNet at width 0.25 (padding, concatenation and pooling rows count outputs whose backward keeps
 only shapes or small switches). It is the notes' textbook count, not an allocator trace.
+
+Activations count every layer's output, an elementwise layer's (ReLU, dropout, Flatten) too: other frameworks
+and the notes fold a ReLU into the convolution before it ("CONV3-64: [224x224x64]"; the table's footer says how
+much the elementwise layers add). On VGG-16 the notes' rows add up to 15.2 M values (58 MiB; their stated total,
+"24M * 4 bytes ~= 93MB", is more than their rows), striate's 110 MiB adds 13.6 M ReLU outputs (52 MiB).
 
 Rows: leaf layers, plus one row for each `Concat` (the concatenated output is a new array) and each
 `Residual` (the sum). Any other module with children (e.g. AlexNet's grouped convolution) is one row.
@@ -27,8 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .kernels.conv import COLUMN_BYTES
+from .nn.activation import _Elementwise
 from .nn.containers import Concat, Residual, Sequential
+from .nn.conv import Conv2d
+from .nn.dropout import Dropout
 from .nn.module import Module
+from .nn.shape import Flatten
 from .optim.registry import STATE_SLOTS
 
 
@@ -63,6 +77,8 @@ class LayerCost:
     macs: int
     activation_bytes: int
     trainable_params: int = 0
+    column_bytes: int = 0  # per sample: the im2col column matrix of the layer's convolutions (the largest one)
+    elementwise: bool = False  # an output the notes fold into the layer before (ReLU, dropout, Flatten)
 
 
 @dataclass
@@ -74,13 +90,16 @@ class TrainingMemory:
     gradients: int
     optimizer_state: int
     optimizer: str
+    workspace: int = 0
+    threads: int = 1
 
     @property
     def total(self) -> int:
-        return self.activations + self.parameters + self.gradients + self.optimizer_state
+        return self.activations + self.workspace + self.parameters + self.gradients + self.optimizer_state
 
     def __str__(self) -> str:
         return (f"training step at batch {self.batch_size} ({self.optimizer}): activations {_mib(self.activations)} + "
+                f"im2col workspace {_mib(self.workspace)} ({self.threads} thread{'s' * (self.threads != 1)}) + "
                 f"parameters {_mib(self.parameters)} + gradients {_mib(self.gradients)} + optimizer state "
                 f"{_mib(self.optimizer_state)} = {_mib(self.total)}")
 
@@ -120,9 +139,19 @@ class Complexity:
     def output_shape(self) -> tuple[int, ...]:
         return self.rows[-1].output_shape if self.rows else self.input_shape
 
-    def training_memory(self, batch_size: int | None = None, optimizer: str | int = "sgd") -> TrainingMemory:
+    def workspace_bytes(self, batch_size: int, threads: int) -> int:
+        """The im2col buffers of a training step at `batch_size` on `threads` threads (module docstring)."""
+        chunk = max((min(batch_size, max(1, COLUMN_BYTES // r.column_bytes)) * r.column_bytes
+                     for r in self.rows if r.column_bytes), default=0)
+        return 2 * max(1, min(threads, batch_size)) * chunk
+
+    def training_memory(self, batch_size: int | None = None, optimizer: str | int = "sgd",
+                        threads: int | None = None) -> TrainingMemory:
         """Memory of one training step at `batch_size` (default: this table's) with `optimizer` (a name in
-        STATE_SLOTS or a number of per-parameter state arrays)."""
+        STATE_SLOTS or a number of per-parameter state arrays) on `threads` threads (default: striate's,
+        `kernels.parallel.num_threads`)."""
+        from .kernels.parallel import num_threads
+
         if isinstance(optimizer, str):
             if optimizer not in STATE_SLOTS:
                 raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(STATE_SLOTS)} or give "
@@ -133,27 +162,47 @@ class Complexity:
         b = self.batch_size if batch_size is None else int(batch_size)
         per_sample = self.activation_bytes // self.batch_size
         v = self.bytes_per_value
+        threads = max(1, min(num_threads() if threads is None else int(threads), b))
         return TrainingMemory(b, b * per_sample, self.total_params * v, self.trainable_params * v,
-                              slots * self.trainable_params * v, label)
+                              slots * self.trainable_params * v, label, self.workspace_bytes(b, threads), threads)
 
     def __str__(self) -> str:
-        head = f"{'layer':<18}{'type':<40}{'output shape':<22}{'params':>13}{'MACs':>17}{'activations':>14}"
+        """The table: names and layer descriptions whole (the columns as wide as the longest), then totals."""
+        nw = max([17, *(len(r.name) for r in self.rows)]) + 1
+        lw = max([39, *(len(r.layer) for r in self.rows)]) + 1
+        head = f"{'layer':<{nw}}{'type':<{lw}}{'output shape':<22}{'params':>13}{'MACs':>17}{'activations':>14}"
         lines = [head, "─" * len(head)]
         for r in self.rows:
-            lines.append(f"{r.name[:17]:<18}{r.layer[:39]:<40}{str(r.output_shape):<22}{r.params:>13,}{r.macs:>17,}"
+            lines.append(f"{r.name:<{nw}}{r.layer:<{lw}}{str(r.output_shape):<22}{r.params:>13,}{r.macs:>17,}"
                          f"{_mib(r.activation_bytes):>14}")
         lines.append("─" * len(head))
-        lines.append(f"{'total':<80}{self.total_params:>13,}{self.total_macs:>17,}{_mib(self.activation_bytes):>14}")
+        lines.append(f"{'total':<{nw + lw + 22}}{self.total_params:>13,}{self.total_macs:>17,}"
+                     f"{_mib(self.activation_bytes):>14}")
         lines.append(f"input {self.input_shape} → output {self.output_shape}: {_human(self.total_params)} parameters, "
                      f"{_human(self.total_macs)} MACs, {_mib(self.activation_bytes)} of activations (input included)")
+        folded = sum(r.activation_bytes for r in self.rows if r.elementwise)
+        if folded:
+            lines.append(f"activations count every layer's output: {_mib(folded)} of them are ReLU, dropout and "
+                         f"Flatten outputs, which the notes fold into the layer before "
+                         f"({_mib(self.activation_bytes - folded)} without them; the notes' VGG-16 table says ~93 MB)")
         return "\n".join(lines)
+
+
+def _columns(module: Module, out) -> int:
+    """Values per sample of the largest im2col column matrix among `module`'s convolutions (a grouped
+    convolution's are per group), output `out` (N, Ho, Wo, F); 0 for a 1×1 stride-1 one (its input is its
+    column matrix) and for other layers."""
+    convs = [m for m in module.modules() if isinstance(m, Conv2d) and (m.kernel_size != (1, 1) or m.stride != 1)]
+    return max((out[1] * out[2] * m.kernel_size[0] * m.kernel_size[1] * m.in_channels for m in convs), default=0)
 
 
 def _leaf(module: Module, shape, name: str, rows: list[LayerCost], bytes_per_value: int):
     out = tuple(module.output_shape(shape))
     rows.append(LayerCost(name or type(module).__name__, module.describe(), out, module.num_parameters(),
                           int(module.macs(shape)), _size(out) * bytes_per_value,
-                          sum(p.data.size for p in module.parameters() if p.requires_grad)))
+                          sum(p.data.size for p in module.parameters() if p.requires_grad),
+                          _columns(module, out) * bytes_per_value if len(out) == 4 else 0,
+                          isinstance(module, _Elementwise | Dropout | Flatten) and not module.num_parameters()))
     return out
 
 

@@ -41,21 +41,23 @@ def run(args) -> int:
     if args.init_experiment:
         return _init_experiment(args, cfg, out)
     from ..diagnose.doctor import doctor
+    from ..nn.losses import named
     from ..optim.registry import build as optimizer
-    from ..run import default_model, load_data, make_model
+    from ..run import default_model, load_data
+    from ..run.build import model_for, preprocessing
 
     data = load_data(cfg)
-    from ..data import Preprocessing
-
-    preprocess = Preprocessing.named(cfg["preprocess"]).fit(data.train_x)
+    preprocess = preprocessing(cfg)
+    model = model_for(cfg, len(data.classes), data.shape, preprocess, samples=len(data.train_x))
+    preprocess.fit(data.train_x)
     val = (preprocess(data.val_x), data.val_y) if data.val_x is not None else None
-    model = make_model(cfg, len(data.classes), data.shape, samples=len(data.train_x))
 
     def make_opt(m, lr):
         return optimizer(cfg["optimizer"], m, lr, cfg["momentum"], cfg["weight_decay"])
 
     log = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    report = doctor(model, data=(preprocess(data.train_x), data.train_y), val=val, optimizer=make_opt, lr=cfg["lr"],
+    report = doctor(model, named(cfg["loss"]), data=(preprocess(data.train_x), data.train_y), val=val,
+                    optimizer=make_opt, lr=cfg["lr"],
                     batch_size=cfg["batch_size"], iterations=cfg["iterations"], num_classes=len(data.classes),
                     seed=cfg["seed"], log=log)
     report.diagnostics["settings"].update(optimizer=cfg["optimizer"], data=cfg["data"],

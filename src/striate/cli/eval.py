@@ -108,13 +108,14 @@ def _evaluate(args, runs, split, tta) -> dict:
     k = getattr(args, "top_losses", 0)
     if not args.ensemble:
         t = runs[0]
+        loss = _loss(t, tta)
         if args.weights == "snapshots":
             snapshots = _snapshots(args.runs[0], t.model)
             r = evaluate_ensemble(snapshots.models, t.preprocess(images), labels, classes, tta,
                                   sources=sources if k else None)
             r["snapshots"] = len(snapshots)
         else:
-            r = evaluate(t.model, t.preprocess(images), labels, classes, tta, sources=sources if k else None)
+            r = evaluate(t.model, t.preprocess(images), labels, classes, tta, loss, sources=sources if k else None)
         s = r.pop("scores")
         if k:
             r["top_losses"] = top_losses(s, labels, classes, k, sources)
@@ -157,6 +158,18 @@ def _weights(args, t, r) -> str:
         kind = f"EMA {t.config['ema_decay']:g}" if t.config.get("ema_decay") else "Polyak"
         return f"averaged weights ({kind}) of the {at}"
     return f"trained weights of the {at}"
+
+
+def _loss(trained, tta: str):
+    """The run's own loss (the mean loss eval reports is the one it trained with: hinge loss for an svm run)."""
+    from ..nn.losses import named
+    from ..run import config
+
+    kind = trained.config.get("loss", "softmax")
+    if kind == "svm" and tta != "none":
+        raise config.ConfigError(f"--tta {tta}: test-time augmentation averages softmax probabilities, and this run's "
+                                 "svm scores are not probabilities")
+    return named(kind)
 
 
 def _total(results) -> dict:

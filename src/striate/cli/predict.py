@@ -37,8 +37,9 @@ def add_arguments(parser) -> None:
                         help="with --dense, enlarge the image S× first, so the net sees it at several positions "
                              "and scales (default: 1)")
     parser.add_argument("--dense-shift", type=int, default=1, metavar="K",
-                        help="with --dense, K passes per axis over the image shifted by stride / K pixels, "
-                             "averaged (the notes' shifted second pass; default: 1)")
+                        help="with --dense, K passes per axis over the image shifted from its top-left corner by "
+                             "stride / K pixels, interleaved into one K× denser map and averaged (the notes' "
+                             "shifted second pass; default: 1)")
 
 
 def run(args) -> int:

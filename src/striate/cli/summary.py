@@ -57,6 +57,7 @@ def _from_run_file(args):
     """The run file's model for its dataset's classes and image shape (or --input / --num-classes)."""
     from ..complexity import parse_input_shape
     from ..run import config, load_data, make_model, run_file
+    from ..run.build import model_input, preprocessing
 
     values = run_file.load_run_file(args.config, "finetune")  # a fine-tuned run's file names its model too
     command = "finetune" if "from" in values else "train"
@@ -67,7 +68,7 @@ def _from_run_file(args):
         shape, classes = parse_input_shape(args.input), args.num_classes
     else:
         data = load_data(cfg)
-        shape = parse_input_shape(args.input) if args.input else data.shape
+        shape = parse_input_shape(args.input) if args.input else model_input(cfg, preprocessing(cfg), data.shape)
         classes = args.num_classes if args.num_classes is not None else len(data.classes)
     args.model = args.model or cfg["model"] or "model"
     return make_model(cfg, classes, shape, measure_only=True), shape  # shapes only: no weight is allocated
@@ -96,7 +97,7 @@ def run(args) -> int:
             "training_memory": {"batch_size": memory.batch_size, "optimizer": memory.optimizer,
                                 "activations": memory.activations, "parameters": memory.parameters,
                                 "gradients": memory.gradients, "optimizer_state": memory.optimizer_state,
-                                "total": memory.total}}))
+                                "workspace": memory.workspace, "threads": memory.threads, "total": memory.total}}))
         return 0
     print(f"{args.model} on {shape[0]}x{shape[1]}x{shape[2]}")
     print(table)

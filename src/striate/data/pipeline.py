@@ -3,7 +3,9 @@ steps, and `Preprocessing`, the fitted steps from uint8 images to a network's in
 
     PREPROCESS  name → what follows Scale(1/255): scale (nothing), mean-image, per-channel-mean, standardize
                 (per channel), per-image-standardize (each image by its own mean and std), per-pixel-standardize
-                (each input dimension over the training set)
+                (each input dimension over the training set), and the notes' PCA and whitening: pca (the top
+                `n_components` principal components), whiten (those divided by √(eigenvalue + eps)), zca (the
+                whitened data rotated back to image space)
     AUGMENT     name → the augmentation for images of a shape: crop (pad by 1/8 of the side, crop back), flip;
                 `noise:σ` adds Gaussian noise of std σ after the preprocessing (input-noise regularisation)
 """
@@ -11,12 +13,14 @@ steps, and `Preprocessing`, the fitted steps from uint8 images to a network's in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from .augment import GaussianNoise, RandomCrop, RandomFlip
 from .errors import DataError
 from .preprocess import (
+    PCA,
     MeanImage,
     PerChannelMean,
     PerChannelStandardize,
@@ -24,13 +28,20 @@ from .preprocess import (
     PerPixelStandardize,
     Preprocessor,
     Scale,
+    Whitening,
 )
 
-PREPROCESS: dict[str, tuple[type[Preprocessor], ...]] = {
-    "scale": (), "mean-image": (MeanImage,), "per-channel-mean": (PerChannelMean,),
-    "standardize": (PerChannelStandardize,), "per-image-standardize": (PerImageStandardize,),
-    "per-pixel-standardize": (PerPixelStandardize,),
+# name → f(n_components (None: all), eps) → the steps after Scale(1/255)
+PREPROCESS: dict[str, Callable[[int | None, float], tuple[Preprocessor, ...]]] = {
+    "scale": lambda k, eps: (), "mean-image": lambda k, eps: (MeanImage(),),
+    "per-channel-mean": lambda k, eps: (PerChannelMean(),), "standardize": lambda k, eps: (PerChannelStandardize(),),
+    "per-image-standardize": lambda k, eps: (PerImageStandardize(),),
+    "per-pixel-standardize": lambda k, eps: (PerPixelStandardize(),),
+    "pca": lambda k, eps: (PCA(k),), "whiten": lambda k, eps: (Whitening("pca", eps, k),),
+    "zca": lambda k, eps: (Whitening("zca", eps),),
 }
+VECTORS = ("pca", "whiten")  # the preprocessings that turn an image into a vector (n_components applies)
+MAX_FEATURES = 12288  # values per image PCA and whitening take (64×64×3): their D×D covariance, 1.1 GiB here
 AUGMENT = {
     "crop": lambda h, w: RandomCrop((h, w), padding=max(1, min(h, w) // 8)),
     "flip": lambda h, w: RandomFlip(),
@@ -77,11 +88,33 @@ class Preprocessing:
         self.steps = list(steps)
 
     @classmethod
-    def named(cls, name: str) -> Preprocessing:
-        """Scale(1/255) and the steps `name` adds (unfitted)."""
+    def named(cls, name: str, n_components: int = 0, eps: float = 1e-5) -> Preprocessing:
+        """Scale(1/255) and the steps `name` adds (unfitted); `n_components` (0: all) for pca and whiten, `eps`
+        for whiten and zca."""
         if name not in PREPROCESS:
             raise DataError(f"unknown preprocessing {name!r}; choose from {', '.join(PREPROCESS)}")
-        return cls([Scale(1 / 255), *(step() for step in PREPROCESS[name])])
+        if n_components and name not in VECTORS:
+            raise DataError(f"n_components = {n_components} goes with preprocess {' or '.join(VECTORS)}, not {name!r}")
+        return cls([Scale(1 / 255), *PREPROCESS[name](n_components or None, eps)])
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-sample shape a network receives for images of `shape` (H, W, C), known before fitting: the
+        same, or (1, 1, k) after pca / whiten (a vector of k values as a 1×1 image of k channels, so networks
+        keep their (N, H, W, C) input). DataError when the images cannot take the steps."""
+        size = math.prod(shape)
+        for s in self.steps:
+            if isinstance(s, PCA | Whitening):
+                if size > MAX_FEATURES:
+                    raise DataError(f"{type(s).__name__} of {'×'.join(map(str, shape))} images: {size:,} values per "
+                                    f"image need a {size:,}² covariance; at most {MAX_FEATURES:,} (resize with "
+                                    "image_size, e.g. 32x32)")
+                k = s.n_components or size
+                if k > size:
+                    raise DataError(f"n_components = {k} exceeds the {size} values of a "
+                                    f"{'×'.join(map(str, shape))} image")
+                if not (isinstance(s, Whitening) and s.kind == "zca"):
+                    shape, size = (1, 1, k), k
+        return tuple(shape)
 
     @classmethod
     def from_state(cls, states: list[dict]) -> Preprocessing:
@@ -93,6 +126,7 @@ class Preprocessing:
         return [s.state_dict() for s in self.steps]
 
     def fit(self, x: np.ndarray) -> Preprocessing:
+        self.output_shape(x.shape[1:])  # images too large for a covariance fail before it is built
         for s in self.steps:
             x = s.fit_transform(x)
         return self
@@ -100,7 +134,7 @@ class Preprocessing:
     def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         for s in self.steps:
             x = s.transform(x)
-        return x
+        return x.reshape(len(x), 1, 1, -1) if x.ndim == 2 else x  # a vector as a 1×1 image (`output_shape`)
 
     def any_size(self, images: np.ndarray, what: str = "image") -> np.ndarray:
         """The steps applied to images of another size than the training images (dense evaluation): steps

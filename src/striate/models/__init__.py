@@ -7,15 +7,23 @@
 - FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`).
 """
 
-from .convert import crop_scores, dense_predict, dense_scores, padding_gap, to_fully_convolutional, total_stride
+from .convert import (
+    crop_scores,
+    dense_map,
+    dense_predict,
+    dense_scores,
+    padding_gap,
+    to_fully_convolutional,
+    total_stride,
+)
 from .ensemble import Ensemble, SnapshotEnsemble, predict_proba, snapshot_ensemble
 from .layers import layer_list, register_layer
 from .registry import builder, from_config, get, names, native_input, register
 from .transfer import LoadReport, freeze, load_pretrained, load_torch_weights, replace_head, unfreeze
 
 __all__ = [
-    "Ensemble", "LoadReport", "SnapshotEnsemble", "builder", "crop_scores", "dense_predict", "dense_scores",
-    "freeze", "from_config", "get", "layer_list", "load_pretrained", "load_torch_weights", "names", "native_input",
-    "padding_gap", "predict_proba", "register", "register_layer", "replace_head", "snapshot_ensemble",
+    "Ensemble", "LoadReport", "SnapshotEnsemble", "builder", "crop_scores", "dense_map", "dense_predict",
+    "dense_scores", "freeze", "from_config", "get", "layer_list", "load_pretrained", "load_torch_weights", "names",
+    "native_input", "padding_gap", "predict_proba", "register", "register_layer", "replace_head", "snapshot_ensemble",
     "to_fully_convolutional", "total_stride", "unfreeze",
 ]

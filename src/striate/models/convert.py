@@ -155,13 +155,15 @@ def valid_size(fc_model: Module, size: int, crop: int, stride: int, axis: int, c
     raise ValueError(f"no size between {crop} and {size} tiles the network")
 
 
-def dense_predict(model: Sequential, images: np.ndarray, input_shape, shifts: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Test-time evaluation over many positions (the notes): convert `model`, slide it over each image
-    (centre-cropped to the largest size it tiles exactly), and average the class probabilities over the
-    score map. `shifts` K > 1 adds passes over the image shifted by multiples of stride / K pixels along
-    each axis (the notes' "second pass shifted by 16 pixels" for K = 2 and stride 32), so the positions
-    are K× denser; every pass's map joins the average. images: (N, H, W, C), each at least `input_shape`.
-    Returns (probabilities (N, classes), the unshifted score map (N, Ho, Wo, classes))."""
+def dense_map(model: Sequential, images: np.ndarray, input_shape, shifts: int = 1) -> np.ndarray:
+    """The notes' dense evaluation with shifted passes, interleaved into one finer score map: `model`
+    converted and slid over `images` (N, H, W, C), each at least `input_shape` = (H, W, C), in `shifts` K passes
+    per axis over the image shifted from its top-left corner by k·S/K pixels (S = the total stride, k < K;
+    the notes' "forward the image a second time shifted by 16 pixels" for K = 2, S = 32). Returns
+    (N, P, Q, classes): entry (p, q) is the net on the crop whose top-left corner is (offset(p), offset(q)),
+    offset(p) = (p // K)·S + round((p % K)·S / K) — for S divisible by K, every S/K pixels. A pass keeps
+    the largest top-left part of its shifted image that the net tiles (every pass starts at its own offset,
+    so their positions interleave), and the map is as long as every pass reaches (P = min_k(K·rows_k + k))."""
     fc = to_fully_convolutional(model, input_shape).eval()
     ch, cw, c = input_shape
     n, h, w, _ = images.shape
@@ -169,21 +171,38 @@ def dense_predict(model: Sequential, images: np.ndarray, input_shape, shifts: in
         raise ValueError(f"dense_predict: images {images.shape[1:]} are smaller than the model's input {input_shape}")
     if shifts < 1:
         raise ValueError(f"dense_predict: shifts must be ≥ 1, got {shifts}")
-    offsets = sorted({int(round(k * fc.stride / shifts)) for k in range(shifts)})
-    probs, first = [], None
-    for dy in offsets:
-        for dx in offsets:
-            sub = images[:, dy:, dx:]
-            if sub.shape[1] < ch or sub.shape[2] < cw:
+    offsets = sorted({int(round(k * fc.stride / shifts)) for k in range(shifts)})  # K > S: every pixel, once
+    k = len(offsets)
+
+    def reach(offset: int, side: int, crop: int, axis: int) -> int:  # the pass's tiled side from `offset`, or 0
+        return valid_size(fc, side - offset, crop, fc.stride, axis, c) if side - offset >= crop else 0
+
+    heights = [reach(o, h, ch, 0) for o in offsets]
+    widths = [reach(o, w, cw, 1) for o in offsets]
+    rows = [(s - ch) // fc.stride + 1 if s else 0 for s in heights]
+    cols = [(s - cw) // fc.stride + 1 if s else 0 for s in widths]
+    p, q = min(k * r + a for a, r in enumerate(rows)), min(k * r + b for b, r in enumerate(cols))
+    out = None
+    for a, dy in enumerate(offsets):
+        for b, dx in enumerate(offsets):
+            if a >= p or b >= q:
                 continue
-            hs = valid_size(fc, sub.shape[1], ch, fc.stride, 0, c)
-            ws = valid_size(fc, sub.shape[2], cw, fc.stride, 1, c)
-            top, left = (sub.shape[1] - hs) // 2, (sub.shape[2] - ws) // 2
-            scores = dense_scores(fc, np.ascontiguousarray(sub[:, top:top + hs, left:left + ws]))
-            first = scores if first is None else first
-            probs.append(softmax(scores.reshape(-1, scores.shape[-1]).astype(np.float64))
-                         .reshape(n, -1, scores.shape[-1]))
-    return np.concatenate(probs, axis=1).mean(axis=1), first
+            scores = dense_scores(fc, np.ascontiguousarray(images[:, dy:dy + heights[a], dx:dx + widths[b]]))
+            if out is None:
+                out = np.empty((n, p, q, scores.shape[-1]), dtype=scores.dtype)
+            part = out[:, a::k, b::k]
+            part[...] = scores[:, :part.shape[1], :part.shape[2]]
+    return out
+
+
+def dense_predict(model: Sequential, images: np.ndarray, input_shape, shifts: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Test-time evaluation over many positions (the notes): the class probabilities averaged over the score
+    map of `dense_map` (its `shifts` passes per axis interleaved; `shifts` = 1: one pass, the image's top-left
+    part that the net tiles). Returns (probabilities (N, classes), the score map (N, P, Q, classes))."""
+    scores = dense_map(model, images, input_shape, shifts)
+    n, classes = scores.shape[0], scores.shape[-1]
+    probs = softmax(scores.reshape(-1, classes).astype(np.float64)).reshape(n, -1, classes)
+    return probs.mean(axis=1), scores
 
 
 def padded_layers(model: Module) -> list[str]:

@@ -1,6 +1,9 @@
 """Regularisation by random masking: Dropout, Dropout2d (whole feature maps) and DropConnect (weights).
 
-p is the probability of DROPPING (PyTorch's convention); 0 ≤ p ≤ 1 (p = 1 zeroes everything).
+p is the probability of DROPPING an element (PyTorch's convention, `torch.nn.Dropout(p)`), not the notes' p,
+which is the probability of KEEPING one (their `H1 *= np.random.rand(*H1.shape) < p`): the notes' p = 0.5 is
+this p = 0.5, their p = 0.8 is this p = 0.2. 0 ≤ p ≤ 1 (p = 1 zeroes everything). The repr says it:
+`Dropout(p=0.2, drops 20%)`.
 Inverted scaling 1/(1 − p) at training time, so evaluation uses the layer unchanged. Masks come from
 the module's own generator `rng`, so a seeded generator reproduces them (and gradcheck can replay them) —
 except inside a keyed scope (`kernels.keyed_random`: a training run's forward pass), where each sample's
@@ -24,8 +27,14 @@ def _probability(layer: str, p) -> float:
     return p
 
 
+def _drops(p: float) -> str:
+    """'p=0.2, drops 20%': the value and what it means (drop, not keep, as the notes' p would)."""
+    return f"p={p}, drops {100 * p:g}%"
+
+
 class Dropout(Module):
-    """Drops each element independently with probability p. x: any shape (N, ...) → same shape."""
+    """Drops each element independently with probability `p` (the drop probability, PyTorch's `p`; the notes'
+    keep probability is 1 − p). x: any shape (N, ...) → same shape."""
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None):
         super().__init__()
@@ -55,7 +64,7 @@ class Dropout(Module):
         return dy if mask is None else dropout_backward(dy, mask)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return _drops(self.p)
 
 
 class Dropout2d(Dropout):
@@ -105,4 +114,4 @@ class DropConnect(Linear):
         self.weight.accumulate(dw if self._mask is None else dw * self._mask)
 
     def extra_repr(self):
-        return f"{super().extra_repr()}, p={self.p}"
+        return f"{super().extra_repr()}, {_drops(self.p)}"

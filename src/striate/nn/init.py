@@ -125,6 +125,14 @@ def he(shape, rng, dtype=np.float32) -> np.ndarray:
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
+def he_fan_out(shape, rng, dtype=np.float32) -> np.ndarray:
+    """Variance `2 / fan_out` (He et al. 2015's other form, PyTorch's `mode="fan_out"`): for a Conv2d weight
+    (F, F, C_in, n_out) the notes' σ = √(2 / (F·F·n_out)). It keeps the gradients' variance through the
+    backward pass where `he` keeps the activations' through the forward pass."""
+    _, fan_out = fans(shape)
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_out)).astype(dtype)
+
+
 def sparse(k: int, std: float = 0.01) -> Initializer:
     """Each output unit connected to exactly `k` random inputs (weights `std · randn`), the rest zero."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -146,13 +154,13 @@ def sparse(k: int, std: float = 0.01) -> Initializer:
     return init
 
 
-_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he, "normal": normal()}
+_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he, "he_fan_out": he_fan_out, "normal": normal()}
 _FACTORIES = {"normal": normal, "constant": constant, "sparse": sparse}
 
 
 def get(spec) -> Initializer:
-    """An initialiser from a function, a name ('he', 'xavier', 'glorot', 'zeros', 'normal'), or a one-entry
-    table naming a factory and its argument(s), as a run file writes it: `{"normal": 0.01}`,
+    """An initialiser from a function, a name ('he', 'he_fan_out', 'xavier', 'glorot', 'zeros', 'normal'), or a
+    one-entry table naming a factory and its argument(s), as a run file writes it: `{"normal": 0.01}`,
     `{"constant": 0.01}`, `{"sparse": 10}` or `{"sparse": [10, 0.01]}`. Inside `shapes_only()` the initialiser
     makes placeholders."""
     init = _get(spec)

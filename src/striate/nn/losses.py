@@ -121,6 +121,21 @@ class MulticlassSVM(Loss):
         return f"MulticlassSVM(margin={self.margin})"
 
 
+NAMES = ("softmax", "svm")  # a run's `loss`
+
+
+def named(name: str, label_smoothing: float = 0.0) -> Loss:
+    """The loss a run names: 'softmax' (cross-entropy with `label_smoothing`) or 'svm' (the multiclass SVM of
+    the notes' "ConvNet as a fixed feature extractor + linear classifier", margin 1; no label smoothing)."""
+    if name == "svm":
+        if label_smoothing:
+            raise ValueError(f"label_smoothing = {label_smoothing:g} is the cross-entropy's: the svm loss takes none")
+        return MulticlassSVM()
+    if name != "softmax":
+        raise ValueError(f"unknown loss {name!r}; choose from {', '.join(NAMES)}")
+    return SoftmaxCrossEntropy(label_smoothing)
+
+
 def _weights(model: Module):
     """The parameters a weight penalty applies to: those named `weight` (not biases, not BN γ/β)."""
     for name, p in model.named_parameters():

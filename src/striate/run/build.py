@@ -112,8 +112,46 @@ def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], sa
                           "use smaller layers, a smaller width or batch_size")
 
 
+def preprocessing(config: dict):
+    """The configuration's preprocessing, unfitted (data.Preprocessing), or ConfigError for a bad combination."""
+    from ..data import DataError, Preprocessing
+
+    try:
+        return Preprocessing.named(config["preprocess"], config.get("n_components", 0), config.get("whiten_eps", 1e-5))
+    except DataError as e:
+        raise cfg.ConfigError(str(e)) from None
+
+
+def model_input(config: dict, preprocess, shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The shape (H, W, C) the network receives for images of `shape` after `preprocess` (1×1×k after pca or
+    whiten), or ConfigError (images too large for a covariance, more components than values)."""
+    from ..data import DataError
+
+    try:
+        return preprocess.output_shape(shape)
+    except DataError as e:
+        raise cfg.ConfigError(f"preprocess = {config['preprocess']!r}: {e}") from None
+
+
+def model_for(config: dict, num_classes: int, shape, preprocess, **kw):
+    """`make_model` for the input `preprocess` gives images of `shape`; a model that cannot take vectors after
+    pca / whiten is a ConfigError that says what to use instead."""
+    inputs = model_input(config, preprocess, shape)
+    try:
+        return make_model(config, num_classes, inputs, **kw)
+    except cfg.ConfigError as e:
+        if tuple(inputs) == tuple(shape):
+            raise
+        raise cfg.ConfigError(f"{e} (preprocess = {config['preprocess']!r} makes each image a vector of {inputs[-1]} "
+                              "values, a 1×1 image of as many channels: use a model that takes vectors, e.g. a layer "
+                              "list [Flatten, Linear, ReLU, Linear])") from None
+
+
 def check_combinations(config: dict) -> None:
     """Options that contradict each other, refused before any work (a usage error)."""
+    if config.get("loss") == "svm" and (config.get("label_smoothing") or config.get("tta", "none") != "none"):
+        raise cfg.ConfigError("loss = 'svm' takes no label_smoothing and no tta: both act on softmax probabilities, "
+                              "which an SVM's scores are not")
     if config.get("ema_decay") and config.get("polyak"):
         raise cfg.ConfigError("give ema_decay or polyak, not both: one average of the weights is kept")
     k = config.get("snapshots", 0)
@@ -130,7 +168,8 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
     from ..data import Compose, DataLoader, Preprocessing, augmentation
     from ..distributed.comm import Single
-    from ..nn.losses import SoftmaxCrossEntropy, l1
+    from ..nn.losses import l1
+    from ..nn.losses import named as named_loss
     from ..nn.module import Module
     from ..optim.registry import build as optimizer
     from ..train import Trainer
@@ -138,14 +177,15 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
 
     comm = Single() if comm is None else comm
     data = load_data(config)
-    if fitted is not None:
-        preprocess = Preprocessing.from_state(fitted)
-    else:
-        preprocess = Preprocessing.named(config["preprocess"]).fit(data.train_x)
+    check_combinations(config)
+    preprocess = Preprocessing.from_state(fitted) if fitted is not None else preprocessing(config)
+    inputs = model_input(config, preprocess, data.shape)
+    if fitted is None:
+        preprocess.fit(data.train_x)
     if model is None:
-        model = make_model(config, len(data.classes), data.shape, samples=len(data.train_x))
+        model = model_for(config, len(data.classes), data.shape, preprocess, samples=len(data.train_x))
     elif not isinstance(model, Module):
-        model = model(len(data.classes), data.shape)
+        model = model(len(data.classes), inputs)
     before, after = augmentation(config["augment"], data.shape)
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
@@ -157,10 +197,9 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
     own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None,
                         steps_per_epoch=len(loader), stream=stream, writers=comm.is_root)
-    check_combinations(config)
     if config["sync_bn"] and comm.size > 1:
         share_batch_statistics(model, comm)
-    trainer = Trainer(model, SoftmaxCrossEntropy(config["label_smoothing"]),
+    trainer = Trainer(model, named_loss(config.get("loss", "softmax"), config["label_smoothing"]),
                       optimizer(config["optimizer"], model, base_lr(config), config["momentum"],
                                 config["weight_decay"]),
                       schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"],

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
+from ..nn.losses import NAMES as LOSSES
 from . import schedule
 from .values import ConfigError, boolean, check_text, number
 
@@ -241,8 +242,16 @@ OPTIONS: tuple[Option, ...] = (
            f"top-level folder; {FORMAT_NAMES}) or an archive of one",
            check=check_data, commands=D, group="data", aliases=("dataset", "data_dir", "dataset_name"),
            listing=_datasets, names_path=True),
-    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1]", tuple(PREPROCESS),
-           commands=D, group="data"),
+    Option("preprocess", str, "per-channel-mean", "preprocessing after scaling to [0, 1] (pca, whiten: each image "
+           "becomes a vector of n_components values, for a model that takes vectors; zca keeps images)",
+           tuple(PREPROCESS), commands=D, group="data"),
+    Option("n_components", int, 0, "with preprocess pca or whiten: the principal components kept (0: all)", minimum=0,
+           commands=D, group="data", aliases=("components", "pca_components")),
+    Option("whiten_eps", float, 1e-5, "with preprocess whiten or zca: ε of Xrot / √(S + ε), raise it for stronger "
+           "smoothing (the notes)", minimum=0.0, commands=D, group="data", aliases=("eps", "epsilon")),
+    Option("loss", str, "softmax", "the classifier's loss: softmax (cross-entropy) or svm (the notes' multiclass "
+           "SVM, margin 1: its scores are not probabilities)", LOSSES, commands=D, group="optimization",
+           aliases=("criterion", "objective")),
     Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (noise:σ: Gaussian input "
            "noise of std σ after the preprocessing)", check=_check_augment, group="data",
            aliases=("augmentation", "aug", "augmentations")),

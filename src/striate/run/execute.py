@@ -133,7 +133,8 @@ def execute(run: Run, draw: bool = True) -> dict:
                "last": {k: v for k, v in logs.items() if isinstance(v, int | float)},
                "best_val_accuracy": ckpt.best if run.val is not None else None,
                "best_epoch": None if ckpt.best_epoch is None else ckpt.best_epoch + 1,
-               "parameters": run.model.num_parameters(), "macs": run.model.macs((1, *run.data.shape)),
+               "parameters": run.model.num_parameters(),
+               "macs": run.model.macs((1, *run.preprocess.output_shape(run.data.shape))),  # the net's input
                "ranks": 1 if run.comm is None else run.comm.size}  # the MPI processes that trained it
     if run.val is None:  # without a validation split the best checkpoint follows training accuracy
         summary["best_train_accuracy"] = ckpt.best
