@@ -177,7 +177,7 @@ def test_svm_loss_from_the_command_line_and_run_files(tmp_path, capsys):
     from striate.run.data import split_arrays
     from striate.train import inference
 
-    images, labels, _ = split_arrays(trained.config, "test")
+    images, labels, *_ = split_arrays(trained.config, "test")
     scores = inference.scores(trained.model, trained.preprocess(images))
     assert result["loss"] == pytest.approx(MulticlassSVM()(scores, labels), rel=1e-5)  # the hinge loss, not CE
     path = tmp_path / "svm.toml"
