@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict
+from ...nn.module import Module
+from .. import thresholds
+from ..check import register
+from ..context import Context
+from ..thresholds import THRESHOLDS
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "update/weight ratio"
 
@@ -30,18 +34,18 @@ def update_ratios(before: dict[str, np.ndarray], model: Module) -> dict[str, flo
     return out
 
 
-def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 3e-2, low_fail: float = 1e-5,
-                          high_fail: float = 0.1, skip_first: float = 0.1, *,
-                          loss_drop: float | None = None) -> Verdict:
+def judge(records: list[dict], *, loss_drop: float | None = None,
+          t: thresholds.UpdateRatio = THRESHOLDS.update_ratio) -> Verdict:
     """records: [{"iteration": i, "ratios": {name: ratio}}] in time order. The median ratio per tensor
     (after the first `skip_first` of the records, when the optimizer's state warms up) is judged;
     the typical value is their geometric mean, and the most extreme tensor is named. loss_drop: the
     relative fall of the training loss over the same steps — tiny updates after the loss fell by half or
     more are the optimizer settling, not a learning rate that is too low. A single tensor far out of the
     band is noted in the advice (per-layer rates), not judged: the typical ratio is the learning rate's."""
+    low, high, low_fail, high_fail = t.low, t.high, t.low_fail, t.high_fail
     if not records:
         return Verdict(CHECK, SKIP, "no updates recorded", f"{low:g} … {high:g}", "")
-    use = records[int(len(records) * skip_first):] or records
+    use = records[int(len(records) * t.skip_first):] or records
     names = list(use[0]["ratios"])
     med = {}
     for n in names:
@@ -91,3 +95,16 @@ def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 
                "(per-layer learning rates or a different init)"
         details["outlier"] = o
     return Verdict(CHECK, PASS, value, expected, "update sizes are in the healthy range" + note, details=details)
+
+
+@register
+class UpdateRatio:
+    name = CHECK
+    needs = frozenset({"trained"})
+    causes = frozenset({"lr_too_high", "lr_too_low"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        p = np.asarray(ctx.trained.losses, dtype=np.float64)
+        n = max(len(p) // 10, 1)
+        drop = float((p[:n].mean() - p[-n:].mean()) / max(abs(p[:n].mean()), 1e-12)) if len(p) else None
+        return [judge(ctx.trained.diagnostics.ratios.records, loss_drop=drop, t=ctx.thresholds.update_ratio)]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module
-from .inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
-from .stats import weight_of
-from .verdict import FAIL, PASS, WARN, Verdict
+from ...nn.module import Module
+from ..check import register
+from ..context import Context
+from ..inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
+from ..stats import weight_of
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "overfit tiny subset"
 
@@ -47,8 +49,8 @@ def bottleneck(model: Module) -> tuple[str, int] | None:
     return min(widths[:-1], key=lambda t: t[1]) if len(widths) > 1 else None
 
 
-def check_overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: OptimizerSpec = "adam",
-                  lr: float = 1e-3, n: int = 32, max_iters: int = 300) -> Verdict:
+def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: OptimizerSpec = "adam", lr: float = 1e-3,
+          n: int = 32, max_iters: int = 300) -> Verdict:
     """Train a copy on the first `n` samples of (x, y); PASS at 100 % training accuracy within `max_iters`."""
     xs, ys = x[:n], y[:n]
     with np.errstate(all="ignore"):
@@ -86,3 +88,18 @@ def check_overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: 
                        details=details, symptom=symptom)
     return Verdict(CHECK, FAIL, value, expected, f"{symptom}: the model is too small or broken (its gradients, "
                    "the labels or the loss)", cause="cannot_overfit", details=details, symptom=symptom)
+
+
+@register
+class Overfit:
+    name = CHECK
+    needs = frozenset({"model", "data"})
+    causes = frozenset({"cannot_overfit", "underfitting", "lr_too_high", "lr_too_low"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        if not ctx.trainable:
+            return [Verdict(self.name, SKIP, "nothing trainable", "n/a", "no parameter can learn")]
+        s = ctx.settings
+        v = judge(ctx.model, ctx.loss, ctx.x, ctx.y, s.optimizer, s.lr, s.overfit_samples, s.overfit_iters)
+        ctx.diagnostics["overfit"] = {"losses": v.details.get("losses", [])}
+        return [v]
