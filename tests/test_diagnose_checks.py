@@ -138,7 +138,7 @@ def test_overfit_blames_the_optimizer_when_adam_fits(rng, blobs):
 # ----- 5 learning rate ----------------------------------------------------------------------------------
 def test_lr_range_test_finds_a_sensible_rate(rng, blobs):
     x, y = blobs
-    r = lr_range_test(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "momentum", iters=100, rng=rng)
+    r = lr_range_test(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, optimizer="momentum", iters=100, rng=rng)
     assert r.diverged_lr is not None and 1e-4 < r.suggestion < r.diverged_lr
     lo, hi = r.search_range
     assert lo < r.suggestion <= hi < r.diverged_lr

@@ -171,8 +171,8 @@ class Context:
 
         s = self.settings
         return self.shared("lr range test", lambda: lr_range_test(
-            self.model, self.loss, self.x, self.y, s.optimizer, iters=s.lr_finder_iters, batch_size=s.batch_size,
-            rng=np.random.default_rng(s.seed + 1)))
+            self.model, self.loss, self.x, self.y, optimizer=s.optimizer, iters=s.lr_finder_iters,
+            batch_size=s.batch_size, rng=np.random.default_rng(s.seed + 1)))
 
     def short_run(self) -> ShortRun:
         """A copy trained for about `settings.iterations` steps with the diagnostic callbacks."""

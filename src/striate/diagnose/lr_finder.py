@@ -46,7 +46,7 @@ class LRFinderResult:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-def lr_range_test(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: OptimizerSpec = "momentum",
+def lr_range_test(model: Module, loss, x: np.ndarray, y: np.ndarray, *, optimizer: OptimizerSpec = "momentum",
                   lr_min: float = 1e-6, lr_max: float = 10.0, iters: int = 120, batch_size: int = 64,
                   beta: float = 0.9, diverge: float = 4.0, rng: np.random.Generator | None = None) -> LRFinderResult:
     """Sweep on a copy of `model` (yours is untouched) with minibatches of (x, y) drawn without

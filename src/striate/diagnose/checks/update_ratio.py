@@ -46,9 +46,8 @@ def judge(records: list[dict], *, loss_drop: float | None = None,
     if not records:
         return Verdict(CHECK, SKIP, "no updates recorded", f"{low:g} … {high:g}", "")
     use = records[int(len(records) * t.skip_first):] or records
-    names = list(use[0]["ratios"])
     med = {}
-    for n in names:
+    for n in use[0]["ratios"]:
         vals = np.array([r["ratios"].get(n, np.nan) for r in use], dtype=np.float64)
         vals = np.where(np.isnan(vals), np.inf, vals)  # NaN weights = blown up
         med[n] = float(np.median(vals))
