@@ -65,6 +65,11 @@ class Finding:
         """The symptom, the measured reason, then what to do — from the cause vocabulary, not the check."""
         return f"{self.symptom}: " + (f"{self.reason} — " if self.reason else "") + remedy(self.cause)
 
+    def verdict(self, check: str, value: str, expected: str, details: dict | None = None) -> Verdict:
+        """This finding as check `check`'s verdict (value: the measured number as text)."""
+        return Verdict(check, self.status, value, expected, self.advice, cause=self.cause,
+                       details=details if details is not None else {}, symptom=self.symptom)
+
     def to_dict(self) -> dict:
         out = {"status": self.status, "cause": self.cause, "symptom": self.symptom}
         if self.kind:

@@ -15,7 +15,7 @@ import numpy as np
 from ...nn.containers import Concat, Residual, Sequential
 from ...nn.module import Module
 from .. import thresholds
-from ..check import register
+from ..check import Finding, register
 from ..context import Context
 from ..gradcheck import gradcheck
 from ..inputs import fresh_copy
@@ -66,14 +66,12 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, t: thresholds.Gradi
         details["first_failure"] = where
         others = [c.name for c in whole.layers if not c.ok and c is not wrong]
         symptom = f"the backward pass of {where} disagrees with its forward (rel error {wrong.max_rel_error:.1e})"
-        return Verdict(CHECK, status, f"{value}; first wrong: {where}", expected,
-                       f"{symptom}: fix its backward" + (f"; also wrong: {', '.join(others)}" if others else ""),
-                       cause="wrong_backward", details=details, symptom=symptom)
+        return Finding(status, "wrong_backward", symptom, f"also wrong: {', '.join(others)}" if others else ""
+                       ).verdict(CHECK, f"{value}; first wrong: {where}", expected, details)
     if loss_err > tol:
         details["first_failure"] = f"loss ({type(loss).__name__})"
         symptom = f"the gradient of {type(loss).__name__} is wrong (rel error {loss_err:.1e})"
-        return Verdict(CHECK, status, f"{value} in the loss", expected, f"{symptom}: fix the loss's backward",
-                       cause="wrong_backward", details=details, symptom=symptom)
+        return Finding(status, "wrong_backward", symptom).verdict(CHECK, f"{value} in the loss", expected, details)
     first = whole.first_failure()
     if all(type(c) in _TRUSTED for c in m.modules() if c._modules):
         # every layer passes alone and striate's containers only chain them: the whole model's differences
@@ -83,8 +81,8 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, t: thresholds.Gradi
                        f"imprecise at {first.name if first else '?'} (tiny or huge activations)", details=details)
     details["first_failure"] = first.name if first else "model"
     symptom = f"the model's gradient disagrees with its forward (first bad tensor: {first.name if first else '?'})"
-    return Verdict(CHECK, status, value, expected, f"{symptom}, though every layer passes alone: check how the "
-                   "containers route gradients", cause="wrong_backward", details=details, symptom=symptom)
+    return Finding(status, "wrong_backward", symptom, "every layer passes alone, so a container routes the gradients "
+                   "wrongly").verdict(CHECK, value, expected, details)
 
 
 @register

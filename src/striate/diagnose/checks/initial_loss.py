@@ -13,7 +13,7 @@ import numpy as np
 
 from ...nn.module import Module
 from .. import thresholds
-from ..check import register
+from ..check import Finding, register
 from ..context import Context
 from ..inputs import chance_loss, scores_eval
 from ..thresholds import THRESHOLDS
@@ -35,8 +35,8 @@ def _too_high_cause(model: Module, x: np.ndarray, scores: np.ndarray) -> tuple[s
     if gains:
         name, g = next((t for t in gains if t[1] > large[0]), max(gains, key=lambda t: t[1]))
         if g > large[0]:
-            return "weights_too_large", (f"the weights of layer {name} have RMS·√fan_in = {g:.2g} (Xavier 1.0, He "
-                                         "1.41): the weights are too large — use Xavier/He initialisation")
+            return "weights_too_large", (f"the weights of layer {name} have RMS·√fan_in = {g:.2g} (Xavier/He: "
+                                         "1.0/1.41): the weights are too large")
     rms = input_rms(x)
     if rms > large[1]:
         return "inputs_not_preprocessed", f"the inputs are large (RMS {rms:.3g}): not preprocessed"
@@ -46,9 +46,8 @@ def _too_high_cause(model: Module, x: np.ndarray, scores: np.ndarray) -> tuple[s
         offset = float(b.max() - np.median(b))
         if offset > 2.0:
             k = int(b.argmax())
-            return "bad_initial_loss", (f"the last layer's bias favours class {k} by {offset:.3g} before any training "
-                                        "— start it at zero")
-    return "bad_initial_loss", "the scores are too large at initialisation — scale the last layer down"
+            return "bad_initial_loss", f"the last layer's bias favours class {k} by {offset:.3g} before any training"
+    return "bad_initial_loss", "the scores are too large at initialisation (the last layer's scale)"
 
 
 def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, num_classes: int | None = None,
@@ -69,8 +68,7 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, num_classes: int | 
         else:
             cause, why = _too_high_cause(model, x, np.nan_to_num(scores))
             cause = "weights_too_large" if cause == "bad_initial_loss" else cause
-        return Verdict(CHECK, FAIL, f"{value}", "finite", f"{symptom}: {why}", cause=cause, details=details,
-                       symptom=symptom)
+        return Finding(FAIL, cause, symptom, why).verdict(CHECK, f"{value}", "finite", details)
     if chance is None:
         return Verdict(CHECK, SKIP, f"{value:.4g}", "n/a", f"no chance value known for {type(loss).__name__}",
                        details=details)
@@ -89,7 +87,7 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, num_classes: int | 
         symptom = f"the initial loss is {-dev:.0%} below chance"
         cause, why = "bad_initial_loss", ("the model already \"knows\" the labels before training: the labels may "
                                           "leak into the inputs, or the loss/labels are not what you think")
-    return Verdict(CHECK, status, text, expected, f"{symptom}: {why}", cause=cause, details=details, symptom=symptom)
+    return Finding(status, cause, symptom, why).verdict(CHECK, text, expected, details)
 
 
 @register

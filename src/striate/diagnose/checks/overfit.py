@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...nn.module import Module
-from ..check import register
+from ..check import Finding, register
 from ..context import Context
 from ..inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
 from ..stats import weight_of
@@ -75,19 +75,17 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: Optimize
             symptom, cause = f"the loss fell only to {curve[-1]:.3g} from {curve[0]:.3g} with your settings", \
                 "lr_too_low"
             why = "the learning rate is too low for it"
-        return Verdict(CHECK, WARN, value, expected, f"{symptom}: {why}; Adam(lr=1e-3) fits it in "
-                       f"{ref['iterations']} iterations, so the model is fine", cause=cause, details=details,
-                       symptom=symptom)
+        return Finding(WARN, cause, symptom, f"{why}; Adam(lr=1e-3) fits it in {ref['iterations']} iterations, so "
+                       "the model is fine").verdict(CHECK, value, expected, details)
     symptom = f"cannot memorise {len(ys)} examples even with Adam(lr=1e-3) ({100 * ref['accuracy']:.0f} %)"
     details["rules_out"] = ["lr_too_high", "lr_too_low"]  # a reference optimizer failed too: not your settings
     classes = len(np.unique(ys))
     narrow = bottleneck(model)
     if narrow is not None and narrow[1] < classes:
-        return Verdict(CHECK, FAIL, value, expected, f"{symptom}: the model is too small — layer {narrow[0]} has "
-                       f"{narrow[1]} unit(s) for {classes} classes; make it wider", cause="underfitting",
-                       details=details, symptom=symptom)
-    return Verdict(CHECK, FAIL, value, expected, f"{symptom}: the model is too small or broken (its gradients, "
-                   "the labels or the loss)", cause="cannot_overfit", details=details, symptom=symptom)
+        return Finding(FAIL, "underfitting", symptom, f"the model is too small — layer {narrow[0]} has {narrow[1]} "
+                       f"unit(s) for {classes} classes").verdict(CHECK, value, expected, details)
+    return Finding(FAIL, "cannot_overfit", symptom, "the model is too small or broken (its gradients, the labels or "
+                   "the loss)").verdict(CHECK, value, expected, details)
 
 
 @register

@@ -14,7 +14,7 @@ import numpy as np
 from ...nn.losses import L2, l2
 from ...nn.module import Module
 from .. import thresholds
-from ..check import register
+from ..check import Finding, register
 from ..context import Context
 from ..inputs import fresh_copy, loss_and_accuracy, make_optimizer
 from ..thresholds import THRESHOLDS
@@ -49,12 +49,11 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, penalty=l2, *, used
         else:
             cause, why = "regularization_ineffective", ("it touches no parameter (are the weights named "
                                                         "'weight'?) or is not added to the loss")
-        return Verdict(CHECK, FAIL, value, expected, f"{symptom}: {why}", cause=cause, details=details,
-                       symptom=symptom)
+        return Finding(FAIL, cause, symptom, why).verdict(CHECK, value, expected, details)
     if used is not None and getattr(used, "reg", None) == 0:
         symptom = f"the penalty you train with, {used!r}, has reg = 0"
-        return Verdict(CHECK, WARN, value, expected, f"{symptom}: it does nothing — give it a strength (1e-4 … 1e-2) "
-                       "or leave it out", cause="regularization_ineffective", details=details, symptom=symptom)
+        return Finding(WARN, "regularization_ineffective", symptom, "it does nothing (give it a strength, 1e-4 … "
+                       "1e-2, or leave it out)").verdict(CHECK, value, expected, details)
     strengths = [(repr(p), p.value(model)) for p in ([used] if used is not None else [])] + (
         [(f"weight_decay={weight_decay:g}", L2(weight_decay).value(model))] if weight_decay > 0 else [])
     if strengths:
@@ -63,9 +62,9 @@ def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, penalty=l2, *, used
         details.update(penalty=name, penalty_value=term, penalty_ratio=ratio)
         if ratio > t.strong_warn:
             symptom = f"the penalty {name} is {term:.3g} at initialisation, {ratio:.0f}× the data loss {data_loss:.3g}"
-            return Verdict(CHECK, FAIL if ratio > t.strong_fail else WARN, value, expected + ", penalty ≤ 2× the data "
-                           "loss", f"{symptom}: training would mostly shrink the weights — lower reg (10×–100×)",
-                           cause="regularization_too_strong", details=details, symptom=symptom)
+            return Finding(FAIL if ratio > t.strong_fail else WARN, "regularization_too_strong", symptom,
+                           "training would mostly shrink the weights (lower reg 10×–100×)").verdict(
+                CHECK, value, expected + f", penalty ≤ {t.strong_warn:g}× the data loss", details)
     return Verdict(CHECK, PASS, value, expected, "the penalty is wired in", details=details)
 
 

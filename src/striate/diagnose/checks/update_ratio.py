@@ -8,7 +8,7 @@ import numpy as np
 
 from ...nn.module import Module
 from .. import thresholds
-from ..check import register
+from ..check import Finding, register
 from ..context import Context
 from ..thresholds import THRESHOLDS
 from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
@@ -61,9 +61,8 @@ def judge(records: list[dict], *, loss_drop: float | None = None,
         symptom = "the weights never change"
         # the plainest reading is a learning rate of 0: any cause of zero gradients (dead units, frozen or
         # all-equal weights) found by the other checks is more fundamental and explains it
-        return Verdict(CHECK, FAIL, f"0 (median over {len(use)} updates)", expected, f"{symptom}: the learning "
-                       "rate is 0, or no gradient reaches the weights", cause="lr_too_low", details=details,
-                       symptom=symptom)
+        return Finding(FAIL, "lr_too_low", symptom, "the learning rate is 0, or no gradient reaches the weights"
+                       ).verdict(CHECK, f"0 (median over {len(use)} updates)", expected, details)
     finite = np.isfinite(arr) & (arr > 0)
     typical = float(np.exp(np.mean(np.log(arr[finite])))) if finite.all() else (
         float("inf") if np.isinf(arr).any() else float(np.exp(np.mean(np.log(arr[finite])))) if finite.any() else 0.0)
@@ -74,18 +73,16 @@ def judge(records: list[dict], *, loss_drop: float | None = None,
     if typical > high:
         symptom = f"the updates are large relative to the weights ({typical:.2g}; largest {hi_name} at " \
                   f"{med[hi_name]:.2g})"
-        return Verdict(CHECK, FAIL if typical > high_fail else WARN, value, expected,
-                       f"{symptom}: the learning rate is too high — lower it", cause="lr_too_high", details=details,
-                       symptom=symptom)
+        return Finding(FAIL if typical > high_fail else WARN, "lr_too_high", symptom,
+                       "the learning rate is too high").verdict(CHECK, value, expected, details)
     if typical < low:
         symptom = f"the updates are tiny relative to the weights ({typical:.2g}; smallest {lo_name} at " \
                   f"{med[lo_name]:.2g})"
         if loss_drop is not None and loss_drop >= 0.5:
             return Verdict(CHECK, PASS, value, expected, f"{symptom}, after the loss fell {loss_drop:.0%}: the "
                            "optimizer is settling", details=details)
-        return Verdict(CHECK, FAIL if typical < low_fail else WARN, value, expected,
-                       f"{symptom}: the learning rate is too low — raise it", cause="lr_too_low", details=details,
-                       symptom=symptom)
+        return Finding(FAIL if typical < low_fail else WARN, "lr_too_low", symptom,
+                       "the learning rate is too low").verdict(CHECK, value, expected, details)
     outlier = [n for n, v in med.items() if v > high_fail or v < low_fail]
     note = ""
     if outlier:
