@@ -30,13 +30,13 @@ class HalfReLU(ReLU):
         return 0.5 * super().backward(dy)
 
 
-def check_activations(model, x):
+def activations_of(model, x):
     """The activation check on one pass of `model` over all of `x`."""
     stats, _ = layer_statistics(model, x)
     return activations.judge(stats, activations.input_rms(x))
 
 
-def check_gradient_stats(model, loss, x, y):
+def gradients_of(model, loss, x, y):
     """The gradient check on one forward/backward pass of `model` over (x, y)."""
     stats, params = layer_statistics(model, x, loss, y)
     return gradients.judge(stats, params, activations=activations.judge(stats, activations.input_rms(x)))
@@ -181,9 +181,9 @@ def test_init_experiment_diagnoses_each_case():
 def test_small_init_in_a_deep_tanh_net_collapses(rng):
     x = rng.standard_normal((200, 100)).astype(np.float32)
     net = deep_net("tanh", st.nn.init.normal(0.01), depth=10, width=100, inputs=100, rng=rng)
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "weights_too_small" and "collapsed" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 10, 200))
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 10, 200))
     assert g.status == FAIL and g.cause == "weights_too_small"
 
 
@@ -191,14 +191,14 @@ def test_large_negative_bias_kills_relus(rng, blobs):
     x, y = blobs
     net = mlp(rng)
     net[2].bias.data[:] = -10.0
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "dead_units" and "layer 3" in v.value and "negative bias" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, y)
     # a few units still fire on some samples, so the gradient below is tiny rather than exactly zero
     assert g.status != PASS and g.cause == "dead_units" and "layer 2" in g.advice + g.value
     healthy = mlp(rng)
-    assert check_activations(healthy, x).status == PASS
-    assert check_gradient_stats(healthy, st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
+    assert activations_of(healthy, x).status == PASS
+    assert gradients_of(healthy, st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
 
 
 def test_sigmoid_saturation(rng, blobs):
@@ -207,7 +207,7 @@ def test_sigmoid_saturation(rng, blobs):
 
     net = st.nn.Sequential(st.nn.Linear(16, 64, init=st.nn.init.normal(3.0), rng=rng), Sigmoid(),
                            st.nn.Linear(64, 5, rng=rng))
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "weights_too_large"
 
 
@@ -290,10 +290,10 @@ def test_constant_layer_output_is_reported_not_a_crash(rng):
     net = st.nn.Sequential(st.nn.Linear(16, 32, bias_init=b, rng=rng), ReLU(),
                            st.nn.Linear(32, 32, bias_init=b, rng=rng), ReLU(), st.nn.Linear(32, 5, rng=rng))
     x = rng.standard_normal((64, 16)).astype(np.float32) * 0.3
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "dead_units" and "of the outputs of layer 1 (ReLU()) are zero" in v.value
     assert "negative bias" in v.advice and "mean bias -3" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 5, 64))
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 5, 64))
     assert g.status == FAIL and g.cause == "dead_units" and "no gradient reaches" in g.value
 
 
@@ -302,18 +302,18 @@ def test_all_zero_nan_and_inf_activations(rng, blobs):
     zero = mlp(rng)
     for p in zero.parameters():
         p.data[...] = 0
-    v = check_activations(zero, x)
+    v = activations_of(zero, x)
     assert v.status == FAIL and v.cause == "symmetric_init" and "are all zero" in v.advice
-    assert check_gradient_stats(zero, st.nn.SoftmaxCrossEntropy(), x, y).cause == "symmetric_init"
+    assert gradients_of(zero, st.nn.SoftmaxCrossEntropy(), x, y).cause == "symmetric_init"
     bad = x.copy()
     bad[3, 2] = np.nan
-    v = check_activations(mlp(rng), bad)
+    v = activations_of(mlp(rng), bad)
     assert v.status == FAIL and v.cause == "nonfinite_inputs" and "NaN/inf" in v.value
-    g = check_gradient_stats(mlp(rng), st.nn.SoftmaxCrossEntropy(), bad, y)
+    g = gradients_of(mlp(rng), st.nn.SoftmaxCrossEntropy(), bad, y)
     assert g.status == FAIL and g.cause == "nonfinite_inputs" and "non-finite gradient" in g.value
     huge = mlp(rng)
     huge[0].weight.data *= 1e20
     huge[2].weight.data *= 1e20  # its outputs (≈ 1e40) overflow float32 to ±inf
-    v = check_activations(huge, x)
+    v = activations_of(huge, x)
     assert v.status == FAIL and v.cause == "weights_too_large" and "NaN/inf" in v.value and "RMS·√fan_in" in v.advice
-    assert check_gradient_stats(huge, st.nn.SoftmaxCrossEntropy(), x, y).status == FAIL
+    assert gradients_of(huge, st.nn.SoftmaxCrossEntropy(), x, y).status == FAIL
