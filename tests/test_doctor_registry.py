@@ -78,3 +78,21 @@ def test_cli_checks_option(capsys):
     with pytest.raises(SystemExit) as e:
         main(["doctor", "--checks", "model,bogus"])
     assert e.value.code == 2 and "unknown checks ['bogus']" in capsys.readouterr().err
+
+
+def test_a_check_runs_on_a_cheap_context_and_reads_the_thresholds_table(digits):
+    import dataclasses
+
+    from striate.diagnose import THRESHOLDS, WARN
+    from striate.diagnose.thresholds import InitialLoss
+
+    rng = np.random.default_rng(0)
+    net = st.nn.Sequential(st.nn.Flatten(), st.nn.Linear(64, 10, init="xavier", rng=rng))
+    net[1].weight.data *= 0.01
+    x, y = digits
+    (v,) = REGISTRY["initial loss"].run(Context(net, None, x[:200], y[:200]))
+    assert v.check == "initial loss" and v.status == "PASS"
+    strict = dataclasses.replace(THRESHOLDS, initial_loss=InitialLoss(warn=1e-6))
+    (v,) = REGISTRY["initial loss"].run(Context(net, None, x[:200], y[:200], thresholds=strict))
+    assert v.status == WARN
+    assert doctor(net, data=digits, checks=("initial loss",), thresholds=strict).get("initial loss").status == WARN
