@@ -4,25 +4,21 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.diagnose import (
-    FAIL,
-    PASS,
-    SKIP,
-    WARN,
-    check_activations,
-    check_gradient_stats,
-    check_gradients,
-    check_initial_loss,
-    check_learning_rate,
-    check_overfit,
-    check_regularization,
-    deep_net,
-    diagnose_curves,
-    diagnose_update_ratio,
-    init_experiment,
-    lr_range_test,
+from striate.diagnose import FAIL, PASS, SKIP, WARN, lr_range_test
+from striate.diagnose.checks import (
+    activations,
+    gradient_check,
+    gradients,
+    initial_loss,
+    learning_curves,
+    learning_rate,
+    overfit,
+    regularisation,
+    update_ratio,
 )
 from striate.diagnose.hooks import leaf_modules, tap
+from striate.diagnose.init_experiment import deep_net, init_experiment
+from striate.diagnose.stats import layer_statistics
 from striate.nn.activation import ReLU, Tanh
 from tests.battery import Doubled
 
@@ -32,6 +28,18 @@ class HalfReLU(ReLU):
 
     def backward(self, dy):
         return 0.5 * super().backward(dy)
+
+
+def activations_of(model, x):
+    """The activation check on one pass of `model` over all of `x`."""
+    stats, _ = layer_statistics(model, x)
+    return activations.judge(stats, activations.input_rms(x))
+
+
+def gradients_of(model, loss, x, y):
+    """The gradient check on one forward/backward pass of `model` over (x, y)."""
+    stats, params = layer_statistics(model, x, loss, y)
+    return gradients.judge(stats, params, activations=activations.judge(stats, activations.input_rms(x)))
 
 
 def mlp(rng, hidden=32, d=16, c=5, act=ReLU):
@@ -52,11 +60,11 @@ def blobs(rng):
 def test_gradient_check_names_the_broken_layer(rng, blobs):
     x, y = blobs
     good = mlp(rng)
-    v = check_gradients(good, st.nn.SoftmaxCrossEntropy(), x, y)
+    v = gradient_check.judge(good, st.nn.SoftmaxCrossEntropy(), x, y)
     assert v.status == PASS and float(v.value.split()[-1]) < 1e-6
     bad = st.nn.Sequential(st.nn.Linear(16, 32, rng=rng), ReLU(), st.nn.Linear(32, 32, rng=rng), HalfReLU(),
                            st.nn.Linear(32, 5, rng=rng))
-    v = check_gradients(bad, st.nn.SoftmaxCrossEntropy(), x, y)
+    v = gradient_check.judge(bad, st.nn.SoftmaxCrossEntropy(), x, y)
     assert v.status == FAIL and v.cause == "wrong_backward"
     assert "layer 3 (HalfReLU())" in v.value and "layer 3" in v.details["first_failure"]
     # the layers below it get wrong gradients too, but only layer 3 is wrong on its own
@@ -67,7 +75,7 @@ def test_gradient_check_names_the_broken_layer(rng, blobs):
 def test_gradient_check_names_a_user_container(rng, blobs):
     x, y = blobs
     net = st.nn.Sequential(st.nn.Linear(16, 8, rng=rng), ReLU(), Doubled(st.nn.Linear(8, 5, rng=rng)))
-    v = check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    v = gradient_check.judge(net, st.nn.SoftmaxCrossEntropy(), x, y)
     assert v.status == FAIL and v.cause == "wrong_backward" and "first wrong: layer 2 (Doubled" in v.value
 
 
@@ -75,7 +83,7 @@ def test_gradient_check_leaves_the_model_alone(rng, blobs):
     x, y = blobs
     net = mlp(rng)
     before = {k: v.copy() for k, v in net.state_dict().items()}
-    check_gradients(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    gradient_check.judge(net, st.nn.SoftmaxCrossEntropy(), x, y)
     assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
     assert net.dtype == np.float32 and not any("forward" in vars(m) for _, m in leaf_modules(net))
 
@@ -85,21 +93,21 @@ def test_initial_loss_against_chance(rng, blobs):
     x, y = blobs
     net = mlp(rng)
     net[4].weight.data *= 0.01
-    v = check_initial_loss(net, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
+    v = initial_loss.judge(net, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
     assert v.status == PASS and abs(v.details["chance"] - np.log(5)) < 1e-12
     big = mlp(rng)
     big[4].weight.data *= 50
-    v = check_initial_loss(big, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
+    v = initial_loss.judge(big, st.nn.SoftmaxCrossEntropy(), x, y, num_classes=5)
     assert v.status == FAIL and v.cause == "weights_too_large" and "Xavier/He" in v.advice and "layer 4" in v.advice
-    svm = check_initial_loss(net, st.nn.MulticlassSVM(), x, y, num_classes=5)
+    svm = initial_loss.judge(net, st.nn.MulticlassSVM(), x, y, num_classes=5)
     assert svm.status == PASS and svm.details["chance"] == 4.0
 
 
 def test_regularisation_must_raise_the_loss(rng, blobs):
     x, y = blobs
-    assert check_regularization(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
+    assert regularisation.judge(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
     # a penalty that touches nothing (no parameter is named 'weight') is caught
-    v = check_regularization(st.nn.Sequential(st.nn.PReLU(5), st.nn.Flatten()), st.nn.SoftmaxCrossEntropy(),
+    v = regularisation.judge(st.nn.Sequential(st.nn.PReLU(5), st.nn.Flatten()), st.nn.SoftmaxCrossEntropy(),
                              x[:, :5].copy(), y)
     assert v.status == FAIL and v.cause == "regularization_ineffective" and "named 'weight'" in v.advice
 
@@ -108,7 +116,7 @@ def test_regularisation_must_raise_the_loss(rng, blobs):
 def test_overfit_memorises_even_random_labels(rng, blobs):
     x, _ = blobs
     y = rng.integers(0, 5, len(x))
-    v = check_overfit(mlp(rng, hidden=64), st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32)
+    v = overfit.judge(mlp(rng, hidden=64), st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32)
     assert v.status == PASS and v.details["accuracy"] == 1.0
 
 
@@ -117,37 +125,37 @@ def test_overfit_fails_for_a_model_that_cannot_learn(rng, blobs):
     net = mlp(rng)
     for p in net.parameters():
         p.requires_grad = p is net[4].bias  # only the last bias learns: scores cannot depend on the input
-    v = check_overfit(net, st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32, max_iters=100)
+    v = overfit.judge(net, st.nn.SoftmaxCrossEntropy(), x, y, "adam", 1e-2, n=32, max_iters=100)
     assert v.status == FAIL and v.cause == "cannot_overfit"
 
 
 def test_overfit_blames_the_optimizer_when_adam_fits(rng, blobs):
     x, y = blobs
-    v = check_overfit(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "sgd", 1e-7, n=32, max_iters=100)
+    v = overfit.judge(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "sgd", 1e-7, n=32, max_iters=100)
     assert v.status == WARN and v.cause == "lr_too_low" and "too low" in v.advice and "too high" not in v.advice
 
 
 # ----- 5 learning rate ----------------------------------------------------------------------------------
 def test_lr_range_test_finds_a_sensible_rate(rng, blobs):
     x, y = blobs
-    r = lr_range_test(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, "momentum", iters=100, rng=rng)
+    r = lr_range_test(mlp(rng), st.nn.SoftmaxCrossEntropy(), x, y, optimizer="momentum", iters=100, rng=rng)
     assert r.diverged_lr is not None and 1e-4 < r.suggestion < r.diverged_lr
     lo, hi = r.search_range
     assert lo < r.suggestion <= hi < r.diverged_lr
-    assert check_learning_rate(r.suggestion * 100 * 10, r).cause == "lr_too_high"
-    assert check_learning_rate(r.suggestion / 1000, r).cause == "lr_too_low"
-    assert check_learning_rate(r.suggestion, r).status == PASS
+    assert learning_rate.judge(r.suggestion * 100 * 10, r).cause == "lr_too_high"
+    assert learning_rate.judge(r.suggestion / 1000, r).cause == "lr_too_low"
+    assert learning_rate.judge(r.suggestion, r).status == PASS
 
 
 def test_learning_rate_from_a_short_run():
     exploded = [2.3, 2.2, 8.0, float("nan")]
-    v = check_learning_rate(1.0, None, exploded)
+    v = learning_rate.judge(1.0, None, exploded)
     assert v.status == FAIL and v.cause == "lr_too_high" and "lower it" in v.advice
     flat = list(2.30 - 0.0001 * np.arange(200))
-    v = check_learning_rate(1e-6, None, flat)
+    v = learning_rate.judge(1e-6, None, flat)
     assert v.status == FAIL and v.cause == "lr_too_low"
     falling = list(2.3 * np.exp(-np.arange(200) / 50))
-    assert check_learning_rate(0.1, None, falling).status == PASS
+    assert learning_rate.judge(0.1, None, falling).status == PASS
 
 
 # ----- 6 activations, 7 gradients --------------------------------------------------------------------------
@@ -173,9 +181,9 @@ def test_init_experiment_diagnoses_each_case():
 def test_small_init_in_a_deep_tanh_net_collapses(rng):
     x = rng.standard_normal((200, 100)).astype(np.float32)
     net = deep_net("tanh", st.nn.init.normal(0.01), depth=10, width=100, inputs=100, rng=rng)
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "weights_too_small" and "collapsed" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 10, 200))
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 10, 200))
     assert g.status == FAIL and g.cause == "weights_too_small"
 
 
@@ -183,14 +191,14 @@ def test_large_negative_bias_kills_relus(rng, blobs):
     x, y = blobs
     net = mlp(rng)
     net[2].bias.data[:] = -10.0
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "dead_units" and "layer 3" in v.value and "negative bias" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, y)
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, y)
     # a few units still fire on some samples, so the gradient below is tiny rather than exactly zero
     assert g.status != PASS and g.cause == "dead_units" and "layer 2" in g.advice + g.value
     healthy = mlp(rng)
-    assert check_activations(healthy, x).status == PASS
-    assert check_gradient_stats(healthy, st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
+    assert activations_of(healthy, x).status == PASS
+    assert gradients_of(healthy, st.nn.SoftmaxCrossEntropy(), x, y).status == PASS
 
 
 def test_sigmoid_saturation(rng, blobs):
@@ -199,7 +207,7 @@ def test_sigmoid_saturation(rng, blobs):
 
     net = st.nn.Sequential(st.nn.Linear(16, 64, init=st.nn.init.normal(3.0), rng=rng), Sigmoid(),
                            st.nn.Linear(64, 5, rng=rng))
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "weights_too_large"
 
 
@@ -219,13 +227,13 @@ def _records(value, n=50):
 
 
 def test_update_ratio_bands():
-    assert diagnose_update_ratio(_records(1e-3)).status == PASS
-    low = diagnose_update_ratio(_records(1e-7))
+    assert update_ratio.judge(_records(1e-3)).status == PASS
+    low = update_ratio.judge(_records(1e-7))
     assert low.status == FAIL and low.cause == "lr_too_low" and "raise" in low.advice
-    high = diagnose_update_ratio(_records(0.5))
+    high = update_ratio.judge(_records(0.5))
     assert high.status == FAIL and high.cause == "lr_too_high" and "lower" in high.advice
-    assert diagnose_update_ratio(_records(float("nan"))).cause == "lr_too_high"
-    assert diagnose_update_ratio([]).status == SKIP
+    assert update_ratio.judge(_records(float("nan"))).cause == "lr_too_high"
+    assert update_ratio.judge([]).status == SKIP
 
 
 def _history(train_acc, val_acc, losses):
@@ -238,22 +246,22 @@ def _history(train_acc, val_acc, losses):
 def test_curves_diagnoses():
     rng = np.random.default_rng(0)
     falling = list(2.3 * np.exp(-np.arange(300) / 60) + 0.01 * rng.random(300))
-    ok = diagnose_curves(_history([0.8, 0.95], [0.8, 0.93], falling), num_classes=10)
+    ok = learning_curves.judge(_history([0.8, 0.95], [0.8, 0.93], falling), num_classes=10)
     assert ok.status == PASS, ok
-    over = diagnose_curves(_history([0.9, 1.0], [0.6, 0.62], falling), num_classes=10)
+    over = learning_curves.judge(_history([0.9, 1.0], [0.6, 0.62], falling), num_classes=10)
     assert over.status == FAIL and over.cause == "overfitting" and "regularisation" in over.advice
-    under = diagnose_curves(_history([0.4, 0.45], [0.41, 0.44], falling), num_classes=10)
+    under = learning_curves.judge(_history([0.4, 0.45], [0.41, 0.44], falling), num_classes=10)
     assert under.status == WARN and under.cause == "underfitting" and "bigger model" in under.advice
-    chance = diagnose_curves(_history([0.3, 0.5], [0.1, 0.11], falling), num_classes=10)
+    chance = learning_curves.judge(_history([0.3, 0.5], [0.1, 0.11], falling), num_classes=10)
     assert chance.status == FAIL and chance.cause == "labels_shuffled" and "shuffled" in chance.advice
-    boom = diagnose_curves(_history([0.2], [0.2], [2.3, 2.2, 9.0, float("nan")]), num_classes=10)
+    boom = learning_curves.judge(_history([0.2], [0.2], [2.3, 2.2, 9.0, float("nan")]), num_classes=10)
     assert boom.status == FAIL and boom.cause == "lr_too_high"
     plateau = [2.3 * np.exp(-i / 20) if i < 100 else 2.3 * np.exp(-5) + 1.0 for i in range(300)]
     plateau = list(np.maximum(plateau, 1.0) + 0.001 * rng.random(300))
-    p = diagnose_curves(_history([0.6, 0.62], [0.6, 0.61], plateau))
+    p = learning_curves.judge(_history([0.6, 0.62], [0.6, 0.61], plateau))
     assert p.cause in ("plateau", "underfitting") and any(f["cause"] == "plateau" for f in p.details["findings"])
     noisy = list(1.0 + 0.6 * rng.standard_normal(300))
-    n = diagnose_curves(_history([0.97, 0.98], [0.97, 0.975], noisy))
+    n = learning_curves.judge(_history([0.97, 0.98], [0.97, 0.975], noisy))
     assert n.status == WARN and n.cause == "noisy_loss"
 
 
@@ -282,10 +290,10 @@ def test_constant_layer_output_is_reported_not_a_crash(rng):
     net = st.nn.Sequential(st.nn.Linear(16, 32, bias_init=b, rng=rng), ReLU(),
                            st.nn.Linear(32, 32, bias_init=b, rng=rng), ReLU(), st.nn.Linear(32, 5, rng=rng))
     x = rng.standard_normal((64, 16)).astype(np.float32) * 0.3
-    v = check_activations(net, x)
+    v = activations_of(net, x)
     assert v.status == FAIL and v.cause == "dead_units" and "of the outputs of layer 1 (ReLU()) are zero" in v.value
     assert "negative bias" in v.advice and "mean bias -3" in v.advice
-    g = check_gradient_stats(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 5, 64))
+    g = gradients_of(net, st.nn.SoftmaxCrossEntropy(), x, rng.integers(0, 5, 64))
     assert g.status == FAIL and g.cause == "dead_units" and "no gradient reaches" in g.value
 
 
@@ -294,18 +302,18 @@ def test_all_zero_nan_and_inf_activations(rng, blobs):
     zero = mlp(rng)
     for p in zero.parameters():
         p.data[...] = 0
-    v = check_activations(zero, x)
+    v = activations_of(zero, x)
     assert v.status == FAIL and v.cause == "symmetric_init" and "are all zero" in v.advice
-    assert check_gradient_stats(zero, st.nn.SoftmaxCrossEntropy(), x, y).cause == "symmetric_init"
+    assert gradients_of(zero, st.nn.SoftmaxCrossEntropy(), x, y).cause == "symmetric_init"
     bad = x.copy()
     bad[3, 2] = np.nan
-    v = check_activations(mlp(rng), bad)
+    v = activations_of(mlp(rng), bad)
     assert v.status == FAIL and v.cause == "nonfinite_inputs" and "NaN/inf" in v.value
-    g = check_gradient_stats(mlp(rng), st.nn.SoftmaxCrossEntropy(), bad, y)
+    g = gradients_of(mlp(rng), st.nn.SoftmaxCrossEntropy(), bad, y)
     assert g.status == FAIL and g.cause == "nonfinite_inputs" and "non-finite gradient" in g.value
     huge = mlp(rng)
     huge[0].weight.data *= 1e20
     huge[2].weight.data *= 1e20  # its outputs (≈ 1e40) overflow float32 to ±inf
-    v = check_activations(huge, x)
+    v = activations_of(huge, x)
     assert v.status == FAIL and v.cause == "weights_too_large" and "NaN/inf" in v.value and "RMS·√fan_in" in v.advice
-    assert check_gradient_stats(huge, st.nn.SoftmaxCrossEntropy(), x, y).status == FAIL
+    assert gradients_of(huge, st.nn.SoftmaxCrossEntropy(), x, y).status == FAIL

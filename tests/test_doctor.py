@@ -9,8 +9,9 @@ import pytest
 
 import striate as st
 from striate.data import load
-from striate.diagnose import FAIL, PASS, WARN, Diagnosis, doctor
+from striate.diagnose import FAIL, PASS, WARN, doctor
 from striate.diagnose.callbacks import Diagnostics
+from striate.diagnose.diagnosis import Diagnosis
 from striate.models import get as get_model
 from striate.nn.activation import ReLU
 from striate.train import History, Trainer
@@ -74,7 +75,8 @@ def test_shuffled_labels_cannot_beat_chance_but_overfit_passes(digits):
     assert v.status == FAIL and v.cause == "labels_shuffled" and "shuffled" in v.advice
     assert v.details["val_accuracy"] < 0.2 and report.diagnosis == "labels_shuffled"
     # with the input checks, the model-free 1-NN test names it too
-    full = doctor(net(), data=(x, shuffled), optimizer="momentum", lr=LR, checks=("inputs",))
+    full = doctor(net(), data=(x, shuffled), optimizer="momentum", lr=LR,
+                  checks=("inputs", "labels", "labels match inputs"))
     assert full.diagnosis == "labels_shuffled" and full.get("labels match inputs").status == FAIL
 
 
@@ -96,7 +98,7 @@ def test_wrong_backward_is_named(digits):
     model = net()
     layers = list(model)
     layers[3] = LeakyBackward()
-    report = doctor(st.nn.Sequential(*layers), data=digits, checks=("gradients",))
+    report = doctor(st.nn.Sequential(*layers), data=digits, checks=("gradient check",))
     v = report.get("gradient check")
     assert v.status == FAIL and v.cause == "wrong_backward" and "layer 3 (LeakyBackward())" in v.value
     assert report.diagnosis == "wrong_backward" and "layer 3 (LeakyBackward())" in report.diagnosis.advice

@@ -5,8 +5,9 @@ import copy
 import json
 import pickle
 
-from striate.diagnose import CAUSES, FAIL, PASS, PRIORITY, WARN, Diagnosis, Verdict, diagnose
-from striate.diagnose.causes import CONFLICTS, EXPLAINS, HEALTHY
+from striate.diagnose import CAUSES, FAIL, PASS, WARN, Verdict
+from striate.diagnose.causes import CONFLICTS, EXPLAINS, HEALTHY, PRIORITY
+from striate.diagnose.diagnosis import Diagnosis, diagnose
 
 
 def v(check, status, cause="", symptom="", **details):
@@ -97,7 +98,7 @@ def test_diagnosis_round_trips_and_behaves_as_a_string():
 
 
 def test_a_report_built_from_verdicts_diagnoses_itself():
-    from striate.diagnose import DoctorReport
+    from striate.diagnose.doctor_report import DoctorReport
 
     verdicts = [v("inputs", FAIL, "nonfinite_inputs"), v("initial loss", FAIL, "weights_too_large")]
     report = DoctorReport(verdicts=verdicts)

@@ -1,11 +1,12 @@
 """The doctor's checks of the data and of the model's construction: `check_inputs` (which training's start-up
-warnings reuse) and `check_model`."""
+warnings reuse) and the model's construction (`checks/model.py`)."""
 
 import numpy as np
 import pytest
 
 import striate as st
-from striate.diagnose import FAIL, PASS, SKIP, WARN, check_inputs, check_model
+from striate.diagnose import FAIL, PASS, SKIP, WARN, check_inputs
+from striate.diagnose.checks.model import judge as check_model
 from striate.models import registry
 
 # at collection: the built-in models (other tests register probes while they run); "layers" builds a run

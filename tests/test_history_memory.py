@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from striate.diagnose.curves import diagnose_curves
+from striate.diagnose.checks import learning_curves
 from striate.train.callbacks import History
 
 STEPS = 100  # iterations per simulated epoch
@@ -96,5 +96,5 @@ def test_the_curve_check_reads_a_downsample_by_its_own_iteration_numbers():
     trainer = history.trainer
     trainer.iteration += 1
     history.on_batch_end(0, {"iteration": trainer.iteration, "loss": math.inf, "lr": 0.1})
-    verdict = diagnose_curves(history)
+    verdict = learning_curves.judge(history)
     assert verdict.cause == "lr_too_high" and "iteration 5001" in verdict.symptom

@@ -2,7 +2,8 @@
 embedded digits and digits_net by default, with `striate train`'s options and defaults): the diagnosis first
 — the root cause as a code of the fixed vocabulary (`diagnose.causes`), its advice, its consequences —
 then a verdict per check, and with `--out DIR` the diagnostics, the short run's metrics and report.html there.
-`--init-experiment` runs the notes' initialisation experiment instead. Exit status 1 when a check fails."""
+`--checks a,b` runs only those checks (by the names the report shows). `--init-experiment` runs the notes'
+initialisation experiment instead. Exit status 1 when a check fails."""
 
 from __future__ import annotations
 
@@ -24,9 +25,26 @@ def add_arguments(parser) -> None:
                              "(default: off)")
     parser.add_argument("--out", metavar="DIR", help="write diagnostics.json, metrics.jsonl and report.html here "
                         "(default: nowhere)")
+    parser.add_argument("--checks", metavar="NAMES", type=_checks, default=None,
+                        help="run only these checks, comma-separated, by the names the report shows ('initial loss', "
+                             "'learning rate'; '_' or '-' may stand for the spaces: initial_loss,learning-rate) "
+                             "(default: all)")
     parser.add_argument("--json", action="store_true", help="print the diagnosis and the verdicts as one JSON object "
                         "(default: text)")
     add_options(parser, "doctor")
+
+
+def _checks(text: str) -> list[str]:
+    """The registered check names `text` (comma-separated) selects; an unknown one is a usage error."""
+    import argparse
+
+    from ..diagnose import doctor  # noqa: F401  (registers the checks)
+    from ..diagnose.check import resolve
+
+    try:
+        return resolve([n for n in text.split(",") if n.strip()])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("doctor: ")) from None
 
 
 def run(args) -> int:
@@ -59,7 +77,7 @@ def run(args) -> int:
     report = doctor(model, named(cfg["loss"]), data=(preprocess(data.train_x), data.train_y), val=val,
                     optimizer=make_opt, lr=cfg["lr"],
                     batch_size=cfg["batch_size"], iterations=cfg["iterations"], num_classes=len(data.classes),
-                    seed=cfg["seed"], log=log)
+                    seed=cfg["seed"], checks=args.checks, log=log)
     report.diagnostics["settings"].update(optimizer=cfg["optimizer"], data=cfg["data"],
                                           model=cfg["model"] or default_model(cfg["data"]))
     if report.diagnostics.get("confusion") is not None:

@@ -1,38 +1,27 @@
-"""Diagnostics: gradient checking and the training doctor (its root-cause vocabulary: `causes.py`)."""
+"""Diagnostics: gradient checking and the training doctor.
 
-from .gradcheck import GradcheckReport, LayerCheck, TensorCheck, gradcheck
-
-__all__ = ["GradcheckReport", "LayerCheck", "TensorCheck", "gradcheck"]
+The public surface: `doctor` (the checks and one diagnosis), `gradcheck` (the library's Jacobian test for your
+own layers), `lr_range_test`, `check_inputs` (the data checks alone), `Verdict` and its statuses, `CAUSES`
+(the vocabulary of root causes), `THRESHOLDS`, and what writing a check of your own takes: `Check`, `Finding`,
+`Context`, `register` (see `check.py`). The Trainer callbacks (`Diagnostics`, ...) load striate.train on
+first use. Each check's helpers live in its own file under `checks/`."""
 
 # ----- the training doctor (numpy only; the Trainer callbacks load striate.train on first use) -----
-from .activations import check_activations, diagnose_activations  # noqa: E402
-from .causes import CAUSES, HEALTHY, PRIORITY  # noqa: E402
-from .curves import diagnose_curves, load_history  # noqa: E402
+from .causes import CAUSES  # noqa: E402
+from .check import Check, Finding, register  # noqa: E402
+from .context import Context  # noqa: E402
 from .data_check import check_inputs  # noqa: E402
-from .diagnosis import Diagnosis, diagnose  # noqa: E402
-from .doctor import ALL_CHECKS, doctor  # noqa: E402
-from .doctor_report import DoctorReport  # noqa: E402
-from .gradient_check import check_gradients  # noqa: E402
-from .gradient_stats import check_gradient_stats, diagnose_gradients  # noqa: E402
-from .init_experiment import deep_net, format_init_experiment, init_experiment  # noqa: E402
-from .initial_loss import check_initial_loss  # noqa: E402
-from .lr_finder import LRFinderResult, check_learning_rate, lr_range_test  # noqa: E402
-from .model_check import check_model  # noqa: E402
-from .overfit import check_overfit  # noqa: E402
-from .regularization import check_regularization  # noqa: E402
-from .stats import LayerStats, layer_statistics  # noqa: E402
-from .update_ratio import diagnose_update_ratio, update_ratios  # noqa: E402
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict, format_table  # noqa: E402
+from .doctor import doctor  # noqa: E402
+from .gradcheck import gradcheck
+from .lr_finder import lr_range_test  # noqa: E402
+from .thresholds import THRESHOLDS  # noqa: E402
+from .verdict import FAIL, PASS, SKIP, WARN, Verdict  # noqa: E402
 
 _CALLBACKS = ("Diagnostics", "LayerStatsMonitor", "UpdateRatioMonitor")
 
-__all__ += [
-    "ALL_CHECKS", "CAUSES", "FAIL", "HEALTHY", "PASS", "PRIORITY", "SKIP", "WARN", "Diagnosis", "DoctorReport",
-    "LRFinderResult", "LayerStats", "Verdict", "check_activations", "check_gradient_stats", "check_gradients",
-    "check_initial_loss", "check_inputs", "check_learning_rate", "check_model", "check_overfit",
-    "check_regularization", "deep_net", "diagnose", "diagnose_activations", "diagnose_curves", "diagnose_gradients",
-    "diagnose_update_ratio", "doctor", "format_init_experiment", "format_table", "init_experiment",
-    "layer_statistics", "load_history", "lr_range_test", "update_ratios", *_CALLBACKS,
+__all__ = [
+    "CAUSES", "FAIL", "PASS", "SKIP", "THRESHOLDS", "WARN", "Check", "Context", "Finding", "Verdict", "check_inputs",
+    "doctor", "gradcheck", "lr_range_test", "register", *_CALLBACKS,
 ]
 
 

@@ -27,10 +27,9 @@ import numpy as np
 
 from ..train.callbacks import Callback, History
 from ..train.callbacks.downsample import Downsample
-from .activations import diagnose_activations
-from .curves import diagnose_curves
+from .checks import activations, gradients, learning_curves, update_ratio
+from .checks.update_ratio import update_ratios, weight_tensors
 from .diagnosis import Diagnosis, diagnose
-from .gradient_stats import diagnose_gradients
 from .hooks import Tap, leaf_modules
 from .stats import (
     MAX_VALUES,
@@ -41,7 +40,6 @@ from .stats import (
     summarize,
     summarize_gradient,
 )
-from .update_ratio import diagnose_update_ratio, update_ratios, weight_tensors
 from .verdict import Verdict, jsonable
 
 
@@ -133,7 +131,7 @@ class LayerStatsMonitor(Callback):
     # ----- results ------------------------------------------------------------------------------
     def verdicts(self, input_rms: float | None = None) -> list[Verdict]:
         """Activation and gradient diagnoses of the first (initialisation) and the latest snapshot; a finding
-        of the latest that the first did not have is put down to training (`activations.diagnose_activations`)."""
+        of the latest that the first did not have is put down to training (`checks.activations.judge`)."""
         if not self.snapshots:
             return []
         out = []
@@ -145,8 +143,8 @@ class LayerStatsMonitor(Callback):
                 # "dead" over the sampled batches of the last whole epoch is more telling than over one batch
                 dead = self.epoch_dead[-1]["dead"]
                 layers = [dataclasses.replace(s, dead=dead.get(s.name, s.dead)) for s in layers]
-            a = diagnose_activations(layers, input_rms, baseline=baseline)
-            g = diagnose_gradients(snap["layers"], snap["params"], activations=a)
+            a = activations.judge(layers, input_rms, baseline=baseline)
+            g = gradients.judge(snap["layers"], snap["params"], activations=a)
             baseline = baseline or a
             for v in (a, g):
                 v.check = f"{v.check} ({when}, step {snap['iteration']})"
@@ -218,7 +216,7 @@ class UpdateRatioMonitor(Callback):
             self._snapshot()
 
     def verdict(self) -> Verdict:
-        return diagnose_update_ratio(self.records)
+        return update_ratio.judge(self.records)
 
 
 class Diagnostics(Callback):
@@ -286,7 +284,7 @@ class Diagnostics(Callback):
         out = self.layers.verdicts() + [self.ratios.verdict()]
         history = self.trainer.callback(History) if getattr(self, "trainer", None) is not None else None
         if history is not None:
-            out.append(diagnose_curves(history, num_classes=self.num_classes or self.layers.outputs))
+            out.append(learning_curves.judge(history, num_classes=self.num_classes or self.layers.outputs))
         return out
 
     def diagnosis(self) -> tuple[Diagnosis, list[Verdict]]:

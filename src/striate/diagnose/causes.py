@@ -45,7 +45,8 @@ CAUSES: dict[str, tuple[str, str]] = {
     "labels_out_of_range": ("labels outside 0 … C − 1", "map the labels to 0 … C − 1 (an offset by one?) or give "
                             "the model one output per class"),
     "single_class": ("every label is the same class", "check the label loading: the data has one class only"),
-    "wrong_backward": ("a backward pass disagrees with its forward", "fix the backward of the layer named"),
+    "wrong_backward": ("a backward pass disagrees with its forward", "fix the backward of the layer (or loss) "
+                       "named"),
     "frozen": ("nothing learns: no trainable parameter gets a gradient",
                "unfreeze the parameters (requires_grad) and connect them to the loss"),
     "inputs_not_preprocessed": ("the inputs are not preprocessed", "scale the inputs to [0, 1] and subtract the "

@@ -23,11 +23,11 @@ import math
 
 import numpy as np
 
+from .check import Finding
+from .thresholds import THRESHOLDS
 from .verdict import FAIL, PASS, SKIP, WARN, Verdict
 
-RMS_WARN, RMS_FAIL = 3.0, 10.0
-RMS_TINY_WARN, RMS_TINY = 0.05, 0.01
-IMBALANCE = 5.0
+T = THRESHOLDS.inputs
 MAX_FEATURES = 4096  # the 1-NN test looks at an evenly strided subset of the features of larger inputs
 
 
@@ -79,16 +79,14 @@ def _scan(arrays: list[np.ndarray], rows_per_chunk: int = 4096) -> dict:
 
 
 def _inputs(arrays: list[np.ndarray]) -> Verdict:
-    check, expected = "inputs", f"finite, RMS {RMS_TINY_WARN:g} … {RMS_WARN:g} (centred and scaled)"
+    check, expected = "inputs", f"finite, RMS {T.rms_tiny_warn:g} … {T.rms_warn:g} (centred and scaled)"
     scan = _scan(arrays)
     if scan["bad"]:
         rows = scan["bad_rows"]
         symptom = f"{scan['bad']} NaN/inf value(s) in {len(rows) if len(rows) < 20 else '20 or more'} sample(s) " \
                   f"(first: sample {rows[0]})"
-        return Verdict(check, FAIL, symptom, expected, f"{symptom}: every loss and gradient they touch is NaN — "
-                       "drop or impute them", cause="nonfinite_inputs", details={"nonfinite": scan["bad"],
-                                                                                  "samples": rows[:20]},
-                       symptom=symptom)
+        return Finding(FAIL, "nonfinite_inputs", symptom, "every loss and gradient they touch is NaN").verdict(
+            check, symptom, expected, {"nonfinite": scan["bad"], "samples": rows[:20]})
     n = max(scan["n"], 1)
     mean = scan["sum"] / n
     std = math.sqrt(max(scan["sq"] / n - mean * mean, 0.0))
@@ -100,14 +98,13 @@ def _inputs(arrays: list[np.ndarray]) -> Verdict:
     first = arrays[0].reshape(len(arrays[0]), -1)
     if sum(len(a) for a in arrays) > 1 and (hi == lo or (len(first) > 1 and not np.any(first[:1000] != first[:1]))):
         symptom = f"every input is the same (all values {lo:.3g})" if hi == lo else "the inputs are all identical"
-        return Verdict(check, FAIL, value, expected, f"{symptom}: nothing to learn from — check the data loading",
-                       cause="constant_inputs", details=details, symptom=symptom)
-    if rms < RMS_TINY_WARN:
+        return Finding(FAIL, "constant_inputs", symptom, "nothing to learn from").verdict(check, value, expected,
+                                                                                         details)
+    if rms < T.rms_tiny_warn:
         symptom = f"the inputs are tiny: RMS {rms:.2g}"
-        return Verdict(check, FAIL if rms < RMS_TINY else WARN, value, expected, f"{symptom} (scaled twice?): the "
-                       "inputs are not preprocessed — standardise them to unit scale; tiny inputs give the first layer "
-                       "tiny gradients", cause="inputs_not_preprocessed", details=details, symptom=symptom)
-    if rms <= RMS_WARN:
+        return Finding(FAIL if rms < T.rms_tiny_fail else WARN, "inputs_not_preprocessed", symptom, "scaled twice? "
+                       "Tiny inputs give the first layer tiny gradients").verdict(check, value, expected, details)
+    if rms <= T.rms_warn:
         return Verdict(check, PASS, value, expected, "the inputs are finite and of unit scale", details=details)
     if integer and lo >= 0 and hi > 1:
         symptom, fix = f"raw values {lo:.0f} … {hi:.0f} (integer-valued, mean {mean:.3g})", \
@@ -116,10 +113,9 @@ def _inputs(arrays: list[np.ndarray]) -> Verdict:
         symptom, fix = f"the inputs are offset: mean {mean:.3g} against std {std:.3g}", "subtract the mean"
     else:
         symptom, fix = f"the inputs are large: std {std:.3g}", "standardise them (÷ std per feature or channel)"
-    status = FAIL if rms > RMS_FAIL else WARN
-    return Verdict(check, status, value, expected, f"{symptom}: the inputs are not preprocessed — {fix}; large "
-                   "inputs saturate or blow up the first layers and need a tiny learning rate",
-                   cause="inputs_not_preprocessed", details=details, symptom=symptom)
+    status = FAIL if rms > T.rms_fail else WARN
+    return Finding(status, "inputs_not_preprocessed", symptom, f"{fix}; large inputs saturate or blow up the first "
+                   "layers and need a tiny learning rate").verdict(check, value, expected, details)
 
 
 def _labels(y: np.ndarray, num_classes: int | None, names: list[str] | None = None) -> Verdict:
@@ -138,25 +134,23 @@ def _labels(y: np.ndarray, num_classes: int | None, names: list[str] | None = No
         out = y[(y < 0) | (y >= (num_classes or hi + 1))]
         symptom = f"labels {lo} … {hi} for {num_classes} outputs ({len(out)} outside 0 … {(num_classes or 1) - 1})"
         hint = " — offset by one?" if num_classes is not None and lo == 1 and hi == num_classes else ""
-        return Verdict(check, FAIL, symptom, expected, f"{symptom}{hint}: the loss cannot score them — map the labels "
-                       "to 0 … C − 1 or give the model one output per class", cause="labels_out_of_range",
-                       details={"min": lo, "max": hi, "outside": len(out)}, symptom=symptom)
+        return Finding(FAIL, "labels_out_of_range", symptom, f"the loss cannot score them{hint}").verdict(
+            check, symptom, expected, {"min": lo, "max": hi, "outside": len(out)})
     classes, counts = np.unique(y, return_counts=True)
     details = {"classes": classes.tolist(), "counts": counts.tolist()}
     if len(classes) == 1:
         only = f" ({names[classes[0]]!r})" if names is not None and classes[0] < len(names) else ""
         symptom = f"every label is {classes[0]}{only} ({len(y)} samples)"
-        return Verdict(check, FAIL, symptom, expected, f"{symptom}: there is nothing to learn — check how the "
-                       "labels are loaded", cause="single_class", details=details, symptom=symptom)
+        return Finding(FAIL, "single_class", symptom, "there is nothing to learn").verdict(check, symptom, expected,
+                                                                                          details)
     ratio = float(counts.max() / counts.min())
     details["ratio"] = ratio
     value = f"{len(classes)} classes, {counts.min()} … {counts.max()} samples each"
-    if ratio >= IMBALANCE and counts.max() >= 20:
+    if ratio >= T.imbalance and counts.max() >= 20:
         big, small = classes[counts.argmax()], classes[counts.argmin()]
         symptom = f"{name(big)} has {counts.max()} samples, {name(small)} {counts.min()} ({ratio:.0f}×)"
-        return Verdict(check, WARN, value, expected, f"{symptom}: the classes are imbalanced — oversample the rare "
-                       "classes or weight the loss per class, and judge per-class accuracy", cause="class_imbalance",
-                       details=details, symptom=symptom)
+        return Finding(WARN, "class_imbalance", symptom, "the classes are imbalanced").verdict(check, value, expected,
+                                                                                              details)
     return Verdict(check, PASS, value, expected, "several classes, roughly balanced", details=details)
 
 
@@ -184,7 +178,7 @@ def _subset(x: np.ndarray, y: np.ndarray, samples: int, seed: int) -> tuple[np.n
 
 def _match(x: np.ndarray, y: np.ndarray, samples: int, seed: int, train: tuple | None = None) -> Verdict:
     check = "labels match inputs" if train is None else "validation labels match"
-    expected = "1-NN accuracy far above chance (z > 4)"
+    expected = f"1-NN accuracy far above chance (z > {T.match_warn_z:g})"
     sub, ys = _subset(x, y, samples, seed)
     ref = None if train is None else _subset(train[0], np.asarray(train[1]).reshape(-1), 4 * samples, seed + 1)
     classes, counts = np.unique(ys, return_counts=True)
@@ -199,10 +193,9 @@ def _match(x: np.ndarray, y: np.ndarray, samples: int, seed: int, train: tuple |
     z = (acc - chance) / math.sqrt(chance * (1 - chance) / len(ys))
     details = {"accuracy": acc, "chance": chance, "z": z, "samples": len(ys)}
     value = f"1-NN {100 * acc:.1f} % vs chance {100 * chance:.1f} % (z = {z:.1f}, {len(ys)} samples)"
-    if z > 4:
+    if z > T.match_warn_z:
         return Verdict(check, PASS, value, expected, "similar inputs share labels", details=details)
     whose = "an input's nearest neighbour" if ref is None else "a validation input's nearest training input"
     symptom = f"{whose} shares its label only {100 * acc:.1f} % of the time (chance {100 * chance:.1f} %)"
-    return Verdict(check, FAIL if z < 2 else WARN, value, expected, f"{symptom}: the labels look shuffled against "
-                   "the inputs — load and shuffle images and labels together (same permutation)",
-                   cause="labels_shuffled", details=details, symptom=symptom)
+    return Finding(FAIL if z < T.match_fail_z else WARN, "labels_shuffled", symptom, "the labels look shuffled "
+                   "against the inputs").verdict(check, value, expected, details)

@@ -16,10 +16,10 @@ root does not explain are listed as `also`, each once, each absorbing its own co
 from __future__ import annotations
 
 from .causes import HEALTHY, PRIORITY, PROMOTABLE, conflicts, explains, meaning
+from .check import check_of
 from .verdict import FAIL, PASS, WARN, Verdict, worst
 
 _RANK = {c: i for i, c in enumerate(PRIORITY)}
-_CHECK_FOR = {"lr_too_high": "learning rate", "lr_too_low": "learning rate", "wrong_backward": "gradient check"}
 
 
 class Diagnosis(str):
@@ -134,7 +134,7 @@ def _part(code: str, verdicts: list[Verdict]) -> Diagnosis:
     own = [v for v in verdicts if v.cause == code]
     others = [v for v in verdicts if v.cause != code]
     # the advice given is the strongest reading's, from the check made for that cause when it has one
-    lead = max(own, key=lambda v: (v.status == FAIL, v.check.startswith(_CHECK_FOR.get(code, "\0")),
+    lead = max(own, key=lambda v: (v.status == FAIL, code in getattr(check_of(v.check), "leads", ()),
                                    -verdicts.index(v)), default=None)
     advice = lead.advice if lead is not None else f"{meaning(code)}"
     consequences = []

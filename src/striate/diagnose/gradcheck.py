@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -146,22 +147,7 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
         out = forward(inp)
         return float(out) if is_loss else float(np.vdot(out, proj))
 
-    # analytic
-    if is_module:
-        model.zero_grad()
-    forward(x)
-    if is_loss:
-        dx = model.backward()
-    elif is_module:
-        dx = model.backward(proj)
-        if dx is None and check_input:  # a frozen Sequential stops before its input: ask for the gradient
-            object.__setattr__(model, "requires_input_grad", True)
-            model.zero_grad()
-            forward(x)
-            dx = model.backward(proj)
-    else:
-        dx = backward(proj)
-
+    dx = _analytic(model, forward, x, proj, backward if not is_module else None, check_input)
     tensors: list[tuple[str, np.ndarray, np.ndarray]] = []
     if check_input:
         tensors.append(("input", x, np.asarray(dx)))
@@ -171,38 +157,74 @@ def gradcheck(module_or_fn, x, *, target=None, backward: Callable | None = None,
                 tensors.append((name, p.data, p.grad.copy()))
 
     report = GradcheckReport(tol=tol, module=module_or_fn.describe() if is_module else "")
+    probe = _Probe(scalar, x, h, tol, kink_tol)
     for name, array, analytic in tensors:
-        flat = array.reshape(-1)
-        idx = np.arange(flat.size) if flat.size <= max_checks else rng.choice(flat.size, max_checks, replace=False)
-        worst, kinks = 0.0, 0
-        f0 = scalar(x)
-        mean_grad = float(np.abs(analytic).mean())
-        for k in idx:
-            a = float(analytic.reshape(-1)[k])
-            # a kink just inside the window [x − h, x + h] bends the centred difference a little without
-            # making the one-sided ones disagree by kink_tol (ReLU inputs of size ≈ h, from tiny weights): an
-            # element that fails is looked at again with h/10 and h/100, where such a kink falls outside;
-            # the numerical derivative does not depend on the backward, so a wrong one fails at every h
-            rel = None
-            for step in (h, h / 10, h / 100):
-                r = _element_error(flat, k, a, step, f0, scalar, x, tol, kink_tol, mean_grad)
-                if r is not None:
-                    rel = r if rel is None else min(rel, r)
-                if rel is not None and rel <= tol:
-                    break
-            if rel is None:
-                kinks += 1
-                continue
-            worst = max(worst, rel)
-        checked = len(idx) - kinks
-        report.tensors.append(TensorCheck(name, worst, checked, kinks, worst <= tol))
+        n = array.size
+        idx = np.arange(n) if n <= max_checks else rng.choice(n, max_checks, replace=False)
+        report.tensors.append(_tensor_check(name, array, analytic, probe, idx))
     if is_module and per_layer and model._modules:
         kw = dict(h=h, tol=tol, max_checks=layer_checks or max_checks, kink_tol=kink_tol, seed=seed)
         report.layers = _per_layer(model, x, forward, report.ok, kw)
     return report
 
 
-def _element_error(flat, k, a, h, f0, scalar, x, tol, kink_tol, mean_grad) -> float | None:
+def _analytic(model, forward: Callable, x: np.ndarray, proj, backward: Callable | None, check_input: bool):
+    """The analytic input gradient of Σ y·proj (of the loss for a Loss: proj None), parameter gradients
+    accumulated into the (zeroed) parameters of a Module; `backward`: a plain function's."""
+    if isinstance(model, Module):
+        model.zero_grad()
+    forward(x)
+    if proj is None:
+        return model.backward()
+    if not isinstance(model, Module):
+        return backward(proj)
+    dx = model.backward(proj)
+    if dx is None and check_input:  # a frozen Sequential stops before its input: ask for the gradient
+        object.__setattr__(model, "requires_input_grad", True)
+        model.zero_grad()
+        forward(x)
+        dx = model.backward(proj)
+    return dx
+
+
+class _Probe(NamedTuple):
+    """The checked scalar as a function of the input, the input `x` it is evaluated at, the step and the
+    tolerances."""
+
+    scalar: Callable
+    x: np.ndarray
+    h: float
+    tol: float
+    kink_tol: float
+
+
+def _tensor_check(name: str, array: np.ndarray, analytic: np.ndarray, probe: _Probe, idx) -> TensorCheck:
+    """The worst relative error over elements `idx` of `array` (changed in place and restored)."""
+    flat = array.reshape(-1)
+    worst, kinks = 0.0, 0
+    f0 = probe.scalar(probe.x)
+    mean_grad = float(np.abs(analytic).mean())
+    for k in idx:
+        a = float(analytic.reshape(-1)[k])
+        # a kink just inside the window [x − h, x + h] bends the centred difference a little without
+        # making the one-sided ones disagree by kink_tol (ReLU inputs of size ≈ h, from tiny weights): an
+        # element that fails is looked at again with h/10 and h/100, where such a kink falls outside;
+        # the numerical derivative does not depend on the backward, so a wrong one fails at every h
+        rel = None
+        for step in (probe.h, probe.h / 10, probe.h / 100):
+            r = _element_error(probe, flat, k, a, step, f0, mean_grad)
+            if r is not None:
+                rel = r if rel is None else min(rel, r)
+            if rel is not None and rel <= probe.tol:
+                break
+        if rel is None:
+            kinks += 1
+            continue
+        worst = max(worst, rel)
+    return TensorCheck(name, worst, len(idx) - kinks, kinks, worst <= probe.tol)
+
+
+def _element_error(probe: _Probe, flat, k, a, h, f0, mean_grad) -> float | None:
     """Relative error of analytic `a` against the centred difference of element k with step h; None on a kink.
 
     The denominator is floored at (a) 1e-3 of the tensor's mean |gradient|, so near-zero entries are judged
@@ -211,6 +233,7 @@ def _element_error(flat, k, a, h, f0, scalar, x, tol, kink_tol, mean_grad) -> fl
     is exactly zero (a conv bias before BatchNorm) then reads as an error of ~0, not 1. A kink shows in the
     one-sided differences as soon as they differ by more than rounding can explain (a tie in a max-pool of
     large activations moves them by O(1) while the floor is far larger)."""
+    scalar, x, tol, kink_tol = probe.scalar, probe.x, probe.tol, probe.kink_tol
     noise = 32 * np.finfo(np.float64).eps * max(abs(f0), 1.0) / h
     floor = max(1e-3 * mean_grad, noise / tol)
     kink_floor = max(1e-3 * mean_grad, 4 * noise / kink_tol)

@@ -1,9 +1,9 @@
-"""Taps on a model's forward and backward passes, without changing any layer's code.
+"""Taps on a model's forward and backward passes, through the modules' own hooks (`nn/hooks.py`).
 
-A tap replaces `forward`/`backward` of chosen module instances by wrappers (instance attributes) that
-call `on_forward(name, module, x, y)` / `on_backward(name, module, dy, dx)` and then return the
-original result; leaving the `with` block removes them. Used to record per-layer inputs, activations
-and output gradients only on the passes that are sampled, so the other passes cost nothing extra."""
+A tap registers, on chosen module instances, hooks that call `on_forward(name, module, x, y)` /
+`on_backward(name, module, dy, dx)`; leaving the `with` block (or `remove()`) unregisters them. Used to record
+per-layer inputs, activations and output gradients only on the passes that are sampled, so the other passes
+cost nothing extra."""
 
 from __future__ import annotations
 
@@ -19,24 +19,28 @@ def leaf_modules(model: Module) -> list[tuple[str, Module]]:
 
 
 class Tap:
-    """Installed wrappers on `modules`; `remove()` restores the class methods. Never deep-copy a model
-    while a tap is installed (the copy would call back into this tap)."""
+    """Hooks on `modules`, each call passed on with the module's dotted name; `remove()` unregisters them.
+    Never deep-copy a model while a tap is installed (the copy would call back into this tap)."""
 
     def __init__(self, modules: list[tuple[str, Module]], on_forward: Callable | None = None,
                  on_backward: Callable | None = None):
-        self.modules = []
+        self.handles = []
         for name, m in modules:
             if on_forward is not None:
-                object.__setattr__(m, "forward", _wrap_forward(name, m, m.forward, on_forward))
+                self.handles.append(m.register_forward_hook(_named(name, on_forward)))
             if on_backward is not None:
-                object.__setattr__(m, "backward", _wrap_backward(name, m, m.backward, on_backward))
-            self.modules.append(m)
+                self.handles.append(m.register_backward_hook(_named(name, on_backward)))
 
     def remove(self) -> None:
-        for m in self.modules:
-            m.__dict__.pop("forward", None)
-            m.__dict__.pop("backward", None)
-        self.modules = []
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+def _named(name: str, callback: Callable) -> Callable:
+    def hook(module, a, b):
+        callback(name, module, a, b)
+    return hook
 
 
 @contextlib.contextmanager
@@ -47,19 +51,3 @@ def tap(modules: list[tuple[str, Module]], on_forward: Callable | None = None,
         yield t
     finally:
         t.remove()
-
-
-def _wrap_forward(name, module, original, callback):
-    def forward(x):
-        y = original(x)
-        callback(name, module, x, y)
-        return y
-    return forward
-
-
-def _wrap_backward(name, module, original, callback):
-    def backward(dy):
-        dx = original(dy)
-        callback(name, module, dy, dx)
-        return dx
-    return backward

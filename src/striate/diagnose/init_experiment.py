@@ -14,8 +14,7 @@ from ..nn.activation import ReLU, Tanh
 from ..nn.containers import Sequential
 from ..nn.linear import Linear
 from ..nn.losses import SoftmaxCrossEntropy
-from .activations import diagnose_activations, input_rms
-from .gradient_stats import diagnose_gradients
+from .checks import activations, gradients
 from .stats import LayerStats, layer_statistics
 from .verdict import Verdict
 
@@ -60,8 +59,8 @@ def init_experiment(depth: int = 10, width: int = 500, samples: int = 1000, seed
         stats, params = layer_statistics(net, x, SoftmaxCrossEntropy(), y, bins=bins)
         acts = [s for s in stats if s.kind in ("tanh", "relu")]
         case = InitCase(name, acts)
-        a = diagnose_activations(stats, input_rms(x))
-        case.verdicts = [a, diagnose_gradients(stats, params, activations=a)]
+        a = activations.judge(stats, activations.input_rms(x))
+        case.verdicts = [a, gradients.judge(stats, params, activations=a)]
         out.append(case)
     return out
 

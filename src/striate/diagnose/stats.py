@@ -7,7 +7,7 @@ outside [0.01, 0.99]: the local gradient is below ~0.02); for ReLU the fraction 
 feature / channel, the last axis, that is never positive over the batch — or over every sampled batch of
 an epoch in the training callback) and the share of zero outputs; for weighted layers the weight scale
 (RMS·√fan_in: 1 for Xavier, √2 for He) and the mean bias; and the RMS of the gradient arriving at the
-layer's output in the backward pass. `activations.diagnose_activations` reads them.
+layer's output in the backward pass. `checks/activations.py` judges them.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ def _inside(where: str):
 
 def _fused_pairs(layers: list[Module]) -> set[int]:
     """Indices i where layers[i] is a BatchNorm directly followed by a ReLU, both plain (their classes exactly,
-    no forward or backward replaced on the instance, as a diagnostic tap does): that pair runs fused."""
+    no hooks: the fused pass skips their own forwards, so a hook would not be called): that pair runs fused."""
     def plain(m, cls):
-        return type(m) is cls and "forward" not in m.__dict__ and "backward" not in m.__dict__
+        return type(m) is cls and not m.has_hooks()
 
     return {i for i in range(len(layers) - 1) if plain(layers[i], BatchNorm) and plain(layers[i + 1], ReLU)}
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..kernels.parallel import configure as configure_threads
 from .errors import LayerError
+from .hooks import Hooks
 from .init import placeholder, placeholders
 from .state import convert_for_load
 
@@ -88,13 +89,14 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-class Module:
+class Module(Hooks):
     """Base class. Subclasses set parameters/children as attributes and implement
     `forward`, `backward`, `output_shape` and (if they compute anything) `macs`.
 
     `requires_input_grad = False` tells a module its input gradient is not wanted (the first layer of a
     network fed with data, or layers below a frozen prefix): layers that can skip that work return None
-    from `backward`, and `Sequential` stops at its first trainable layer.
+    from `backward`, and `Sequential` stops at its first trainable layer. `register_forward_hook` /
+    `register_backward_hook` observe a module's passes (`hooks.py`).
     """
 
     requires_input_grad = True

@@ -171,7 +171,7 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
 
 def _page(run, inputs: dict, title: str, log_loss: bool | None) -> tuple[list[str], dict[str, bytes]]:
     """The page's HTML parts and its PNGs (file name → bytes), from the run's files read by `read_inputs`."""
-    from ..diagnose.curves import diagnose_curves
+    from ..diagnose.checks import learning_curves
 
     iters, epochs = inputs["metrics"]
     diag, summary, evaluation = inputs["diagnostics"] or {}, inputs["summary"], inputs["evaluation"]
@@ -192,8 +192,8 @@ def _page(run, inputs: dict, title: str, log_loss: bool | None) -> tuple[list[st
 
     content: list[str] = []
     verdicts = list(diag.get("verdicts") or [])
-    if not any(v.get("check", "").startswith("learning curves") for v in verdicts) and (iters or epochs):
-        verdicts.append(diagnose_curves([*iters, *epochs], num_classes=diag.get("num_classes")).to_dict())
+    if not any(v.get("check", "").startswith(learning_curves.CHECK) for v in verdicts) and (iters or epochs):
+        verdicts.append(learning_curves.judge([*iters, *epochs], num_classes=diag.get("num_classes")).to_dict())
     if verdicts or diag.get("diagnosis"):
         content.append("<h2>Diagnosis</h2>")
         if diag.get("diagnosis"):

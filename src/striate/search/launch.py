@@ -133,21 +133,7 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
         result = work(spec, directory, url, max_trials=max_trials)
         status = EXIT_INTERRUPTED if result.interrupted else 0
     else:
-        procs = start_workers(directory, storage, workers, max_trials)
-        interrupted = False
-        try:
-            codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:  # the workers got the same Ctrl-C; let them record their trials
-            interrupted = True
-            codes = [p.wait() for p in procs]
-        if interrupted:
-            status = EXIT_INTERRUPTED
-        elif any(c != 0 for c in codes):  # a worker killed (negative: by a signal) or failed: the table's 1
-            died = ", ".join(f"worker {i + 1} " + (f"killed by signal {-c}" if c < 0 else f"exited {c}")
-                             for i, c in enumerate(codes) if c != 0)
-            print(f"striate search: error: {died}; the study holds what they stored (see results.txt)",
-                  file=sys.stderr)
-            status = EXIT_ERROR
+        status = _run_workers(directory, storage, workers, max_trials)
     rows, text = report.write_all(spec, open_storage(url, spec), directory)
     print(text)
     b = report.best(rows)
@@ -159,4 +145,26 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
         status = _no_trial_completed(rows)
     if retrain and status == 0:
         retrain_best(spec, rows, directory)
+    return status
+
+
+def _run_workers(directory: Path, storage: str | None, workers: int, max_trials: int | None) -> int:
+    """Start `workers` processes on the study and wait for them: 0, EXIT_INTERRUPTED (Ctrl-C) or EXIT_ERROR
+    (a worker killed or failed, named on stderr)."""
+    status = 0
+    procs = start_workers(directory, storage, workers, max_trials)
+    interrupted = False
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:  # the workers got the same Ctrl-C; let them record their trials
+        interrupted = True
+        codes = [p.wait() for p in procs]
+    if interrupted:
+        status = EXIT_INTERRUPTED
+    elif any(c != 0 for c in codes):  # a worker killed (negative: by a signal) or failed: the table's 1
+        died = ", ".join(f"worker {i + 1} " + (f"killed by signal {-c}" if c < 0 else f"exited {c}")
+                         for i, c in enumerate(codes) if c != 0)
+        print(f"striate search: error: {died}; the study holds what they stored (see results.txt)",
+              file=sys.stderr)
+        status = EXIT_ERROR
     return status

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.losses import L2, l2
-from ..nn.module import Module
-from .inputs import loss_and_accuracy
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict
+from ...nn.losses import L2, l2
+from ...nn.module import Module
+from .. import thresholds
+from ..check import Finding, register
+from ..context import Context
+from ..inputs import fresh_copy, loss_and_accuracy, make_optimizer
+from ..thresholds import THRESHOLDS
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "regularisation raises loss"
-STRONG_WARN, STRONG_FAIL = 2.0, 10.0
+REGS = (0.0, 1e-3, 1e-1, 1e1)
 
 
-def check_regularization(model: Module, loss, x: np.ndarray, y: np.ndarray, penalty=l2,
-                         regs: tuple[float, ...] = (0.0, 1e-3, 1e-1, 1e1), *, used=None,
-                         weight_decay: float = 0.0) -> Verdict:
+def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, penalty=l2, *, used=None, weight_decay: float = 0.0,
+          t: thresholds.Regularisation = THRESHOLDS.regularisation) -> Verdict:
     """penalty: a factory `reg -> Penalty` (st.nn.l2 / st.nn.l1); used: the Penalty you train with (or None);
     weight_decay: your optimizer's L2 weight decay. Your model is not changed."""
+    regs = REGS
     with np.errstate(all="ignore"):
         data_loss, _ = loss_and_accuracy(model, loss, x, y)
         totals = [data_loss + penalty(r).value(model) for r in regs]
@@ -45,21 +49,50 @@ def check_regularization(model: Module, loss, x: np.ndarray, y: np.ndarray, pena
         else:
             cause, why = "regularization_ineffective", ("it touches no parameter (are the weights named "
                                                         "'weight'?) or is not added to the loss")
-        return Verdict(CHECK, FAIL, value, expected, f"{symptom}: {why}", cause=cause, details=details,
-                       symptom=symptom)
+        return Finding(FAIL, cause, symptom, why).verdict(CHECK, value, expected, details)
     if used is not None and getattr(used, "reg", None) == 0:
         symptom = f"the penalty you train with, {used!r}, has reg = 0"
-        return Verdict(CHECK, WARN, value, expected, f"{symptom}: it does nothing — give it a strength (1e-4 … 1e-2) "
-                       "or leave it out", cause="regularization_ineffective", details=details, symptom=symptom)
+        return Finding(WARN, "regularization_ineffective", symptom, "it does nothing (give it a strength, 1e-4 … "
+                       "1e-2, or leave it out)").verdict(CHECK, value, expected, details)
     strengths = [(repr(p), p.value(model)) for p in ([used] if used is not None else [])] + (
         [(f"weight_decay={weight_decay:g}", L2(weight_decay).value(model))] if weight_decay > 0 else [])
     if strengths:
         name, term = max(strengths, key=lambda s: s[1])
         ratio = term / max(data_loss, 1e-12)
         details.update(penalty=name, penalty_value=term, penalty_ratio=ratio)
-        if ratio > STRONG_WARN:
+        if ratio > t.strong_warn:
             symptom = f"the penalty {name} is {term:.3g} at initialisation, {ratio:.0f}× the data loss {data_loss:.3g}"
-            return Verdict(CHECK, FAIL if ratio > STRONG_FAIL else WARN, value, expected + ", penalty ≤ 2× the data "
-                           "loss", f"{symptom}: training would mostly shrink the weights — lower reg (10×–100×)",
-                           cause="regularization_too_strong", details=details, symptom=symptom)
+            return Finding(FAIL if ratio > t.strong_fail else WARN, "regularization_too_strong", symptom,
+                           "training would mostly shrink the weights (lower reg 10×–100×)").verdict(
+                CHECK, value, expected + f", penalty ≤ {t.strong_warn:g}× the data loss", details)
     return Verdict(CHECK, PASS, value, expected, "the penalty is wired in", details=details)
+
+
+def _penalty_factory(penalty):
+    """A factory `reg -> Penalty` of the kind you train with (L2 by default)."""
+    if penalty is None:
+        return l2
+    try:
+        type(penalty)(1e-3)
+    except Exception:
+        return l2
+    return type(penalty)
+
+
+def _weight_decay(optimizer, model, lr) -> float:
+    """Your optimizer's coupled L2 weight decay (AdamW's decoupled decay is not an L2 term)."""
+    opt = make_optimizer(optimizer, fresh_copy(model), lr)
+    return 0.0 if type(opt).__name__ == "AdamW" else float(getattr(opt, "weight_decay", 0.0) or 0.0)
+
+
+@register
+class Regularisation:
+    name = CHECK
+    needs = frozenset({"model", "data"})
+    causes = frozenset({"regularization_ineffective", "regularization_too_strong", "frozen", "symmetric_init"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        s = ctx.settings
+        decay = _weight_decay(s.optimizer, ctx.model, s.lr) if ctx.trainable else 0.0
+        return [judge(ctx.model, ctx.loss, *ctx.sample, _penalty_factory(s.penalty), used=s.penalty,
+                      weight_decay=decay, t=ctx.thresholds.regularisation)]

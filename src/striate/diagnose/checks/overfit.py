@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module
-from .inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
-from .stats import weight_of
-from .verdict import FAIL, PASS, WARN, Verdict
+from ...nn.module import Module
+from ..check import Finding, register
+from ..context import Context
+from ..inputs import OptimizerSpec, fresh_copy, make_optimizer, scores_eval
+from ..stats import weight_of
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "overfit tiny subset"
 
@@ -47,8 +49,8 @@ def bottleneck(model: Module) -> tuple[str, int] | None:
     return min(widths[:-1], key=lambda t: t[1]) if len(widths) > 1 else None
 
 
-def check_overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: OptimizerSpec = "adam",
-                  lr: float = 1e-3, n: int = 32, max_iters: int = 300) -> Verdict:
+def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: OptimizerSpec = "adam", lr: float = 1e-3,
+          n: int = 32, max_iters: int = 300) -> Verdict:
     """Train a copy on the first `n` samples of (x, y); PASS at 100 % training accuracy within `max_iters`."""
     xs, ys = x[:n], y[:n]
     with np.errstate(all="ignore"):
@@ -73,16 +75,29 @@ def check_overfit(model: Module, loss, x: np.ndarray, y: np.ndarray, optimizer: 
             symptom, cause = f"the loss fell only to {curve[-1]:.3g} from {curve[0]:.3g} with your settings", \
                 "lr_too_low"
             why = "the learning rate is too low for it"
-        return Verdict(CHECK, WARN, value, expected, f"{symptom}: {why}; Adam(lr=1e-3) fits it in "
-                       f"{ref['iterations']} iterations, so the model is fine", cause=cause, details=details,
-                       symptom=symptom)
+        return Finding(WARN, cause, symptom, f"{why}; Adam(lr=1e-3) fits it in {ref['iterations']} iterations, so "
+                       "the model is fine").verdict(CHECK, value, expected, details)
     symptom = f"cannot memorise {len(ys)} examples even with Adam(lr=1e-3) ({100 * ref['accuracy']:.0f} %)"
     details["rules_out"] = ["lr_too_high", "lr_too_low"]  # a reference optimizer failed too: not your settings
     classes = len(np.unique(ys))
     narrow = bottleneck(model)
     if narrow is not None and narrow[1] < classes:
-        return Verdict(CHECK, FAIL, value, expected, f"{symptom}: the model is too small — layer {narrow[0]} has "
-                       f"{narrow[1]} unit(s) for {classes} classes; make it wider", cause="underfitting",
-                       details=details, symptom=symptom)
-    return Verdict(CHECK, FAIL, value, expected, f"{symptom}: the model is too small or broken (its gradients, "
-                   "the labels or the loss)", cause="cannot_overfit", details=details, symptom=symptom)
+        return Finding(FAIL, "underfitting", symptom, f"the model is too small — layer {narrow[0]} has {narrow[1]} "
+                       f"unit(s) for {classes} classes").verdict(CHECK, value, expected, details)
+    return Finding(FAIL, "cannot_overfit", symptom, "the model is too small or broken (its gradients, the labels or "
+                   "the loss)").verdict(CHECK, value, expected, details)
+
+
+@register
+class Overfit:
+    name = CHECK
+    needs = frozenset({"model", "data"})
+    causes = frozenset({"cannot_overfit", "underfitting", "lr_too_high", "lr_too_low"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        if not ctx.trainable:
+            return [Verdict(self.name, SKIP, "nothing trainable", "n/a", "no parameter can learn")]
+        s = ctx.settings
+        v = judge(ctx.model, ctx.loss, ctx.x, ctx.y, s.optimizer, s.lr, s.overfit_samples, s.overfit_iters)
+        ctx.diagnostics["overfit"] = {"losses": v.details.get("losses", [])}
+        return [v]

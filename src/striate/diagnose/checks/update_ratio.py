@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict
+from ...nn.module import Module
+from .. import thresholds
+from ..check import Finding, register
+from ..context import Context
+from ..thresholds import THRESHOLDS
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "update/weight ratio"
 
@@ -30,21 +34,20 @@ def update_ratios(before: dict[str, np.ndarray], model: Module) -> dict[str, flo
     return out
 
 
-def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 3e-2, low_fail: float = 1e-5,
-                          high_fail: float = 0.1, skip_first: float = 0.1, *,
-                          loss_drop: float | None = None) -> Verdict:
+def judge(records: list[dict], *, loss_drop: float | None = None,
+          t: thresholds.UpdateRatio = THRESHOLDS.update_ratio) -> Verdict:
     """records: [{"iteration": i, "ratios": {name: ratio}}] in time order. The median ratio per tensor
     (after the first `skip_first` of the records, when the optimizer's state warms up) is judged;
     the typical value is their geometric mean, and the most extreme tensor is named. loss_drop: the
     relative fall of the training loss over the same steps — tiny updates after the loss fell by half or
     more are the optimizer settling, not a learning rate that is too low. A single tensor far out of the
     band is noted in the advice (per-layer rates), not judged: the typical ratio is the learning rate's."""
+    low, high, low_fail, high_fail = t.low, t.high, t.low_fail, t.high_fail
     if not records:
         return Verdict(CHECK, SKIP, "no updates recorded", f"{low:g} … {high:g}", "")
-    use = records[int(len(records) * skip_first):] or records
-    names = list(use[0]["ratios"])
+    use = records[int(len(records) * t.skip_first):] or records
     med = {}
-    for n in names:
+    for n in use[0]["ratios"]:
         vals = np.array([r["ratios"].get(n, np.nan) for r in use], dtype=np.float64)
         vals = np.where(np.isnan(vals), np.inf, vals)  # NaN weights = blown up
         med[n] = float(np.median(vals))
@@ -58,9 +61,8 @@ def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 
         symptom = "the weights never change"
         # the plainest reading is a learning rate of 0: any cause of zero gradients (dead units, frozen or
         # all-equal weights) found by the other checks is more fundamental and explains it
-        return Verdict(CHECK, FAIL, f"0 (median over {len(use)} updates)", expected, f"{symptom}: the learning "
-                       "rate is 0, or no gradient reaches the weights", cause="lr_too_low", details=details,
-                       symptom=symptom)
+        return Finding(FAIL, "lr_too_low", symptom, "the learning rate is 0, or no gradient reaches the weights"
+                       ).verdict(CHECK, f"0 (median over {len(use)} updates)", expected, details)
     finite = np.isfinite(arr) & (arr > 0)
     typical = float(np.exp(np.mean(np.log(arr[finite])))) if finite.all() else (
         float("inf") if np.isinf(arr).any() else float(np.exp(np.mean(np.log(arr[finite])))) if finite.any() else 0.0)
@@ -71,18 +73,16 @@ def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 
     if typical > high:
         symptom = f"the updates are large relative to the weights ({typical:.2g}; largest {hi_name} at " \
                   f"{med[hi_name]:.2g})"
-        return Verdict(CHECK, FAIL if typical > high_fail else WARN, value, expected,
-                       f"{symptom}: the learning rate is too high — lower it", cause="lr_too_high", details=details,
-                       symptom=symptom)
+        return Finding(FAIL if typical > high_fail else WARN, "lr_too_high", symptom,
+                       "the learning rate is too high").verdict(CHECK, value, expected, details)
     if typical < low:
         symptom = f"the updates are tiny relative to the weights ({typical:.2g}; smallest {lo_name} at " \
                   f"{med[lo_name]:.2g})"
         if loss_drop is not None and loss_drop >= 0.5:
             return Verdict(CHECK, PASS, value, expected, f"{symptom}, after the loss fell {loss_drop:.0%}: the "
                            "optimizer is settling", details=details)
-        return Verdict(CHECK, FAIL if typical < low_fail else WARN, value, expected,
-                       f"{symptom}: the learning rate is too low — raise it", cause="lr_too_low", details=details,
-                       symptom=symptom)
+        return Finding(FAIL if typical < low_fail else WARN, "lr_too_low", symptom,
+                       "the learning rate is too low").verdict(CHECK, value, expected, details)
     outlier = [n for n, v in med.items() if v > high_fail or v < low_fail]
     note = ""
     if outlier:
@@ -91,3 +91,16 @@ def diagnose_update_ratio(records: list[dict], low: float = 1e-4, high: float = 
                "(per-layer learning rates or a different init)"
         details["outlier"] = o
     return Verdict(CHECK, PASS, value, expected, "update sizes are in the healthy range" + note, details=details)
+
+
+@register
+class UpdateRatio:
+    name = CHECK
+    needs = frozenset({"trained"})
+    causes = frozenset({"lr_too_high", "lr_too_low"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        p = np.asarray(ctx.trained.losses, dtype=np.float64)
+        n = max(len(p) // 10, 1)
+        drop = float((p[:n].mean() - p[-n:].mean()) / max(abs(p[:n].mean()), 1e-12)) if len(p) else None
+        return [judge(ctx.trained.diagnostics.ratios.records, loss_drop=drop, t=ctx.thresholds.update_ratio)]

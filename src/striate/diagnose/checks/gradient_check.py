@@ -12,25 +12,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.containers import Concat, Residual, Sequential
-from ..nn.module import Module
-from .gradcheck import gradcheck
-from .inputs import fresh_copy
-from .verdict import FAIL, PASS, SKIP, WARN, Verdict
+from ...nn.containers import Concat, Residual, Sequential
+from ...nn.module import Module
+from .. import thresholds
+from ..check import Finding, register
+from ..context import Context
+from ..gradcheck import gradcheck
+from ..inputs import fresh_copy
+from ..thresholds import THRESHOLDS
+from ..verdict import FAIL, PASS, SKIP, WARN, Verdict
 
 CHECK = "gradient check"
 _TRUSTED = (Sequential, Concat, Residual)  # containers whose gradient routing striate's own tests check
 
 
-def check_gradients(model: Module, loss, x: np.ndarray, y: np.ndarray, samples: int = 2, tol: float = 1e-5,
-                    fail_tol: float = 1e-3, max_checks: int = 24, model_checks: int = 6, seed: int = 0) -> Verdict:
-    """x: a batch (only the first `samples` are used), y: its labels. Your model is not changed.
+SAMPLES, MAX_CHECKS, MODEL_CHECKS = 2, 24, 6
 
-    Every leaf layer gets `max_checks` elements per tensor checked on its own input; the whole model
-    (which is what catches a container routing gradients wrongly) `model_checks` per tensor, since each
+
+def judge(model: Module, loss, x: np.ndarray, y: np.ndarray, t: thresholds.GradientCheck = THRESHOLDS.gradient_check,
+          seed: int = 0) -> Verdict:
+    """x: a batch (only the first `SAMPLES` are used), y: its labels. Your model is not changed.
+
+    Every leaf layer gets `MAX_CHECKS` elements per tensor checked on its own input; the whole model
+    (which is what catches a container routing gradients wrongly) `MODEL_CHECKS` per tensor, since each
     of its evaluations is a full forward pass."""
-    x = np.asarray(x[:samples], dtype=np.float64)
-    y = np.asarray(y[:samples])
+    tol, fail_tol, max_checks, model_checks = t.tol, t.fail_tol, MAX_CHECKS, MODEL_CHECKS
+    x = np.asarray(x[:SAMPLES], dtype=np.float64)
+    y = np.asarray(y[:SAMPLES])
     expected = f"≤ {tol:.0e} (float64)"
     if not np.isfinite(x).all():
         return Verdict(CHECK, SKIP, "non-finite inputs", expected, "the first samples contain NaN/inf: nothing to "
@@ -58,14 +66,12 @@ def check_gradients(model: Module, loss, x: np.ndarray, y: np.ndarray, samples: 
         details["first_failure"] = where
         others = [c.name for c in whole.layers if not c.ok and c is not wrong]
         symptom = f"the backward pass of {where} disagrees with its forward (rel error {wrong.max_rel_error:.1e})"
-        return Verdict(CHECK, status, f"{value}; first wrong: {where}", expected,
-                       f"{symptom}: fix its backward" + (f"; also wrong: {', '.join(others)}" if others else ""),
-                       cause="wrong_backward", details=details, symptom=symptom)
+        return Finding(status, "wrong_backward", symptom, f"also wrong: {', '.join(others)}" if others else ""
+                       ).verdict(CHECK, f"{value}; first wrong: {where}", expected, details)
     if loss_err > tol:
         details["first_failure"] = f"loss ({type(loss).__name__})"
         symptom = f"the gradient of {type(loss).__name__} is wrong (rel error {loss_err:.1e})"
-        return Verdict(CHECK, status, f"{value} in the loss", expected, f"{symptom}: fix the loss's backward",
-                       cause="wrong_backward", details=details, symptom=symptom)
+        return Finding(status, "wrong_backward", symptom).verdict(CHECK, f"{value} in the loss", expected, details)
     first = whole.first_failure()
     if all(type(c) in _TRUSTED for c in m.modules() if c._modules):
         # every layer passes alone and striate's containers only chain them: the whole model's differences
@@ -75,5 +81,16 @@ def check_gradients(model: Module, loss, x: np.ndarray, y: np.ndarray, samples: 
                        f"imprecise at {first.name if first else '?'} (tiny or huge activations)", details=details)
     details["first_failure"] = first.name if first else "model"
     symptom = f"the model's gradient disagrees with its forward (first bad tensor: {first.name if first else '?'})"
-    return Verdict(CHECK, status, value, expected, f"{symptom}, though every layer passes alone: check how the "
-                   "containers route gradients", cause="wrong_backward", details=details, symptom=symptom)
+    return Finding(status, "wrong_backward", symptom, "every layer passes alone, so a container routes the gradients "
+                   "wrongly").verdict(CHECK, value, expected, details)
+
+
+@register
+class GradientCheck:
+    name = CHECK
+    needs = frozenset({"model", "data"})
+    causes = frozenset({"wrong_backward"})
+    leads = frozenset({"wrong_backward"})
+
+    def run(self, ctx: Context) -> list[Verdict]:
+        return [judge(ctx.model, ctx.loss, ctx.x, ctx.y, ctx.thresholds.gradient_check)]
