@@ -368,17 +368,23 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
                    skipped=sorted([*skipped, *left_out]), paths=kept_paths(folder, files, skipped))
     if cache:
-        partial.remove_stale(images_file.parent)
-        try:  # images first, labels last: the labels file marks a complete cache entry
-            _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
-            _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
-                                                         skipped=np.array([f"{r}\t{why}" for r, why in skipped],
-                                                                          dtype=str)))
-        except OSError as err:  # disk full, read-only cache: the images are decoded, only the next run is slower
-            images_file.unlink(missing_ok=True)
-            warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "
-                          f"{err.strerror or err}", RuntimeWarning, stacklevel=2)
+        _save_cache(folder, images_file, labels_file, images, labels, classes, skipped)
     return data
+
+
+def _save_cache(folder: Path, images_file: Path, labels_file: Path, images, labels, classes, skipped) -> None:
+    """The decoded images and their labels, classes and skipped files as a cache entry (a warning, not an
+    error, when it cannot be written: the images are decoded, only the next run is slower)."""
+    partial.remove_stale(images_file.parent)
+    try:  # images first, labels last: the labels file marks a complete cache entry
+        _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
+        _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
+                                                     skipped=np.array([f"{r}\t{why}" for r, why in skipped],
+                                                                      dtype=str)))
+    except OSError as err:  # disk full, read-only cache
+        images_file.unlink(missing_ok=True)
+        warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "
+                      f"{err.strerror or err}", RuntimeWarning, stacklevel=3)
 
 
 def _atomic_save(path: Path, write) -> None:
