@@ -56,6 +56,33 @@ def test_a_check_of_your_own(digits):
         REGISTRY.pop("huge first layer")
 
 
+def test_a_check_of_your_own_may_return_findings(digits):
+    """`run(context) -> list[Finding]`: the doctor makes them the check's verdict, advice from CAUSES."""
+    class LargeWeights:
+        name = "large weights"
+        needs = frozenset({"model"})
+        causes = frozenset({"weights_too_large"})
+
+        def run(self, ctx: Context) -> list[Finding]:
+            top = max(float(abs(p.data).max()) for p in ctx.model.parameters())
+            return [Finding(FAIL, "weights_too_large", "the weights are large", f"|w| up to {top:.3g}")] \
+                if top > 10 else []
+
+    register(LargeWeights)
+    try:
+        rng = np.random.default_rng(0)
+        net = st.nn.Sequential(st.nn.Flatten(), st.nn.Linear(64, 10, rng=rng))
+        net[1].weight.data *= 100
+        report = doctor(net, data=digits, checks=("large_weights",))
+        (verdict,) = report.verdicts
+        assert (verdict.check, verdict.status, verdict.cause) == ("large weights", FAIL, "weights_too_large")
+        assert "|w| up to" in verdict.advice and "Xavier" in verdict.advice
+        net[1].weight.data /= 1000
+        assert doctor(net, data=digits, checks=("large_weights",)).verdicts == []  # nothing found, nothing said
+    finally:
+        REGISTRY.pop("large weights")
+
+
 def test_register_refuses_unknown_causes_and_needs():
     class Bad:
         name, needs, causes = "bad", frozenset({"model"}), frozenset({"no_such_cause"})

@@ -3,7 +3,8 @@
 A check has ONE name, used everywhere: `doctor(checks=...)`, `striate doctor --checks`, the `check` field of
 its verdicts in diagnostics.json, the text report and the HTML report. It declares what it needs from the
 `Context` (`NEEDS`: the model, the data, the trained copy of the short run, its learning curves) and the
-causes (codes of `causes.CAUSES`) it can report; `run(context)` returns its verdicts. A check that also
+causes (codes of `causes.CAUSES`) it can report; `run(context)` returns its findings (the doctor makes them
+one verdict: the first FAIL, else the first finding, leads; `as_verdicts`) or verdicts of its own. A check that also
 judges the trained copy (`after_training = True`) is run a second time on it, with `context.trained` set.
 
     @register
@@ -12,9 +13,9 @@ judges the trained copy (`after_training = True`) is run a second time on it, wi
         needs = frozenset({"model", "data"})
         causes = frozenset({"weights_too_large"})
 
-        def run(self, ctx: Context) -> list[Verdict]:
-            ...
-            return [Finding(FAIL, "weights_too_large", "the weights are huge", "RMS 40").verdict(self.name, ...)]
+        def run(self, ctx: Context) -> list[Finding]:
+            rms = ...
+            return [Finding(FAIL, "weights_too_large", "the weights are huge", f"RMS {rms:.3g}")] if rms > 10 else []
 
 The order of registration is the order the doctor runs them (`checks/__init__.py` imports them in order).
 """
@@ -43,7 +44,7 @@ class Check(Protocol):
     needs: frozenset[str]
     causes: frozenset[str]
 
-    def run(self, ctx: Context) -> list[Verdict]: ...
+    def run(self, ctx: Context) -> list[Finding] | list[Verdict]: ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,14 @@ def judged(name: str, findings: list[Finding], expected: str, details: dict, *, 
     details["findings"] = [f.to_dict() for f in sorted(findings, key=lambda f: f.status != FAIL)]
     return Verdict(name, lead.status, value or lead.value or lead.symptom, expected, lead.advice, cause=lead.cause,
                    details=details, symptom=lead.symptom)
+
+
+def as_verdicts(check: Check, out: list) -> list[Verdict]:
+    """What `check.run` returned, as verdicts: its verdicts as they are, and its findings (a check may return
+    `Finding`s and leave the verdict to the doctor) as one verdict of the check's name (`judged`)."""
+    findings = [f for f in out if isinstance(f, Finding)]
+    verdicts = [v for v in out if not isinstance(v, Finding)]
+    return ([judged(check.name, findings, "", {})] if findings else []) + verdicts
 
 
 REGISTRY: dict[str, Check] = {}

@@ -24,7 +24,7 @@ import numpy as np
 from ..nn.module import Module
 from . import checks as _checks  # noqa: F401  (registers the checks)
 from .causes import remedy
-from .check import REGISTRY, Check, resolve
+from .check import REGISTRY, Check, as_verdicts, resolve
 from .checks.labels_match import LabelsMatch
 from .checks.learning_curves import LearningCurves
 from .checks.validation_labels import ValidationLabels
@@ -93,7 +93,7 @@ def _run(report: DoctorReport, ctx: Context, checks: list[Check], remember: bool
         ctx.say(f"doctor: {c.name} ...")
         shared, t = sum(ctx.seconds.values()), time.perf_counter()
         with np.errstate(all="ignore"):  # overflow is what some checks provoke; they report it themselves
-            out = c.run(ctx)
+            out = as_verdicts(c, c.run(ctx))
         own = time.perf_counter() - t - (sum(ctx.seconds.values()) - shared)
         ctx.seconds[c.name] = round(ctx.seconds.get(c.name, 0.0) + max(own, 0.0), 3)
         if remember and out:
