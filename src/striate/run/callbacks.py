@@ -25,7 +25,8 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
         WeightAveraging,
     )
 
-    chance = math.log(num_classes) if num_classes > 1 else 0.0  # the guard's floor: a fine-tune starts low
+    # the guard's reference is at least the chance loss: a fine-tune starts low, and its ups and downs are no explosion
+    chance = math.log(num_classes) if num_classes > 1 else 0.0
     callbacks = [ExplosionGuard(config["explode_factor"], floor=chance)]
     if writers:
         progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
