@@ -14,12 +14,13 @@ import pytest
 from striate.cli import main
 from striate.train import ExplosionGuard
 
-LN2, LN10 = math.log(2), math.log(10)
+LN10 = math.log(10)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"  # ../shared beside the repo
 
 
-def guard(factor=3.0, floor=LN2, window=5) -> ExplosionGuard:
-    g = ExplosionGuard(factor, floor=floor, window=window)
+def guard(classes: int = 2, factor: float = 3.0, literal: bool = False) -> ExplosionGuard:
+    """A run's guard on `classes` classes (or, `literal`, the notes' rule judged on every step alone)."""
+    g = ExplosionGuard(factor) if literal else ExplosionGuard.for_classes(classes, factor)
     g.set_trainer(SimpleNamespace(epoch=0, batch=0, diverged=False, stop_training=False, stop_reason=None,
                                   last_batch=None, lr=lambda: 0.1))
     return g
@@ -38,7 +39,7 @@ def feed(g: ExplosionGuard, losses, start: int = 0) -> int | None:
 def test_a_single_spike_of_6x_on_two_classes_does_not_stop():
     losses = [0.69, 6 * 0.69, 0.9, 0.8, 0.75, 0.7] + [0.7] * 20
     assert feed(guard(), losses) is None
-    assert feed(guard(window=1), losses) == 2  # the notes' rule taken literally: one noisy step stops it
+    assert feed(guard(literal=True), losses) == 2  # the notes' rule taken literally: one noisy step stops it
     assert feed(guard(), [0.69, 1e6, 0.8, 0.8, 0.7, 0.7, 0.7]) is None  # however large, if it is one step
     assert feed(guard(), [0.69, 0.7, 0.7, 9.0, 9.0, 0.7, 0.7, 0.7, 0.7]) is None  # two of five: still noise
 
@@ -47,28 +48,26 @@ def test_a_single_spike_of_6x_on_two_classes_does_not_stop():
 def test_the_threshold_on_both_sides(classes, first):
     """The threshold is factor × max(first loss, ln C, 1): exactly at it the run goes on; just above it,
     sustained, it stops on the third step above (once the window of 5 is full)."""
-    chance = math.log(classes)
-    threshold = 3 * max(first, chance, 1.0)
-    assert guard(floor=chance).reference is None
+    threshold = 3 * max(first, math.log(classes), 1.0)
+    assert guard(classes).reference is None
     at = [first] * 6 + [threshold] * 30
-    g = guard(floor=chance)
-    assert feed(g, at) is None and g.reference == max(first, chance, 1.0)
+    g = guard(classes)
+    assert feed(g, at) is None and g.reference == max(first, math.log(classes), 1.0)
     above = [first] * 6 + [threshold * 1.001] * 30
-    assert feed(guard(floor=chance), above) == 6 + 3
-    assert feed(guard(floor=chance), [first] + [threshold * 1.001] * 30) == 5  # from the start: the window fills
+    assert feed(guard(classes), above) == 6 + 3
+    assert feed(guard(classes), [first] + [threshold * 1.001] * 30) == 5  # from the start: the window fills
 
 
 def test_the_floor_gives_two_classes_a_margin_and_a_fine_tune_its_chance_level():
-    assert guard(floor=LN2).reference is None
-    g = guard(floor=LN2)
+    g = guard(2)
     feed(g, [0.6964])
     assert g.reference == 1.0  # not ln 2 ≈ 0.69: its threshold is 3 nats
-    g = guard(floor=LN10)
+    g = guard(10)
     feed(g, [0.05])  # a fine-tune starts low: its reference is the chance loss
     assert g.reference == pytest.approx(LN10)
-    g = guard(floor=0.0)
+    g = guard(literal=True)  # the literal rule: the first loss itself
     feed(g, [0.05])
-    assert g.reference == 1.0
+    assert g.reference == 0.05
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
@@ -86,7 +85,7 @@ def test_the_message_states_the_smoothed_loss_and_the_reference():
     reason = g.trainer.stop_reason
     assert reason.startswith("training diverged at epoch 1, step 5 (iteration 5): loss 7,")
     assert "median of the last 5 steps 5.5" in reason
-    assert "exceeds 3× the reference 1 = max(initial loss 0.6964, chance loss 0.6931, 1)" in reason
+    assert "exceeds 3× the reference 1 = max(initial loss 0.6964, floor 1)" in reason
     assert "lower learning rate" in reason
 
 
@@ -122,6 +121,7 @@ def test_bad_settings_are_refused():
         ExplosionGuard(1.0)
     with pytest.raises(ValueError, match="window must be"):
         ExplosionGuard(3.0, window=0)
+    assert repr(guard(2)) == "ExplosionGuard(factor=3, floor=1, window=5)"
 
 
 # ----- whole runs with the defaults -------------------------------------------------------------------------

@@ -136,9 +136,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits, tmp_path):
     assert resumed.callback(History).epochs[-1]["loss"] == ref.callback(History).epochs[-1]["loss"]
 
 
-def test_explosion_guard_stops_within_three_steps_and_never_saves(digits, tmp_path):
-    """A sustained explosion stops when the median of the last 5 losses passes 3× the reference: within 3 steps
-    of the first exploded one (at once if the loss turns non-finite); the exploded state is never saved."""
+def test_explosion_guard_stops_within_one_step_and_never_saves(digits, tmp_path):
     t, loader, val = make_trainer(digits, tmp_path, opt="sgd", lr=0.05)
     t.schedule = None
     t.fit(loader, val, epochs=1)
@@ -148,9 +146,8 @@ def test_explosion_guard_stops_within_three_steps_and_never_saves(digits, tmp_pa
     assert t.diverged and t.stop_training
     hist = t.callback(History).iterations
     bad = [r for r in hist if not math.isfinite(r["loss"]) or r["loss"] > 3 * hist[0]["loss"]]
-    assert bad and hist[-1]["iteration"] == t.iteration
-    assert bad[0]["iteration"] <= t.iteration <= bad[0]["iteration"] + 2, "training went on after 3 exploded steps"
-    assert all(r in bad for r in hist if r["iteration"] >= bad[0]["iteration"])  # a sustained explosion
+    assert bad and hist[-1] is bad[0], "training went on after the first exploded step"
+    assert t.iteration == bad[0]["iteration"]
     msg = t.stop_reason
     assert "epoch 2" in msg and f"step {t.batch}" in msg and "lr 1e+04" in msg and "lower learning rate" in msg
     store = CheckpointStore(tmp_path / "ck")

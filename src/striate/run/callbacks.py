@@ -4,7 +4,6 @@ metrics.jsonl, progress on the console, checkpoints, early stopping, the diagnos
 from __future__ import annotations
 
 import importlib.util
-import math
 
 from .directory import RunDir
 
@@ -25,9 +24,7 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
         WeightAveraging,
     )
 
-    # the guard's reference is at least the chance loss: a fine-tune starts low, and its ups and downs are no explosion
-    chance = math.log(num_classes) if num_classes > 1 else 0.0
-    callbacks = [ExplosionGuard(config["explode_factor"], floor=chance)]
+    callbacks = [ExplosionGuard.for_classes(num_classes, config["explode_factor"])]
     if writers:
         progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
         callbacks += [History(directory.metrics_file), progress, ModelCheckpoint(directory.checkpoints_dir, meta=meta)]
