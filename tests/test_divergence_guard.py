@@ -192,3 +192,16 @@ def test_a_truly_diverging_run_still_stops_within_a_few_steps(tmp_path, capsys):
     assert "diverged at epoch 1, step " in line
     assert int(line.split("step ")[1].split(" ")[0]) <= 5
     assert "is not finite" in line or ("median of the last 5 steps" in line and "the reference" in line)
+
+
+@pytest.mark.parametrize("explode_factor", [3.0, 5.0])
+def test_every_run_and_search_trial_gets_the_runs_guard(explode_factor):
+    """Runs and the search's trials take their callbacks from `run_callbacks`: the median of 5 steps against
+    `explode_factor` × max(first loss, ln C, 1)."""
+    from striate.run.callbacks import run_callbacks
+    from striate.run.config import defaults
+
+    config = {**defaults(), "explode_factor": explode_factor, "patience": 0}
+    g = next(c for c in run_callbacks(config, None, {}, 2, has_val=False, steps_per_epoch=1, writers=False)
+             if isinstance(c, ExplosionGuard))
+    assert (g.factor, g.floor, g.window) == (explode_factor, 1.0, 5)
