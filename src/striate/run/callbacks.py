@@ -4,7 +4,6 @@ metrics.jsonl, progress on the console, checkpoints, early stopping, the diagnos
 from __future__ import annotations
 
 import importlib.util
-import math
 
 from .directory import RunDir
 
@@ -25,8 +24,7 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
         WeightAveraging,
     )
 
-    chance = math.log(num_classes) if num_classes > 1 else 0.0  # the guard's floor: a fine-tune starts low
-    callbacks = [ExplosionGuard(config["explode_factor"], floor=chance)]
+    callbacks = [ExplosionGuard.for_classes(num_classes, config["explode_factor"])]
     if writers:
         progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
         callbacks += [History(directory.metrics_file), progress, ModelCheckpoint(directory.checkpoints_dir, meta=meta)]

@@ -323,7 +323,8 @@ OPTIONS: tuple[Option, ...] = (
     # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
            minimum=0, commands=D, group="run", aliases=("random_seed", "random_state")),
-    Option("explode_factor", float, 3.0, "stop when the loss exceeds this × the initial loss", minimum=1.0,
+    Option("explode_factor", float, 3.0, "stop when the smoothed loss (median of the last 5 steps) exceeds this × the "
+           "reference max(initial loss, ln C, 1); a non-finite loss stops at once", minimum=1.0,
            exclusive=True, resumable=True, group="run"),
     Option("diagnostics", int, 100, "every this many iterations record per-layer activation and gradient "
            "statistics (update/weight ratios 10× as often) into diagnostics.json (0: off)", minimum=0,

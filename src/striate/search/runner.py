@@ -8,9 +8,10 @@ and records the outcome. Any number of workers (processes, machines) may run `wo
   s samples with a seed derived from (seed, s, k), so the trials do not depend on which worker ran them.
 - A running trial records a heartbeat every `heartbeat` seconds; one silent for `grace` seconds (its
   worker died) is marked failed by whichever worker looks next, and the others carry on.
-- A trial whose loss goes non-finite or past `explode_factor` × its first loss stops within one step
-  (the run's ExplosionGuard) and is recorded as failed with the reason; Optuna's median pruner stops
-  hopeless trials at epoch boundaries; no trial's failure stops the search.
+- A trial that diverges stops early by the run's rule (its ExplosionGuard): a non-finite loss at once, a
+  median loss over 5 steps past `explode_factor` × max(first loss, ln C, 1) within 3 steps; it is recorded
+  as failed with the reason. Optuna's median pruner stops hopeless trials at epoch boundaries; no trial's
+  failure stops the search.
 """
 
 from __future__ import annotations

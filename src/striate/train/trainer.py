@@ -2,7 +2,8 @@
 
     trainer = Trainer(net, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(net, lr=0.1),
                       schedule=st.optim.schedules.cosine(0.1, 1000),
-                      callbacks=[ExplosionGuard(), History("run/metrics.jsonl"), ModelCheckpoint("run/checkpoints")])
+                      callbacks=[ExplosionGuard.for_classes(10), History("run/metrics.jsonl"),
+                                 ModelCheckpoint("run/checkpoints")])
     trainer.fit(train_loader, val_loader, epochs=10)
 
 `fit(..., epochs=N)` trains until N epochs have completed *in total*, so after `restore(...)` of a
