@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.diagnose import FAIL, PASS, THRESHOLDS, WARN, check_inputs
+from striate.diagnose import FAIL, PASS, SKIP, THRESHOLDS, WARN, check_inputs
 from striate.diagnose.checks import (
     activations,
     gradient_check,
@@ -91,6 +91,29 @@ def test_class_imbalance_boundary(rare, status):
     y = np.array([0] * 100 + [1] * rare)
     x = np.random.default_rng(0).standard_normal((len(y), 4))
     assert next(v for v in check_inputs(x, y, 2) if v.check == "labels").status == status
+
+
+@pytest.fixture(scope="module")
+def shuffled_digits():
+    d = st.data.load("digits")
+    x = d.images.astype(np.float32) / 255
+    return x - x.mean(), np.random.default_rng(0).permutation(d.labels.astype(np.int64))
+
+
+@pytest.mark.parametrize("side,status", [(1 + EPS, FAIL), (1.0, FAIL), (1 - EPS, SKIP)])
+def test_neighbour_contrast_boundary(shuffled_digits, monkeypatch, side, status):
+    """1-NN agreement at chance claims shuffled labels only at a neighbour contrast at or below the threshold;
+    above it (neighbours uninformative, as on natural photos) the verdict is an inconclusive SKIP, no cause."""
+    from dataclasses import replace
+
+    from striate.diagnose import data_check
+
+    x, y = shuffled_digits
+    contrast = next(v for v in check_inputs(x, y, 10) if v.check == "labels match inputs").details["contrast"]
+    monkeypatch.setattr(data_check, "T", replace(T.inputs, match_contrast=contrast * side))
+    v = next(v for v in check_inputs(x, y, 10) if v.check == "labels match inputs")
+    assert v.status == status and v.cause == ("labels_shuffled" if status == FAIL else "")
+    assert ("inconclusive" in v.value) == (status == SKIP)
 
 
 def mlp(*middle):

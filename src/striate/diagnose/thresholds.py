@@ -21,6 +21,9 @@ class Inputs:
     imbalance: float = 5.0  # the most frequent class ≥ this × the least frequent (with ≥ 20 samples of it)
     match_warn_z: float = 4.0  # 1-NN accuracy's z-score against chance at or below: labels look shuffled (WARN)
     match_fail_z: float = 2.0  # below: FAIL
+    # neighbour contrast (median nearest ÷ typical distance) above which a 1-NN test near chance is inconclusive
+    # (SKIP): digits and MNIST-like images ≈ 0.38 … 0.45, natural photos (CIFAR-10) ≈ 0.60 … 0.63
+    match_contrast: float = 0.5
 
 
 @dataclass(frozen=True)
