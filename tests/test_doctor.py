@@ -39,7 +39,7 @@ def test_healthy_setup_passes_everything(digits):
     report = doctor(net(), data=digits, optimizer="momentum", lr=LR)
     elapsed = time.perf_counter() - t
     assert report.status == PASS and report.diagnosis == "healthy", str(report)
-    assert len(report.verdicts) == 15 and elapsed < 60
+    assert len(report.verdicts) == 16 and elapsed < 60
     assert report.get("learning curves").details["val_accuracy"] > 0.9
     assert report.lr_finder is not None and report.lr_finder.suggestion > 0
 

@@ -71,7 +71,7 @@ def test_report_embeds_every_plot(run_dir):
     assert len(images) == len(ids) and all(min(i.size) > 50 and not_blank(i) for i in images)
     assert sorted(p.stem for p in (run_dir / "plots").glob("*.png")) == sorted(ids)
     assert "src=\"http" not in page and "<script" not in page  # self-contained, no external resources
-    assert page.count("class='s PASS'") == 15 and "15 checks: 15 PASS" in page
+    assert page.count("class='s PASS'") == 16 and "16 checks: 16 PASS" in page
 
 
 def test_header_has_the_numbers_a_person_looks_for_first(trained):
@@ -193,7 +193,7 @@ def test_doctor_command(tmp_path, capsys):
     out = capsys.readouterr().out
     doc = json.loads(out.splitlines()[0])
     verdicts = doc["verdicts"]
-    assert len(verdicts) == 16 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}  # with validation labels
+    assert len(verdicts) == 17 and {v["status"] for v in verdicts} <= {"PASS", "WARN"}  # with validation labels
     assert doc["diagnosis"]["cause"] in ("healthy", *[v["cause"] for v in verdicts])
     assert (tmp_path / "doc" / "report.html").is_file()
     assert main(["doctor", *args, "--lr", "5"]) == 1

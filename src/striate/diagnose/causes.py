@@ -18,6 +18,7 @@ checks fail (a problem in the data or the model's construction makes every train
 | `missing_nonlinearity` | weighted layers stacked with no nonlinearity between them: one linear map |
 | `regularization_too_strong` | the penalty dominates the loss, or dropout drops nearly everything |
 | `eval_mismatch` | the model scores worse in eval mode than in training mode on the same data (BatchNorm statistics) |
+| `variance_shift` | a BatchNorm after a dropout: running statistics gathered with dropout on, used with it off |
 | `dead_units` | ReLU units that never fire / layers whose outputs are mostly zero (a negative bias) |
 | `weights_too_large` | initial weights too large: saturated tanh/sigmoid, exploding activations or scores |
 | `weights_too_small` | initial weights too small: activations and gradients collapse with depth |
@@ -61,6 +62,9 @@ CAUSES: dict[str, tuple[str, str]] = {
                                   "dropout probability"),
     "eval_mismatch": ("the model does worse in eval mode than in training mode", "check BatchNorm's momentum "
                       "(0.1 is usual; 0 never updates the running statistics)"),
+    "variance_shift": ("a BatchNorm after a dropout: its running statistics do not match evaluation",
+                       "move every dropout after the last BatchNorm (into the fully connected head), or leave it "
+                       "out: BatchNorm already regularises"),
     "dead_units": ("ReLU units that never fire", "use zero or small positive biases, He initialisation and a "
                    "moderate learning rate (or LeakyReLU)"),
     "weights_too_large": ("the initial weights are too large", "use Xavier (tanh/sigmoid) or He (ReLU) "
@@ -89,7 +93,8 @@ PRIORITY: tuple[str, ...] = tuple(c for c in CAUSES if c != HEALTHY)
 
 # causes read from the data or the settings before any training, precise enough that even a WARN of theirs
 # (inputs a bit large, a 1-NN test a bit above chance, dropout 0.8) is the root of the training FAILs it explains
-PROMOTABLE = frozenset({"inputs_not_preprocessed", "labels_shuffled", "regularization_too_strong", "eval_mismatch"})
+PROMOTABLE = frozenset({"inputs_not_preprocessed", "labels_shuffled", "regularization_too_strong", "eval_mismatch",
+                        "variance_shift"})
 
 _TRAINING = {"lr_too_high", "lr_too_low", "cannot_overfit", "overfitting", "underfitting", "plateau", "noisy_loss",
              "labels_shuffled"}  # labels_shuffled: "validation at chance" is read as it by the curves alone
@@ -112,6 +117,8 @@ EXPLAINS: dict[str, frozenset[str]] = {k: frozenset(v) - {k} for k, v in {
                              "weights_too_small"},
     "regularization_too_strong": _TRAINING | _STATS | {"eval_mismatch"},
     "eval_mismatch": {"overfitting", "underfitting", "plateau", "noisy_loss", "labels_shuffled", "cannot_overfit"},
+    "variance_shift": {"eval_mismatch", "overfitting", "underfitting", "plateau", "noisy_loss", "labels_shuffled",
+                       "cannot_overfit"},
     "dead_units": _TRAINING | {"weights_too_small", "frozen"},
     "weights_too_large": _TRAINING | {"dead_units", "bad_initial_loss", "weights_too_small"},
     "weights_too_small": _TRAINING | {"dead_units"},

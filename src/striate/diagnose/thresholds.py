@@ -35,6 +35,11 @@ class Model:
 
 
 @dataclass(frozen=True)
+class BnDropout:
+    shift_warn: float = 1.1  # a BatchNorm's input variance, dropout on against off (either way), at or above
+
+
+@dataclass(frozen=True)
 class GradientCheck:
     tol: float = 1e-5  # relative error in float64 above: suspicious (WARN)
     fail_tol: float = 1e-3  # above: wrong (FAIL)
@@ -113,6 +118,7 @@ class LearningCurves:
 class Thresholds:
     inputs: Inputs = field(default_factory=Inputs)
     model: Model = field(default_factory=Model)
+    bn_dropout: BnDropout = field(default_factory=BnDropout)
     gradient_check: GradientCheck = field(default_factory=GradientCheck)
     initial_loss: InitialLoss = field(default_factory=InitialLoss)
     regularisation: Regularisation = field(default_factory=Regularisation)

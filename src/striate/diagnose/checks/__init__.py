@@ -9,6 +9,7 @@ from . import (  # noqa: F401, I001  (imported to register, in this order)
     labels_match,
     validation_labels,
     model,
+    bn_dropout,
     gradient_check,
     initial_loss,
     regularisation,
