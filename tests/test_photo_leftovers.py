@@ -1,0 +1,30 @@
+"""Leftovers of issue 23: a fine-tune keeps its source's PCA / whitening (settings and fitted basis), the
+training warning about skipped files words them as files, and `eval --split all` evaluates the splits a run has."""
+
+import numpy as np
+
+from striate.cli import main
+
+FAST = ["--report", "off", "--diagnostics", "0", "--limit", "300", "--epochs", "1"]
+VECTOR_NET = """
+[model]
+layers = [{ layer = "Flatten" }, { layer = "Linear", out_features = 32 }, { layer = "ReLU" }, { layer = "Linear" }]
+"""
+
+
+def test_finetune_from_a_pca_run_transfers_the_first_linear(tmp_path):
+    from striate.run import RunDir
+
+    path = tmp_path / "net.toml"
+    path.write_text('data = "digits"\n' + VECTOR_NET)
+    assert main(["train", "--config", str(path), "--preprocess", "pca", "--n-components", "20",
+                 "--out", str(tmp_path / "r"), *FAST]) == 0
+    assert main(["finetune", "--from", str(tmp_path / "r"), "--data", "digits", "--freeze", "1", "--out",
+                 str(tmp_path / "ft"), *FAST]) == 0
+    source, tuned = RunDir(tmp_path / "r").load_model(), RunDir(tmp_path / "ft").load_model()
+    # frozen: the transferred first Linear is the source's (a re-initialised layer is never frozen)
+    np.testing.assert_array_equal(tuned.model.state_dict()["1.weight"], source.model.state_dict()["1.weight"])
+    before, after = source.preprocess.steps[-1], tuned.preprocess.steps[-1]
+    assert after.n_components == 20
+    np.testing.assert_array_equal(after.components_, before.components_)  # the source's basis, not a refit
+    assert "n_components = 20" in (tmp_path / "ft" / "config.toml").read_text()
