@@ -28,3 +28,14 @@ def test_finetune_from_a_pca_run_transfers_the_first_linear(tmp_path):
     assert after.n_components == 20
     np.testing.assert_array_equal(after.components_, before.components_)  # the source's basis, not a refit
     assert "n_components = 20" in (tmp_path / "ft" / "config.toml").read_text()
+
+
+def test_the_training_warning_words_skipped_files_as_files(tmp_path, capsys):
+    from tests.test_image_folder_runs import RUN, _folder
+
+    data = _folder(tmp_path / "photos", [(8, 8)])
+    (data / "cat" / "notes.txt").write_text("not an image")  # another format: skipped, but no unreadable image
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *RUN]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 file (unreadable, not images, or beside the class folders; e.g. cat/notes.txt)" in err
+    assert "unreadable image" not in err
