@@ -39,3 +39,21 @@ def test_the_training_warning_words_skipped_files_as_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped 1 file (unreadable, not images, or beside the class folders; e.g. cat/notes.txt)" in err
     assert "unreadable image" not in err
+
+
+def test_eval_split_all_evaluates_the_splits_the_run_has(tmp_path, capsys):
+    import json
+
+    from tests.test_image_folder_runs import RUN, _folder
+
+    data = _folder(tmp_path / "photos", [(8, 8)])  # class folders only: no test split
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *RUN]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r"), "--split", "all", "--json"]) == 0
+    out = capsys.readouterr()
+    results = json.loads(out.out)
+    assert set(results) == {"train", "val", "all"}
+    assert results["all"]["count"] == results["train"]["count"] + results["val"]["count"] == 24
+    assert "has no test split: --split all leaves it out" in out.err
+    assert main(["eval", str(tmp_path / "r")]) == 1  # the test split alone: refused, pointing to val
+    assert "has no test split: evaluate its held-out images with --split val" in capsys.readouterr().err
