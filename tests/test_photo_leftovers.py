@@ -57,3 +57,12 @@ def test_eval_split_all_evaluates_the_splits_the_run_has(tmp_path, capsys):
     assert "has no test split: --split all leaves it out" in out.err
     assert main(["eval", str(tmp_path / "r")]) == 1  # the test split alone: refused, pointing to val
     assert "has no test split: evaluate its held-out images with --split val" in capsys.readouterr().err
+
+
+def test_one_epoch_is_singular_in_the_search_and_the_report_header():
+    from striate.report.header import subtitle
+    from striate.search.launch import _epochs
+
+    assert (_epochs(1), _epochs(2)) == ("1 epoch", "2 epochs")
+    assert "1 epoch ·" in subtitle({"model": "m", "epochs": 1, "seed": 0})
+    assert "3 epochs" in subtitle({"model": "m", "epochs": 3})
