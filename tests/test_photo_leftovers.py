@@ -66,3 +66,15 @@ def test_one_epoch_is_singular_in_the_search_and_the_report_header():
     assert (_epochs(1), _epochs(2)) == ("1 epoch", "2 epochs")
     assert "1 epoch ·" in subtitle({"model": "m", "epochs": 1, "seed": 0})
     assert "3 epochs" in subtitle({"model": "m", "epochs": 3})
+
+
+def test_finetune_keeps_the_preprocessing_a_run_file_chooses(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text('data = "digits"\n' + VECTOR_NET)
+    assert main(["train", "--config", str(path), "--preprocess", "pca", "--n-components", "20",
+                 "--out", str(tmp_path / "r"), *FAST]) == 0
+    tune = tmp_path / "tune.toml"
+    tune.write_text(f'from = "{tmp_path / "r"}"\npreprocess = "whiten"\nn_components = 12\n')
+    assert main(["finetune", "--config", str(tune), "--data", "digits", "--out", str(tmp_path / "ft"), *FAST]) == 0
+    written = (tmp_path / "ft" / "config.toml").read_text()
+    assert "preprocess = \"whiten\"" in written and "n_components = 12" in written  # the run file's, refitted

@@ -2,9 +2,9 @@
 architecture is rebuilt for the new images and classes, every layer whose weights fit is transferred, the
 rest are re-initialised (and named, with the reason), the first layers may be frozen, and the run trains
 with every option of `striate train` (finetune's own default: 5 epochs). The source run's preprocessing
-settings (preprocess, n_components, whiten_eps) are kept unless given; the preprocessing is refitted on the new
-data, except a pca / whiten / zca basis, which is the source's own when the settings and image shape match (a
-refit would rotate the inputs the transferred first layer reads)."""
+settings (preprocess, n_components, whiten_eps) are kept unless a flag or the run file gives them; the
+preprocessing is refitted on the new data, except a pca / whiten / zca basis, which stays the source's when the
+settings and image shape match (a refit would rotate the inputs the transferred first layer reads)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..run import RunDir, build, config, execute
+    from ..run import RunDir, build, config, execute, run_file
     from ..run.transfer import read_source, source_model, transfer
 
     cfg = configuration(args, "finetune")
@@ -38,8 +38,9 @@ def run(args) -> int:
     source = read_source(cfg["from"], cfg["model"], cfg["torch_arch"] or None)
     cfg["from"] = os.path.abspath(os.path.expanduser(cfg["from"]))  # the record reproduces it from anywhere
     cfg["model"] = source.build_config["name"]
+    chosen = set(run_file.load_run_file(args.config, "finetune")) if args.config else set()
     for key, value in source.settings.items():  # the source's preprocessing, so the net reads the same inputs
-        if getattr(args, key, None) is None:
+        if getattr(args, key, None) is None and key not in chosen:
             cfg[key] = value
     directory = RunDir.new(cfg["out"]).claim("striate finetune")  # before the lock: nothing written yet
     cfg["out"] = str(directory)
