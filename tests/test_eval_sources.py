@@ -102,7 +102,7 @@ def test_report_shows_the_files_and_the_skipped_ones(photo_run, photos):
     evaluation = json.loads((photo_run / "evaluation.json").read_text())
     assert all(item["source"] in page for item in evaluation["top_losses"])
     assert all(f in page for p in evaluation["most_confused"] for f in p["examples"])
-    assert "Skipped files" in page and "1 unreadable file was left out" in page
+    assert "Skipped files" in page and "1 file was left out of the data folder: unreadable, not images" in page
     assert "dark/broken.png" in page and str(photo_run / "skipped_images.txt") in page
 
 

@@ -82,7 +82,7 @@ def test_unreadable_files_are_skipped_and_listed_or_refused_when_strict(tmp_path
     bomb_png(data / "dog" / "98.png", 12000, 12000)  # oversized: refused from its header, skipped
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *RUN]) == 0
     err = capsys.readouterr().err
-    assert "skipped 2 unreadable images" in err
+    assert "skipped 2 files (unreadable, not images, or beside the class folders; e.g. cat/99.png)" in err
     listed = (tmp_path / "r" / "skipped_images.txt").read_text().splitlines()
     assert [line.split("\t")[0] for line in listed] == ["cat/99.png", "dog/98.png"]
     assert "refused before decoding" in listed[1]

@@ -5,7 +5,7 @@ misclassified images with the highest loss, and a few images of each most-confus
 
     striate eval runs/x                         # the test split, best checkpoint
     striate eval runs/x --split val             # the run's own held-out images
-    striate eval runs/x --split all             # train (without the held-out images), val and test
+    striate eval runs/x --split all             # train (without the held-out images), val and test (those it has)
     striate eval runs/x --top-losses 10         # and the 10 worst mistakes, each with its file
     striate eval runs/a runs/b --ensemble --tta flip
 """
@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
                         "else another dataset (default: the run's own)")
     parser.add_argument("--split", default="test", choices=(*SPLITS, "all"),
                         help="train (without the held-out images), val (the held-out images), test, or all of "
-                             "them and their total (default: test)")
+                             "them the data has and their total (default: test)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint "
                         "(default: best)")
     parser.add_argument("--weights", default="trained", choices=("trained", "averaged", "snapshots"),
@@ -71,15 +71,33 @@ def run(args) -> int:
     tta = args.tta or runs[0].config.get("tta", "none")
     if args.tta:
         config.resolve({"tta": args.tta}, where="command line", base={})  # checked: one message for a bad mode
-    splits = ("train", "val", "test") if args.split == "all" else (args.split,)
-    results = {split: _evaluate(args, runs, split, tta) for split in splits}
     if args.split == "all":
+        results = _every_split(args, runs, tta)
         results["all"] = _total(results.values())
+    else:
+        results = {args.split: _evaluate(args, runs, args.split, tta)}
     if args.json:
         print(json.dumps(results[args.split] if args.split != "all" else results))
         return 0
     _print(args, runs, results, tta)
     return 0
+
+
+def _every_split(args, runs, tta) -> dict:
+    """`--split all`: each split the data has; one it lacks (no test split, no held-out images) is left out
+    with a note on stderr."""
+    from ..console import note
+    from ..data.datasets import MissingSplit
+    from ..run.data import NoHeldOut
+
+    results = {}
+    for split in ("train", "val", "test"):
+        try:
+            results[split] = _evaluate(args, runs, split, tta)
+        except (MissingSplit, NoHeldOut):
+            lacks = "held-out (val) images" if split == "val" else f"{split} split"
+            note(f"note: {args.data or runs[0].config['data']} has no {lacks}: --split all leaves it out")
+    return results
 
 
 def _arrays(args, trained, split):

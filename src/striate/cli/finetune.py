@@ -1,8 +1,10 @@
 """`striate finetune`: fine-tune a trained run, or pretrained weights, on new data. The source
 architecture is rebuilt for the new images and classes, every layer whose weights fit is transferred, the
 rest are re-initialised (and named, with the reason), the first layers may be frozen, and the run trains
-with every option of `striate train` (finetune's own default: 5 epochs). The preprocessing is refitted on
-the new data."""
+with every option of `striate train` (finetune's own default: 5 epochs). The source run's preprocessing
+settings (preprocess, n_components, whiten_eps) are kept unless a flag or the run file gives them; the
+preprocessing is refitted on the new data, except a pca / whiten / zca basis, which stays the source's when the
+settings and image shape match (a refit would rotate the inputs the transferred first layer reads)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..run import RunDir, build, config, execute
+    from ..run import RunDir, build, config, execute, run_file
     from ..run.transfer import read_source, source_model, transfer
 
     cfg = configuration(args, "finetune")
@@ -36,8 +38,10 @@ def run(args) -> int:
     source = read_source(cfg["from"], cfg["model"], cfg["torch_arch"] or None)
     cfg["from"] = os.path.abspath(os.path.expanduser(cfg["from"]))  # the record reproduces it from anywhere
     cfg["model"] = source.build_config["name"]
-    if source.preprocess and args.preprocess is None:  # the source run's kind of preprocessing, refitted here
-        cfg["preprocess"] = source.preprocess
+    chosen = set(run_file.load_run_file(args.config, "finetune")) if args.config else set()
+    for key, value in source.settings.items():  # the source's preprocessing, so the net reads the same inputs
+        if getattr(args, key, None) is None and key not in chosen:
+            cfg[key] = value
     directory = RunDir.new(cfg["out"]).claim("striate finetune")  # before the lock: nothing written yet
     cfg["out"] = str(directory)
     done = {}
@@ -49,18 +53,17 @@ def run(args) -> int:
         m = source_model(source, num_classes, shape, cfg["seed"])
         done["transfer"] = transfer(source, m, freeze=cfg["freeze"], cast=cfg["cast"],
                                     freeze_names=cfg["freeze_layers"])
-        done["shape"] = shape
         return m
 
     with directory.lock("striate finetune"):
         if directory.has_checkpoint("last"):
             raise config.ConfigError(f"'{directory}' already holds a run; choose another --out")
-        built = build(cfg, directory, model=model)
+        built = build(cfg, directory, model=model, fitted=source.fitted_for(cfg))
         directory.write_config(cfg)
         t = done["transfer"]
         directory.write_json(RunDir.FINETUNE, {"from": cfg["from"], "freeze": cfg["freeze"],
                                                 "freeze_layers": cfg["freeze_layers"], **t.to_dict()})
-        _describe(source, done["shape"], t)
+        _describe(source, built.data.shape, t)
         summary = execute(built)
     print_summary(summary, directory)
     return _status(summary, built)  # the exit table's, as for train: 3 diverged, 130/143 interrupted

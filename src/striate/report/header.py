@@ -35,7 +35,7 @@ def subtitle(config: dict) -> str:
         bits.append(opt)
     for key, fmt in (("batch_size", "batch {}"), ("epochs", "{} epochs"), ("seed", "seed {}")):
         if config.get(key) is not None:
-            bits.append(fmt.format(config[key]))
+            bits.append("1 epoch" if key == "epochs" and config[key] == 1 else fmt.format(config[key]))
     return "<p class='sub'>" + html.escape(" · ".join(bits)) + "</p>"
 
 

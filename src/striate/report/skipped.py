@@ -1,5 +1,5 @@
-"""The files of an image folder a run left out as unreadable, on its page: how many, the first SHOWN with the
-reason, and the file that lists them all (the run's skipped_images.txt, `path<TAB>reason` a line, written
+"""The files of an image folder a run left out (unreadable, not images), on its page: how many, the first
+SHOWN with the reason, and the file that lists them all (the run's skipped_images.txt, `path<TAB>reason` a line, written
 before training). Nothing when the run skipped nothing."""
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def skipped_files(run) -> str:
     if not pairs:
         return ""
     n = len(pairs)
-    files = "1 unreadable file was" if n == 1 else f"{n} unreadable files were"
+    files = "1 file was" if n == 1 else f"{n} files were"
     shown = f" (the first {SHOWN} below)" if n > SHOWN else ""
-    intro = (f"<p class='meta'>{files} left out of the data folder's images{shown}; the list is in "
+    intro = (f"<p class='meta'>{files} left out of the data folder: unreadable, not images, or beside the class "
+             f"folders{shown}; the list is in "
              f"{html.escape(str(path))}. Fix or remove them, or give --strict to stop at the first.</p>")
     rows = ["<table class='v' style='width:auto'><tr><th>file</th><th>reason</th></tr>"]
     for name, reason in pairs[:SHOWN]:

@@ -8,7 +8,9 @@ built deterministically from the seed, so that a resume rebuilds exactly the sam
 function `f(num_classes, (H, W, C)) -> Module` called once the data is loaded (a fine-tune's, which sizes
 the source architecture for the new data and transfers the weights); `callbacks=` adds the caller's
 callbacks to the run's own; `test=False` leaves the test split unseen (a search ranks trials by validation
-accuracy); `fitted=` reuses saved preprocessing statistics (a resume) instead of fitting them again.
+accuracy); `fitted=` reuses saved preprocessing statistics (a resume) instead of fitting them again, or is a
+function `f((H, W, C)) -> statistics or None` of the images' shape (a fine-tune's, which reuses its source's
+when the images match).
 
 `comm=` (an MPI job's `distributed.world()`): this process is one rank of a data-parallel run — its loader
 yields its part of each global batch, its trainer averages gradients over the ranks, and on ranks other
@@ -162,7 +164,7 @@ def check_combinations(config: dict) -> None:
                               f"{config['schedule']!r}")
 
 
-def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), fitted: list[dict] | None = None,
+def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), fitted=None,
           test: bool = True, stream=None, comm=None) -> Run:
     """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
     the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
@@ -178,6 +180,8 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     comm = Single() if comm is None else comm
     data = load_data(config)
     check_combinations(config)
+    if callable(fitted):
+        fitted = fitted(data.shape)
     preprocess = Preprocessing.from_state(fitted) if fitted is not None else preprocessing(config)
     inputs = model_input(config, preprocess, data.shape)
     if fitted is None:

@@ -15,6 +15,13 @@ from . import config as cfg
 SPLIT, INIT, LOADER = 1, 2, 3  # sub-seeds of the run seed, one stream per consumer
 
 
+class NoHeldOut(cfg.ConfigError):
+    """`--split val` where there are no held-out images (the run held out none, or another dataset): a
+    ConfigError (exit 2), which `eval --split all` catches to leave the split out."""
+
+    split = "val"
+
+
 @dataclass
 class Data:
     train_x: np.ndarray
@@ -86,7 +93,8 @@ def split_arrays(config: dict, split: str, data: str | None = None):
     held-out images, 'val' exactly those, 'test' the dataset's test split; `sources` (a data.Sources) says
     where each image came from. With `data`: the run's own data at this new place when its recorded place is
     gone (or `data` is that place), else another dataset and its own 'train' or 'test' split."""
-    from ..data import DataError, load
+    from ..data import load
+    from ..data.datasets import MissingSplit
 
     if split not in SPLITS:
         raise cfg.ConfigError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}, all")
@@ -94,8 +102,8 @@ def split_arrays(config: dict, split: str, data: str | None = None):
         config, data = {**config, "data": data}, None  # the run's own data, moved
     if data is not None:
         if split == "val":
-            raise cfg.ConfigError(f"--split val is the run's own held-out part of its data; --data {data!r} has "
-                                  "none (use train or test)")
+            raise NoHeldOut(f"--split val is the run's own held-out part of its data; --data {data!r} has "
+                            "none (use train or test)")
         size, mode = cfg.parse_size(config.get("image_size", ""))
         ds = load(data, split, size=size, mode=mode)
         return ds.images, ds.labels, list(ds.classes), ds.sources
@@ -104,9 +112,9 @@ def split_arrays(config: dict, split: str, data: str | None = None):
         return d.train_x, d.train_y, d.classes, d.train_sources
     if split == "val":
         if d.val_x is None:
-            raise cfg.ConfigError(f"the run held out no validation images (val_fraction = {config['val_fraction']})")
+            raise NoHeldOut(f"the run held out no validation images (val_fraction = {config['val_fraction']})")
         return d.val_x, d.val_y, d.classes, d.val_sources
     if d.test is None:
         instead = "its held-out images with --split val" if d.val_x is not None else "--split train"
-        raise DataError(f"dataset {config['data']!r} has no test split: evaluate {instead}")
+        raise MissingSplit(f"dataset {config['data']!r} has no test split: evaluate {instead}", "test")
     return d.test.images, d.test.labels, list(d.test.classes), d.test.sources

@@ -84,15 +84,16 @@ CHECK_TRAIN, CHECK_VAL = 5000, 2000  # samples the start-up data check reads (ev
 
 
 def announce_data(run: Run) -> None:
-    """Before training: the files of an image folder that were left out as unreadable (listed in the run
-    directory), then a warning for each problem the doctor's data check finds in what the model will see."""
+    """Before training: the files of an image folder that were left out (unreadable or not images; listed in
+    the run directory), then a warning for each problem the doctor's data check finds in what the model will see."""
     from ..atomic import write_atomic
 
     skipped = run.data.skipped
     if skipped:
         write_atomic(run.directory.skipped_file, "".join(f"{path}\t{why}\n" for path, why in skipped))
-        console.note(f"warning: skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} (e.g. "
-                     f"{skipped[0][0]}); the list is in {run.directory.skipped_file} (--strict stops instead)")
+        console.note(f"warning: skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''} (unreadable, not images, "
+                     f"or beside the class folders; e.g. {skipped[0][0]}); the list, with the reasons, is in "
+                     f"{run.directory.skipped_file} (--strict stops instead)")
     for verdict in data_warnings(run):
         console.note(f"warning: {verdict.check}: {verdict.advice}")
 

@@ -18,6 +18,9 @@ from . import config as cfg
 from .data import INIT
 from .directory import RunDir
 
+PREPROCESSING = ("preprocess", "n_components", "whiten_eps")  # the keys that decide a run's net input, copied together
+BASES = ("pca", "whiten", "zca")  # preprocessings whose fitted statistics are a basis of the source's data
+
 
 @dataclass
 class Source:
@@ -28,6 +31,18 @@ class Source:
     description: str
     path: str
     torch_arch: str | None = None
+    settings: dict = field(default_factory=dict)  # the source run's PREPROCESSING keys, as its run file has them
+    fitted: list | None = None  # the source checkpoint's fitted preprocessing statistics
+
+    def fitted_for(self, config: dict):
+        """`build`'s `fitted=` for a fine-tune with `config`: the source's fitted statistics for images of the
+        source's shape when the preprocessing settings match and the preprocessing is a basis fitted to the data
+        (pca, whiten, zca: a refit would rotate the inputs the transferred first layer reads); None (refit)
+        otherwise."""
+        same = self.fitted is not None and all(config.get(k) == v for k, v in self.settings.items())
+        if not same or self.settings.get("preprocess") not in BASES:
+            return None
+        return lambda shape: self.fitted if tuple(shape) == tuple(self.input_shape or ()) else None
 
 
 def read_source(path: str, model: str = "", torch_arch: str | None = None) -> Source:
@@ -40,8 +55,10 @@ def read_source(path: str, model: str = "", torch_arch: str | None = None) -> So
         checkpoint = directory.checkpoint("best")
         meta = RunDir.meta(checkpoint)
         tag = "best" if "best" in checkpoint.tags else "last"
-        return Source(dict(meta["model"]), dict(checkpoint.weights), directory.read_config().get("preprocess"),
-                      tuple(meta["input_shape"]), f"{p} ({tag} checkpoint)", str(p))
+        config = directory.read_config()
+        return Source(dict(meta["model"]), dict(checkpoint.weights), config.get("preprocess"),
+                      tuple(meta["input_shape"]), f"{p} ({tag} checkpoint)", str(p),
+                      settings={k: config[k] for k in PREPROCESSING if k in config}, fitted=meta.get("preprocess"))
     if not p.is_file():
         raise cfg.ConfigError(f"--from {path!r}: no such run directory or weights file")
     if not model:

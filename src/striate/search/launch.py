@@ -68,7 +68,7 @@ def retrain_best(spec, rows, directory: Path, stream=None) -> dict | None:
     config = {**config, "epochs": spec.retrain_epochs or spec.base["epochs"], "out": str(out)}
     run_dir = RunDir(out)
     run_dir.write_config(config)
-    print(f"retraining stage {b.stage} trial {b.number} for {config['epochs']} epochs in {out}", file=stream)
+    print(f"retraining stage {b.stage} trial {b.number} for {_epochs(config['epochs'])} in {out}", file=stream)
     summary = execute(build(config, run_dir))
     best = summary.get("best_val_accuracy")
     line = f"retrained best: {summary['status']}" + ("" if best is None else f", best val accuracy {100 * best:.2f}%")
@@ -122,7 +122,7 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
     check_storage(url)  # a corrupt or foreign study database: refused before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "search.json").write_text(spec.to_json() + "\n")
-    stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {s.epochs} epochs" + (f", {s.narrow}" if s.narrow else "")
+    stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {_epochs(s.epochs)}" + (f", {s.narrow}" if s.narrow else "")
                        for i, s in enumerate(spec.stages))
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
     print(f"search {spec.name!r} in {directory} ({stages}); storage {shown}; {workers} worker(s)",
@@ -168,3 +168,7 @@ def _run_workers(directory: Path, storage: str | None, workers: int, max_trials:
               file=sys.stderr)
         status = EXIT_ERROR
     return status
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"

@@ -191,7 +191,7 @@ class MedianPruning(Callback):
         if epoch + 1 < self.epochs and self.trial.should_prune():
             self.pruned = True
             self.trainer.stop_training = True
-            self.trainer.stop_reason = (f"pruned after epoch {epoch + 1}: val accuracy {value:.4f} is below the "
+            self.trainer.stop_reason = (f"pruned after epoch {epoch + 1}: val accuracy {100 * value:.2f}% is below the "
                                         "median of earlier trials at this epoch")
 
 
