@@ -105,6 +105,25 @@ def test_tampered_safetensors_with_recomputed_checksums_is_a_clear_error(copy, c
         assert err.startswith("striate eval: error: ") and "weights.safetensors" in err and "Traceback" not in err
 
 
+def test_a_run_in_progress_is_named_in_use_even_after_its_first_checkpoint(tmp_path):
+    """`--out` of a directory whose run is still training: "in use" by that process, not "already holds a run"
+    (which would suggest resuming a run that is running)."""
+    out = tmp_path / "busy"
+    cmd = [sys.executable, "-m", "striate", "train", "--out", str(out), "--epochs", "200", *FAST]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoints" / "last").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the test could start the second"
+        for again in (cmd, [*cmd[:4], "--resume", str(out), "--epochs", "300"]):
+            second = subprocess.run(again, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2 and "in use" in second.stderr and str(first.pid) in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_two_runs_cannot_share_a_directory(tmp_path):
     """The second `striate train --out D` started while the first runs is refused, naming the holder; the
     first finishes undisturbed. A lock left by a dead process does not block the next run."""

@@ -143,6 +143,11 @@ class RunDir:
         if not entries:
             return target
         made_here = (real / RunLock.NAME).is_file()
+        if made_here:  # a run in progress is named as such, whatever it has written yet
+            try:
+                RunLock(real).check_free()
+            except RunLocked as e:
+                raise cfg.ConfigError(str(e)) from None
         if made_here or target.is_run():
             try:
                 holds_run = target.has_checkpoint("last")

@@ -35,13 +35,32 @@ class RunLock:
         except BlockingIOError:
             holder = self._holder(fd)
             os.close(fd)
-            raise RunLocked(f"run directory '{self.path.parent}' is in use by {holder}; wait for it to finish, "
-                            "or choose another directory") from None
+            raise self._locked(holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command,
                                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
         self._fd = fd
         return self
+
+    def check_free(self) -> None:
+        """RunLocked naming the holder when a live process holds the directory; writes nothing (a directory
+        without a lock file is free)."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while a writer holds LOCK_EX
+        except BlockingIOError:
+            raise self._locked(self._holder(fd)) from None
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+
+    def _locked(self, holder: str) -> RunLocked:
+        return RunLocked(f"run directory '{self.path.parent}' is in use by {holder}; wait for it to finish, "
+                         "or choose another directory")
 
     @staticmethod
     def _holder(fd: int) -> str:
