@@ -74,6 +74,20 @@ def test_report_embeds_every_plot(run_dir):
     assert page.count("class='s PASS'") == 16 and "16 checks: 16 PASS" in page
 
 
+def test_the_plots_are_written_atomically(run_dir, tmp_path, monkeypatch):
+    """Every PNG goes through atomic.write_atomic (temp file, fsync, rename), like the page itself."""
+    import striate.atomic as atomic
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    written = []
+    real = atomic.write_atomic
+    monkeypatch.setattr(atomic, "write_atomic", lambda path, data: (written.append(Path(path).name), real(path, data)))
+    write_report(RunDir(copy))
+    assert sorted(p.name for p in (copy / "plots").glob("*.png")) == sorted(n for n in written if n.endswith(".png"))
+    assert "report.html" in written
+
+
 def test_header_has_the_numbers_a_person_looks_for_first(trained):
     page = (trained / "report.html").read_text()
     summary = json.loads((trained / "summary.json").read_text())

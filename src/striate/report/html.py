@@ -162,9 +162,11 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
     title = title or f"striate report: {run.path.name}"
     body, pngs = draw_without_damage(lambda inputs: _page(run, inputs, title, log_loss), read_inputs(run))
     if run.plots_dir is not None:
-        for name, png in pngs.items():
+        from ..atomic import write_atomic
+
+        for name, png in pngs.items():  # atomically, as every file striate writes: a kill leaves a whole PNG
             run.plots_dir.mkdir(parents=True, exist_ok=True)
-            (run.plots_dir / name).write_bytes(png)
+            write_atomic(run.plots_dir / name, png)
         _prune(run.plots_dir, set(pngs))
     return write_page(out, title, body)
 

@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..atomic import write_atomic
+
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -121,7 +123,7 @@ def run(path: str | os.PathLike, storage: str | None = None, workers: int = 1, r
     url = storage or default_storage(directory)
     check_storage(url)  # a corrupt or foreign study database: refused before anything is written
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "search.json").write_text(spec.to_json() + "\n")
+    write_atomic(directory / "search.json", spec.to_json() + "\n")
     stages = "; ".join(f"stage {i + 1}: {s.trials} trials × {_epochs(s.epochs)}" + (f", {s.narrow}" if s.narrow else "")
                        for i, s in enumerate(spec.stages))
     shown = url.split("@")[-1] if "@" in url else url  # never print a password

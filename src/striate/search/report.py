@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import math
 import sys
 from dataclasses import dataclass, field
@@ -109,12 +110,16 @@ def format_table(rows: list[Row], names: list[str]) -> str:
 
 
 def write_csv(rows: list[Row], names: list[str], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["stage", "trial", *names, "val_accuracy", "epochs", "seconds", "status", "reason"])
-        for r in ranked(rows):
-            w.writerow([r.stage, r.number, *[r.params.get(n, "") for n in names],
-                        "" if r.value is None else r.value, r.epochs, r.seconds, r.status, r.reason or ""])
+    """results.csv, written atomically (a reader never sees half a table)."""
+    from ..atomic import write_atomic
+
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["stage", "trial", *names, "val_accuracy", "epochs", "seconds", "status", "reason"])
+    for r in ranked(rows):
+        w.writerow([r.stage, r.number, *[r.params.get(n, "") for n in names],
+                    "" if r.value is None else r.value, r.epochs, r.seconds, r.status, r.reason or ""])
+    write_atomic(path, buf.getvalue())
 
 
 # ----- the page --------------------------------------------------------------------------------
@@ -191,12 +196,14 @@ def write_html(rows: list[Row], spec: SearchSpec, spaces: list, path: Path, stag
 
 def write_all(spec: SearchSpec, storage, directory: Path) -> tuple[list[Row], str]:
     """results.csv, results.txt and search_report.html in `directory`; returns (rows, the text table)."""
+    from ..atomic import write_atomic
+
     rows, spaces = collect(spec, storage)
     names = spec.space.names
     text = format_table(rows, names)
     directory.mkdir(parents=True, exist_ok=True)
     write_csv(rows, names, directory / "results.csv")
-    (directory / "results.txt").write_text(text + "\n")
+    write_atomic(directory / "results.txt", text + "\n")
     try:
         write_html(rows, spec, spaces, directory / "search_report.html", studies(spec, storage))
     except ImportError as e:  # matplotlib is missing: the table is still there
