@@ -60,7 +60,8 @@ def _human(n: float, unit: str = "") -> str:
     return f"{n:.0f} {unit}".rstrip()
 
 
-def _mib(b: float) -> str:
+def mib(b: float) -> str:
+    """A byte count in the largest binary unit it reaches: '1.5 GiB'."""
     for div, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if b >= div:
             return f"{b / div:,.1f} {unit}"
@@ -98,10 +99,10 @@ class TrainingMemory:
         return self.activations + self.workspace + self.parameters + self.gradients + self.optimizer_state
 
     def __str__(self) -> str:
-        return (f"training step at batch {self.batch_size} ({self.optimizer}): activations {_mib(self.activations)} + "
-                f"im2col workspace {_mib(self.workspace)} ({self.threads} thread{'s' * (self.threads != 1)}) + "
-                f"parameters {_mib(self.parameters)} + gradients {_mib(self.gradients)} + optimizer state "
-                f"{_mib(self.optimizer_state)} = {_mib(self.total)}")
+        return (f"training step at batch {self.batch_size} ({self.optimizer}): activations {mib(self.activations)} + "
+                f"im2col workspace {mib(self.workspace)} ({self.threads} thread{'s' * (self.threads != 1)}) + "
+                f"parameters {mib(self.parameters)} + gradients {mib(self.gradients)} + optimizer state "
+                f"{mib(self.optimizer_state)} = {mib(self.total)}")
 
 
 @dataclass
@@ -174,17 +175,17 @@ class Complexity:
         lines = [head, "─" * len(head)]
         for r in self.rows:
             lines.append(f"{r.name:<{nw}}{r.layer:<{lw}}{str(r.output_shape):<22}{r.params:>13,}{r.macs:>17,}"
-                         f"{_mib(r.activation_bytes):>14}")
+                         f"{mib(r.activation_bytes):>14}")
         lines.append("─" * len(head))
         lines.append(f"{'total':<{nw + lw + 22}}{self.total_params:>13,}{self.total_macs:>17,}"
-                     f"{_mib(self.activation_bytes):>14}")
+                     f"{mib(self.activation_bytes):>14}")
         lines.append(f"input {self.input_shape} → output {self.output_shape}: {_human(self.total_params)} parameters, "
-                     f"{_human(self.total_macs)} MACs, {_mib(self.activation_bytes)} of activations (input included)")
+                     f"{_human(self.total_macs)} MACs, {mib(self.activation_bytes)} of activations (input included)")
         folded = sum(r.activation_bytes for r in self.rows if r.elementwise)
         if folded:
-            lines.append(f"activations count every layer's output: {_mib(folded)} of them are ReLU, dropout and "
+            lines.append(f"activations count every layer's output: {mib(folded)} of them are ReLU, dropout and "
                          f"Flatten outputs, which the notes fold into the layer before "
-                         f"({_mib(self.activation_bytes - folded)} without them; the notes' VGG-16 table says ~93 MB)")
+                         f"({mib(self.activation_bytes - folded)} without them; the notes' VGG-16 table says ~93 MB)")
         return "\n".join(lines)
 
 

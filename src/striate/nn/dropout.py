@@ -1,7 +1,7 @@
 """Regularisation by random masking: Dropout, Dropout2d (whole feature maps) and DropConnect (weights).
 
 p is the probability of DROPPING an element (PyTorch's convention, `torch.nn.Dropout(p)`), not the notes' p,
-which is the probability of KEEPING one (their `H1 *= np.random.rand(*H1.shape) < p`): the notes' p = 0.5 is
+which is the probability of KEEPING one (their mask `H1 *= rand(*H1.shape) < p`): the notes' p = 0.5 is
 this p = 0.5, their p = 0.8 is this p = 0.2. 0 ≤ p ≤ 1 (p = 1 zeroes everything). The repr says it:
 `Dropout(p=0.2, drops 20%)`.
 Inverted scaling 1/(1 − p) at training time, so evaluation uses the layer unchanged. Masks come from

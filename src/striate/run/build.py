@@ -94,7 +94,7 @@ def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], sa
     """ConfigError when a training step of `model` on images `shape` at the configuration's batch size (or
     `samples`, when fewer: a batch holds at most the training set) and optimizer needs more memory than this
     machine has (`complexity.machine_memory`)."""
-    from ..complexity import _mib, complexity, heaviest, machine_memory
+    from ..complexity import complexity, heaviest, machine_memory, mib
     from ..optim.registry import STATE_SLOTS
 
     have = machine_memory()
@@ -110,7 +110,7 @@ def check_memory(model, config: dict, name: str, shape: tuple[int, int, int], sa
     where = "" if row is None else (f"; the largest layer is layer {row.name}, {row.layer} ({row.params:,} parameters, "
                                     f"output {'×'.join(map(str, row.output_shape[1:]))} per image)")
     raise cfg.ConfigError(f"model {name!r} on {config['data']!r} images {'×'.join(map(str, shape))} cannot fit in "
-                          f"memory: a {need} (summary's estimate), more than this machine's {_mib(have)}{where}; "
+                          f"memory: a {need} (summary's estimate), more than this machine's {mib(have)}{where}; "
                           "use smaller layers, a smaller width or batch_size")
 
 

@@ -268,8 +268,7 @@ class RunDir:
                       ranks: int = 1) -> None:
         """Append a [[resume]] record: when, the epoch it started from, the settings it changed and, when more
         than one, the MPI ranks it runs on. `data`: the same data's new place (`--resume --data`), recorded in
-        place of the old one (not a change)."""
-        self.check_config_toml(command)
+        place of the old one (not a change). `resume` has refused an edited config.toml already, first."""
         settings, resumes = self._saved_config(command)
         if data is not None:
             settings["data"] = data
