@@ -1,6 +1,6 @@
-"""Compiled kernels from the optional `numba` extra (`pip install "striate[numba]"`), for the passes where a
-single compiled loop measurably beats NumPy's several array passes: max pooling, forward with its switches
-and backward (see `numba_kernels.py` for what it wins and what was tried and not kept).
+"""Compiled kernels from numba, for the passes where a single compiled loop measurably beats NumPy's several
+array passes. Each family lives in its own module `numba_<family>.py` (e.g. `numba_pool.py`: max pooling,
+forward with its switches and backward), loaded by `compiled("<family>")`.
 
 Enabled when numba is installed, unless `STRIATE_NUMBA=0`. `import striate` never imports numba: the first
 pass that has a compiled kernel does (and compiles it, cached on disk where numba can write its cache). Each
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-_kernels = None  # the module numba_kernels, once loaded
+_modules: dict[str, object] = {}  # family → its loaded module numba_<family>
 _enabled: bool | None = None
 
 
@@ -32,13 +32,16 @@ def set_numba(enabled: bool) -> None:
     _enabled = bool(enabled) and importlib.util.find_spec("numba") is not None
 
 
-def kernels():
-    """The compiled kernels module, or None when the extra is not enabled."""
-    global _kernels
+def compiled(family: str):
+    """The module `striate.kernels.numba_<family>`, or None when compiled kernels are off."""
     if not numba_enabled():
         return None
-    if _kernels is None:
-        from . import numba_kernels
+    module = _modules.get(family)
+    if module is None:
+        module = _modules[family] = importlib.import_module(f"{__package__}.numba_{family}")
+    return module
 
-        _kernels = numba_kernels
-    return _kernels
+
+def kernels():
+    """The max-pooling kernels (`compiled("pool")`), or None when compiled kernels are off."""
+    return compiled("pool")

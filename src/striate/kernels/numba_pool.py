@@ -1,4 +1,4 @@
-"""The numba kernels behind `jit.py` (imported only when the extra is enabled). Each runs on one part of the
+"""The max-pooling numba kernels behind `jit.py` (imported only when the extra is enabled). Each runs on one part of the
 batch per call, without the GIL, so striate's own threads split the work as they do for the NumPy kernels.
 
 Written for LLVM's vectorizer: plain indexing (no array views inside the loops, whose reference counting
