@@ -68,8 +68,8 @@ CASES = [
 ]
 IDS = [c[0] for c in CASES]
 # layers taking any rank from a minimum on: for them a per-sample shape is itself a valid, smaller batch
-ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "prelu_shared", "prelu_channels", "dropout",
-            "batchnorm_images", "lrn", "flatten"}
+ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "prelu_shared", "prelu_channels",
+            "dropout", "batchnorm_images", "lrn", "flatten"}
 
 
 def test_cases_cover_every_layer():

@@ -28,6 +28,8 @@ def _compiled(*arrays):
 def in_parts(fn, *arrays) -> None:
     """fn(*parts) over flat, equal-length parts of C-contiguous `arrays` (the first sets the work size), one
     part per thread: the outputs among `arrays` are written in place."""
+    if not all(a.flags.c_contiguous for a in arrays):  # reshape would copy, and outputs be written to the copy
+        raise ValueError("in_parts: every array must be C-contiguous")
     flats = [a.reshape(-1) for a in arrays]
     for_parts(lambda s: fn(*[f[s] for f in flats]), flats[0].size, arrays[0].nbytes)
 
