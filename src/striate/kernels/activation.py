@@ -5,9 +5,10 @@ parameter gradients). Gradients at the kink x = 0 follow PyTorch: the x ≤ 0 br
 (ReLU'(0) = 0, LeakyReLU'(0) = slope, PReLU'(0) = α, ELU'(0) = α). Dtype follows the input.
 
 Contiguous float32/float64 arrays go in one pass per thread: with numba (`jit.compiled("act")`) through the
-compiled loops of `numba_act.py` (bit-identical to the NumPy expressions below), else through the same NumPy
-ufuncs on each part. Tanh and sigmoid forward stay NumPy ufuncs on both paths (NumPy's SIMD tanh/exp beat
-the C library's scalar ones that numba calls); other layouts and dtypes take one whole-array NumPy pass.
+compiled loops of `numba_act.py` (bit-identical to the NumPy expressions below, except sigmoid's forward:
+the C library's exp, within float32 rounding), else through the same NumPy ufuncs on each part. Tanh's
+forward stays NumPy's ufunc on both paths (NumPy's SIMD tanh is ~7× the C library's scalar one that numba
+calls); other layouts and dtypes take one whole-array NumPy pass.
 """
 
 from __future__ import annotations
@@ -152,6 +153,11 @@ def sigmoid_forward(x: np.ndarray):
         out = np.where(x >= 0, 1, e) / (1 + e)
         return out, out
     out = np.empty_like(x)
+    jit = _compiled(x)
+    if jit is not None:  # within float32 rounding of the NumPy path (the C library's exp)
+        one = x.dtype.type(1)
+        in_parts(lambda a, o: jit.sigmoid_forward(a, o, one), x, out)
+        return out, out
 
     def part(a, o):
         e = np.exp(-np.abs(a))
