@@ -127,9 +127,3 @@ def dropout_forward(x, uniforms, out, p, scale, zero):
         uniforms[i] = m
         out[i] = x[i] * m
 
-
-@numba.njit(**_opts)
-def multiply(a, b, out):
-    """out = a · b (dropout's backward), one pass per part. Bit-identical."""
-    for i in range(a.size):
-        out[i] = a[i] * b[i]
