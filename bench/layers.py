@@ -21,7 +21,7 @@ from common import compute_threads, race, setup_torch  # noqa: E402
 def layer_pairs(torch, batch: int):
     """(name, striate module, torch module, NHWC input shape) for each distinct layer of the reference net."""
     import striate as st
-    from striate.nn.activation import ReLU
+    from striate.nn.activation import GELU, ReLU, Tanh
     from striate.nn.dropout import Dropout
     from striate.nn.norm import BatchNorm
     from striate.nn.pool import MaxPool2d
@@ -36,6 +36,8 @@ def layer_pairs(torch, batch: int):
         pairs.append((f"batchnorm {c} @{h}", BatchNorm(c), nn.BatchNorm2d(c), (batch, h, h, c)))
         pairs.append((f"relu {c} @{h}", ReLU(), nn.ReLU(), (batch, h, h, c)))
         pairs.append((f"maxpool2 {c} @{h}", MaxPool2d(2), nn.MaxPool2d(2), (batch, h, h, c)))
+    pairs.append(("tanh 6 @28 (lenet5)", Tanh(), nn.Tanh(), (batch, 28, 28, 6)))
+    pairs.append(("gelu 128 @16", GELU(), nn.GELU(), (batch, 16, 16, 128)))
     pairs.append(("linear 4096->256", st.nn.Linear(4096, 256, rng=rng), nn.Linear(4096, 256), (batch, 4096)))
     pairs.append(("dropout 256", Dropout(0.5, rng=rng), nn.Dropout(0.5), (batch, 256)))
     pairs.append(("linear 256->10", st.nn.Linear(256, 10, rng=rng), nn.Linear(256, 10), (batch, 256)))

@@ -63,6 +63,7 @@ def _translate(m, torch):
             _copy(torch, a, b)
         return t
     simple = {activation.ReLU: lambda: nn.ReLU(inplace=True), activation.Tanh: nn.Tanh,
+              activation.GELU: lambda: nn.GELU(approximate=m.approximate),
               pool.GlobalAvgPool2d: lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
               shape.Flatten: lambda: _flatten_nhwc_module(torch), dropout.Dropout: lambda: nn.Dropout(m.p),
               pool.MaxPool2d: lambda: nn.MaxPool2d(m.kernel_size, m.stride),

@@ -38,6 +38,8 @@ CASES = [
     ("elu", lambda r, d: nn.ELU(), (2, 5), False),
     ("sigmoid", lambda r, d: nn.Sigmoid(), (2, 5), False),
     ("tanh", lambda r, d: nn.Tanh(), (2, 4, 4, 3), False),
+    ("gelu", lambda r, d: nn.GELU(), (2, 4, 4, 3), False),
+    ("gelu_tanh", lambda r, d: nn.GELU("tanh"), (2, 5), False),
     ("prelu_shared", lambda r, d: nn.PReLU(dtype=d), (2, 5), False),
     ("prelu_channels", lambda r, d: nn.PReLU(3, dtype=d), (2, 4, 4, 3), False),
     ("maxout", lambda r, d: nn.Maxout(6, 3, pieces=3, rng=r, dtype=d), (2, 6), False),
@@ -66,8 +68,8 @@ CASES = [
 ]
 IDS = [c[0] for c in CASES]
 # layers taking any rank from a minimum on: for them a per-sample shape is itself a valid, smaller batch
-ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "prelu_shared", "prelu_channels", "dropout",
-            "batchnorm_images", "lrn", "flatten"}
+ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "prelu_shared", "prelu_channels",
+            "dropout", "batchnorm_images", "lrn", "flatten"}
 
 
 def test_cases_cover_every_layer():

@@ -1,7 +1,7 @@
 """Layers, containers, losses and initialisers. Images are NHWC, arrays float32 by default."""
 
 from . import init
-from .activation import ELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
+from .activation import ELU, GELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .containers import Concat, Residual, Sequential
 from .conv import Conv2d
 from .dropout import DropConnect, Dropout, Dropout2d
@@ -18,7 +18,7 @@ from .shape import Flatten
 
 __all__ = [
     "AvgPool2d", "BatchNorm", "Concat", "Conv2d", "DropConnect", "Dropout", "Dropout2d", "ELU", "Flatten",
-    "FractionalMaxPool2d", "GlobalAvgPool2d", "GroupedConv2d", "L1", "L2", "LayerError", "LeakyReLU", "Linear",
+    "FractionalMaxPool2d", "GELU", "GlobalAvgPool2d", "GroupedConv2d", "L1", "L2", "LayerError", "LeakyReLU", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Maxout", "Module", "MulticlassSVM", "PReLU", "Parameter", "ReLU", "Residual",
     "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "ZeroPad2d", "grad_enabled", "init", "l1", "l2",
     "log_softmax", "no_grad", "softmax",

@@ -1,10 +1,11 @@
-"""Activation layers: Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU (elementwise, any shape) and Maxout (N, D)."""
+"""Activation layers: Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, ELU, GELU (elementwise, any shape) and Maxout (N, D)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..kernels import activation as K
+from ..kernels import gelu as G
 from . import init as initializers
 from .module import Module, Parameter, grad_enabled
 
@@ -77,6 +78,30 @@ class ELU(_Elementwise):
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
+
+
+class GELU(_Elementwise):
+    """x·Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel 2016); PyTorch's `nn.GELU(approximate=...)`:
+    "none" (default) the exact erf form, "tanh" the approximation x/2·(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in G.APPROXIMATIONS:
+            raise ValueError(f"GELU: approximate must be one of {', '.join(map(repr, G.APPROXIMATIONS))}, "
+                             f"got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        self._check(x)
+        y, cache = G.gelu_forward(x, self.approximate)
+        self._save(cache, y)
+        return y
+
+    def backward(self, dy):
+        return G.gelu_backward(dy, self._saved(dy))
+
+    def extra_repr(self):
+        return "" if self.approximate == "none" else f"approximate={self.approximate!r}"
 
 
 class Sigmoid(_Elementwise):
