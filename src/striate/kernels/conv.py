@@ -19,10 +19,15 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .gemm import matmul, matmul_tn
+from .jit import compiled
 from .parallel import for_parts
 from .window import output_size
 
 COLUMN_BYTES = 16 * 2**20  # bound on one chunk's column matrix (measured: ~16 MB chunks beat one big matrix)
+
+# col2im runs compiled (numba_conv.col2im, bit-identical) up to this many channels; above, NumPy's strided
+# adds move runs long enough to keep up (measured below)
+COMPILED_COL2IM_MAX_C = 64
 
 _workspace = threading.local()  # one set of scratch buffers per thread: two models may run in two threads
 
@@ -86,8 +91,12 @@ def col2im(dcols: np.ndarray, padded_shape, kh: int, kw: int, stride: int, ho: i
     dxp = np.empty(padded_shape, dtype=dcols.dtype) if out is None else out
     d6 = dcols.reshape(n, ho, wo, kh, kw, c)
     h_end, w_end = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+    fast = compiled("conv") if c <= COMPILED_COL2IM_MAX_C else None
 
     def part(s):
+        if fast is not None:  # the same additions in the same order, without NumPy's per-run overhead
+            rows = dcols.reshape(n * ho * wo, kh * kw * c)[s.start * ho * wo:s.stop * ho * wo]
+            return fast.col2im(rows, kh, kw, stride, ho, wo, dxp[s])
         d = dxp[s]
         d.fill(0)
         for i in range(kh):

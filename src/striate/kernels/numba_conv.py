@@ -1,0 +1,42 @@
+"""The convolution numba kernels behind `jit.compiled("conv")` (imported only when compiled kernels are on).
+Each runs on one part of the batch per call, without the GIL; striate's own threads split the batch.
+
+col2im: NumPy's scatter-add (`conv.col2im`) adds one kernel offset at a time as a strided slice whose
+innermost run is C floats: with 1–8 input channels almost all of its time is per-run overhead. The compiled
+loop keeps NumPy's order of additions — per sample, zeros, then the KH·KW offsets in row-major order — so
+every element receives the same float32 additions in the same order: bit-identical to the NumPy path.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_opts = {"nogil": True, "cache": True, "boundscheck": False}
+
+
+@numba.njit(**_opts)
+def col2im(dcols, kh, kw, stride, ho, wo, dxp):
+    """dxp (n, Hp, Wp, C) = Σ over offsets (u, v), row-major, of dcols (n·Ho·Wo, KH·KW·C)'s column block
+    (u, v) at rows u + stride·i, columns v + stride·j; zeros where no window reaches."""
+    n, hp, wp, c = dxp.shape
+    for b in range(n):
+        for y in range(hp):
+            for x in range(wp):
+                for ch in range(c):
+                    dxp[b, y, x, ch] = 0
+        for u in range(kh):
+            for v in range(kw):
+                k = (u * kw + v) * c
+                for i in range(ho):
+                    r = (b * ho + i) * wo
+                    y = i * stride + u
+                    for j in range(wo):
+                        x = j * stride + v
+                        for ch in range(c):
+                            dxp[b, y, x, ch] += dcols[r + j, k + ch]
+
+
+def warm():
+    """Compile the kernels for float32 now rather than at first use."""
+    col2im(np.zeros((1, 1), np.float32), 1, 1, 1, 1, 1, np.zeros((1, 1, 1, 1), np.float32))
