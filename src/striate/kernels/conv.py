@@ -189,7 +189,7 @@ def conv2d_input_grad(dout: np.ndarray, w: np.ndarray, stride: int, pad: int, x_
         return dxp[:, pad:dxp.shape[1] - pad, pad:dxp.shape[2] - pad, :] if pad else dxp
     if stride != 1 or pad > min(kh, kw) - 1:
         raise ValueError(f"conv2d_input_grad: stride {stride}, pad {pad} with a {kh}×{kw} kernel: use conv2d_backward")
-    if COL2IM_BELOW * c < f:
+    if (COMPILED_COL2IM_BELOW if c <= FEW_CHANNELS and compiled("conv") else COL2IM_BELOW) * c < f:
         return _input_grad_col2im(dout, w, pad, x_shape)
     # dx is the "full" correlation of dout with the flipped, transposed kernel: one more forward
     # convolution, measured ~1.5× faster than GEMM + col2im (whose strided scatter-adds dominate)
@@ -201,6 +201,9 @@ def conv2d_input_grad(dout: np.ndarray, w: np.ndarray, stride: int, pad: int, x_
 # full correlation): 3→64 @ 32×32 3×3 38 vs 106, 1→6 @ 32×32 5×5 6.5 vs 17, 6→16 @ 14×14 5×5 11.9 vs 11.3,
 # 32→64 @ 32×32 160 vs 150, 64→64 @ 32×32 268 vs 208
 COL2IM_BELOW = 4
+# with the compiled col2im and at most FEW_CHANNELS input channels, from F > 2·C (same, numba on): 6→16 @ 14×14 5×5
+# 4–6 vs 18–23, 1→6 7–12 vs 17, 3→32 @ 32×32 5×5 58–73 vs 190–240, 8→24 5×5 124–159 vs 133–157, 4→8 83–86 vs 65–69
+COMPILED_COL2IM_BELOW, FEW_CHANNELS = 2, 16
 
 
 def _input_grad_col2im(dout, w, pad, x_shape):
