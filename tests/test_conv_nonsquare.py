@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.kernels import jit
+from striate.kernels import jit, parallel
 from striate.kernels.conv import (
     _input_grad_col2im,
     col2im,
@@ -126,12 +126,22 @@ def test_input_grad_paths_agree(rng, case):
     np.testing.assert_allclose(conv2d_input_grad(dy, wt, 1, p, x.shape), ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.fixture
+def threads():
+    before = parallel.num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)
+
+
 @pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (the optional extra)")
 @pytest.mark.parametrize(("shape", "kernel", "stride"), [
     ((2, 20, 12, 1), (3, 5), 1), ((2, 12, 20, 3), (5, 3), 2), ((3, 9, 7, 8), (2, 3), 1), ((2, 11, 11, 64), (3, 3), 2),
+    ((4, 44, 36, 3), (5, 3), 1),  # large enough to be split between threads
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_col2im_is_bit_identical(rng, numba_path, shape, kernel, stride, dtype):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_compiled_col2im_is_bit_identical(rng, numba_path, threads, shape, kernel, stride, dtype, n_threads):
+    threads(n_threads)
     n, hp, wp, c = shape
     kh, kw = kernel
     ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
