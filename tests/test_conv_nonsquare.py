@@ -27,7 +27,7 @@ HAS_NUMBA = jit.importlib.util.find_spec("numba") is not None
 NUMBA = [False, True] if HAS_NUMBA else [False]
 
 CASES = [  # (H, W, C, F, (KH, KW), stride, pad)
-    (20, 12, 2, 3, (3, 5), 1, 1),
+    (20, 12, 2, 7, (3, 5), 1, 1),   # 2·C < F ≤ 4·C: dx by GEMM + col2im with numba, by the full correlation without
     (12, 20, 1, 6, (5, 3), 1, 2),   # few channels, F > 2·C: dx by GEMM + col2im
     (21, 13, 3, 4, (3, 5), 2, 1),   # strided: dx and dw share the column matrices
     (20, 12, 2, 5, (2, 4), 2, 1),
