@@ -208,7 +208,8 @@ def conv2d_input_grad(dout: np.ndarray, w: np.ndarray, stride: int, pad: int, x_
 # 32→64 @ 32×32 160 vs 150, 64→64 @ 32×32 268 vs 208
 COL2IM_BELOW = 4
 # with the compiled col2im and at most FEW_CHANNELS input channels, from F > 2·C (same, numba on): 6→16 @ 14×14 5×5
-# 4–6 vs 18–23, 1→6 7–12 vs 17, 3→32 @ 32×32 5×5 58–73 vs 190–240, 8→24 5×5 124–159 vs 133–157, 4→8 83–86 vs 65–69
+# 4–6 vs 18–23, 1→6 7–12 vs 17, 3→32 @ 32×32 5×5 58–73 vs 190–240, 8→24 5×5 124–159 vs 133–157, 4→8 83–86 vs 65–69.
+# So for 2·C < F ≤ 4·C numba on and off take different routes to dx, equal within float32 rounding.
 COMPILED_COL2IM_BELOW, FEW_CHANNELS = 2, 16
 
 
