@@ -1,4 +1,5 @@
-"""Per-layer forward and forward+backward times of the reference CIFAR net's layers at batch 128:
+"""Per-layer forward and forward+backward times of the reference CIFAR net's layers (and of the few-input-channel
+5×5 convolutions of the small nets) at batch 128:
 striate vs PyTorch (CPU, channels_last, same thread count), alternated in one process run; prints medians
 and the striate/PyTorch time ratio per layer (striate time / PyTorch time: ≤ 1 means striate is at least
 as fast; run.py reports the inverse, a speed ratio).
@@ -41,7 +42,15 @@ def layer_pairs(torch, batch: int):
     pairs.append(("linear 4096->256", st.nn.Linear(4096, 256, rng=rng), nn.Linear(4096, 256), (batch, 4096)))
     pairs.append(("dropout 256", Dropout(0.5, rng=rng), nn.Dropout(0.5), (batch, 256)))
     pairs.append(("linear 256->10", st.nn.Linear(256, 10, rng=rng), nn.Linear(256, 10), (batch, 256)))
+    # the few-input-channel 5×5 convolutions of lenet5, three_layer and googlenet_cifar (width 0.25), with bias
+    for h, cin, cout, pad in FEW_CHANNEL_CONVS:
+        pairs.append((f"conv5x5 {cin}->{cout} @{h}" + (f" p{pad}" if pad else ""),
+                      st.nn.Conv2d(cin, cout, 5, padding=pad, rng=rng), nn.Conv2d(cin, cout, 5, padding=pad),
+                      (batch, h, h, cin)))
     return pairs
+
+
+FEW_CHANNEL_CONVS = [(32, 1, 6, 0), (14, 6, 16, 0), (32, 3, 32, 2), (32, 4, 8, 2), (32, 8, 24, 2)]  # (H, C, F, pad)
 
 
 def time_pair(torch, s_mod, t_mod, shape, repeats):

@@ -360,7 +360,7 @@ def test_a_batch_holds_at_most_the_training_set(tmp_path, monkeypatch):
 
     assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None  # one batch of 1,617 digits
     monkeypatch.setattr(parallel, "num_threads", lambda: 2)
-    # 128 MiB: 46 MiB of activations for 1,617 digits and 2 threads' im2col buffers (2 × 2 × 16 MiB)
+    # 128 MiB: 46 MiB of activations for 1,617 digits and 2 threads' im2col buffers (2 × 2 × 4 MiB)
     monkeypatch.setattr(complexity, "machine_memory", lambda: 128 * 2 ** 20)
     assert prepare_text("batch_size = 1000000000000\n", tmp_path).model is not None
     config = resolve({"model": "digits_net", "batch_size": 10 ** 12})

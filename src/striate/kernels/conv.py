@@ -7,7 +7,10 @@ Patches are read through a strided view and copied once into the column matrix
 (N·Ho·Wo, KH·KW·C), whose row order matches `w.reshape(KH·KW·C, F)`. The batch is processed in
 chunks so the column matrix never exceeds `COLUMN_BYTES`; backward recomputes each chunk's columns
 from the cached padded input rather than keeping all of them. col2im loops over the KH×KW kernel
-offsets, never over pixels or samples.
+offsets, never over pixels or samples; with numba (`jit.compiled("conv")`) and up to 64 channels it runs as
+one compiled loop making the same additions in the same order (bit-identical), 5–10× faster at 1–8 channels,
+where NumPy's strided adds move runs of 1–8 floats. The im2col copy and the GEMMs stay NumPy/BLAS: a compiled
+copy and a direct compiled convolution were measured slower (`numba_conv.py`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .gemm import matmul, matmul_tn
+from .jit import compiled
 from .parallel import for_parts
 from .window import output_size
 
-COLUMN_BYTES = 16 * 2**20  # bound on one chunk's column matrix (measured: ~16 MB chunks beat one big matrix)
+# bound on one chunk's column matrix: chunks beat one big matrix, and 4 MiB chunks beat 16 MiB ones where the
+# product is large (forward, batch 128, 2 threads, time 4 MiB / 16 MiB, two runs: 8→24 5×5 @ 32×32 0.74, 0.78;
+# 64→64 3×3 0.88, 0.88; 4→8 5×5 0.88, 0.95; 1→6, 3→32 5×5, 3→64 3×3, 6→16 0.91–1.09, noise on a shared machine)
+COLUMN_BYTES = 4 * 2**20
+
+# col2im runs compiled (numba_conv.col2im, bit-identical) up to this many channels; above, NumPy's strided
+# adds move runs long enough to keep up (numba_conv.py's docstring: equal at 128 channels)
+COMPILED_COL2IM_MAX_C = 64
 
 _workspace = threading.local()  # one set of scratch buffers per thread: two models may run in two threads
 
@@ -86,8 +97,12 @@ def col2im(dcols: np.ndarray, padded_shape, kh: int, kw: int, stride: int, ho: i
     dxp = np.empty(padded_shape, dtype=dcols.dtype) if out is None else out
     d6 = dcols.reshape(n, ho, wo, kh, kw, c)
     h_end, w_end = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+    fast = compiled("conv") if c <= COMPILED_COL2IM_MAX_C else None
 
     def part(s):
+        if fast is not None:  # the same additions in the same order, without NumPy's per-run overhead
+            rows = dcols.reshape(n * ho * wo, kh * kw * c)[s.start * ho * wo:s.stop * ho * wo]
+            return fast.col2im(rows, kh, kw, stride, ho, wo, dxp[s])
         d = dxp[s]
         d.fill(0)
         for i in range(kh):
@@ -180,7 +195,7 @@ def conv2d_input_grad(dout: np.ndarray, w: np.ndarray, stride: int, pad: int, x_
         return dxp[:, pad:dxp.shape[1] - pad, pad:dxp.shape[2] - pad, :] if pad else dxp
     if stride != 1 or pad > min(kh, kw) - 1:
         raise ValueError(f"conv2d_input_grad: stride {stride}, pad {pad} with a {kh}×{kw} kernel: use conv2d_backward")
-    if COL2IM_BELOW * c < f:
+    if (COMPILED_COL2IM_BELOW if c <= FEW_CHANNELS and compiled("conv") else COL2IM_BELOW) * c < f:
         return _input_grad_col2im(dout, w, pad, x_shape)
     # dx is the "full" correlation of dout with the flipped, transposed kernel: one more forward
     # convolution, measured ~1.5× faster than GEMM + col2im (whose strided scatter-adds dominate)
@@ -192,6 +207,10 @@ def conv2d_input_grad(dout: np.ndarray, w: np.ndarray, stride: int, pad: int, x_
 # full correlation): 3→64 @ 32×32 3×3 38 vs 106, 1→6 @ 32×32 5×5 6.5 vs 17, 6→16 @ 14×14 5×5 11.9 vs 11.3,
 # 32→64 @ 32×32 160 vs 150, 64→64 @ 32×32 268 vs 208
 COL2IM_BELOW = 4
+# with the compiled col2im and at most FEW_CHANNELS input channels, from F > 2·C (same, numba on): 6→16 @ 14×14 5×5
+# 4–6 vs 18–23, 1→6 7–12 vs 17, 3→32 @ 32×32 5×5 58–73 vs 190–240, 8→24 5×5 124–159 vs 133–157, 4→8 83–86 vs 65–69.
+# So for 2·C < F ≤ 4·C numba on and off take different routes to dx, equal within float32 rounding.
+COMPILED_COL2IM_BELOW, FEW_CHANNELS = 2, 16
 
 
 def _input_grad_col2im(dout, w, pad, x_shape):
