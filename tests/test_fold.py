@@ -16,9 +16,10 @@ from striate.kernels.winograd import winograd_forward
 from striate.models import registry
 from striate.nn import folding
 
-# zoo nets built small: the ImageNet-sized ones at 1/8 width on two images
-SMALL = {"alexnet": {"width": 0.125}, "googlenet": {"width": 0.125}, "googlenet_cifar": {"width": 0.25},
-         **{f"vgg{d}{bn}": {"width": 0.125} for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+# zoo nets built small: the ImageNet-sized ones at 1/8 width on 32×32 images (AlexNet: two 227×227 images)
+SMALL = {"alexnet": {"width": 0.125}, "googlenet": {"width": 0.125, "image_size": 32},
+         "googlenet_cifar": {"width": 0.25},
+         **{f"vgg{d}{bn}": {"width": 0.125, "image_size": 32} for d in (11, 13, 16, 19) for bn in ("", "_bn")},
          **{f"vgg{d}_cifar": {"width": 0.25} for d in (11, 13, 16, 19)}, "alexnet_cifar": {"width": 0.25}}
 LAYERS = [{"layer": "Conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1}, {"layer": "BatchNorm"},
           {"layer": "LeakyReLU", "negative_slope": 0.1}, {"layer": "MaxPool2d", "kernel_size": 2},
@@ -42,6 +43,7 @@ def randomise(net, rng, negative: bool = False):
 def build(name, rng):
     kw = {"layers": LAYERS} if name == "layers" else SMALL.get(name, {})
     h, w, c = registry.native_input(name)
+    h = w = kw.get("image_size", h)
     net = st.models.get(name, 10, c, rng=rng, **kw)
     return randomise(net, rng).eval(), (2 if h > 64 else 4, h, w, c)
 
