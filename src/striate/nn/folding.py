@@ -103,8 +103,9 @@ class Block:
     def __init__(self, layer, pool, bn, act, stop: int):
         self.layer, self.pool, self.bn, self.act, self.stop = layer, pool, bn, act, stop
         self.kept: list[np.ndarray] = []
-        self.folded: tuple | None = None  # (w', b', usable); usable False: a negative scale before a pool
-        self.transforms: dict[int, np.ndarray] = {}
+        # (w', b', usable, {m: Winograd transform of w'}); usable False: a negative scale before a pool. One
+        # tuple, replaced whole: a thread running the block meanwhile keeps a consistent set
+        self.folded: tuple | None = None
 
     def _sources(self) -> list[np.ndarray]:
         bn, layer = self.bn, self.layer
@@ -120,14 +121,8 @@ class Block:
             bias = None if self.layer.bias is None else self.layer.bias.data
             w, b, positive = fold_batchnorm(self.layer.weight.data, bias, self.bn)
             self.kept = [a.copy() for a in now]
-            self.folded = (w, b, positive or self.pool is None)
-            self.transforms = {}
+            self.folded = (w, b, positive or self.pool is None, {})
         return self.folded[2]
-
-    def _transform(self, w, m: int):
-        if m not in self.transforms:
-            self.transforms[m] = filter_transform(w, m)
-        return self.transforms[m]
 
     def __call__(self, x):
         layer = self.layer
@@ -135,8 +130,12 @@ class Block:
             w, b = layer.weight.data, None if layer.bias is None else layer.bias.data
             transform = getattr(layer, "_eval_transform", None)
         else:
-            w, b, _ = self.folded
-            transform = self._transform
+            w, b, _, kept = self.folded
+
+            def transform(w, m):
+                if m not in kept:
+                    kept[m] = filter_transform(w, m)
+                return kept[m]
         if type(layer) is Linear:
             return layer.fused_forward(x, w, b, self.act)
         y = layer.fused_forward(x, w, b, self.act, transform)
