@@ -87,6 +87,7 @@ def test_every_zoo_net_folds(name, spy):
         auto = net.forward(x)
         again = net.forward(x)
     assert spy, "the eval-mode forward under no_grad ran no fused block"
+    assert all(m._cache is None for m in net.modules())  # the earlier forward's caches are gone, as without folding
     close(auto, want, unfolded)
     np.testing.assert_array_equal(again, auto)
     folded = st.nn.fold(net)

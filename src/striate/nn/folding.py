@@ -100,8 +100,9 @@ def _same(arrays: list[np.ndarray], kept: list[np.ndarray]) -> bool:
 class Block:
     """One fused block of a Sequential (see `match`), with its folded parameters."""
 
-    def __init__(self, layer, pool, bn, act, stop: int):
+    def __init__(self, layer, pool, bn, act, stop: int, members: list[Module] = ()):
         self.layer, self.pool, self.bn, self.act, self.stop = layer, pool, bn, act, stop
+        self.members = list(members)  # every module of the block, the activation's too
         self.kept: list[np.ndarray] = []
         # (w', b', usable, {m: Winograd transform of w'}); usable False: a negative scale before a pool. One
         # tuple, replaced whole: a thread running the block meanwhile keeps a consistent set
@@ -126,6 +127,8 @@ class Block:
 
     def __call__(self, x):
         layer = self.layer
+        for m in self.members:  # as if each had run under no_grad: no cache left from an earlier training pass
+            m._save(None)
         if self.bn is None:
             w, b = layer.weight.data, None if layer.bias is None else layer.bias.data
             transform = getattr(layer, "_eval_transform", None)
@@ -153,7 +156,7 @@ def blocks(owner: Module, layers: list[Module]) -> dict[int, Block]:
             i += 1
             continue
         key = (i, m[4], m[3]) + tuple(id(part) for part in m[:3])
-        block = now[key] = kept.get(key) or Block(*m)
+        block = now[key] = kept.get(key) or Block(*m, members=layers[i:m[4]])
         if block.ready():
             found[i] = block
         i = m[4]
