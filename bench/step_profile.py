@@ -4,7 +4,8 @@ layer, medians over steps, with the convolution algorithm each pass used. Script
     python bench/step_profile.py [--net reference] [--batch 128] [--steps 7] [--infer] [--json FILE]
 
 Timing works by patching the leaf layers' classes (not the instances, which would switch the fused
-BatchNorm + ReLU pass off), so a fused pair shows up as one row, the BatchNorm's, labelled "+relu".
+BatchNorm + ReLU pass off), so a fused pair shows up as one row, the BatchNorm's, labelled "+relu"; with --infer
+a folded block (nn.folding: conv + BatchNorm + activation) is the convolution's row, labelled "+folded".
 What is not inside a leaf layer (the loss, the optimizer step, the containers' own work) is the "other" row
 (the median over steps of each step's time outside the layers; the layer rows are medians of their own).
 """
@@ -24,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from models import NETS, striate_net  # noqa: E402
 from train_step import striate_infer_fn, striate_step_fn  # noqa: E402
 
-METHODS = ("forward", "backward", "forward_fused_relu", "backward_fused_relu")
+METHODS = ("forward", "backward", "forward_fused_relu", "backward_fused_relu", "fused_forward")
 
 
 def _patch(classes, names, record):
@@ -83,11 +84,12 @@ def profile(net_name: str, batch: int, steps: int, infer: bool = False) -> dict:
     rows = []
     for name, m in leaves:
         r = record.get(name, {})
-        fwd = sum(float(np.median(r[k])) for k in ("forward", "forward_fused_relu") if r.get(k))
+        fwd = sum(float(np.median(r[k])) for k in ("forward", "forward_fused_relu", "fused_forward") if r.get(k))
         bwd = sum(float(np.median(r[k])) for k in ("backward", "backward_fused_relu") if r.get(k))
         if not r:
             continue
-        label = m.describe() + (" +relu" if r.get("forward_fused_relu") else "")
+        label = m.describe() + (" +relu" if r.get("forward_fused_relu") else "") + (
+            " +folded" if r.get("fused_forward") else "")
         algos = getattr(m, "algorithms", None)
         rows.append({"name": name, "layer": label, "algorithms": dict(algos) if algos else None,
                      "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd})

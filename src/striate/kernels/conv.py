@@ -21,6 +21,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .epilogue import bias_activation, bias_activation_rows
 from .gemm import matmul, matmul_tn
 from .jit import compiled
 from .parallel import for_parts
@@ -122,8 +123,9 @@ def _chunk(per_sample_bytes: int, n: int) -> int:
     return max(1, min(n, COLUMN_BYTES // max(per_sample_bytes, 1)))
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, pad: int = 0):
-    """Returns (out (N, Ho, Wo, F), cache)."""
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int = 1, pad: int = 0, act=None):
+    """Returns (out (N, Ho, Wo, F), cache). `act`: an activation applied with the bias in the output pass
+    (`kernels.epilogue`; inference only, backward knows nothing of it)."""
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
     ho, wo = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
@@ -131,8 +133,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     xp = pad_nhwc(x, pad)
     if kh == kw == 1 and stride == 1:  # 1×1: the input already is the column matrix
         out = matmul(xp.reshape(-1, c), w2).reshape(n, ho, wo, f)
-        if b is not None:
-            out += b
+        bias_activation_rows(out, b, act)
     else:
         out = np.empty((n, ho, wo, f), dtype=x.dtype)
         step = _chunk(ho * wo * kh * kw * c * x.itemsize, n)
@@ -144,8 +145,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
                 cols = im2col(chunk_x, kh, kw, stride, ho, wo, out=buf[:chunk_x.shape[0] * ho * wo])
                 chunk = out[s:s + chunk_x.shape[0]].reshape(-1, f)
                 np.matmul(cols, w2, out=chunk)
-                if b is not None:
-                    chunk += b  # while the chunk is still in cache
+                bias_activation(chunk, b, act)  # while the chunk is still in cache
 
         for_parts(samples, n, out.nbytes + n * ho * wo * kh * kw * c * x.itemsize)
     return out, (xp, w, b is not None, stride, pad, x.shape)

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .conv import column_sums, workspace
+from .epilogue import bias_activation
 from .parallel import for_parts
 from .winograd_transforms import MATRICES, check_m, filter_transform, filter_transform_transposed
 
@@ -168,9 +169,10 @@ def _geometry(h: int, w: int, pad: int, m: int):
 
 
 def winograd_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int = 1, m: int = 2,
-                     u: np.ndarray | None = None):
+                     u: np.ndarray | None = None, act=None):
     """Returns (out (N, Ho, Wo, F), cache). `u`: the filter transform `filter_transform(w, m)`, when the
-    caller keeps it between calls (inference); computed here otherwise."""
+    caller keeps it between calls (inference); computed here otherwise. `act`: an activation applied to each
+    chunk's output rows right after its output transform (`kernels.epilogue`; inference only)."""
     check_m(m)
     n, h, wd, c = x.shape
     if w.ndim != 4 or w.shape[:3] != (3, 3, c):
@@ -194,6 +196,8 @@ def winograd_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: in
             if b is not None:
                 mm[alpha + 1] += b  # position (1, 1): Aᵀ's column 1 is all ones, so b reaches every output
             _output_transform(mm, at, out, chunk, tw, m)
+            if act is not None:  # the chunk's rows (m·r0 … m·r1, cut at Ho) are still in cache
+                bias_activation(out[chunk[0]:chunk[1], m * chunk[2]:m * chunk[3]], None, act)
 
     _split(n, th, part, x.nbytes + out.nbytes)
     return out, (x, w, b is not None, pad, m)

@@ -6,6 +6,7 @@ from .containers import Concat, Residual, Sequential
 from .conv import Conv2d
 from .dropout import DropConnect, Dropout, Dropout2d
 from .errors import LayerError
+from .folding import fold
 from .grouped import GroupedConv2d
 from .linear import Linear
 from .losses import L1, L2, MulticlassSVM, SoftmaxCrossEntropy, l1, l2, log_softmax, softmax
@@ -20,6 +21,6 @@ __all__ = [
     "AvgPool2d", "BatchNorm", "Concat", "Conv2d", "DropConnect", "Dropout", "Dropout2d", "ELU", "Flatten",
     "FractionalMaxPool2d", "GELU", "GlobalAvgPool2d", "GroupedConv2d", "L1", "L2", "LayerError", "LeakyReLU", "Linear",
     "LocalResponseNorm", "MaxPool2d", "Maxout", "Module", "MulticlassSVM", "PReLU", "Parameter", "ReLU", "Residual",
-    "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "ZeroPad2d", "grad_enabled", "init", "l1", "l2",
+    "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "ZeroPad2d", "fold", "grad_enabled", "init", "l1", "l2",
     "log_softmax", "no_grad", "softmax",
 ]

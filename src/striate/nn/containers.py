@@ -10,7 +10,9 @@ import numpy as np
 
 from ..kernels.keyed_random import layer_random
 from .activation import ReLU
-from .module import Module
+from .folding import blocks as folded_blocks
+from .folding import forget as forget_folded
+from .module import Module, grad_enabled
 from .norm import BatchNorm
 
 
@@ -70,13 +72,31 @@ class Sequential(Module):
     def _where(self, i: int, m: Module) -> str:
         return f"in layer {i} ({m.describe()}) of {type(self).__name__}"
 
+    def relist(self, layers: list[Module]) -> Sequential:
+        """Replace the children by `layers` (renumbered from 0); the container keeps its other attributes."""
+        for name in list(self._modules):
+            del self._modules[name]
+            self.__dict__.pop(name, None)
+        for i, m in enumerate(layers):
+            setattr(self, str(i), m)
+        return self
+
     def forward(self, x):
         layers = list(self._modules.values())
         fused = _fused_pairs(layers)
+        if grad_enabled():  # a forward that may be followed by backward: layer by layer
+            blocks = {}
+            forget_folded(self)
+        else:  # eval-mode blocks run with BatchNorm folded and bias + activation fused (nn.folding)
+            blocks = folded_blocks(self, layers)
         i = 0
         while i < len(layers):
             m = layers[i]
             with _inside(self._where(i, m)):
+                if i in blocks:
+                    x = blocks[i](x)
+                    i = blocks[i].stop
+                    continue
                 if i in fused:  # BatchNorm then ReLU: one pass (see nn.norm)
                     x = m.forward_fused_relu(x, layers[i + 1])
                     i += 2

@@ -57,6 +57,20 @@ class Conv2d(Module):
     def forward(self, x):
         self._check_input(x, 4, self.in_channels, "N, H, W, C")
         w, b = self.weight.data, None if self.bias is None else self.bias.data
+        y, x, xp, pad, framed = self._convolve(x, w, b, None, None if self.training else self._eval_transform)
+        self._save((x, xp, w, pad, framed), y)
+        return y
+
+    def fused_forward(self, x, w, b, act, transform):
+        """act(conv(x, w) + b) in one output pass with this layer's geometry, for the inference graph
+        (`nn.folding`): `w`, `b` its folded weights, `act` as `kernels.epilogue` takes it, `transform(w, m)` the
+        kept Winograd filter transform. Keeps no cache."""
+        self._check_input(x, 4, self.in_channels, "N, H, W, C")
+        return self._convolve(x, w, b, act, transform)[0]
+
+    def _convolve(self, x, w, b, act, transform):
+        """(y, x, xp, pad, framed): the output, the input (the padded copy's interior when there is one), the
+        padded input or None, the padding used and the input shape when floor rounding cut the padded input."""
         _, ho, wo, _ = self.output_shape(x.shape)
         stride, pad, framed = self.stride, self.padding, None
         (kh, kw), (_, h, wd, _) = self.kernel_size, x.shape
@@ -68,18 +82,17 @@ class Conv2d(Module):
 
         def run(algo):
             if algo == "im2col":
-                y, (xp, *_) = conv2d_forward(x, w, b, stride, pad)
+                y, (xp, *_) = conv2d_forward(x, w, b, stride, pad, act)
                 return y, xp
             m = int(algo[-1])
-            return winograd_forward(x, w, b, pad, m, None if self.training else self._eval_transform(w, m))[0], None
+            return winograd_forward(x, w, b, pad, m, None if transform is None else transform(w, m), act)[0], None
 
         algo, done = select("fwd", x.shape, w.shape, stride, pad, x.dtype, run)
         y, xp = done if done is not None else run(algo)
         object.__setattr__(self, "algorithms", {"fwd": algo})
         if xp is not None and pad:  # keep the padded copy only: x is its interior (one activation, not two)
             x = xp[:, pad:pad + x.shape[1], pad:pad + x.shape[2]]
-        self._save((x, xp, w, pad, framed), y)
-        return y
+        return y, x, xp, pad, framed
 
     def backward(self, dy):
         x, xp, w, pad, framed = self._saved(dy)

@@ -9,7 +9,8 @@ A hook sees the arrays and must not change them. Cost: none while a module has n
 `forward`/`backward` run as they are. The first hook of a kind puts a wrapper on the instance (its `forward` or
 `backward` attribute) that runs the class's method and then the hooks, in the order registered; removing the
 last one takes the wrapper away. `has_hooks()` tells whether any is registered: a container that would skip a
-child's own forward (Sequential runs BatchNorm + ReLU as one fused pass) does so only when it has none. A deep
+child's own forward (Sequential runs BatchNorm + ReLU as one fused pass, and in inference folds
+conv + BatchNorm + ReLU into one: `folding`) does so only when it has none. A deep
 copy keeps the hooks (they call the same functions): remove them before copying a model you observe."""
 
 from __future__ import annotations

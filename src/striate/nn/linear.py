@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.epilogue import bias_activation_rows
 from ..kernels.gemm import matmul, matmul_tn
 from . import init as initializers
 from .module import Module, Parameter
@@ -32,6 +33,14 @@ class Linear(Module):
         if self.bias is not None:
             y += self.bias.data
         self._save((x, w), y)
+        return y
+
+    def fused_forward(self, x, w, b, act):
+        """act(x @ w + b) with the bias and activation in one pass over the output, for the inference graph
+        (`nn.folding`): `w`, `b` the folded weights, `act` as `kernels.epilogue` takes it. Keeps no cache."""
+        self._check_input(x, 2, self.in_features, "N, D")
+        y = matmul(x, w)
+        bias_activation_rows(y, b, act)
         return y
 
     def _weight_grad(self, dw):
