@@ -151,15 +151,22 @@ class Module(Hooks):
         object.__setattr__(self, "_output", (output.shape, output.dtype) if keep and output is not None else None)
 
     def _saved(self, dy=_NO_DY):
-        """The cache of the last forward; given `dy`, first check it matches that forward's output."""
-        if self._cache is None:
+        """The cache of the last forward; given `dy`, first check it matches that forward's output.
+
+        With `dy` (a layer's backward), the slot is emptied as it is handed over, as PyTorch frees the
+        tensors a backward has used: each layer's activations go as soon as its backward starts, so the
+        lower layers' backward (the largest gradients) runs without the upper layers' caches (the peak
+        memory of a training step). A second backward needs a second forward."""
+        cache = self._cache
+        if cache is None:
             raise RuntimeError(
                 f"{self.describe()}: backward called without a cached forward pass "
-                "(call forward first, outside no_grad())"
+                "(call forward first, outside no_grad(); each forward serves one backward)"
             )
         if dy is not _NO_DY:
             self._check_grad(dy)
-        return self._cache
+            object.__setattr__(self, "_cache", None)
+        return cache
 
     def _check_grad(self, dy) -> None:
         """LayerError unless `dy` is an array of the shape and dtype of the last forward's output."""
