@@ -344,8 +344,14 @@ class Module(Hooks):
 
     @property
     def dtype(self):
-        for p in self.parameters():
+        """The dtype of the first parameter in `parameters()` order (own, then the children's), None without any.
+        Looked up directly, not through the `parameters()` generators: every layer's input check asks for it."""
+        for p in self._parameters.values():
             return p.data.dtype
+        for child in self._modules.values():
+            dtype = child.dtype
+            if dtype is not None:
+                return dtype
         return None
 
     # ----- shapes and cost ----------------------------------------------------------------
@@ -408,7 +414,7 @@ class Module(Hooks):
         whose last axis is `last` (if given). `layout` names the axes, e.g. 'N, H, W, C'."""
         if not isinstance(x, np.ndarray):
             raise self._error(f"expected a NumPy array, got {type(x).__name__}")
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":  # np.issubdtype(x.dtype, np.floating), without its cost on every call
             raise self._error(f"expected a float32 or float64 array, got dtype {x.dtype}")
         if x.ndim != ndim or (last is not None and x.shape[-1] != last):
             raise self._error(f"expected input {_layout(ndim, last, layout)}, got {x.shape}")
