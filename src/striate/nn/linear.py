@@ -28,9 +28,7 @@ class Linear(Module):
     def forward(self, x):
         self._check_input(x, 2, self.in_features, "N, D")
         w = self._effective_weight()
-        y = matmul(x, w)
-        if self.bias is not None:
-            y += self.bias.data
+        y = matmul(x, w, None if self.bias is None else self.bias.data)
         self._save((x, w), y)
         return y
 
