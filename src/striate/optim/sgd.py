@@ -3,10 +3,10 @@
 Update rules follow torch.optim's documented algorithms exactly, so trajectories can be compared
 step for step. Every update happens in place on `p.data` in the parameter's dtype: Python scalars
 are cast with the parameter's dtype before they touch an array, so float32 stays float32. Intermediate
-products (lr·g, g + wd·p, …) go to two scratch arrays the optimizer reuses for every parameter and step
+products (lr·g, g + wd·p, …) go to two scratch arrays the optimizer reuses for every parameter of a step
 (`_scratch`), not to fresh temporaries: the same operations in the same order as the plain NumPy
-expressions, so the results are bit-identical to them, without a multi-megabyte allocation (and its page
-faults) per parameter per step.
+expressions, so the results are bit-identical to them, with one allocation per step instead of one or
+more per parameter.
 """
 
 from __future__ import annotations
@@ -85,9 +85,12 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update to every parameter from its current `.grad` (the grad is not modified)."""
         self.step_count += 1
-        for i, p in enumerate(self.params):
-            if p.requires_grad:
-                self._update(p, p.grad, self.state[i])
+        try:
+            for i, p in enumerate(self.params):
+                if p.requires_grad:
+                    self._update(p, p.grad, self.state[i])
+        finally:  # scratch lives for one step: nothing parameter-sized is held through the next forward
+            self.__dict__.pop("_scratch_buffers", None)
 
     def _update(self, p: Parameter, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError(f"{type(self).__name__}._update")
@@ -105,8 +108,8 @@ class Optimizer:
         return out
 
     def _scratch(self, slot: int, like: np.ndarray) -> np.ndarray:
-        """A reusable array shaped like `like` (contents undefined), one per `slot` (0: products, 1: the decayed
-        gradient) and dtype, as large as the largest parameter: not part of the state, nothing to save."""
+        """An array shaped like `like` (contents undefined), one per `slot` (0: products, 1: the decayed
+        gradient) and dtype, as large as the largest parameter, reused for every parameter of one `step()`."""
         buffers = self.__dict__.setdefault("_scratch_buffers", {})
         key = (slot, like.dtype.str)
         buf = buffers.get(key)
