@@ -7,6 +7,8 @@ returns the input gradient and *accumulates* parameter gradients into `param.gra
 The cache slot also remembers the shape and dtype of the output (`self._save(cache, y)`), so
 `self._saved(dy)` in backward refuses a `dy` that is not shaped like that output with a LayerError
 naming the layer, instead of a NumPy broadcast error deep in a kernel (or, worse, a silent broadcast).
+Handing the cache to backward (`_saved(dy)`) also empties the slot: a step's activations are freed layer by
+layer on the way down, so the lower layers' large gradients never coexist with the upper layers' caches.
 """
 
 from __future__ import annotations
@@ -151,18 +153,12 @@ class Module(Hooks):
         object.__setattr__(self, "_output", (output.shape, output.dtype) if keep and output is not None else None)
 
     def _saved(self, dy=_NO_DY):
-        """The cache of the last forward; given `dy`, first check it matches that forward's output.
-
-        With `dy` (a layer's backward), the slot is emptied as it is handed over, as PyTorch frees the
-        tensors a backward has used: each layer's activations go as soon as its backward starts, so the
-        lower layers' backward (the largest gradients) runs without the upper layers' caches (the peak
-        memory of a training step). A second backward needs a second forward."""
+        """The cache of the last forward; given `dy` (a backward), first check it matches that forward's output,
+        then empty the slot (module docstring): a second backward needs a second forward."""
         cache = self._cache
         if cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward called without a cached forward pass "
-                "(call forward first, outside no_grad(); each forward serves one backward)"
-            )
+            raise RuntimeError(f"{self.describe()}: backward called without a cached forward pass "
+                               "(call forward first, outside no_grad(); each forward serves one backward)")
         if dy is not _NO_DY:
             self._check_grad(dy)
             object.__setattr__(self, "_cache", None)
@@ -344,13 +340,11 @@ class Module(Hooks):
 
     @property
     def dtype(self):
-        """The dtype of the first parameter in `parameters()` order (own, then the children's), None without any.
-        Looked up directly, not through the `parameters()` generators: every layer's input check asks for it."""
+        """The first parameter's dtype in `parameters()` order, None without any (every input check asks)."""
         for p in self._parameters.values():
             return p.data.dtype
         for child in self._modules.values():
-            dtype = child.dtype
-            if dtype is not None:
+            if (dtype := child.dtype) is not None:
                 return dtype
         return None
 
