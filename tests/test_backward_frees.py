@@ -3,6 +3,7 @@ frees saved tensors): after a training step nothing is cached, the peak memory o
 forward, and a second backward without a forward is refused with a clear message."""
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -73,3 +74,12 @@ def test_training_steps_repeat_and_match_a_fresh_forward_each_time(rng):
     fresh.backward(np.ones_like(fresh(x)))
     for (name, p), q in zip(net.named_parameters(), fresh.parameters(), strict=True):
         np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+
+
+def test_a_model_pickles_between_forward_and_backward(rng):
+    net = _bn_relu_net(rng)
+    x = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
+    y = net(x)
+    twin = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(twin.backward(np.ones_like(y)), net.backward(np.ones_like(y)))
+    assert cache_bytes(net) == 0

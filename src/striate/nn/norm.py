@@ -127,6 +127,13 @@ class BatchNorm(Module):
         rv *= 1 - f
         rv += (f * m / (m - 1)) * var.astype(rv.dtype, copy=False)
 
+    def __getstate__(self):
+        """Pickling and deep copies leave out the weak link to a fused ReLU's mask (a weakref cannot be pickled,
+        and a copy's link would lead to the original's mask)."""
+        state = self.__dict__.copy()
+        state.pop("_fused_mask", None)
+        return state
+
     def backward(self, dy):
         return self._backward(dy, relu=False)
 
