@@ -29,9 +29,7 @@ class Linear(Module):
     def forward(self, x):
         self._check_input(x, 2, self.in_features, "N, D")
         w = self._effective_weight()
-        y = matmul(x, w)
-        if self.bias is not None:
-            y += self.bias.data
+        y = matmul(x, w, None if self.bias is None else self.bias.data)
         self._save((x, w), y)
         return y
 
@@ -48,7 +46,11 @@ class Linear(Module):
 
     def backward(self, dy):
         x, w = self._saved(dy)
-        self._weight_grad(matmul_tn(x, dy))
+        if type(self)._weight_grad is Linear._weight_grad:  # not DropConnect's masked gradient
+            if self.weight.requires_grad:  # x.T @ dy added into the gradient part by part: no dw-sized temporary
+                matmul_tn(x, dy, into=self.weight.grad)
+        else:
+            self._weight_grad(matmul_tn(x, dy))
         if self.bias is not None:
             self.bias.accumulate(dy.sum(axis=0))
         return matmul(dy, w.T) if self.requires_input_grad else None

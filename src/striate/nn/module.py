@@ -7,6 +7,8 @@ returns the input gradient and *accumulates* parameter gradients into `param.gra
 The cache slot also remembers the shape and dtype of the output (`self._save(cache, y)`), so
 `self._saved(dy)` in backward refuses a `dy` that is not shaped like that output with a LayerError
 naming the layer, instead of a NumPy broadcast error deep in a kernel (or, worse, a silent broadcast).
+Handing the cache to backward (`_saved(dy)`) also empties the slot: a step's activations are freed layer by
+layer on the way down, so the lower layers' large gradients never coexist with the upper layers' caches.
 """
 
 from __future__ import annotations
@@ -151,15 +153,16 @@ class Module(Hooks):
         object.__setattr__(self, "_output", (output.shape, output.dtype) if keep and output is not None else None)
 
     def _saved(self, dy=_NO_DY):
-        """The cache of the last forward; given `dy`, first check it matches that forward's output."""
-        if self._cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward called without a cached forward pass "
-                "(call forward first, outside no_grad())"
-            )
+        """The cache of the last forward; given `dy` (a backward), first check it matches that forward's output,
+        then empty the slot (module docstring): a second backward needs a second forward."""
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{self.describe()}: backward called without a cached forward pass "
+                               "(call forward first, outside no_grad(); each forward serves one backward)")
         if dy is not _NO_DY:
             self._check_grad(dy)
-        return self._cache
+            object.__setattr__(self, "_cache", None)
+        return cache
 
     def _check_grad(self, dy) -> None:
         """LayerError unless `dy` is an array of the shape and dtype of the last forward's output."""
@@ -337,8 +340,12 @@ class Module(Hooks):
 
     @property
     def dtype(self):
-        for p in self.parameters():
+        """The first parameter's dtype in `parameters()` order, None without any (every input check asks)."""
+        for p in self._parameters.values():
             return p.data.dtype
+        for child in self._modules.values():
+            if (dtype := child.dtype) is not None:
+                return dtype
         return None
 
     # ----- shapes and cost ----------------------------------------------------------------
@@ -401,7 +408,7 @@ class Module(Hooks):
         whose last axis is `last` (if given). `layout` names the axes, e.g. 'N, H, W, C'."""
         if not isinstance(x, np.ndarray):
             raise self._error(f"expected a NumPy array, got {type(x).__name__}")
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":  # np.issubdtype(x.dtype, np.floating), without its cost on every call
             raise self._error(f"expected a float32 or float64 array, got dtype {x.dtype}")
         if x.ndim != ndim or (last is not None and x.shape[-1] != last):
             raise self._error(f"expected input {_layout(ndim, last, layout)}, got {x.shape}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..kernels.norm import (
@@ -64,7 +66,10 @@ class BatchNorm(Module):
         `relu`: both layers' caches are set as if each had run (`relu.backward` recomputes its mask from
         this layer's cache), so either may still be used on its own; `backward_fused_relu` is the fused way back."""
         y = self._forward(x, relu=True)
-        relu._save(_FusedMask(self._cache) if self._cache is not None else None, y)
+        mask = _FusedMask(self._cache) if self._cache is not None else None
+        relu._save(mask, y)
+        # weakly: a model whose caches were cleared keeps nothing alive through here
+        object.__setattr__(self, "_fused_mask", weakref.ref(mask) if mask is not None else None)
         return y
 
     def _forward(self, x, relu: bool):
@@ -122,6 +127,13 @@ class BatchNorm(Module):
         rv *= 1 - f
         rv += (f * m / (m - 1)) * var.astype(rv.dtype, copy=False)
 
+    def __getstate__(self):
+        """Pickling and deep copies leave out the weak link to a fused ReLU's mask (a weakref cannot be pickled,
+        and a copy's link would lead to the original's mask)."""
+        state = self.__dict__.copy()
+        state.pop("_fused_mask", None)
+        return state
+
     def backward(self, dy):
         return self._backward(dy, relu=False)
 
@@ -131,6 +143,11 @@ class BatchNorm(Module):
 
     def _backward(self, dy, relu: bool):
         cache = self._saved(dy)
+        if relu:  # the ReLU's mask holds this cache too: let it go with ours (a deep copy's mask is not ours)
+            ref = self.__dict__.get("_fused_mask")
+            mask = ref() if ref is not None else None
+            if mask is not None and mask.bn_cache is cache:
+                mask.bn_cache = None
         comm = self.__dict__.get("comm")
         synced = comm is not None and comm.size > 1 and cache[0] == "train"
         dx, dgamma, dbeta = batchnorm_backward(dy, cache, relu, self._global_sums if synced else None)
@@ -158,10 +175,13 @@ class _FusedMask:
     """A ReLU's cache after a fused BatchNorm + ReLU forward: the mask, recomputed on demand from the
     BatchNorm's cache (nothing mask-sized is stored)."""
 
-    __slots__ = ("bn_cache",)
+    __slots__ = ("bn_cache", "__weakref__")
 
     def __init__(self, bn_cache):
-        self.bn_cache = bn_cache
+        self.bn_cache = bn_cache  # None once the fused backward has used it
 
     def mask(self) -> np.ndarray:
+        if self.bn_cache is None:
+            raise RuntimeError("ReLU: backward called without a cached forward pass (the fused BatchNorm + ReLU "
+                               "backward has used it; each forward serves one backward)")
         return relu_mask(self.bn_cache)

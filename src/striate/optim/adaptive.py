@@ -30,8 +30,9 @@ class AdaGrad(Optimizer):
         if "sum" not in state:
             state["sum"] = np.zeros_like(p.data)
         s = state["sum"]
-        s += g * g
-        denom = np.sqrt(s)
+        t = self._scratch(0, p.data)
+        s += np.multiply(g, g, out=t)
+        denom = np.sqrt(s, out=t)
         denom += dt(self.eps)
         np.divide(g, denom, out=denom)
         clr = self.lr / (1 + (self.step_count - 1) * self.lr_decay)
@@ -62,21 +63,26 @@ class RMSProp(Optimizer):
                 state["grad_avg"] = np.zeros_like(p.data)
         v = state["square_avg"]
         v *= dt(self.alpha)
-        v += dt(1 - self.alpha) * g * g
+        t = np.multiply(dt(1 - self.alpha), g, out=self._scratch(0, p.data))  # (1−α)·g·g, left to right
+        t *= g
+        v += t
         if self.centered:
             m = state["grad_avg"]
-            m += dt(1 - self.alpha) * (g - m)
-            denom = v - m * m
+            t = np.subtract(g, m, out=t)
+            t *= dt(1 - self.alpha)
+            m += t
+            denom = np.multiply(m, m, out=t)
+            np.subtract(v, denom, out=denom)
             np.sqrt(denom, out=denom)
         else:
-            denom = np.sqrt(v)
+            denom = np.sqrt(v, out=t)
         denom += dt(self.eps)
         np.divide(g, denom, out=denom)
         if self.momentum > 0:
             buf = state["momentum_buffer"]
             buf *= dt(self.momentum)
             buf += denom
-            p.data -= dt(self.lr) * buf
+            p.data -= np.multiply(dt(self.lr), buf, out=denom)
         else:
             denom *= dt(self.lr)
             p.data -= denom
@@ -112,9 +118,13 @@ class Adam(Optimizer):
             if self.amsgrad:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += dt(1 - beta1) * (g - m)
+        work = np.subtract(g, m, out=self._scratch(0, p.data))
+        work *= dt(1 - beta1)  # (1−β₁)·(g − m): multiplication commutes exactly
+        m += work
         v *= dt(beta2)
-        v += dt(1 - beta2) * g * g
+        np.multiply(dt(1 - beta2), g, out=work)  # (1−β₂)·g·g, left to right
+        work *= g
+        v += work
         if self.amsgrad:
             vmax = state["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
@@ -122,7 +132,7 @@ class Adam(Optimizer):
         t = self.step_count
         bias_correction1 = 1 - beta1**t
         bias_correction2_sqrt = math.sqrt(1 - beta2**t)
-        denom = np.sqrt(v)
+        denom = np.sqrt(v, out=work)
         denom /= dt(bias_correction2_sqrt)
         denom += dt(self.eps)
         np.divide(m, denom, out=denom)

@@ -2,7 +2,11 @@
 
 Update rules follow torch.optim's documented algorithms exactly, so trajectories can be compared
 step for step. Every update happens in place on `p.data` in the parameter's dtype: Python scalars
-are cast with the parameter's dtype before they touch an array, so float32 stays float32.
+are cast with the parameter's dtype before they touch an array, so float32 stays float32. Intermediate
+products (lr·g, g + wd·p, …) go to two scratch arrays the optimizer reuses for every parameter of a step
+(`_scratch`), not to fresh temporaries: the same operations in the same order as the plain NumPy
+expressions, so the results are bit-identical to them, with one allocation per step instead of one or
+more per parameter.
 """
 
 from __future__ import annotations
@@ -81,9 +85,12 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update to every parameter from its current `.grad` (the grad is not modified)."""
         self.step_count += 1
-        for i, p in enumerate(self.params):
-            if p.requires_grad:
-                self._update(p, p.grad, self.state[i])
+        try:
+            for i, p in enumerate(self.params):
+                if p.requires_grad:
+                    self._update(p, p.grad, self.state[i])
+        finally:  # scratch lives for one step: nothing parameter-sized is held through the next forward
+            self.__dict__.pop("_scratch_buffers", None)
 
     def _update(self, p: Parameter, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError(f"{type(self).__name__}._update")
@@ -92,14 +99,23 @@ class Optimizer:
         for p in self.params:
             p.zero_grad()
 
-    @staticmethod
-    def _decayed(p: Parameter, g: np.ndarray, weight_decay: float) -> np.ndarray:
-        """L2 weight decay as torch does it: g + wd·p (a new array; `p.grad` is left alone)."""
+    def _decayed(self, p: Parameter, g: np.ndarray, weight_decay: float) -> np.ndarray:
+        """L2 weight decay as torch does it: g + wd·p, in scratch slot 1 (`p.grad` is left alone)."""
         if weight_decay == 0:
             return g
-        out = p.data * p.dtype.type(weight_decay)
+        out = np.multiply(p.data, p.dtype.type(weight_decay), out=self._scratch(1, p.data))
         out += g
         return out
+
+    def _scratch(self, slot: int, like: np.ndarray) -> np.ndarray:
+        """An array shaped like `like` (contents undefined), one per `slot` (0: products, 1: the decayed
+        gradient) and dtype, as large as the largest parameter, reused for every parameter of one `step()`."""
+        buffers = self.__dict__.setdefault("_scratch_buffers", {})
+        key = (slot, like.dtype.str)
+        buf = buffers.get(key)
+        if buf is None or buf.size < like.size:
+            buf = buffers[key] = np.empty(max(like.size, max(p.data.size for p in self.params)), like.dtype)
+        return buf[:like.size].reshape(like.shape)
 
     # ----- state --------------------------------------------------------------------------
     @property
@@ -201,6 +217,7 @@ class SGD(Optimizer):
     def _update(self, p, g, state):
         dt = p.dtype.type
         g = self._decayed(p, g, self.weight_decay)
+        t = self._scratch(0, p.data)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -210,9 +227,11 @@ class SGD(Optimizer):
                 if self.dampening == 0:
                     buf += g
                 else:
-                    buf += dt(1 - self.dampening) * g
-            if self.nesterov:
-                g = g + dt(self.momentum) * buf
+                    buf += np.multiply(dt(1 - self.dampening), g, out=t)
+            if self.nesterov:  # g + μ·b, as μ·b + g (IEEE addition commutes exactly)
+                nesterov = np.multiply(dt(self.momentum), buf, out=t)
+                nesterov += g
+                g = nesterov
             else:
                 g = buf
-        p.data -= dt(self.lr) * g
+        p.data -= np.multiply(dt(self.lr), g, out=t)
