@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernels as compiled
+from .jit import compiled
 from .parallel import for_parts
 from .window import output_size
 
@@ -96,14 +96,11 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     first maximum, so both forms route gradients to the same element (`max_pool2d_switches`)."""
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
     (kh, kw), (sh, sw) = kernel, stride
-    jit = _compiled_for(x, kernel, stride)
-    if jit is not None:  # the numba extra: one pass, the same maxima and switches
-        out = np.empty((n, ho, wo, c), dtype=x.dtype)
-        idx = np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kh * kw - 1))
-        for_parts(lambda s: jit.max_pool_forward(x[s], kh, kw, sh, sw, out[s], idx[s]), n, x.nbytes)
+    out = np.empty((n, ho, wo, c), dtype=x.dtype)
+    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same maxima and switches
+        idx = _compiled_max_forward(x, kernel, stride, out)
         return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
     separable = _separable_wins(x.shape, kernel, stride, ho)
-    out = np.empty((n, ho, wo, c), dtype=x.dtype)
     if not switches:
         stages = []
     elif separable:
@@ -131,13 +128,32 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
 
 
-def _compiled_for(x, kernel, stride):
-    """The compiled kernels, where they apply: windows that do not overlap, a C-contiguous float input, and
-    at most 256 offsets per window (uint8 switches)."""
-    (kh, kw), (sh, sw) = kernel, stride
-    if sh < kh or sw < kw or kh * kw > 256 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+def _compiled_for(x, kernel):
+    """The compiled kernels (`numba_pool`) where they apply: a C-contiguous float input and at most 256 offsets
+    per window (uint8 switches); any stride, overlapping or not."""
+    (kh, kw) = kernel
+    if kh * kw > 256 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return None
-    return compiled()
+    return compiled("pool")
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) seen as (N, H, W·C), the compiled kernels' layout (a view: `a` is C-contiguous)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _compiled_max_forward(x, kernel, stride, out) -> np.ndarray:
+    """Fills `out` with the compiled kernel; returns the switches (uint8, out's shape)."""
+    jit, (kh, kw), (sh, sw), c = compiled("pool"), kernel, stride, x.shape[3]
+    idx = np.empty(out.shape, dtype=np.uint8)
+    x3, out3, idx3 = _rows(x), _rows(out), _rows(idx)
+    fixed = {(2, 2): jit.max_forward_2x2, (3, 3): jit.max_forward_3x3}.get((kh, kw))
+    if fixed is not None:  # the window as a compile-time constant: the channel loop vectorizes
+        part = lambda s: fixed(x3[s], sh, sw, c, out3[s], idx3[s])  # noqa: E731
+    else:
+        part = lambda s: jit.max_forward_any(x3[s], kh, kw, sh, sw, c, out3[s], idx3[s])  # noqa: E731
+    for_parts(part, x.shape[0], x.nbytes)
+    return idx
 
 
 def max_pool2d_switches(cache) -> np.ndarray:
@@ -158,10 +174,12 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     kind, stages, x_shape, kernel, stride = cache
     (kh, kw), (sh, sw) = kernel, stride
     _, ho, wo, _ = dout.shape
-    jit = _compiled_for(dout, kernel, stride) if kind == "offsets" and stages[0].dtype == np.uint8 else None
-    if jit is not None:
+    if kind == "offsets" and stages[0].dtype == np.uint8 and _compiled_for(dout, kernel) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
-        for_parts(lambda s: jit.max_pool_backward(dout[s], stages[0][s], kh, kw, sh, sw, dx[s]), x_shape[0], dx.nbytes)
+        jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
+        overlap_or_gaps = (kh, kw) != (sh, sw)  # else NumPy's path writes each element's one product as is
+        for_parts(lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s], overlap_or_gaps),
+                  x_shape[0], dx.nbytes)
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
