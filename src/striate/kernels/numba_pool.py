@@ -3,13 +3,14 @@ its switches, backward) and average pooling, any window, stride and image shape.
 batch per call, without the GIL, so striate's own threads split the work as they do for the NumPy kernels.
 
 Written for LLVM's vectorizer: arrays are seen as (N, H, W·C) rows, the innermost loop runs along a row over
-channels, and its body is straight-line code with selects. That loop vectorizes only when the window is known
-at compile time: a loop over a runtime KH×KW inside it stays scalar (measured 8–13× slower at 2×2), and one
-outside it, updating the output per offset, stores KH·KW times. So the common windows (2×2, 3×3) get their
-own entry points, which pass constants to the shared body (LLVM inlines it and unrolls the window); every
-other window runs the same body with runtime sizes, scalar but branch-free. With stride 1 along the width
-an output row's windows read one contiguous run of the input row, so the inner loop covers Wo·C elements,
-not C — it vectorizes even for a few channels (GoogLeNet's 3×3 stride-1 pools).
+channels, and its body is straight-line code with selects. Two things decide whether that loop vectorizes:
+- the window must be a compile-time constant (LLVM then unrolls it inside the channel loop): with a runtime
+  KH×KW the loop stayed scalar, 8–40× slower. So `max_forward(kh, kw)` / `avg_forward(kh, kw)` build one
+  kernel per window, a closure over the constants (numba's disk cache keys closures by their values);
+- the row index must be unsigned (`np.uintp`): a signed one gets numba's negative-index wraparound, a
+  select per element that turns the row's consecutive loads into gathers (3.4× slower at 3×3 stride 1).
+With stride 1 along the width an output row's windows read one contiguous run of the input row, so the
+inner loop covers Wo·C elements, not C: it vectorizes even for a few channels (GoogLeNet's 3×3 pools).
 
 Backward is a gather: each input element sums, in the NumPy path's order, the gradients of the windows
 that hold it, and is written once (no zero fill, no read-modify-write passes per offset).
@@ -24,6 +25,7 @@ import numba
 import numpy as np
 
 _opts = {"nogil": True, "cache": True, "boundscheck": False}
+_built: dict = {}  # (kind, kh, kw) → its compiled kernel
 
 
 @numba.njit(**_opts)
@@ -45,72 +47,17 @@ def _max_forward(x, kh, kw, sh, sw, c, out, switches):
             for j in range(nj):
                 base, o0 = j * sw * c, j * run
                 for t in range(run):
-                    best = x[b, r0, base + t]
+                    best = x[b, r0, np.uintp(base + t)]
                     arg = np.uint8(0)
                     for u in range(kh):
                         for v in range(kw):
                             if u + v > 0:
-                                val = x[b, r0 + u, base + v * c + t]
+                                val = x[b, r0 + u, np.uintp(base + v * c + t)]
                                 take = (val > best) | (val != val)
                                 arg = np.uint8(u * kw + v) if val > best else arg
                                 best = val if take else best
-                    out[b, i, o0 + t] = best
-                    switches[b, i, o0 + t] = arg
-
-
-@numba.njit(**_opts)
-def max_forward_2x2(x, sh, sw, c, out, switches):
-    _max_forward(x, 2, 2, sh, sw, c, out, switches)
-
-
-@numba.njit(**_opts)
-def max_forward_3x3(x, sh, sw, c, out, switches):
-    _max_forward(x, 3, 3, sh, sw, c, out, switches)
-
-
-@numba.njit(**_opts)
-def max_forward_any(x, kh, kw, sh, sw, c, out, switches):
-    _max_forward(x, kh, kw, sh, sw, c, out, switches)
-
-
-@numba.njit(**_opts)
-def _window_of(p, k, s, n_out):
-    """(index, valid) of the window whose offset k covers input position p: p = index·s + k, 0 ≤ index < n_out.
-    Invalid windows get index 0, so reads stay inside the array (their terms are discarded)."""
-    q = p - k
-    i = q // s
-    valid = q >= 0 and q - i * s == 0 and i < n_out
-    return (i if valid else 0), valid
-
-
-@numba.njit(**_opts)
-def max_backward(dout, switches, kh, kw, sh, sw, c, dx, accumulate):
-    """dx (N, H, W·C): each element the sum, over the windows that hold it in row-major offset order, of the
-    window's output gradient where its switch names this element and 0·gradient elsewhere — NumPy's
-    offsets path term for term (its `dx += dout·mask` per offset). `accumulate` (windows overlap or leave
-    gaps) starts each sum at +0.0 as NumPy's zero fill does; otherwise each element's one term is stored as
-    is (starting at −0.0, the identity of float addition, keeps a −0.0 product's sign, as np.multiply does).
-    Bit-identical to the NumPy path's offsets backward."""
-    n, h, _ = dx.shape
-    ho, wo = dout.shape[1], dout.shape[2] // c
-    w = dx.shape[2] // c
-    start = dx.dtype.type(0.0) if accumulate else -dx.dtype.type(0.0)
-    for b in range(n):
-        for r in range(h):
-            for s in range(w):
-                e0 = s * c
-                for ch in range(c):
-                    dx[b, r, e0 + ch] = start
-                for u in range(kh):
-                    i, row_ok = _window_of(r, u, sh, ho)
-                    for v in range(kw):
-                        j, col_ok = _window_of(s, v, sw, wo)
-                        if row_ok and col_ok:
-                            k = np.uint8(u * kw + v)
-                            o0 = j * c
-                            for ch in range(c):
-                                d = dout[b, i, o0 + ch]
-                                dx[b, r, e0 + ch] += d if switches[b, i, o0 + ch] == k else 0 * d
+                    out[b, i, np.uintp(o0 + t)] = best
+                    switches[b, i, np.uintp(o0 + t)] = arg
 
 
 @numba.njit(**_opts)
@@ -125,52 +72,105 @@ def _avg_forward(x, kh, kw, sh, sw, c, scale, out):
             for j in range(nj):
                 base, o0 = j * sw * c, j * run
                 for t in range(run):
-                    acc = x[b, r0, base + t]
+                    acc = x[b, r0, np.uintp(base + t)]
                     for u in range(kh):
                         for v in range(kw):
                             if u + v > 0:
-                                acc += x[b, r0 + u, base + v * c + t]
-                    out[b, i, o0 + t] = acc * scale
+                                acc += x[b, r0 + u, np.uintp(base + v * c + t)]
+                    out[b, i, np.uintp(o0 + t)] = acc * scale
+
+
+def max_forward(kh: int, kw: int):
+    """The max-pooling forward for a kh×kw window: fn(x, sh, sw, c, out, switches), arrays as `_max_forward`."""
+    fn = _built.get(("max", kh, kw))
+    if fn is None:
+        @numba.njit(**_opts)
+        def fn(x, sh, sw, c, out, switches):
+            _max_forward(x, kh, kw, sh, sw, c, out, switches)
+
+        _built["max", kh, kw] = fn
+    return fn
+
+
+def avg_forward(kh: int, kw: int):
+    """The average-pooling forward for a kh×kw window: fn(x, sh, sw, c, scale, out), arrays as `_avg_forward`."""
+    fn = _built.get(("avg", kh, kw))
+    if fn is None:
+        @numba.njit(**_opts)
+        def fn(x, sh, sw, c, scale, out):
+            _avg_forward(x, kh, kw, sh, sw, c, scale, out)
+
+        _built["avg", kh, kw] = fn
+    return fn
 
 
 @numba.njit(**_opts)
-def avg_forward_2x2(x, sh, sw, c, scale, out):
-    _avg_forward(x, 2, 2, sh, sw, c, scale, out)
+def _windows(size, k, s, n_out):
+    """(size, k) table: the window whose offset q covers position p (p = index·s + q, 0 ≤ index < n_out), or −1.
+    Built once per call, so the per-element loops divide nothing."""
+    table = np.full((size, k), -1, dtype=np.int64)
+    for i in range(n_out):
+        for q in range(k):
+            table[i * s + q, q] = i
+    return table
 
 
 @numba.njit(**_opts)
-def avg_forward_any(x, kh, kw, sh, sw, c, scale, out):
-    _avg_forward(x, kh, kw, sh, sw, c, scale, out)
+def _route(dout, switches, b, i, k, c, sw, dx, r, v, accumulate, scale):
+    """Adds (or, if not `accumulate`, stores) into input row r of dx the terms of output row i at offset k = (u, v):
+    dout where the switch is k and 0·dout elsewhere (max pooling), or dout·scale when `switches` is None (average).
+    With stride 1 the row's windows are one run of Wo·C elements."""
+    nj, run = _runs(dout.shape[2] // c, c, sw)
+    for j in range(nj):
+        src, dst = j * run, (j * sw + v) * c
+        for t in range(run):
+            d = dout[b, i, np.uintp(src + t)]
+            if switches is None:
+                g = d * scale
+            else:
+                g = d if switches[b, i, np.uintp(src + t)] == k else 0 * d
+            if accumulate:
+                dx[b, r, np.uintp(dst + t)] += g
+            else:
+                dx[b, r, np.uintp(dst + t)] = g
+
+
+@numba.njit(**_opts)
+def _backward(dout, switches, kh, kw, sh, sw, c, dx, accumulate, scale):
+    """dx (N, H, W·C), one input row at a time: each element gets the terms (`_route`) of the windows that hold
+    it, in row-major offset order. `accumulate` (windows overlap or leave gaps) sums them from +0.0, as NumPy's
+    zero fill and `dx += term` per offset do; otherwise every element is in exactly one window and its one term
+    is stored as is (a −0.0 product keeps its sign, as np.multiply's does)."""
+    n, h, _ = dx.shape
+    rows = _windows(h, kh, sh, dout.shape[1])
+    for b in range(n):
+        for r in range(h):
+            if accumulate:
+                dx[b, r, :] = 0
+            for u in range(kh):
+                i = rows[r, u]
+                if i >= 0:
+                    for v in range(kw):
+                        _route(dout, switches, b, i, np.uint8(u * kw + v), c, sw, dx, r, v, accumulate, scale)
+
+
+@numba.njit(**_opts)
+def max_backward(dout, switches, kh, kw, sh, sw, c, dx, accumulate):
+    """dx (N, H, W·C) of max pooling from dout and switches (N, Ho, Wo·C): each output gradient to its window's
+    switch, 0·gradient to the window's other elements — NumPy's offsets path term for term. Bit-identical."""
+    _backward(dout, switches, kh, kw, sh, sw, c, dx, accumulate, dout.dtype.type(1))
 
 
 @numba.njit(**_opts)
 def avg_backward(dout, kh, kw, sh, sw, c, scale, dx, accumulate):
-    """dx (N, H, W·C): each element the sum of dout·scale over the windows that hold it, in row-major offset
-    order, from +0.0 when `accumulate` (NumPy's zero fill and `view += g`), else its one window's dout·scale
-    (NumPy's broadcast). Bit-identical to the NumPy path."""
-    n, h, _ = dx.shape
-    ho, wo = dout.shape[1], dout.shape[2] // c
-    w = dx.shape[2] // c
-    start = dx.dtype.type(0.0) if accumulate else -dx.dtype.type(0.0)
-    for b in range(n):
-        for r in range(h):
-            for s in range(w):
-                e0 = s * c
-                for ch in range(c):
-                    dx[b, r, e0 + ch] = start
-                for u in range(kh):
-                    i, row_ok = _window_of(r, u, sh, ho)
-                    for v in range(kw):
-                        j, col_ok = _window_of(s, v, sw, wo)
-                        if row_ok and col_ok:
-                            o0 = j * c
-                            for ch in range(c):
-                                dx[b, r, e0 + ch] += dout[b, i, o0 + ch] * scale
+    """dx (N, H, W·C) of average pooling: dout·scale spread over each window — NumPy's broadcast (tiling
+    windows) or its zero fill and `view += g` per offset. Bit-identical."""
+    _backward(dout, None, kh, kw, sh, sw, c, dx, accumulate, scale)
 
 
 def warm():
-    """Compile the max-pooling kernels for float32 and uint8 switches now rather than at first use."""
+    """Compile the 2×2 max-pooling kernels for float32 and uint8 switches now rather than at first use."""
     x = np.zeros((1, 2, 2), np.float32)
     out, sw = np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.uint8)
-    max_forward_2x2(x, 2, 2, 1, out, sw)
+    max_forward(2, 2)(x, 2, 2, 1, out, sw)
     max_backward(out, sw, 2, 2, 2, 2, 1, x, False)

@@ -147,12 +147,8 @@ def _compiled_max_forward(x, kernel, stride, out) -> np.ndarray:
     jit, (kh, kw), (sh, sw), c = compiled("pool"), kernel, stride, x.shape[3]
     idx = np.empty(out.shape, dtype=np.uint8)
     x3, out3, idx3 = _rows(x), _rows(out), _rows(idx)
-    fixed = {(2, 2): jit.max_forward_2x2, (3, 3): jit.max_forward_3x3}.get((kh, kw))
-    if fixed is not None:  # the window as a compile-time constant: the channel loop vectorizes
-        part = lambda s: fixed(x3[s], sh, sw, c, out3[s], idx3[s])  # noqa: E731
-    else:
-        part = lambda s: jit.max_forward_any(x3[s], kh, kw, sh, sw, c, out3[s], idx3[s])  # noqa: E731
-    for_parts(part, x.shape[0], x.nbytes)
+    kernel_fn = jit.max_forward(kh, kw)  # built for this window: its loops unroll, the channel loop vectorizes
+    for_parts(lambda s: kernel_fn(x3[s], sh, sw, c, out3[s], idx3[s]), x.shape[0], x.nbytes)
     return idx
 
 
@@ -211,14 +207,20 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 def avg_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2)):
     """Returns (out (N, Ho, Wo, C), cache): the mean of each KH×KW window."""
-    _, ho, wo, _ = _geometry(x.shape, kernel, stride)
-    kh, kw = kernel
+    n, ho, wo, c = _geometry(x.shape, kernel, stride)
+    (kh, kw), (sh, sw) = kernel, stride
+    scale = x.dtype.type(1.0 / (kh * kw))
+    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same sums in the same order
+        out = np.empty((n, ho, wo, c), dtype=x.dtype)
+        fn, x3, out3 = compiled("pool").avg_forward(kh, kw), _rows(x), _rows(out)
+        for_parts(lambda s: fn(x3[s], sh, sw, c, scale, out3[s]), n, x.nbytes)
+        return out, (x.shape, tuple(kernel), tuple(stride))
     # summing the offset views beats x6.mean(axis=(2, 4)), whose reduction runs over strided axes
     views = _offset_views(x, kernel, stride, ho, wo)
     out = views[0] + views[1] if len(views) > 1 else views[0].copy()
     for v in views[2:]:
         out += v
-    out *= out.dtype.type(1.0 / (kh * kw))
+    out *= scale
     return out, (x.shape, tuple(kernel), tuple(stride))
 
 
@@ -226,7 +228,13 @@ def avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (N, H, W, C): each output gradient spread evenly over its window."""
     x_shape, (kh, kw), (sh, sw) = cache
     n, ho, wo, c = dout.shape
-    g = dout * dout.dtype.type(1.0 / (kh * kw))
+    scale = dout.dtype.type(1.0 / (kh * kw))
+    if _compiled_for(dout, (kh, kw)) is not None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        jit, d3, dx3, overlap_or_gaps = compiled("pool"), _rows(dout), _rows(dx), (kh, kw) != (sh, sw)
+        for_parts(lambda s: jit.avg_backward(d3[s], kh, kw, sh, sw, c, scale, dx3[s], overlap_or_gaps), n, dx.nbytes)
+        return dx
+    g = dout * scale
     if (kh, kw) == (sh, sw):
         return np.broadcast_to(g[:, :, None, :, None, :], (n, ho, kh, wo, kw, c)).reshape(x_shape)
     dx = np.zeros(x_shape, dtype=dout.dtype)
