@@ -7,8 +7,12 @@ never over pixels or samples. When kernel == stride the windows tile the input, 
 from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input element exactly once
 (no zero fill, no accumulation).
 
-The numba extra (`jit.py`) computes max pooling with windows that do not overlap in one compiled pass,
-with the same outputs and switches.
+With the numba extra (`jit.py`, `numba_pool.py`) max and average pooling run as one compiled pass each way,
+for any window and stride, on C-contiguous float inputs. Max pooling then always keeps the single
+offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
+outputs and switches equal the NumPy path's bit for bit, and so do the gradients except after the separable
+stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
+differently (equal within float32 rounding). Average pooling is bit-identical both ways.
 
 Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
 of each window, in the smallest unsigned integer type that holds it. Backward routes each output
@@ -139,7 +143,8 @@ def _compiled_for(x, kernel):
 
 def _rows(a: np.ndarray) -> np.ndarray:
     """(N, H, W, C) seen as (N, H, W·C), the compiled kernels' layout (a view: `a` is C-contiguous)."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
+    n, h, w, c = a.shape
+    return a.reshape(n, h, w * c)
 
 
 def _compiled_max_forward(x, kernel, stride, out) -> np.ndarray:
