@@ -162,6 +162,30 @@ def max_backward(dout, switches, kh, kw, sh, sw, c, dx, accumulate):
 
 
 @numba.njit(**_opts)
+def max_backward_overlapping(dout, switches, kh, kw, sh, sw, c, dx):
+    """dx (N, H, W·C) of max pooling with overlapping windows: zeros, then each output gradient added at its
+    window's switch, the windows taken in reverse raster order. An element held by several windows so sums
+    their terms in row-major offset order (offset u, v of window (i, j) covers row i·sh + u: a later offset is
+    an earlier window), NumPy's offsets path term for term — bit-identical for finite gradients. (NumPy also
+    adds 0·gradient for the windows that did not choose an element, so there an infinite or NaN gradient
+    spreads NaN over its window; here it reaches only its switch, as in PyTorch.) One scalar add per output:
+    1.0–1.6× faster than the row gather `max_backward` when windows overlap, slower when they tile."""
+    n, ho, row = dout.shape
+    wo = row // c
+    rows, cols = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
+    for k in range(kh * kw):  # offset k → (row, column·C) within its window
+        rows[k], cols[k] = k // kw, (k % kw) * c
+    for b in range(n):
+        dx[b, :, :] = 0
+        for i in range(ho - 1, -1, -1):
+            for j in range(wo - 1, -1, -1):
+                o0, e0 = j * c, j * sw * c
+                for ch in range(c):
+                    k = switches[b, i, np.uintp(o0 + ch)]
+                    dx[b, i * sh + rows[k], np.uintp(e0 + cols[k] + ch)] += dout[b, i, np.uintp(o0 + ch)]
+
+
+@numba.njit(**_opts)
 def avg_backward(dout, kh, kw, sh, sw, c, scale, dx, accumulate):
     """dx (N, H, W·C) of average pooling: dout·scale spread over each window — NumPy's broadcast (tiling
     windows) or its zero fill and `view += g` per offset. Bit-identical."""

@@ -178,9 +178,12 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     if kind == "offsets" and stages[0].dtype == np.uint8 and _compiled_for(dout, kernel) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
         jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
-        overlap_or_gaps = (kh, kw) != (sh, sw)  # else NumPy's path writes each element's one product as is
-        for_parts(lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s], overlap_or_gaps),
-                  x_shape[0], dx.nbytes)
+        if sh < kh or sw < kw:  # overlapping windows: one add per output beats the per-offset row passes
+            part = lambda s: jit.max_backward_overlapping(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s])  # noqa: E731
+        else:  # tiling or gaps; with gaps zeros first, else NumPy's path writes each element's one product as is
+            gaps = (kh, kw) != (sh, sw)
+            part = lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s], gaps)  # noqa: E731
+        for_parts(part, x_shape[0], dx.nbytes)
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
