@@ -177,3 +177,11 @@ def test_empty_batch_and_noncontiguous_input(rng, paths):
     x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)[..., ::2]  # a strided view takes the NumPy path
     (y0, _), (y1, _) = paths(lambda: max_pool2d_forward(x, (2, 3), (2, 3)))
     _bits_equal(y0, y1)
+
+
+def test_no_grad_forward_stores_no_switches(rng, paths):
+    x = _relu_input(rng, (2, 9, 11, 3), np.float32)
+    (y0, c0), (y1, c1) = paths(lambda: max_pool2d_forward(x, (3, 3), (2, 2), switches=False))
+    assert c0 is None and c1 is None
+    _bits_equal(y0, y1)
+    _bits_equal(y1, max_pool2d_forward(x, (3, 3), (2, 2))[0])

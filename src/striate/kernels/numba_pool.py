@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 _opts = {"nogil": True, "cache": True, "boundscheck": False}
-_built: dict = {}  # (kind, kh, kw) → its compiled kernel
+_built: dict = {}  # (kind, kh, kw[, record]) → its compiled kernel
 
 
 @numba.njit(**_opts)
@@ -35,10 +35,11 @@ def _runs(wo, c, sw):
 
 
 @numba.njit(**_opts)
-def _max_forward(x, kh, kw, sh, sw, c, out, switches):
+def _max_forward(x, kh, kw, sh, sw, c, out, switches, record):
     """out (N, Ho, Wo·C) = max of each window at (i·sh, j·sw) of x (N, H, W·C), switches = row-major offset of
     its first maximum: the strict-greater scan of NumPy's `max_over` (a tie keeps the earlier offset), NaN
-    propagating to the output as through np.maximum. Bit-identical to the NumPy path."""
+    propagating to the output as through np.maximum. Bit-identical to the NumPy path. Without `record`
+    (inference) the switches are not stored: `switches` may be any uint8 array."""
     n, ho, row = out.shape
     nj, run = _runs(row // c, c, sw)
     for b in range(n):
@@ -57,7 +58,8 @@ def _max_forward(x, kh, kw, sh, sw, c, out, switches):
                                 arg = np.uint8(u * kw + v) if val > best else arg
                                 best = val if take else best
                     out[b, i, np.uintp(o0 + t)] = best
-                    switches[b, i, np.uintp(o0 + t)] = arg
+                    if record:
+                        switches[b, i, np.uintp(o0 + t)] = arg
 
 
 @numba.njit(**_opts)
@@ -80,15 +82,16 @@ def _avg_forward(x, kh, kw, sh, sw, c, scale, out):
                     out[b, i, np.uintp(o0 + t)] = acc * scale
 
 
-def max_forward(kh: int, kw: int):
-    """The max-pooling forward for a kh×kw window: fn(x, sh, sw, c, out, switches), arrays as `_max_forward`."""
-    fn = _built.get(("max", kh, kw))
+def max_forward(kh: int, kw: int, record: bool = True):
+    """The max-pooling forward for a kh×kw window: fn(x, sh, sw, c, out, switches), arrays as `_max_forward`;
+    with `record` False it stores no switches."""
+    fn = _built.get(("max", kh, kw, record))
     if fn is None:
         @numba.njit(**_opts)
         def fn(x, sh, sw, c, out, switches):
-            _max_forward(x, kh, kw, sh, sw, c, out, switches)
+            _max_forward(x, kh, kw, sh, sw, c, out, switches, record)
 
-        _built["max", kh, kw] = fn
+        _built["max", kh, kw, record] = fn
     return fn
 
 

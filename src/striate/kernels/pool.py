@@ -102,7 +102,7 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     (kh, kw), (sh, sw) = kernel, stride
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
     if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same maxima and switches
-        idx = _compiled_max_forward(x, kernel, stride, out)
+        idx = _compiled_max_forward(x, kernel, stride, out, switches)
         return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
     separable = _separable_wins(x.shape, kernel, stride, ho)
     if not switches:
@@ -147,14 +147,14 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(n, h, w * c)
 
 
-def _compiled_max_forward(x, kernel, stride, out) -> np.ndarray:
-    """Fills `out` with the compiled kernel; returns the switches (uint8, out's shape)."""
+def _compiled_max_forward(x, kernel, stride, out, switches: bool) -> np.ndarray | None:
+    """Fills `out` with the compiled kernel; returns the switches (uint8, out's shape), None without `switches`."""
     jit, (kh, kw), (sh, sw), c = compiled("pool"), kernel, stride, x.shape[3]
-    idx = np.empty(out.shape, dtype=np.uint8)
+    idx = np.empty(out.shape if switches else (out.shape[0], 0, 0, 0), dtype=np.uint8)  # unused without switches
     x3, out3, idx3 = _rows(x), _rows(out), _rows(idx)
-    kernel_fn = jit.max_forward(kh, kw)  # built for this window: its loops unroll, the channel loop vectorizes
+    kernel_fn = jit.max_forward(kh, kw, switches)  # built for this window: its loops unroll, the channels vectorize
     for_parts(lambda s: kernel_fn(x3[s], sh, sw, c, out3[s], idx3[s]), x.shape[0], x.nbytes)
-    return idx
+    return idx if switches else None
 
 
 def max_pool2d_switches(cache) -> np.ndarray:
