@@ -178,12 +178,7 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     if kind == "offsets" and stages[0].dtype == np.uint8 and _compiled_for(dout, kernel) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
         jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
-        if sh < kh or sw < kw:  # overlapping windows: one add per output beats the per-offset row passes
-            part = lambda s: jit.max_backward_overlapping(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s])  # noqa: E731
-        else:  # tiling or gaps; with gaps zeros first, else NumPy's path writes each element's one product as is
-            gaps = (kh, kw) != (sh, sw)
-            part = lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s], gaps)  # noqa: E731
-        for_parts(part, x_shape[0], dx.nbytes)
+        for_parts(lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s]), x_shape[0], dx.nbytes)
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
@@ -239,8 +234,8 @@ def avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     scale = dout.dtype.type(1.0 / (kh * kw))
     if _compiled_for(dout, (kh, kw)) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
-        jit, d3, dx3, overlap_or_gaps = compiled("pool"), _rows(dout), _rows(dx), (kh, kw) != (sh, sw)
-        for_parts(lambda s: jit.avg_backward(d3[s], kh, kw, sh, sw, c, scale, dx3[s], overlap_or_gaps), n, dx.nbytes)
+        jit, d3, dx3 = compiled("pool"), _rows(dout), _rows(dx)
+        for_parts(lambda s: jit.avg_backward(d3[s], kh, kw, sh, sw, c, scale, dx3[s]), n, dx.nbytes)
         return dx
     g = dout * scale
     if (kh, kw) == (sh, sw):
