@@ -170,13 +170,18 @@ def test_compiled_gradients(rng, paths, layer):
     battery.gradients_ok(layer, x)
 
 
-def test_empty_batch_and_noncontiguous_input(rng, paths):
+def test_empty_batch_and_strided_inputs(rng, paths):
     jit.set_numba(True)
     y, cache = max_pool2d_forward(np.zeros((0, 4, 6, 3), np.float32), (2, 3), (2, 3))
     assert y.shape == (0, 2, 2, 3) and max_pool2d_backward(y, cache).shape == (0, 4, 6, 3)
-    x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)[..., ::2]  # a strided view takes the NumPy path
-    (y0, _), (y1, _) = paths(lambda: max_pool2d_forward(x, (2, 3), (2, 3)))
+    x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)[..., ::2]  # strided views are copied first
+    (y0, c0), (y1, c1) = paths(lambda: max_pool2d_forward(x, (2, 3), (2, 3)))
     _bits_equal(y0, y1)
+    dy = rng.standard_normal((2, 4, 2, 6)).astype(np.float32)[..., ::2]
+    _bits_equal(*paths(lambda: max_pool2d_backward(dy, c1)))
+    (a0, a_cache), (a1, _) = paths(lambda: avg_pool2d_forward(x, (3, 2), (1, 2)))
+    _bits_equal(a0, a1)
+    _bits_equal(*paths(lambda: avg_pool2d_backward(np.ones((2, 6, 3, 6), np.float32)[..., ::2], a_cache)))
 
 
 def test_no_grad_forward_stores_no_switches(rng, paths):

@@ -8,7 +8,7 @@ from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input elemen
 (no zero fill, no accumulation).
 
 With the numba extra (`jit.py`, `numba_pool.py`) max and average pooling run as one compiled pass each way,
-for any window and stride, on C-contiguous float inputs. Max pooling then always keeps the single
+for any window and stride, on float inputs (a strided one copied first). Max pooling then keeps the single
 offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
 outputs and switches equal the NumPy path's bit for bit, and so do the gradients except after the separable
 stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
@@ -133,18 +133,19 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
 
 
 def _compiled_for(x, kernel):
-    """The compiled kernels (`numba_pool`) where they apply: a C-contiguous float input and at most 256 offsets
-    per window (uint8 switches); any stride, overlapping or not."""
+    """The compiled kernels (`numba_pool`) where they apply: a float input and at most 256 offsets per window
+    (uint8 switches); any stride, overlapping or not. (`_rows` copies a strided input first.)"""
     (kh, kw) = kernel
-    if kh * kw > 256 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+    if kh * kw > 256 or x.dtype not in (np.float32, np.float64):
         return None
     return compiled("pool")
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) seen as (N, H, W·C), the compiled kernels' layout (a view: `a` is C-contiguous)."""
+    """(N, H, W, C) seen as (N, H, W·C), the compiled kernels' layout: a view, or a C-contiguous copy of a strided
+    array (one copy costs less than the NumPy path's passes)."""
     n, h, w, c = a.shape
-    return a.reshape(n, h, w * c)
+    return np.ascontiguousarray(a).reshape(n, h, w * c)
 
 
 def _compiled_max_forward(x, kernel, stride, out, switches: bool) -> np.ndarray | None:
