@@ -10,8 +10,8 @@ from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input elemen
 With the numba extra (`jit.py`, `numba_pool.py`) max and average pooling run as one compiled pass each way,
 for any window and stride, on float inputs (a strided one copied first). Max pooling then keeps the single
 offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
-outputs and switches equal the NumPy path's bit for bit, and so do the gradients except after the separable
-stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
+outputs and switches equal the NumPy path's bit for bit, and so do the (finite) gradients except after the
+separable stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
 differently (equal within float32 rounding). Average pooling is bit-identical both ways.
 
 Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
