@@ -190,25 +190,29 @@ def _avg_overlapping(dout, kh, kw, sh, sw, c, scale, dx):
                             dx[b, r, np.uintp(dst + t)] += dout[b, i, np.uintp(src + t)] * scale
 
 
+# The entry points: pool.py picks one by whether the windows overlap, so a net compiles only what it runs.
 @numba.njit(**_opts)
-def max_backward(dout, switches, kh, kw, sh, sw, c, dx):
-    """dx (N, H, W·C) of max pooling from dout and switches (N, Ho, Wo·C): each output gradient to its window's
-    switch — NumPy's offsets path term for term (`_tiles`, `_max_overlapping`). Bit-identical (where windows
-    overlap: for finite gradients)."""
-    if sh < kh or sw < kw:
-        _max_overlapping(dout, switches, kh, kw, sh, sw, c, dx)
-    else:
-        _tiles(dout, switches, kh, kw, sh, sw, c, dx, sh != kh or sw != kw, dout.dtype.type(1))
+def max_backward_tiles(dout, switches, kh, kw, sh, sw, c, dx):
+    """dx (N, H, W·C) of max pooling from dout and switches (N, Ho, Wo·C), windows that do not overlap."""
+    _tiles(dout, switches, kh, kw, sh, sw, c, dx, sh != kh or sw != kw, dout.dtype.type(1))
 
 
 @numba.njit(**_opts)
-def avg_backward(dout, kh, kw, sh, sw, c, scale, dx):
-    """dx (N, H, W·C) of average pooling: dout·scale spread over each window — NumPy's broadcast (tiling windows)
-    or its zero fill and `view += g` per offset. Bit-identical."""
-    if sh < kh or sw < kw:
-        _avg_overlapping(dout, kh, kw, sh, sw, c, scale, dx)
-    else:
-        _tiles(dout, None, kh, kw, sh, sw, c, dx, sh != kh or sw != kw, scale)
+def max_backward_overlapping(dout, switches, kh, kw, sh, sw, c, dx):
+    """dx (N, H, W·C) of max pooling from dout and switches (N, Ho, Wo·C), windows that overlap."""
+    _max_overlapping(dout, switches, kh, kw, sh, sw, c, dx)
+
+
+@numba.njit(**_opts)
+def avg_backward_tiles(dout, kh, kw, sh, sw, c, scale, dx):
+    """dx (N, H, W·C) of average pooling from dout (N, Ho, Wo·C), windows that do not overlap."""
+    _tiles(dout, None, kh, kw, sh, sw, c, dx, sh != kh or sw != kw, scale)
+
+
+@numba.njit(**_opts)
+def avg_backward_overlapping(dout, kh, kw, sh, sw, c, scale, dx):
+    """dx (N, H, W·C) of average pooling from dout (N, Ho, Wo·C), windows that overlap."""
+    _avg_overlapping(dout, kh, kw, sh, sw, c, scale, dx)
 
 
 def warm():
@@ -216,4 +220,4 @@ def warm():
     x = np.zeros((1, 2, 2), np.float32)
     out, sw = np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.uint8)
     max_forward(2, 2)(x, 2, 2, 1, out, sw)
-    max_backward(out, sw, 2, 2, 2, 2, 1, x)
+    max_backward_tiles(out, sw, 2, 2, 2, 2, 1, x)

@@ -179,7 +179,8 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     if kind == "offsets" and stages[0].dtype == np.uint8 and _compiled_for(dout, kernel) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
         jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
-        for_parts(lambda s: jit.max_backward(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s]), x_shape[0], dx.nbytes)
+        fn = jit.max_backward_overlapping if sh < kh or sw < kw else jit.max_backward_tiles
+        for_parts(lambda s: fn(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s]), x_shape[0], dx.nbytes)
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
@@ -236,7 +237,8 @@ def avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     if _compiled_for(dout, (kh, kw)) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
         jit, d3, dx3 = compiled("pool"), _rows(dout), _rows(dx)
-        for_parts(lambda s: jit.avg_backward(d3[s], kh, kw, sh, sw, c, scale, dx3[s]), n, dx.nbytes)
+        fn = jit.avg_backward_overlapping if sh < kh or sw < kw else jit.avg_backward_tiles
+        for_parts(lambda s: fn(d3[s], kh, kw, sh, sw, c, scale, dx3[s]), n, dx.nbytes)
         return dx
     g = dout * scale
     if (kh, kw) == (sh, sw):
