@@ -12,8 +12,8 @@ channels, and its body is straight-line code with selects. Two things decide whe
 With stride 1 along the width an output row's windows read one contiguous run of the input row, so the
 inner loop covers Wo·C elements, not C: it vectorizes even for a few channels (GoogLeNet's 3×3 pools).
 
-(The first version of this module had neither, and stored the output and switch once per offset: 2×2
-max pooling ran 8–13× slower than now, 0.13× PyTorch's speed.)
+(The first version of this module had neither, and stored the output and switch once per offset: its 2×2
+max-pooling forward was 11–16× slower than now, 0.13× PyTorch's speed.)
 
 Backward reproduces the NumPy path's sums term for term: windows that tile the input store each element's
 one term, window by window, with no zero fill (`_tiles`); overlapping max-pooling windows add each output
@@ -21,7 +21,7 @@ gradient at its switch (`_max_overlapping`); overlapping average-pooling windows
 time, offset by offset (`_avg_overlapping`).
 Tried and not kept: the im2col copy (NumPy's strided copy moves whole channel runs with memcpy; the
 compiled loop was 1.7–6× slower at 1–64 channels); `numba.literally` for the window (its dispatch costs
-milliseconds per call).
+milliseconds per call); global average pooling (NumPy's mean is one pass already: no faster compiled).
 """
 
 from __future__ import annotations
