@@ -7,8 +7,12 @@ never over pixels or samples. When kernel == stride the windows tile the input, 
 from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input element exactly once
 (no zero fill, no accumulation).
 
-The numba extra (`jit.py`) computes max pooling with windows that do not overlap in one compiled pass,
-with the same outputs and switches.
+With the numba extra (`jit.py`, `numba_pool.py`) max and average pooling run as one compiled pass each way,
+for any window and stride, on float inputs (a strided one copied first). Max pooling then keeps the single
+offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
+outputs and switches equal the NumPy path's bit for bit, and so do the (finite) gradients except after the
+separable stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
+differently (equal within float32 rounding). Average pooling is bit-identical both ways.
 
 Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
 of each window, in the smallest unsigned integer type that holds it. Backward routes each output
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernels as compiled
+from .jit import compiled
 from .parallel import for_parts
 from .window import output_size
 
@@ -96,14 +100,11 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     first maximum, so both forms route gradients to the same element (`max_pool2d_switches`)."""
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
     (kh, kw), (sh, sw) = kernel, stride
-    jit = _compiled_for(x, kernel, stride)
-    if jit is not None:  # the numba extra: one pass, the same maxima and switches
-        out = np.empty((n, ho, wo, c), dtype=x.dtype)
-        idx = np.empty((n, ho, wo, c), dtype=np.min_scalar_type(kh * kw - 1))
-        for_parts(lambda s: jit.max_pool_forward(x[s], kh, kw, sh, sw, out[s], idx[s]), n, x.nbytes)
+    out = np.empty((n, ho, wo, c), dtype=x.dtype)
+    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same maxima and switches
+        idx = _compiled_max_forward(x, kernel, stride, out, switches)
         return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
     separable = _separable_wins(x.shape, kernel, stride, ho)
-    out = np.empty((n, ho, wo, c), dtype=x.dtype)
     if not switches:
         stages = []
     elif separable:
@@ -131,13 +132,30 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     return out, ("separable" if separable else "offsets", tuple(stages), x.shape, tuple(kernel), tuple(stride))
 
 
-def _compiled_for(x, kernel, stride):
-    """The compiled kernels, where they apply: windows that do not overlap, a C-contiguous float input, and
-    at most 256 offsets per window (uint8 switches)."""
-    (kh, kw), (sh, sw) = kernel, stride
-    if sh < kh or sw < kw or kh * kw > 256 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+def _compiled_for(x, kernel):
+    """The compiled kernels (`numba_pool`) where they apply: a float input and at most 256 offsets per window
+    (uint8 switches); any stride, overlapping or not. (`_rows` copies a strided input first.)"""
+    (kh, kw) = kernel
+    if kh * kw > 256 or x.dtype not in (np.float32, np.float64):
         return None
-    return compiled()
+    return compiled("pool")
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) seen as (N, H, W·C), the compiled kernels' layout: a view, or a C-contiguous copy of a strided
+    array (one copy costs less than the NumPy path's passes)."""
+    n, h, w, c = a.shape
+    return np.ascontiguousarray(a).reshape(n, h, w * c)
+
+
+def _compiled_max_forward(x, kernel, stride, out, switches: bool) -> np.ndarray | None:
+    """Fills `out` with the compiled kernel; returns the switches (uint8, out's shape), None without `switches`."""
+    jit, (kh, kw), (sh, sw), c = compiled("pool"), kernel, stride, x.shape[3]
+    idx = np.empty(out.shape if switches else (out.shape[0], 0, 0, 0), dtype=np.uint8)  # unused without switches
+    x3, out3, idx3 = _rows(x), _rows(out), _rows(idx)
+    kernel_fn = jit.max_forward(kh, kw, switches)  # built for this window: its loops unroll, the channels vectorize
+    for_parts(lambda s: kernel_fn(x3[s], sh, sw, c, out3[s], idx3[s]), x.shape[0], x.nbytes)
+    return idx if switches else None
 
 
 def max_pool2d_switches(cache) -> np.ndarray:
@@ -158,10 +176,11 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     kind, stages, x_shape, kernel, stride = cache
     (kh, kw), (sh, sw) = kernel, stride
     _, ho, wo, _ = dout.shape
-    jit = _compiled_for(dout, kernel, stride) if kind == "offsets" and stages[0].dtype == np.uint8 else None
-    if jit is not None:
+    if kind == "offsets" and stages[0].dtype == np.uint8 and _compiled_for(dout, kernel) is not None:
         dx = np.empty(x_shape, dtype=dout.dtype)
-        for_parts(lambda s: jit.max_pool_backward(dout[s], stages[0][s], kh, kw, sh, sw, dx[s]), x_shape[0], dx.nbytes)
+        jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
+        fn = jit.max_backward_overlapping if sh < kh or sw < kw else jit.max_backward_tiles
+        for_parts(lambda s: fn(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s]), x_shape[0], dx.nbytes)
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)
@@ -193,14 +212,20 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
 
 def avg_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2)):
     """Returns (out (N, Ho, Wo, C), cache): the mean of each KH×KW window."""
-    _, ho, wo, _ = _geometry(x.shape, kernel, stride)
-    kh, kw = kernel
+    n, ho, wo, c = _geometry(x.shape, kernel, stride)
+    (kh, kw), (sh, sw) = kernel, stride
+    scale = x.dtype.type(1.0 / (kh * kw))
+    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same sums in the same order
+        out = np.empty((n, ho, wo, c), dtype=x.dtype)
+        fn, x3, out3 = compiled("pool").avg_forward(kh, kw), _rows(x), _rows(out)
+        for_parts(lambda s: fn(x3[s], sh, sw, c, scale, out3[s]), n, x.nbytes)
+        return out, (x.shape, tuple(kernel), tuple(stride))
     # summing the offset views beats x6.mean(axis=(2, 4)), whose reduction runs over strided axes
     views = _offset_views(x, kernel, stride, ho, wo)
     out = views[0] + views[1] if len(views) > 1 else views[0].copy()
     for v in views[2:]:
         out += v
-    out *= out.dtype.type(1.0 / (kh * kw))
+    out *= scale
     return out, (x.shape, tuple(kernel), tuple(stride))
 
 
@@ -208,7 +233,14 @@ def avg_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (N, H, W, C): each output gradient spread evenly over its window."""
     x_shape, (kh, kw), (sh, sw) = cache
     n, ho, wo, c = dout.shape
-    g = dout * dout.dtype.type(1.0 / (kh * kw))
+    scale = dout.dtype.type(1.0 / (kh * kw))
+    if _compiled_for(dout, (kh, kw)) is not None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        jit, d3, dx3 = compiled("pool"), _rows(dout), _rows(dx)
+        fn = jit.avg_backward_overlapping if sh < kh or sw < kw else jit.avg_backward_tiles
+        for_parts(lambda s: fn(d3[s], kh, kw, sh, sw, c, scale, dx3[s]), n, dx.nbytes)
+        return dx
+    g = dout * scale
     if (kh, kw) == (sh, sw):
         return np.broadcast_to(g[:, :, None, :, None, :], (n, ho, kh, wo, kw, c)).reshape(x_shape)
     dx = np.zeros(x_shape, dtype=dout.dtype)
