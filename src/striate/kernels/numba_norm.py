@@ -1,12 +1,13 @@
 """The batch-normalisation numba kernels behind `norm.py` (imported only when compiled kernels are on). x is
 the (M, C) matrix of `norm.py`; each kernel runs over rows [r0, r1) of it without the GIL, so striate's own
 threads split the rows as they do for the NumPy passes. Each kernel is one pass over its rows, the channel
-loop innermost (vectorised), its per-channel accumulators in float64.
+loop innermost (vectorised). Sums run in x's dtype over blocks of ROWS rows (in cache, short enough that float32
+rounding stays ~1e-7) and add up across blocks in float64 — the NumPy path's scheme, with smaller blocks.
 
 Exactness against the NumPy path: the elementwise parts (x·s + t, its ReLU, the mask, dx from given sums) are
-the same float operations in the same order, so bit-identical for the same (C,) vectors; the column sums are
-accumulated in another order (row by row in float64, not blockwise GEMVs in float32), so the statistics and
-gradient sums, and everything computed from them, agree within float32 rounding.
+the same float operations in the same order, so bit-identical for the same (C,) vectors; the column sums add in
+another order, so the statistics and gradient sums, and everything computed from them, agree within float32
+rounding. 128 × 16 × 16 × 128 on one thread: statistics 0.6 ms (float64 row-by-row sums: 0.9 ms).
 """
 
 from __future__ import annotations
@@ -15,27 +16,39 @@ import numba
 import numpy as np
 
 _opts = {"nogil": True, "cache": True, "boundscheck": False}
+ROWS = 32  # rows per block of the sums
 
 
 @numba.njit(**_opts)
 def moments(x, r0, r1):
-    """(mean, M2) (C,) float64 of rows [r0, r1): Σ(x − k) and Σ(x − k)² about k = the part's first row, in
-    float64. The shift bounds the cancellation: (x₀ − mean)² ≤ n·var, so M2 = Σ(x − k)² − (Σ(x − k))²/n loses at
-    most ~n·1e-16 relatively — offset data keep a two-pass variance's precision in one pass."""
+    """(mean, M2) (C,) float64 of rows [r0, r1) in one pass. Each block sums u = x − k and u² about k = its own
+    first row (a shift within the block's range: (k − block mean)² ≤ (rows − 1)·block variance bounds the
+    cancellation in M2 = Σu² − (Σu)²/rows, so offset data keep a two-pass variance's precision); the blocks
+    combine in float64 by Chan et al.'s update, as `norm._combine`."""
     c = x.shape[1]
-    shift, s, q = np.empty(c), np.zeros(c), np.zeros(c)
-    for ch in range(c):
-        shift[ch] = x[r0, ch]
-    for i in range(r0, r1):
+    mean, m2 = np.zeros(c), np.zeros(c)
+    shift, bs, bq = np.empty(c, x.dtype), np.empty(c, x.dtype), np.empty(c, x.dtype)
+    n = 0
+    for b0 in range(r0, r1, ROWS):
+        b1 = min(b0 + ROWS, r1)
+        k = b1 - b0
         for ch in range(c):
-            d = np.float64(x[i, ch]) - shift[ch]
-            s[ch] += d
-            q[ch] += d * d
-    n = r1 - r0
-    mean, m2 = np.empty(c), np.empty(c)
-    for ch in range(c):
-        mean[ch] = shift[ch] + s[ch] / n
-        m2[ch] = max(q[ch] - s[ch] * s[ch] / n, 0.0)
+            shift[ch] = x[b0, ch]
+            bs[ch] = 0
+            bq[ch] = 0
+        for i in range(b0 + 1, b1):
+            for ch in range(c):
+                u = x[i, ch] - shift[ch]
+                bs[ch] += u
+                bq[ch] += u * u
+        total = n + k
+        f, g = k / total, n * k / total
+        for ch in range(c):
+            s = np.float64(bs[ch])
+            delta = shift[ch] + s / k - mean[ch]
+            mean[ch] += delta * f
+            m2[ch] += max(bq[ch] - s * s / k, 0.0) + delta * delta * g
+        n = total
     return mean, m2
 
 
@@ -54,32 +67,51 @@ def affine(x, scale, shift, relu, r0, r1, out):
 
 
 @numba.njit(**_opts)
+def _masked(g, x, scale, shift, relu):
+    """g, or with `relu` g·(x·scale + shift > 0): the product with 1 or 0, as NumPy's multiply by the mask.
+    (Scalars only: array arguments would cost reference counting per element and stop the vectoriser.)"""
+    if relu:
+        z = x * scale + shift
+        g = g * (np.float32(1) if z > 0 else np.float32(0))
+    return g
+
+
+@numba.njit(**_opts)
 def gradient_sums(d, x, mean, scale, shift, relu, r0, r1):
-    """(Σ g, Σ g·(x − mean)) (C,) float64 over rows [r0, r1), g = dout, or with `relu` dout·(x·scale + shift > 0)
-    (the product with 1 or 0, as NumPy's multiply by the mask)."""
+    """(Σ g, Σ g·(x − mean)) (C,) float64 over rows [r0, r1), g = `_masked` dout."""
+    return _sums(d, x, mean, scale, shift, relu, r0, r1, d, False)
+
+
+@numba.njit(**_opts)
+def _sums(d, x, mean, scale, shift, relu, r0, r1, dx, write):
+    """`gradient_sums`, and with `write` dx = g·scale on the same rows (the evaluation backward)."""
     c = x.shape[1]
     sd, sdx = np.zeros(c), np.zeros(c)
-    for i in range(r0, r1):
+    bd, bdx = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    for b0 in range(r0, r1, ROWS):
         for ch in range(c):
-            g = d[i, ch]
-            if relu:
-                z = x[i, ch] * scale[ch] + shift[ch]
-                g = g * (np.float32(1) if z > 0 else np.float32(0))
-            sd[ch] += g
-            sdx[ch] += np.float64(g) * np.float64(x[i, ch] - mean[ch])
+            bd[ch] = 0
+            bdx[ch] = 0
+        for i in range(b0, min(b0 + ROWS, r1)):
+            for ch in range(c):
+                g = _masked(d[i, ch], x[i, ch], scale[ch], shift[ch], relu)
+                if write:
+                    dx[i, ch] = g * scale[ch]
+                bd[ch] += g
+                bdx[ch] += g * (x[i, ch] - mean[ch])
+        for ch in range(c):
+            sd[ch] += bd[ch]
+            sdx[ch] += bdx[ch]
     return sd, sdx
 
 
 @numba.njit(**_opts)
 def train_dx(d, x, mean, scale, shift, relu, neg_kx, k0, r0, r1, dx):
-    """dx = (x − mean)·(−k_x) + g·scale − k_0 on rows [r0, r1), g as in `gradient_sums` (NumPy's order)."""
+    """dx = (x − mean)·(−k_x) + g·scale − k_0 on rows [r0, r1), g = `_masked` dout (NumPy's order)."""
     c = x.shape[1]
     for i in range(r0, r1):
         for ch in range(c):
-            g = d[i, ch]
-            if relu:
-                z = x[i, ch] * scale[ch] + shift[ch]
-                g = g * (np.float32(1) if z > 0 else np.float32(0))
+            g = _masked(d[i, ch], x[i, ch], scale[ch], shift[ch], relu)
             o = (x[i, ch] - mean[ch]) * neg_kx[ch]
             o = o + g * scale[ch]
             dx[i, ch] = o - k0[ch]
@@ -88,15 +120,4 @@ def train_dx(d, x, mean, scale, shift, relu, neg_kx, k0, r0, r1, dx):
 @numba.njit(**_opts)
 def eval_backward(d, x, mean, scale, shift, relu, r0, r1, dx):
     """The evaluation-mode backward in one pass: dx = g·scale on rows [r0, r1), and returns `gradient_sums`."""
-    c = x.shape[1]
-    sd, sdx = np.zeros(c), np.zeros(c)
-    for i in range(r0, r1):
-        for ch in range(c):
-            g = d[i, ch]
-            if relu:
-                z = x[i, ch] * scale[ch] + shift[ch]
-                g = g * (np.float32(1) if z > 0 else np.float32(0))
-            dx[i, ch] = g * scale[ch]
-            sd[ch] += g
-            sdx[ch] += np.float64(g) * np.float64(x[i, ch] - mean[ch])
-    return sd, sdx
+    return _sums(d, x, mean, scale, shift, relu, r0, r1, dx, True)
