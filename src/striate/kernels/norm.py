@@ -76,8 +76,9 @@ def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
             n, mean, m2 = _combine(n, mean, m2, k, block_mean.astype(np.float64), ones[:k] @ u)
         return n, mean, m2
 
-    n, mean, m2 = 0, np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
-    for stats in for_parts(part, m, x2.nbytes):
+    first, *rest = for_parts(part, m, x2.nbytes)
+    n, mean, m2 = first  # float64 already: combining it with nothing would give the same values
+    for stats in rest:
         n, mean, m2 = _combine(n, mean, m2, *stats)
     if combine is not None:
         n, mean, m2 = combine(n, mean, m2)
