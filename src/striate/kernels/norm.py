@@ -20,10 +20,11 @@ dout·mask into the BatchNorm backward. Every value is computed by the same oper
 the two separate layers, so the fused pair gives bit-identical results.
 
 With compiled kernels on (`jit.compiled("norm")`, numba; C-contiguous float32/float64 arrays), each pass is one
-compiled loop per thread's rows instead of many NumPy calls per block (`numba_norm.py`): statistics from
-shifted float64 sums, Σdout and Σdout·x̂ in one pass, then dx; in evaluation, dx and both sums in one pass.
-Their sums add in another order, so results agree with the NumPy path within float32 rounding (the
-elementwise arithmetic is the same; the fused BatchNorm + ReLU still equals the two compiled layers bit for bit).
+compiled loop per thread's rows instead of many NumPy calls per block (`numba_norm.py`): the statistics in one
+pass (small blocks, each about its own first row, Chan-combined in float64), Σdout and Σdout·x̂ in one pass,
+then dx; in evaluation, dx and both sums in one pass. Their sums add in another order, so results agree with
+the NumPy path within float32 rounding (the elementwise arithmetic is the same: with the same statistics the
+outputs and dx are bit-identical, and the fused BatchNorm + ReLU equals the two compiled layers bit for bit).
 """
 
 from __future__ import annotations
@@ -56,15 +57,16 @@ def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
     ones vector (BLAS's blocked accumulation); the blocks are combined in float64 by Chan et al.'s update
     (n, mean, M2) ⊕ (k, mean_b, M2_b), which is exact for exact block statistics. So offset data keep the
     precision of a two-pass variance (M = 10⁵ rows: ~1e-7 relative in float32) at the cost of one pass.
+    The compiled path (`numba_norm.moments`) combines the same way blocks of 32 rows, each summed about its own
+    first row in one pass.
     """
     m, c = x2.shape
     jit = _compiled_for(x2)
 
     def part(rows):
+        if jit is not None and rows.stop > rows.start:
+            return rows.stop - rows.start, *jit.moments(x2, rows.start, rows.stop)
         n, mean, m2 = 0, np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
-        if jit is not None:
-            return (rows.stop - rows.start, *jit.moments(x2, rows.start, rows.stop)) if rows.stop > rows.start \
-                else (n, mean, m2)
         blocks = _blocks(m, c, x2.itemsize, rows)
         ones = _ones(blocks, x2.dtype)
         for b in blocks:
