@@ -125,6 +125,8 @@ def test_offset_data_keep_float32_statistics(rng, numba_path, threads):
     """Data far from zero (mean 1e4, spread 1): one pass, yet the variance of a two-pass float64 computation."""
     numba_path(True)
     x = (1e4 + rng.standard_normal((4096, 3)) * rng.uniform(0.5, 2, 3)).astype(np.float32)
+    x[:, 1] = np.sort(x[:, 1])  # blocks far from the overall mean
+    x[::37, 2] += 30  # outliers, some at a block's first row
     _, _, mean, var = batchnorm_train_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), 1e-5)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mean, x64.mean(0), rtol=1e-7)
