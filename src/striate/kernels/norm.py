@@ -21,7 +21,7 @@ the two separate layers, so the fused pair gives bit-identical results.
 
 With compiled kernels on (`jit.compiled("norm")`, numba; C-contiguous float32/float64 arrays), each pass is one
 compiled loop per thread's rows instead of many NumPy calls per block (`numba_norm.py`): the statistics in one
-pass (small blocks, each about its own first row, Chan-combined in float64), Σdout and Σdout·x̂ in one pass,
+pass (float64 sums about the part's first row), Σdout and Σdout·x̂ in one pass,
 then dx; in evaluation, dx and both sums in one pass. Their sums add in another order, so results agree with
 the NumPy path within float32 rounding (the elementwise arithmetic is the same: with the same statistics the
 outputs and dx are bit-identical, and the fused BatchNorm + ReLU equals the two compiled layers bit for bit).
@@ -57,8 +57,7 @@ def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
     ones vector (BLAS's blocked accumulation); the blocks are combined in float64 by Chan et al.'s update
     (n, mean, M2) ⊕ (k, mean_b, M2_b), which is exact for exact block statistics. So offset data keep the
     precision of a two-pass variance (M = 10⁵ rows: ~1e-7 relative in float32) at the cost of one pass.
-    The compiled path (`numba_norm.moments`) combines the same way blocks of 32 rows, each summed about its own
-    first row in one pass.
+    The compiled path (`numba_norm.moments`) sums x − k and (x − k)² in float64 about each part's first row k.
     """
     m, c = x2.shape
     jit = _compiled_for(x2)
