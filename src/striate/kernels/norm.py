@@ -18,12 +18,20 @@ BatchNorm followed by ReLU (`*_relu` functions) runs as one pass each way: forwa
 straight from x; backward recomputes the ReLU's mask from x blockwise (nothing is stored for it) and feeds
 dout·mask into the BatchNorm backward. Every value is computed by the same operations, in the same order, as
 the two separate layers, so the fused pair gives bit-identical results.
+
+With compiled kernels on (`jit.compiled("norm")`, numba; C-contiguous float32/float64 arrays), each pass is one
+compiled loop per thread's rows instead of many NumPy calls per block (`numba_norm.py`): the statistics in one
+pass (float64 sums about the part's first row), Σdout and Σdout·x̂ in one pass,
+then dx; in evaluation, dx and both sums in one pass. Their sums add in another order, so results agree with
+the NumPy path within float32 rounding (the elementwise arithmetic is the same: with the same statistics the
+outputs and dx are bit-identical, and the fused BatchNorm + ReLU equals the two compiled layers bit for bit).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .jit import compiled
 from .parallel import for_parts
 
 BLOCK_BYTES = 2**20  # rows per block: about this many bytes of one (rows, C) slab
@@ -49,10 +57,14 @@ def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
     ones vector (BLAS's blocked accumulation); the blocks are combined in float64 by Chan et al.'s update
     (n, mean, M2) ⊕ (k, mean_b, M2_b), which is exact for exact block statistics. So offset data keep the
     precision of a two-pass variance (M = 10⁵ rows: ~1e-7 relative in float32) at the cost of one pass.
+    The compiled path (`numba_norm.moments`) sums x − k and (x − k)² in float64 about each part's first row k.
     """
     m, c = x2.shape
+    jit = _compiled_for(x2)
 
     def part(rows):
+        if jit is not None and rows.stop > rows.start:
+            return rows.stop - rows.start, *jit.moments(x2, rows.start, rows.stop)
         n, mean, m2 = 0, np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
         blocks = _blocks(m, c, x2.itemsize, rows)
         ones = _ones(blocks, x2.dtype)
@@ -65,8 +77,9 @@ def _mean_var(x2: np.ndarray, combine=None) -> tuple[np.ndarray, np.ndarray]:
             n, mean, m2 = _combine(n, mean, m2, k, block_mean.astype(np.float64), ones[:k] @ u)
         return n, mean, m2
 
-    n, mean, m2 = 0, np.zeros(c, dtype=np.float64), np.zeros(c, dtype=np.float64)
-    for stats in for_parts(part, m, x2.nbytes):
+    first, *rest = for_parts(part, m, x2.nbytes)
+    n, mean, m2 = first  # float64 already: combining it with nothing would give the same values
+    for stats in rest:
         n, mean, m2 = _combine(n, mean, m2, *stats)
     if combine is not None:
         n, mean, m2 = combine(n, mean, m2)
@@ -121,8 +134,11 @@ def _affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool = F
     """x·scale + shift per column (then max(·, 0) with `relu`), into one new (M, C) array."""
     out = np.empty_like(x2)
     zero = x2.dtype.type(0)
+    jit = _compiled_for(x2, scale, shift)
 
     def part(rows):
+        if jit is not None:
+            return jit.affine(x2, scale, shift, relu, rows.start, rows.stop, out)
         for b in _blocks(*x2.shape, x2.itemsize, rows):
             o = out[b]
             np.multiply(x2[b], scale, out=o)
@@ -132,6 +148,16 @@ def _affine(x2: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool = F
 
     for_parts(part, x2.shape[0], x2.nbytes)
     return out
+
+
+def _compiled_for(*arrays):
+    """The compiled kernels (`numba_norm`) when they apply: compiled kernels on, and every array C-contiguous and
+    of x's float dtype (anything else — mixed dtypes, strided views — takes the NumPy path)."""
+    jit = compiled("norm")
+    dtype = arrays[0].dtype
+    if jit is None or dtype not in (np.float32, np.float64):
+        return None
+    return jit if all(a.dtype == dtype and a.flags.c_contiguous for a in arrays) else None
 
 
 def relu_mask(cache) -> np.ndarray:
@@ -181,24 +207,24 @@ def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False, reduce=None)
     mode, x2, mean, inv_std, gamma, beta = cache
     m, c = x2.shape
     d2 = dout.reshape(-1, c)
+    scale_shift = _scale_shift(mean, inv_std, gamma, beta)
+    jit = _compiled_for(d2, x2, mean, *scale_shift)
+    if jit is not None:
+        dx, dgamma, dbeta = _compiled_backward(jit, d2, cache, scale_shift, relu, reduce)
+        return dx.reshape(dout.shape), dgamma, dbeta
     # with relu: dout·mask goes into dx's buffer, which the last pass then overwrites block by block
     masked = np.empty_like(d2) if relu else None
-    dbeta, dgamma = _gradient_sums(d2, x2, mean, _scale_shift(mean, inv_std, gamma, beta) if relu else None, masked)
+    dbeta, dgamma = _gradient_sums(d2, x2, mean, scale_shift if relu else None, masked)
     d2 = masked if relu else d2
     dgamma *= inv_std  # Σ dout·x̂
-    scale = gamma * inv_std
+    scale = scale_shift[0]
     if mode == "eval":
         if relu:
             d2 *= scale
             return d2.reshape(dout.shape), dgamma, dbeta
         return dout * scale, dgamma, dbeta
     # dx = s·dout − (s·inv_std·dγ/M)·(x − mean) − s·dβ/M, blockwise into one buffer
-    sum_d, sum_dx, count = dbeta, dgamma, m
-    if reduce is not None:
-        sum_d, sum_dx, count = reduce(dbeta, dgamma)
-        sum_d, sum_dx = sum_d.astype(dbeta.dtype), sum_dx.astype(dgamma.dtype)
-    k_x = scale * inv_std * sum_dx / count
-    k_0 = scale * sum_d / count
+    k_x, k_0 = _dx_coefficients(scale, inv_std, dbeta, dgamma, m, reduce)
     dx = d2 if relu else np.empty_like(d2)
 
     def part(rows):
@@ -212,3 +238,34 @@ def batchnorm_backward(dout: np.ndarray, cache, relu: bool = False, reduce=None)
 
     for_parts(part, m, x2.nbytes)
     return dx.reshape(dout.shape), dgamma, dbeta
+
+
+def _compiled_backward(jit, d2, cache, scale_shift, relu, reduce):
+    """`batchnorm_backward` on (M, C) by the compiled kernels: in evaluation one pass (dx and the sums); in
+    training the sums, then dx from them."""
+    mode, x2, mean, inv_std, _, _ = cache
+    m = x2.shape[0]
+    dx = np.empty_like(d2)
+    args = (d2, x2, mean, *scale_shift, relu)
+    if mode == "eval":
+        parts = for_parts(lambda rows: jit.eval_backward(*args, rows.start, rows.stop, dx), m, x2.nbytes)
+    else:
+        parts = for_parts(lambda rows: jit.gradient_sums(*args, rows.start, rows.stop), m, x2.nbytes)
+    dbeta = sum(p[0] for p in parts).astype(d2.dtype)
+    dgamma = sum(p[1] for p in parts).astype(d2.dtype)
+    dgamma *= inv_std  # Σ dout·x̂
+    if mode == "eval":
+        return dx, dgamma, dbeta
+    k_x, k_0 = _dx_coefficients(scale_shift[0], inv_std, dbeta, dgamma, m, reduce)
+    for_parts(lambda rows: jit.train_dx(*args, -k_x, k_0, rows.start, rows.stop, dx), m, x2.nbytes)
+    return dx, dgamma, dbeta
+
+
+def _dx_coefficients(scale, inv_std, dbeta, dgamma, m, reduce):
+    """(k_x, k_0) of dx = s·dout − k_x·(x − mean) − k_0 from this part's Σdout = dβ and Σdout·x̂ = dγ, or with
+    `reduce` from the whole batch's sums and count."""
+    sum_d, sum_dx, count = dbeta, dgamma, m
+    if reduce is not None:
+        sum_d, sum_dx, count = reduce(dbeta, dgamma)
+        sum_d, sum_dx = sum_d.astype(dbeta.dtype), sum_dx.astype(dgamma.dtype)
+    return scale * inv_std * sum_dx / count, scale * sum_d / count
