@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.jit import compiled
-from ..kernels.parallel import for_parts
 from .errors import LayerError
 from .module import Module
 
@@ -70,9 +68,6 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, scores, labels) -> float:
         labels = check_scores_labels("SoftmaxCrossEntropy", scores, labels)
-        jit = compiled("loss") if scores.dtype in (np.float32, np.float64) and scores.flags.c_contiguous else None
-        if jit is not None:
-            return self._compiled_forward(jit, scores, labels)
         logp = log_softmax(scores)
         n = scores.shape[0]
         self._cache = (logp, labels)
@@ -82,22 +77,8 @@ class SoftmaxCrossEntropy(Loss):
             return float((1 - eps) * nll - eps * logp.mean(axis=1).mean())
         return float(nll)
 
-    def _compiled_forward(self, jit, scores, labels) -> float:
-        """Loss and gradient in one compiled pass per block of rows (`numba_loss`; within float32 rounding of
-        the NumPy path); the gradient waits in the cache for `backward`."""
-        n = scores.shape[0]
-        grad, losses = np.empty_like(scores), np.empty(n)
-        eps = self.label_smoothing
-        for_parts(lambda s: jit.softmax_cross_entropy(scores[s], labels[s], eps, float(n), grad[s], losses[s]),
-                  n, scores.nbytes)
-        self._cache = (grad,)
-        return float(losses.mean()) if n else float("nan")
-
     def backward(self) -> np.ndarray:
-        cache = self._saved()
-        if len(cache) == 1:  # computed by the compiled forward
-            return cache[0].copy()
-        logp, labels = cache
+        logp, labels = self._saved()
         n, c = logp.shape
         d = np.exp(logp)
         eps = self.label_smoothing
