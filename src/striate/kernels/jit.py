@@ -38,8 +38,27 @@ def compiled(family: str):
         return None
     module = _modules.get(family)
     if module is None:
-        module = _modules[family] = importlib.import_module(f"{__package__}.numba_{family}")
+        module = _modules[family] = _import_cached(f"{__package__}.numba_{family}")
     return module
+
+
+def _import_cached(name: str):
+    """Import a numba_<family> module, whose kernels are `cache=True`. numba keeps its cache beside the source
+    (`__pycache__`), or where that is read-only (a system-wide install) in ~/.cache/numba; where neither is
+    writable it refuses to define the kernels ("no locator available"). Then the cache goes to a fresh
+    private temporary directory (NUMBA_CACHE_DIR's setting, not a shared predictable path: numba's index
+    files are pickles): the kernels compile in every process instead of once."""
+    try:
+        return importlib.import_module(name)
+    except RuntimeError as e:
+        if "no locator available" not in str(e):
+            raise
+    import tempfile
+
+    import numba
+
+    numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="striate-numba-")
+    return importlib.import_module(name)
 
 
 def kernels():
