@@ -92,6 +92,7 @@ LAYERS = [  # every layer class, for digits (8×8×1): the fuzz replaces one key
     {"layer": "GroupedConv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "groups": 2},
     {"layer": "LeakyReLU", "negative_slope": 0.1},
     {"layer": "ELU", "alpha": 1.0},
+    {"layer": "GELU", "approximate": "tanh"},
     {"layer": "PReLU", "num_parameters": 4, "init": 0.25},
     {"layer": "LocalResponseNorm", "size": 3},
     {"layer": "ZeroPad2d", "top": 1, "bottom": 1, "left": 1, "right": 1},
