@@ -7,12 +7,13 @@ never over pixels or samples. When kernel == stride the windows tile the input, 
 from one reshape to (N, Ho, KH, Wo, KW, C) and backward writes each input element exactly once
 (no zero fill, no accumulation).
 
-With the numba extra (`jit.py`, `numba_pool.py`) max and average pooling run as one compiled pass each way,
-for any window and stride, on float inputs (a strided one copied first). Max pooling then keeps the single
-offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
+With numba (`jit.py`, `numba_pool.py`; the `train` extra installs it) max and average pooling run as one compiled
+pass each way, for any window and stride, on float inputs (a strided one copied first). Max pooling then keeps the
+single offsets form of the switches, and its backward sums each element's terms in the offsets path's order: the
 outputs and switches equal the NumPy path's bit for bit, and so do the (finite) gradients except after the
 separable stages below (3×3 stride 1), whose sums of three or more window gradients on one element are ordered
-differently (equal within float32 rounding). Average pooling is bit-identical both ways.
+differently (equal within float32 rounding).
+Average pooling is bit-identical both ways.
 
 Max pooling records its "switches": the kernel offset (row-major, 0 … KH·KW−1) of the first maximum
 of each window, in the smallest unsigned integer type that holds it. Backward routes each output
@@ -101,7 +102,7 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
     (kh, kw), (sh, sw) = kernel, stride
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
-    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same maxima and switches
+    if _compiled_for(x, kernel) is not None:  # numba: one pass, the same maxima and switches
         idx = _compiled_max_forward(x, kernel, stride, out, switches)
         return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
     separable = _separable_wins(x.shape, kernel, stride, ho)
@@ -215,7 +216,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2)):
     n, ho, wo, c = _geometry(x.shape, kernel, stride)
     (kh, kw), (sh, sw) = kernel, stride
     scale = x.dtype.type(1.0 / (kh * kw))
-    if _compiled_for(x, kernel) is not None:  # the numba extra: one pass, the same sums in the same order
+    if _compiled_for(x, kernel) is not None:  # numba: one pass, the same sums in the same order
         out = np.empty((n, ho, wo, c), dtype=x.dtype)
         fn, x3, out3 = compiled("pool").avg_forward(kh, kw), _rows(x), _rows(out)
         for_parts(lambda s: fn(x3[s], sh, sw, c, scale, out3[s]), n, x.nbytes)
