@@ -5,7 +5,8 @@ writes its outputs in place, so `for_parts` splits one pass over striate's threa
 Constants come in as arguments of the array's dtype (`zero`, `one`, `slope`, ...): a Python literal inside a
 float32 loop would promote the arithmetic to float64 and round differently from NumPy. LLVM does not contract
 a·b + c into an FMA here (numba leaves fastmath off), so each kernel that runs the same operations as its
-NumPy path is bit-identical to it, signed zeros and NaN included; the docstrings say which are not.
+NumPy path is bit-identical to it, signed zeros and NaN included; the docstrings say which are not. The
+float32 GELU kernels are the exception: their own float32 constants, FMA contraction on (see `_vec`).
 """
 
 from __future__ import annotations
