@@ -133,19 +133,20 @@ _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = _R
 # exp(w) on |w| ≤ ln2/2: Cephes `expf` (1 + w + w²·P(w), ~1 ulp); Cody–Waite ln 2 = HI + LO, HI with 16 bits
 _E2, _E3, _E4, _E5, _E6, _E7 = (_f(c) for c in (5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
                                                  8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4))
-_ONE, _HALF, _K, _AMAX = _f(1), _f(0.5), _f(0.3), _f(15)
+_ZERO, _ONE, _HALF, _K, _AMAX = _f(0), _f(1), _f(0.5), _f(0.3), _f(15)
 _SPLIT, _ROUND = _f(2 ** 15), _f(1.5 * 2 ** 23)  # (a + SPLIT) − SPLIT keeps 8 fraction bits; ROUND: nearest int
 _LOG2E, _LN2HI, _LN2LO = _f(1.4426950408889634), _f(0.693145751953125), _f(1.4286067653302603e-06)
-_INV_SQRT_2PI = _f(0.3989422804014327)
+_INV_SQRT_2PI, _2M64 = _f(0.3989422804014327), _f(2.0 ** -64)
 _vec = {**_opts, "fastmath": {"contract"}, "error_model": "numpy"}  # FMA allowed (not bit-identical to NumPy
 # anyway); error_model "numpy": no zero-division check in the loop, which would keep LLVM from vectorizing it
 
 
 @numba.njit(inline="always", **_vec)
 def _normal_tail(x):
-    """(m, g) of a float32 x, in float32: g = exp(−x²/2) and Φ(−|x|) = m·g, each within ~5 ulp (Φ kept as a
-    product so that x·Φ multiplies x in before Φ turns subnormal, below −13). The square in the exponent is
-    kept exact (a = ah + al, ah with 12 bits so ah² is exact): rounding a² would cost up to a²·2⁻²⁴ relative."""
+    """(m, s) of a float32 x, in float32: exp(−x²/2) = s·2⁻⁶⁴ and Φ(−|x|) = m·s·2⁻⁶⁴, each within ~5 ulp (kept
+    as products so that x·Φ multiplies x in before Φ turns subnormal, below −13; s is never subnormal). The
+    square in the exponent is kept exact (a = ah + al, ah with 12 bits so ah² is exact): rounding a² would cost
+    up to a²·2⁻²⁴ relative."""
     a = abs(x)
     a = a if a < _AMAX else _AMAX  # NaN → AMAX: x's NaN still reaches the output through the product with x
     t = _ONE / (_ONE + _K * a)
@@ -159,10 +160,9 @@ def _normal_tail(x):
     w = ((h - n * _LN2HI) - n * _LN2LO) + lo  # h − n·HI is exact
     p = ((((_E7 * w + _E6) * w + _E5) * w + _E4) * w + _E3) * w + _E2
     e = p * (w * w) + w + _ONE
-    k = np.int32(n)
-    k1 = k >> 1  # 2ⁿ as two normal factors: n reaches −163, and the product may be subnormal
-    g = (e * np.int32((k1 + 127) << 23).view(np.float32)) * np.int32((k - k1 + 127) << 23).view(np.float32)
-    return t * r, g
+    # 2ⁿ⁺⁶⁴ from its bits: n reaches −163 (2ⁿ alone would be subnormal), and n ≤ 0
+    m = t * r if a < _AMAX else _ZERO  # Φ(−15) = 4e−51: 0, and GELU(−inf) = −inf·0 = NaN, as in PyTorch
+    return m, e * np.int32((np.int32(n) + 191) << 23).view(np.float32)
 
 
 @numba.njit(**_vec)
@@ -171,9 +171,9 @@ def gelu_forward_f32(x, out):
     of the exact value, under 1 ulp for x > 2 (PyTorch's float32 GELU: ~50 ulp near 0, none below x ≈ −5)."""
     for i in range(x.size):
         v = x[i]
-        m, g = _normal_tail(v)
-        c = (v * m) * g  # x·Φ(−|x|)
-        out[i] = (v - c if c > 0 else v) if v > 0 else c  # x − x·Φ(−x): one rounding more than exact x; +inf
+        m, s = _normal_tail(v)
+        c = ((v * m) * s) * _2M64  # x·Φ(−|x|)
+        out[i] = (v - c if c < v else v) if v > 0 else c  # x − x·Φ(−x) (c < x/2); x = +inf: c = inf
 
 
 @numba.njit(**_vec)
@@ -182,7 +182,8 @@ def gelu_backward_f32(dout, x, dx):
     of the two terms."""
     for i in range(x.size):
         v = x[i]
-        m, g = _normal_tail(v)
+        m, s = _normal_tail(v)
+        g = s * _2M64
         cdf = _ONE - m * g if v > 0 else m * g
         dx[i] = dout[i] * (cdf + v * (g * _INV_SQRT_2PI))
 
