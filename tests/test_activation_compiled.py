@@ -114,10 +114,12 @@ def test_gelu_within_rounding(threads, both_paths, dtype):
 
     (y0, d0), (y1, d1) = both_paths(run)
     assert y1.dtype == d1.dtype == dtype
-    tol = 1.2e-7 if dtype == np.float32 else 1e-13  # one float32 ulp; the two erfc agree to ~1e-15
+    # float32: the compiled kernel is within 6 ulp of exact, the NumPy path within 0.5 (test_gelu.py); float64:
+    # the two erfc agree to ~1e-15
+    tol = 6.5 * 2.0 ** -23 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(y1, y0, rtol=tol, atol=0)
-    # float64: the derivative crosses 0 near x = −0.75, where the two erfc's 1e-16 differences are all there is
-    np.testing.assert_allclose(d1, d0, rtol=tol, atol=0 if dtype == np.float32 else 1e-15 * np.abs(dout).max())
+    # the derivative crosses 0 near x = −0.75, where only absolute differences mean anything
+    np.testing.assert_allclose(d1, d0, rtol=tol, atol=(4e-7 if dtype == np.float32 else 1e-15) * np.abs(dout).max())
 
 
 def test_special_values_follow_numpy(both_paths):

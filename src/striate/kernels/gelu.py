@@ -1,10 +1,12 @@
 """GELU kernels (Hendrycks & Gimpel 2016), PyTorch's two forms, any shape, dtype following the input.
 
 approximate="none" (PyTorch's default): GELU(x) = x·Φ(x), Φ the standard normal CDF, Φ(x) = erfc(−x/√2)/2;
-    GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π). Computed in float64 and rounded to the dtype. With numba
-    (`jit.compiled("act")`) the C library's erfc; without, `erfc` below (a Chebyshev series, ~1e-15 relative).
-    Both keep Φ's left tail, where PyTorch's 1 + erf(x/√2) cancels. The two paths agree within float32
-    rounding (not bit-identical: a float64 value that differs in its last bits can round the other way).
+    GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π). Without numba: in float64 with `erfc` below (a Chebyshev
+    series, ~1e-15 relative), rounded to the dtype (≤ 0.5 ulp). With numba (`jit.compiled("act")`): float32
+    arrays in float32 arithmetic that vectorizes (`numba_act.gelu_forward_f32`: a polynomial times an exp
+    written out, within 6 ulp of the exact value, ~8× faster than the C library's scalar erfc); float64 with
+    the C library's erfc. Every path keeps Φ's left tail, where PyTorch's 1 + erf(x/√2) cancels; the paths
+    agree within float32 rounding (a few ulp), not bit for bit.
 approximate="tanh": GELU(x) = x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in the dtype, with NumPy's SIMD tanh on
     both paths (bit-identical); backward is PyTorch's formula.
 `*_forward(x, approximate) -> (out, cache)`, `gelu_backward(dout, cache) -> dx`; the cache is the input.
@@ -53,7 +55,7 @@ def gelu_forward(x: np.ndarray, approximate: str = "none"):
         return out, (x, approximate)
     jit = _compiled(x)
     if jit is not None:
-        in_parts(jit.gelu_forward, x, out)
+        in_parts(jit.gelu_forward_f32 if x.dtype == np.float32 else jit.gelu_forward, x, out)
     else:
         def part(a, o):
             v = a.astype(np.float64)
@@ -72,7 +74,7 @@ def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
         return dx
     jit = _compiled(dout, x)
     if jit is not None and dout.dtype == x.dtype:
-        in_parts(jit.gelu_backward, dout, x, dx)
+        in_parts(jit.gelu_backward_f32 if x.dtype == np.float32 else jit.gelu_backward, dout, x, dx)
     else:
         def part(d, a, g):
             v = a.astype(np.float64)
