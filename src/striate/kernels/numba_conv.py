@@ -8,23 +8,24 @@ every element receives the same float32 additions in the same order: bit-identic
 Batch 32, one thread, ms, NumPy → compiled: 1 channel 5×5 @ 32×32 3.8 → 1.5, 3 channels 5×5 (pad 2) 44 → 7.7,
 3 channels 3×3 12 → 1.1, 8 channels 5×5 85 → 13, 64 channels 3×3 56 → 21, 128 channels 3×3 19 → 19.
 
-Tried and not kept (same shapes, forward and weight gradient): the im2col copy compiled (1–2.5× slower than
-NumPy's strided copy from 2 channels on, equal at 1) and a direct convolution vectorized over the output width
-(1.5–10× slower than im2col + GEMM: OpenBLAS's register-blocked product beats what numba's vectorizer makes
-of the loop nest, and its reductions cannot be vectorized without reassociating sums).
-
 Direct forward convolutions (stride 1, a pre-padded input), where im2col's copy moves runs of a few floats:
 - `direct(kh, kw, c, f)`: each output pixel's F channels are one vectorized loop; per kernel row, its KW·C taps
-  (a compile-time constant, unrolled) broadcast one input value each against a contiguous weight row. For KW·C
-  ≤ 12 and F a multiple of 8, ≥ 16. Batch 64, one thread, time direct / im2col + GEMM: 3→64 3×3 0.64,
-  3→32 3×3 0.38, 4→32 3×3 0.70, 1→32 3×3 0.29, 1→16 5×5 0.48; not used where it lost or tied: 3→32 5×5 1.0,
-  2→16 5×5 0.87 (noise), 8→64 3×3 0.97, 6→16 5×5 1.5, 3→64 5×5 1.95, 16→64 3×3 2.8, F = 8: 3–6 (the loop
-  of 8 stays scalar), and with the whole tap loop unrolled (5×5 kernels: too long to unroll, scalar, 8–20×).
+  (compile-time constants, unrolled) broadcast one input value each against a contiguous weight row. Used for
+  KW·C ≤ 12 and F ≥ 16 a multiple of 8. Batch 64, one thread, time direct / im2col + GEMM: 3→64 3×3 0.51–0.64,
+  3→32 3×3 0.38–0.73, 4→32 3×3 0.70, 1→32 3×3 0.29, 1→16 5×5 0.48. Not used where it lost or tied: 3→32 5×5
+  1.0–1.2, 3→64 5×5 1.1–1.9, 8→64 3×3 1.0–1.4, 16→64 3×3 2.8, 6→16 5×5 1.4, F = 8 3–6 (a loop of 8 stays
+  scalar).
 - `conv1`: one input channel and F < 16: each output row accumulates in an (F, Wo) scratch, vectorized over the
-  output width (1→6 5×5 @ 32×32, batch 128: 4–5 ms against im2col + GEMM's 6–8).
-Both within float32 rounding of im2col + GEMM (the order of each output's sum differs). Numba's SLP
-vectorizer is off by default (NUMBA_SLP_VECTORIZE), so an explicitly register-tiled kernel (4 pixels × 8
-channels of scalars) stayed scalar: 3–8× slower than im2col + GEMM.
+  output width (1→6 5×5 @ 32×32, batch 128, one thread: 4–5 ms against im2col + GEMM's 6–8).
+Both within float32 rounding of im2col + GEMM (the order of each output's sum differs). Each (KH, KW, C, F)
+compiles once (about a second), then loads from numba's disk cache.
+
+Tried and not kept (same shapes): the im2col copy compiled (1–2.5× slower than NumPy's strided copy from 2
+channels on, equal at 1); `conv1`'s loop on a planar copy of a multi-channel input (1–4× slower); `direct` with
+all KH·KW·C taps in the vectorized loop (5×5: too long to unroll, stays scalar, 8–20× slower), with the kernel
+row's taps split per column (1.3–1.6× slower), with two pixels per loop (2–8×), with FMA contraction (no
+gain); a register-tiled kernel of 4 pixels × 8 channels in scalars (3–8× slower: numba leaves LLVM's SLP
+vectorizer off, NUMBA_SLP_VECTORIZE). 8→24 and 4→8 5×5 (GoogLeNet), 6→16 and 3→32 5×5 stay im2col + GEMM.
 """
 
 from __future__ import annotations
