@@ -157,20 +157,17 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
 
 def _direct_kernel(x: np.ndarray, w: np.ndarray, stride: int):
     """fn(xp part, out part) computing the forward without im2col, or None where im2col + GEMM is as fast:
-    `numba_conv.direct` for KW·C ≤ 12 and F ≥ 16 a multiple of 8, `numba_conv.conv1` for one input channel.
-    Batch 128, 2 threads, forward ms, compiled vs im2col + GEMM, alternated: 1→6 5×5 3.7–4.3 vs 6.1–11.6,
-    3→64 3×3 pad 1 15–20 vs 18–23, 3→32 3×3 pad 1 8.3–11.3 vs 10.1–14.6 (shared machine)."""
+    `numba_conv.direct` for KW·C ≤ 12 and F ≥ 16 a multiple of 8. Batch 128, 2 threads, forward ms, compiled vs
+    im2col + GEMM, alternated: 3→64 3×3 pad 1 15–20 vs 18–23, 3→32 3×3 pad 1 8.3–11.3 vs 10.1–14.6 (shared
+    machine)."""
     kh, kw, c, f = w.shape
     fast = compiled("conv") if stride == 1 and x.dtype == w.dtype == np.float32 else None
     if fast is None or kh * kw == 1:
         return None
-    if kw * c <= 12 and f >= 16 and f % 8 == 0:
-        kernel, wc = fast.direct(kh, kw, c, f), np.ascontiguousarray(w)
-        return lambda xp, out: kernel(xp, wc, out)
-    if c == 1:
-        w3 = np.ascontiguousarray(w.reshape(kh * kw, f).T).reshape(f, kh, kw)
-        return lambda xp, out: fast.conv1(xp.reshape(xp.shape[:3]), w3, out)
-    return None
+    if kw * c > 12 or f < 16 or f % 8:
+        return None
+    kernel, wc = fast.direct(kh, kw, c, f), np.ascontiguousarray(w)
+    return lambda xp, out: kernel(xp, wc, out)
 
 
 def conv2d_backward(dout: np.ndarray, cache, need_dx: bool = True):

@@ -8,24 +8,25 @@ every element receives the same float32 additions in the same order: bit-identic
 Batch 32, one thread, ms, NumPy → compiled: 1 channel 5×5 @ 32×32 3.8 → 1.5, 3 channels 5×5 (pad 2) 44 → 7.7,
 3 channels 3×3 12 → 1.1, 8 channels 5×5 85 → 13, 64 channels 3×3 56 → 21, 128 channels 3×3 19 → 19.
 
-Direct forward convolutions (stride 1, a pre-padded input), where im2col's copy moves runs of a few floats:
-- `direct(kh, kw, c, f)`: each output pixel's F channels are one vectorized loop; per kernel row, its KW·C taps
-  (compile-time constants, unrolled) broadcast one input value each against a contiguous weight row. Used for
-  KW·C ≤ 12 and F ≥ 16 a multiple of 8. Batch 64, one thread, time direct / im2col + GEMM: 3→64 3×3 0.51–0.64,
-  3→32 3×3 0.38–0.73, 4→32 3×3 0.70, 1→32 3×3 0.29, 1→16 5×5 0.48. Not used where it lost or tied: 3→32 5×5
-  1.0–1.2, 3→64 5×5 1.1–1.9, 8→64 3×3 1.0–1.4, 16→64 3×3 2.8, 6→16 5×5 1.4, F = 8 3–6 (a loop of 8 stays
-  scalar).
-- `conv1`: one input channel and F < 16: each output row accumulates in an (F, Wo) scratch, vectorized over the
-  output width (1→6 5×5 @ 32×32, batch 128, one thread: 4–5 ms against im2col + GEMM's 6–8).
-Both within float32 rounding of im2col + GEMM (the order of each output's sum differs). Each (KH, KW, C, F)
+Direct forward convolution (stride 1, a pre-padded input), where im2col's copy moves runs of a few floats:
+`direct(kh, kw, c, f)`: each output pixel's F channels are one vectorized loop; per kernel row, its KW·C taps
+(compile-time constants, unrolled) broadcast one input value each against a contiguous weight row. Used for KW·C ≤
+12 and F ≥ 16 a multiple of 8. Batch 64, one thread, time direct / im2col + GEMM: 3→64 3×3 0.51–0.64, 3→32 3×3
+0.38–0.73, 4→32 3×3 0.70, 1→32 3×3 0.29, 1→16 5×5 0.48. Not used where it lost or tied: 3→32 5×5 1.0–1.2, 3→64 5×5
+1.1–1.9, 8→64 3×3 1.0–1.4, 16→64 3×3 2.8, 6→16 5×5 1.4, F = 8 3–6 (a loop of 8 stays scalar).
+Within float32 rounding of im2col + GEMM (the order of each output's sum differs). Each (KH, KW, C, F)
 compiles once (about a second), then loads from numba's disk cache.
 
 Tried and not kept (same shapes): the im2col copy compiled (1–2.5× slower than NumPy's strided copy from 2
-channels on, equal at 1); `conv1`'s loop on a planar copy of a multi-channel input (1–4× slower); `direct` with
-all KH·KW·C taps in the vectorized loop (5×5: too long to unroll, stays scalar, 8–20× slower), with the kernel
-row's taps split per column (1.3–1.6× slower), with two pixels per loop (2–8×), with FMA contraction (no
-gain); a register-tiled kernel of 4 pixels × 8 channels in scalars (3–8× slower: numba leaves LLVM's SLP
-vectorizer off, NUMBA_SLP_VECTORIZE). 8→24 and 4→8 5×5 (GoogLeNet), 6→16 and 3→32 5×5 stay im2col + GEMM.
+channels on, equal at 1); for ONE input channel, a loop vectorized over the output width ((F, Wo) accumulators
+per output row; 1→6 5×5 @ 32×32, batch 128: 4–5 ms against im2col + GEMM's 6–8 on one thread, 1.2–2.7× faster
+on 2), held back because its rounding change alone moves test_distributed's sync-BN comparison past 1e-4 (that
+8×8 one-channel net drifts 1e-3 in one epoch from a one-ulp change in its first convolution's output); the same
+loop on a planar copy of a 2+ channel input (1–4× slower); `direct` with all KH·KW·C taps in the vectorized
+loop (5×5: too long to unroll, stays scalar, 8–20× slower), with the kernel row's taps split per column
+(1.3–1.6× slower), with two pixels per loop (2–8×), with FMA contraction (no gain); a register-tiled kernel of
+4 pixels × 8 channels in scalars (3–8× slower: numba leaves LLVM's SLP vectorizer off, NUMBA_SLP_VECTORIZE).
+So 1→6, 6→16, 3→32, 4→8 and 8→24 5×5 (lenet5, three_layer, GoogLeNet) stay im2col + GEMM.
 """
 
 from __future__ import annotations
@@ -57,28 +58,6 @@ def col2im(dcols, kh, kw, stride, ho, wo, dxp):
                         x = j * stride + v
                         for ch in range(c):
                             dxp[b, y, x, ch] += dcols[r + j, k + ch]
-
-
-@numba.njit(**_opts)
-def conv1(xp, w, out):
-    """out (n, Ho, Wo, F) = correlation of xp (n, Hp, Wp), one padded channel, with w (F, KH, KW), stride 1."""
-    n, ho, wo, f = out.shape
-    kh, kw = w.shape[1], w.shape[2]
-    acc = np.empty((f, wo), np.float32)
-    for b in range(n):
-        for i in range(ho):
-            acc[:] = 0
-            for u in range(kh):
-                for v in range(kw):
-                    row = xp[b, i + u, v:v + wo]
-                    for o in range(f):
-                        wv = w[o, u, v]
-                        a = acc[o]
-                        for j in range(wo):  # unsigned: no wraparound select, so the loop vectorizes
-                            a[np.uintp(j)] += wv * row[np.uintp(j)]
-            for j in range(wo):
-                for o in range(f):
-                    out[b, i, j, o] = acc[o, j]
 
 
 @numba.njit(**_opts)
@@ -117,4 +96,3 @@ def direct(kh: int, kw: int, c: int, f: int):
 def warm():
     """Compile the kernels for float32 now rather than at first use."""
     col2im(np.zeros((1, 1), np.float32), 1, 1, 1, 1, 1, np.zeros((1, 1, 1, 1), np.float32))
-    conv1(np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32))
