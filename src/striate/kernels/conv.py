@@ -9,8 +9,9 @@ chunks so the column matrix never exceeds `COLUMN_BYTES`; backward recomputes ea
 from the cached padded input rather than keeping all of them. col2im loops over the KH×KW kernel
 offsets, never over pixels or samples; with numba (`jit.compiled("conv")`) and up to 64 channels it runs as
 one compiled loop making the same additions in the same order (bit-identical), 5–10× faster at 1–8 channels,
-where NumPy's strided adds move runs of 1–8 floats. The im2col copy and the GEMMs stay NumPy/BLAS: a compiled
-copy and a direct compiled convolution were measured slower (`numba_conv.py`).
+where NumPy's strided adds move runs of 1–8 floats. The im2col copy and the GEMMs stay NumPy/BLAS (a compiled
+copy was measured slower), except the forward of a stride-1 convolution with few input channels, which runs as a
+compiled direct convolution where it was measured faster (`_direct_kernel`, `numba_conv.py`).
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
     if kh == kw == 1 and stride == 1:  # 1×1: the input already is the column matrix
         out = matmul(xp.reshape(-1, c), w2).reshape(n, ho, wo, f)
         bias_activation_rows(out, b, act)
+    elif (direct := _direct_kernel(x, w, stride)) is not None:  # few channels: no im2col (numba_conv.py)
+        out = np.empty((n, ho, wo, f), dtype=x.dtype)
+        for_parts(lambda s: (direct(xp[s], out[s]), bias_activation(out[s], b, act)), n, out.nbytes)
     else:
         out = np.empty((n, ho, wo, f), dtype=x.dtype)
         step = _chunk(ho * wo * kh * kw * c * x.itemsize, n)
@@ -149,6 +153,21 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: i
 
         for_parts(samples, n, out.nbytes + n * ho * wo * kh * kw * c * x.itemsize)
     return out, (xp, w, b is not None, stride, pad, x.shape)
+
+
+def _direct_kernel(x: np.ndarray, w: np.ndarray, stride: int):
+    """fn(xp part, out part) computing the forward without im2col, or None where im2col + GEMM is as fast:
+    `numba_conv.direct` for KW·C ≤ 12 and F ≥ 16 a multiple of 8. Batch 128, 2 threads, forward ms, compiled vs
+    im2col + GEMM, alternated: 3→64 3×3 pad 1 15–20 vs 18–23, 3→32 3×3 pad 1 8.3–11.3 vs 10.1–14.6 (shared
+    machine)."""
+    kh, kw, c, f = w.shape
+    fast = compiled("conv") if stride == 1 and x.dtype == w.dtype == np.float32 else None
+    if fast is None or kh * kw == 1:
+        return None
+    if kw * c > 12 or f < 16 or f % 8:
+        return None
+    kernel, wc = fast.direct(kh, kw, c, f), np.ascontiguousarray(w)
+    return lambda xp, out: kernel(xp, wc, out)
 
 
 def conv2d_backward(dout: np.ndarray, cache, need_dx: bool = True):
