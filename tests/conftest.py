@@ -25,3 +25,24 @@ def torch():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     return torch
+
+
+@pytest.fixture
+def numba_path():
+    """`set_numba(bool)` for the test (compiled kernels or the NumPy path); the setting is restored after it."""
+    from striate.kernels import jit
+
+    before = jit.numba_enabled()
+    yield jit.set_numba
+    jit.set_numba(before)
+
+
+@pytest.fixture
+def threads():
+    """`set_num_threads(n)` for the test; the count is restored after it (files that run every test at several
+    counts override this with a parametrised fixture)."""
+    from striate.kernels import parallel
+
+    before = parallel.num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(before)

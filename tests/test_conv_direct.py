@@ -6,7 +6,7 @@ the fused bias + activation epilogue, at 1 and 2 threads."""
 import numpy as np
 import pytest
 
-from striate.kernels import jit, parallel
+from striate.kernels import jit
 from striate.kernels.conv import _direct_kernel, conv2d_backward, conv2d_forward
 from striate.kernels.epilogue import bias_activation
 from striate.kernels.reference import conv2d_naive
@@ -22,20 +22,6 @@ CASES = [  # (N, H, W, C, F, (KH, KW), pad): each takes the direct kernel with n
     (16, 36, 28, 3, 16, (3, 3), 1),  # large enough to be split between threads
 ]
 IDS = [f"n{n}-{h}x{w}-c{c}f{f}-k{k[0]}x{k[1]}-p{p}" for n, h, w, c, f, k, p in CASES]
-
-
-@pytest.fixture
-def numba_path():
-    before = jit.numba_enabled()
-    yield jit.set_numba
-    jit.set_numba(before)
-
-
-@pytest.fixture
-def threads():
-    before = parallel.num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
 
 
 def data(rng, case):

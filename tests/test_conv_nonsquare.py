@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.kernels import jit, parallel
+from striate.kernels import jit
 from striate.kernels.conv import (
     _input_grad_col2im,
     col2im,
@@ -37,13 +37,6 @@ CASES = [  # (H, W, C, F, (KH, KW), stride, pad)
     (12, 20, 2, 3, (3, 3), 1, 2),
 ]
 IDS = [f"{h}x{w}-c{c}f{f}-k{k[0]}x{k[1]}-s{s}p{p}" for h, w, c, f, k, s, p in CASES]
-
-
-@pytest.fixture
-def numba_path():
-    before = jit.numba_enabled()
-    yield jit.set_numba
-    jit.set_numba(before)
 
 
 @pytest.fixture
@@ -124,13 +117,6 @@ def test_input_grad_paths_agree(rng, case):
     ref = conv2d_backward_naive(dy, x, wt, 1, p)[0]
     np.testing.assert_allclose(_input_grad_col2im(dy, wt, p, x.shape), ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(conv2d_input_grad(dy, wt, 1, p, x.shape), ref, rtol=1e-10, atol=1e-10)
-
-
-@pytest.fixture
-def threads():
-    before = parallel.num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
 
 
 @pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (the optional extra)")

@@ -15,13 +15,6 @@ from striate.nn import MaxPool2d
 HAS_NUMBA = jit.importlib.util.find_spec("numba") is not None
 
 
-@pytest.fixture
-def numba_path():
-    before = jit.numba_enabled()
-    yield jit.set_numba
-    jit.set_numba(before)
-
-
 def test_import_striate_does_not_import_numba():
     code = "import sys, striate as st; st.nn.Conv2d(3, 4, 3); assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

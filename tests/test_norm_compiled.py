@@ -22,13 +22,6 @@ pytestmark = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (t
 SHAPES = [(64, 7), (5, 20, 12, 6)]  # (N, D) features, NHWC images 20×12
 
 
-@pytest.fixture
-def numba_path():
-    before = jit.numba_enabled()
-    yield jit.set_numba
-    jit.set_numba(before)
-
-
 @pytest.fixture(params=["default", 1, 3])
 def threads(request, monkeypatch):
     """Every pass split as a large one would be (uneven parts with 3 threads), then the setting restored."""

@@ -5,13 +5,6 @@ import striate as st
 from striate.kernels import parallel
 
 
-@pytest.fixture
-def threads():
-    before = parallel.num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
-
-
 def test_split_covers_range():
     for n, parts in [(10, 3), (2, 4), (7, 1), (128, 2)]:
         slices = parallel.split(n, parts)

@@ -40,13 +40,6 @@ def rel_err(a, ref):
     return float(np.abs(a - ref).max() / np.abs(ref).max())
 
 
-@pytest.fixture
-def threads():
-    before = parallel.num_threads()
-    yield parallel.set_num_threads
-    parallel.set_num_threads(before)
-
-
 @pytest.mark.parametrize("m", M)
 def test_matrices_compute_a_1d_correlation(rng, m):
     at, g, bt = MATRICES[m]
