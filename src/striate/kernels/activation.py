@@ -19,7 +19,7 @@ from .jit import compiled
 from .parallel import for_parts
 
 
-def _compiled(*arrays):
+def compiled_act(*arrays):
     """The compiled kernels when they apply to `arrays` (numba on, C-contiguous float32/float64), else None."""
     if arrays[0].dtype not in (np.float32, np.float64) or not all(a.flags.c_contiguous for a in arrays):
         return None
@@ -44,7 +44,7 @@ def relu_forward(x: np.ndarray, mask: bool = True):
     out = np.empty_like(x)
     m = np.empty(x.shape, dtype=bool) if mask else None
     zero = x.dtype.type(0)
-    jit = _compiled(x)
+    jit = compiled_act(x)
     if jit is not None:
         if mask:
             in_parts(lambda a, o, b: jit.relu_forward(a, o, b, zero), x, out, m)
@@ -67,7 +67,7 @@ def _scale_by_mask(dout: np.ndarray, mask: np.ndarray, other) -> np.ndarray:
     if not (dout.flags.c_contiguous and mask.flags.c_contiguous and mask.dtype == bool and mask.shape == dout.shape):
         return dout * np.where(mask, one, other)
     dx = np.empty_like(dout)
-    jit = _compiled(dout)
+    jit = compiled_act(dout)
     if jit is not None:
         in_parts(lambda d, m, o: jit.scale_by_mask(d, m, o, one, other), dout, mask, dx)
     elif other == 0:  # bool × float keeps the float dtype: dout·1 or dout·0, as the compiled loop
@@ -86,7 +86,7 @@ def relu_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def leaky_relu_forward(x: np.ndarray, negative_slope: float):
     """x if x > 0 else slope·x (as x · where(x > 0, 1, slope))."""
     one, slope = x.dtype.type(1), x.dtype.type(negative_slope)
-    jit = _compiled(x)
+    jit = compiled_act(x)
     if jit is None:
         mask = x > 0
         return x * np.where(mask, one, slope), (mask, negative_slope)
@@ -122,7 +122,7 @@ def prelu_backward(dout: np.ndarray, cache):
 # ----- ELU ---------------------------------------------------------------------------------------
 def elu_forward(x: np.ndarray, alpha: float):
     """x if x > 0 else α·(exp(x) − 1) (Clevert et al. 2016); expm1 keeps precision near 0."""
-    jit = _compiled(x)
+    jit = compiled_act(x)
     if jit is None:
         mask = x > 0
         out = np.where(mask, x, np.expm1(np.minimum(x, 0)) * x.dtype.type(alpha))
@@ -137,7 +137,7 @@ def elu_backward(dout: np.ndarray, cache) -> np.ndarray:
     # for x ≤ 0: d/dx α(eˣ − 1) = αeˣ = out + α
     out, mask, alpha = cache
     a = out.dtype.type(alpha)
-    jit = _compiled(dout, out, mask)
+    jit = compiled_act(dout, out, mask)
     if jit is None or dout.dtype != out.dtype:
         return np.where(mask, dout, dout * (out + a))
     dx = np.empty_like(dout)
@@ -153,7 +153,7 @@ def sigmoid_forward(x: np.ndarray):
         out = np.where(x >= 0, 1, e) / (1 + e)
         return out, out
     out = np.empty_like(x)
-    jit = _compiled(x)
+    jit = compiled_act(x)
     if jit is not None:  # within float32 rounding of the NumPy path (the C library's exp)
         one = x.dtype.type(1)
         in_parts(lambda a, o: jit.sigmoid_forward(a, o, one), x, out)
@@ -191,7 +191,7 @@ def _backward_from_output(dout, out, name: str, formula):
     if dout.dtype != out.dtype or dout.shape != out.shape or not (dout.flags.c_contiguous and out.flags.c_contiguous):
         return formula(dout, out, one)
     dx = np.empty_like(dout)
-    jit = _compiled(dout)
+    jit = compiled_act(dout)
     if jit is not None:
         kernel = getattr(jit, name)
         in_parts(lambda d, o, g: kernel(d, o, g, one), dout, out, dx)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activation import _compiled, in_parts
+from .activation import compiled_act, in_parts
 
 
 def _scale(p: float) -> float:
@@ -38,7 +38,7 @@ def dropout_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator, dty
 def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator, mask_shape: tuple[int, ...] | None = None):
     """Returns (x·mask, mask). `mask_shape` broadcasts against x: x.shape for unit dropout,
     (N, 1, 1, C) for spatial dropout of NHWC feature maps (Tompson et al. 2015)."""
-    jit = _compiled(x) if mask_shape is None else None
+    jit = compiled_act(x) if mask_shape is None else None
     if jit is None:
         mask = dropout_mask(x.shape if mask_shape is None else mask_shape, p, rng, x.dtype)
         return x * mask, mask

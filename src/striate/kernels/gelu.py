@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .activation import _compiled, in_parts
+from .activation import compiled_act, in_parts
 
 APPROXIMATIONS = ("none", "tanh")
 # Numerical Recipes (3rd ed., `Erf`): Chebyshev coefficients of erfc(z)·exp(z²) in t = 2/(2 + z), z ≥ 0
@@ -53,7 +53,7 @@ def gelu_forward(x: np.ndarray, approximate: str = "none"):
     if approximate == "tanh":
         in_parts(_tanh_forward, x, out)
         return out, (x, approximate)
-    jit = _compiled(x)
+    jit = compiled_act(x)
     if jit is not None:
         in_parts(jit.gelu_forward_f32 if x.dtype == np.float32 else jit.gelu_forward, x, out)
     else:
@@ -72,7 +72,7 @@ def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
     if approximate == "tanh":
         in_parts(_tanh_backward, dout, x, dx)
         return dx
-    jit = _compiled(dout, x)
+    jit = compiled_act(dout, x)
     if jit is not None and dout.dtype == x.dtype:
         in_parts(jit.gelu_backward_f32 if x.dtype == np.float32 else jit.gelu_backward, dout, x, dx)
     else:
