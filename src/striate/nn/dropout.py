@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.dropout import dropout_backward, dropout_forward, dropout_mask
-from ..kernels.gemm import matmul_tn
 from ..kernels.keyed_random import layer_random
 from .linear import Linear
 from .module import Module
@@ -111,10 +110,8 @@ class DropConnect(Linear):
         self._mask = dropout_mask(w.shape, self.p, layer_random(self.rng, shared=True), w.dtype)
         return w * self._mask
 
-    def _weight_grad(self, x, dy):
-        if self._mask is None:
-            return super()._weight_grad(x, dy)
-        self.weight.accumulate(matmul_tn(x, dy) * self._mask)
+    def _weight_grad(self, dw):
+        self.weight.accumulate(dw if self._mask is None else dw * self._mask)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, {_drops(self.p)}"

@@ -41,14 +41,16 @@ class Linear(Module):
         bias_activation_rows(y, b, act)
         return y
 
-    def _weight_grad(self, x, dy):
-        """Accumulate x.T @ dy into the weight's gradient, part by part (no dw-sized temporary)."""
-        if self.weight.requires_grad:
-            matmul_tn(x, dy, into=self.weight.grad)
+    def _weight_grad(self, dw):
+        self.weight.accumulate(dw)
 
     def backward(self, dy):
         x, w = self._saved(dy)
-        self._weight_grad(x, dy)
+        if type(self)._weight_grad is Linear._weight_grad:  # not DropConnect's masked gradient
+            if self.weight.requires_grad:  # x.T @ dy added into the gradient part by part: no dw-sized temporary
+                matmul_tn(x, dy, into=self.weight.grad)
+        else:
+            self._weight_grad(matmul_tn(x, dy))
         if self.bias is not None:
             self.bias.accumulate(dy.sum(axis=0))
         return matmul(dy, w.T) if self.requires_input_grad else None
