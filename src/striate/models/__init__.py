@@ -4,7 +4,8 @@
   `register`, `native_input`;
 - the zoo: LeNet-5, AlexNet, VGG, GoogLeNet and their 32×32 variants, the notes' three-layer net, the digits
   net, the reference CIFAR net, fast_cifar;
-- FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`).
+- FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`), ONNX export
+  (`export/`: `export_onnx`).
 """
 
 from .convert import (
@@ -17,6 +18,7 @@ from .convert import (
     total_stride,
 )
 from .ensemble import Ensemble, SnapshotEnsemble, predict_proba, snapshot_ensemble
+from .export import export_onnx
 from .layers import layer_list, register_layer
 from .registry import builder, from_config, get, names, native_input, register
 from .transfer import LoadReport, freeze, load_pretrained, load_torch_weights, replace_head, unfreeze
@@ -26,4 +28,5 @@ __all__ = [
     "dense_scores", "freeze", "from_config", "get", "layer_list", "load_pretrained", "load_torch_weights", "names",
     "native_input", "padding_gap", "predict_proba", "register", "register_layer", "replace_head", "snapshot_ensemble",
     "to_fully_convolutional", "total_stride", "unfreeze",
+    "export_onnx",
 ]

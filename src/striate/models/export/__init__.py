@@ -1,0 +1,126 @@
+"""`export_onnx`: a striate model, and optionally its run's fitted preprocessing, as an ONNX file that
+onnxruntime (or any ONNX runtime) runs without striate. Needs the `onnx` package (`pip install
+'striate[onnx]'`), imported on the first export, never by `import striate`.
+
+The graph computes the model's eval-mode forward (`model.eval()`; dropout the identity, BatchNorm with its
+running statistics, FractionalMaxPool2d with its fixed eval regions) on a batch of any size. Default opset 17
+(ONNX 1.12, onnxruntime ≥ 1.12); any opset from 13 to the installed onnx package's newest can be asked for
+(from 20, GELU is ONNX's own Gelu). Layer by layer equivalences: `layers.py`; the graph's layouts: `graph.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+
+from ...atomic import write_atomic
+from ...nn.folding import fold
+from .graph import Graph, Tensor
+from .layers import CONVERTERS, emit
+from .preprocessing import emit_preprocessing, steps_of
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # ReduceSum's axes as an input, Split/Squeeze in their current form
+_PROTOBUF_LIMIT = 2**31 - 1  # a ModelProto larger than this needs ONNX's external data, which export does not write
+
+
+def load_onnx():
+    """The `onnx` package, or ModuleNotFoundError saying how to install it."""
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("exporting to ONNX needs the onnx package: pip install 'striate[onnx]'",
+                                  name="onnx") from None
+    return onnx
+
+
+def check_opset(opset, onnx=None) -> int:
+    """`opset` as an int, or ValueError when it is outside MIN_OPSET … the installed onnx's newest."""
+    newest = (onnx or load_onnx()).defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int | np.integer) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"export_onnx: opset must be an integer from {MIN_OPSET} to {newest} (the installed onnx "
+                         f"package's newest), got {opset!r}")
+    return int(opset)
+
+
+def refuse_unsupported(model) -> None:
+    """ValueError naming the first layer (by its path in `model`, e.g. '5.body.1') whose class has no converter."""
+    for name, m in model.named_modules():
+        if type(m) not in CONVERTERS:
+            where = f"layer {name} {m.describe()}" if name else f"the model {m.describe()}"
+            raise ValueError(f"export_onnx: {where} has no ONNX equivalent (export takes the layers of striate.nn: "
+                             f"{', '.join(sorted(c.__name__ for c in CONVERTERS))})")
+    for name, p in model.named_parameters():
+        if p.data.dtype != np.float32:
+            raise ValueError(f"export_onnx: parameter {name} is {p.data.dtype}; export takes float32 models "
+                             "(model.to(np.float32))")
+
+
+def _sample_shape(input_shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) not in (1, 3) or min(shape) < 1 or shape != tuple(input_shape):
+        raise ValueError(f"export_onnx: input_shape must be one sample's shape, (H, W, C) or (D,) of positive "
+                         f"integers, got {input_shape!r}")
+    return shape
+
+
+def export_onnx(model, path: str | os.PathLike, input_shape, *, opset: int = DEFAULT_OPSET, preprocessing=None,
+                fold_batchnorm: bool = True):
+    """Write `model` as an ONNX file at `path` (atomically) and return the `onnx.ModelProto`.
+
+    The graph's input "images" is (N, *input_shape), N any batch size:
+    - without `preprocessing`: float32, what the model's forward takes (`RunDir(...).load_model().model`:
+      the preprocessed NHWC batch, input_shape (H, W, C); (D,) for a model on vectors);
+    - with `preprocessing` (a run's fitted `Preprocessing`, e.g. `load_model().preprocess`, or a list of
+      fitted Preprocessors): uint8 pixels 0–255 (N, H, W, C), what `striate predict` decodes, and
+      input_shape is the raw images' (H, W, C).
+    The output "scores" is the model's output (N, num_classes) (the logits; no softmax).
+    opset: 17 by default (see the module docstring). fold_batchnorm: each BatchNorm that follows a Conv2d or
+    Linear is folded into its weights (`nn.fold`); the others, and all with False, are x·s + t per channel.
+    ValueError naming the layer for a layer with no exact ONNX equivalent (never a graph that computes
+    something else); LayerError when input_shape does not fit the model.
+    """
+    onnx = load_onnx()
+    opset = check_opset(opset, onnx)
+    refuse_unsupported(model)
+    shape = _sample_shape(input_shape)
+    steps = None if preprocessing is None else steps_of(preprocessing)
+    g = Graph(onnx, opset)
+    layout = "nhwc" if len(shape) == 3 else "flat"
+    images = Tensor("images", layout, (1, *shape))
+    x = images if steps is None else emit_preprocessing(g, steps, images)
+    net = fold(model) if fold_batchnorm else copy.deepcopy(model).clear_state().eval()
+    out_shape = net.output_shape(x.shape)  # a LayerError naming the layer the shape does not fit
+    y = g.nhwc(emit(g, net, x, ""))
+    g.where = "output"
+    g.nodes.append(onnx.helper.make_node("Identity", [y.name], ["scores"], name="output"))
+    h = onnx.helper
+    dtype = onnx.TensorProto.FLOAT if steps is None else onnx.TensorProto.UINT8
+    graph = h.make_graph(g.nodes, type(model).__name__, [h.make_tensor_value_info("images", dtype, ["N", *shape])],
+                         [h.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["N", *out_shape[1:]])],
+                         g.initializers)
+    return _save(onnx, graph, opset, path)
+
+
+def _save(onnx, graph, opset: int, path) -> object:
+    from ...version import __version__
+
+    h = onnx.helper
+    ops = [h.make_opsetid("", opset)]
+    proto = h.make_model(graph, opset_imports=ops, producer_name="striate", producer_version=__version__)
+    proto.ir_version = h.find_min_ir_version_for(ops)  # the oldest runtime that knows the opset can read it
+    size = proto.ByteSize()
+    if size > _PROTOBUF_LIMIT:
+        raise ValueError(f"export_onnx: the model is {size / 2**30:.1f} GiB; ONNX files over 2 GiB need external "
+                         "data, which export does not write")
+    onnx.checker.check_model(proto)
+    write_atomic(path, proto.SerializeToString())
+    return proto
+
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check_opset", "export_onnx", "load_onnx", "refuse_unsupported"]
