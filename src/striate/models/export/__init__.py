@@ -11,7 +11,9 @@ running statistics, FractionalMaxPool2d with its fixed eval regions) on a batch 
 from __future__ import annotations
 
 import copy
+import errno
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +60,15 @@ def refuse_unsupported(model) -> None:
                              "(model.to(np.float32))")
 
 
+def _check_path(path) -> None:
+    """OSError naming the output path when it cannot be a file, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the output is a directory, not a file", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory for the output", str(path.parent))
+
+
 def _sample_shape(input_shape) -> tuple[int, ...]:
     try:
         shape = tuple(int(d) for d in input_shape)
@@ -87,6 +98,7 @@ def export_onnx(model, path: str | os.PathLike, input_shape, *, opset: int = DEF
     """
     onnx = load_onnx()
     opset = check_opset(opset, onnx)
+    _check_path(path)
     refuse_unsupported(model)
     shape = _sample_shape(input_shape)
     steps = None if preprocessing is None else steps_of(preprocessing)
