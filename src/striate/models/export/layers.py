@@ -12,7 +12,8 @@ Equivalences that are not one-to-one (each checked by tests/test_export_onnx.py 
   x·(k + α/n·Σx²)^−β with the window sum a Conv of ones over the channel axis.
 - FractionalMaxPool2d: in eval its regions are fixed for the input size, so Gather + Max per axis (exact).
 - GELU: ONNX's Gelu from opset 20; before, x·½·(1 + erf(x/√2)) or the tanh form, as `approximate` says.
-- BatchNorm (the ones export did not fold): x·s + t per channel, s and t computed as striate's eval does.
+- BatchNorm (the ones export did not fold): x·s + t per channel, s and t computed as striate's eval does;
+  ChannelAffine likewise with its constants.
 - Flatten: the values go back to NHWC first, so features come out in striate's H·W·C order.
 - Dropout, Dropout2d: the identity (eval); DropConnect: its Linear with the plain weights.
 """
@@ -189,6 +190,12 @@ def _elementwise(op_type: str, **attrs):
     return convert
 
 
+def _channel_affine(g, affine, t):
+    """x·scale + shift per channel, the constants rounded to float32 as the layer's forward rounds them."""
+    y = g.then(t, "Mul", g.per_channel(t, np.asarray(affine.scale, np.float32), "scale"))
+    return g.then(y, "Add", g.per_channel(t, np.asarray(affine.shift, np.float32), "shift"))
+
+
 def _prelu(g, prelu, t):
     return g.then(t, "PRelu", g.per_channel(t, prelu.alpha.data, "slope"))
 
@@ -203,3 +210,5 @@ CONVERTERS = {
     nn.ELU: _elementwise("Elu", alpha="alpha"), nn.Sigmoid: _elementwise("Sigmoid"), nn.Tanh: _elementwise("Tanh"),
     nn.GELU: _gelu, nn.PReLU: _prelu,
 }
+if hasattr(nn, "ChannelAffine"):  # torchvision GoogLeNet's transform_input (issue 26, a branch merged separately)
+    CONVERTERS[nn.ChannelAffine] = _channel_affine

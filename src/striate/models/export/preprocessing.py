@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ...data import preprocess
 from ...data.errors import DataError
 from ...data.preprocess import (
     PCA,
@@ -26,6 +27,8 @@ from ...data.preprocess import (
 from .graph import Graph, Tensor
 
 DOUBLE, FLOAT = 11, 1  # onnx.TensorProto.DOUBLE, FLOAT
+# published weights' fixed statistics (issue 26's `--preprocess imagenet`, a branch merged separately)
+_FIXED = getattr(preprocess, "FixedStandardize", None)
 
 
 def steps_of(preprocessing) -> list[Preprocessor]:
@@ -72,6 +75,9 @@ def _step(g: Graph, t: Tensor, step) -> Tensor:
         return _sub_div(g, t, step, divide=False)
     if kind in (PerChannelStandardize, PerPixelStandardize):
         return _sub_div(g, t, step, divide=True)
+    if _FIXED is not None and kind is _FIXED:  # (x − float32(mean)) / float32(std), as its transform
+        y = g.then(t, "Sub", g.const(np.float32(step.mean), "mean"))
+        return g.then(y, "Div", g.const(np.float32(step.std), "std"))
     if kind is PerImageStandardize:
         return _per_image(g, t, step)
     if kind is PCA:
