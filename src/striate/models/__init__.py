@@ -4,8 +4,7 @@
   `register`, `native_input`;
 - the zoo: LeNet-5, AlexNet, VGG, GoogLeNet and their 32×32 variants, the notes' three-layer net, the digits
   net, the reference CIFAR net, fast_cifar;
-- FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`), ONNX export
-  (`export/`: `export_onnx`).
+- FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`).
 """
 
 from .convert import (
