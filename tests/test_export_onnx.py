@@ -154,6 +154,17 @@ def test_every_layer_class(opset, fold, tmp_path, rng):
     check_export(net, (11, 14, 2), tmp_path, rng, opset=opset, fold_batchnorm=fold)
 
 
+def test_batchnorm_folded_or_not(tmp_path, rng):
+    import onnx
+
+    model, shape = small("reference", rng)
+    randomise(model, rng)
+    for fold, affine in ((True, 0), (False, 6)):
+        path = check_export(model, shape, tmp_path, rng, fold_batchnorm=fold)
+        names = [i.name for i in onnx.load(str(path)).graph.initializer]
+        assert sum("bn_scale" in n for n in names) == affine  # the six BatchNorms as x·s + t, or folded away
+
+
 def test_vectors_in(tmp_path, rng):
     net = nn.Sequential(nn.Linear(7, 9, rng=rng), nn.BatchNorm(9), nn.ELU(), nn.Linear(9, 3, rng=rng))
     check_export(randomise(net, rng), (7,), tmp_path, rng)
@@ -267,3 +278,20 @@ def test_cli_errors(run_dir, tmp_path, capsys):
     assert "opset must be an integer from 13" in err[0] and "not a run directory" in err[1]
     assert "no such directory for the output" in err[2] and "invalid choice" in err[3]
     assert not list(tmp_path.rglob("*.onnx"))
+
+
+def test_cli_refuses_a_layer_by_name(run_dir, tmp_path, capsys, monkeypatch):
+    from striate.run import RunDir
+
+    load = RunDir.load_model
+
+    def with_swish(self, *args, **kwargs):
+        trained = load(self, *args, **kwargs)
+        trained.model.relist([*trained.model][:3] + [Swish()] + [*trained.model][3:])
+        return trained
+
+    monkeypatch.setattr(RunDir, "load_model", with_swish)
+    assert main(["export", str(run_dir), str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("striate export: error: layer 3 Swish() has no ONNX equivalent")
+    assert not (tmp_path / "m.onnx").exists()

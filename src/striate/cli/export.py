@@ -41,8 +41,11 @@ def run(args) -> int:
     t = RunDir(args.run).require().load_model(args.checkpoint)
     raw = tuple(t.input_shape)
     shape = raw if args.with_preprocessing else t.preprocess.output_shape(raw)
-    proto = export_onnx(t.model, args.output, shape, opset=args.opset,
-                        preprocessing=t.preprocess if args.with_preprocessing else None)
+    try:
+        proto = export_onnx(t.model, args.output, shape, opset=args.opset,
+                            preprocessing=t.preprocess if args.with_preprocessing else None)
+    except ValueError as e:  # the command's name starts the line already
+        raise ValueError(str(e).removeprefix("export_onnx: ")) from None
     takes = "uint8 pixels" if args.with_preprocessing else "float32 preprocessed"
     out = [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim]
     print(f"wrote {args.output}: images ({', '.join(map(str, ('N', *shape)))}) {takes} → scores "
