@@ -154,6 +154,16 @@ def test_every_layer_class(opset, fold, tmp_path, rng):
     check_export(net, (11, 14, 2), tmp_path, rng, opset=opset, fold_batchnorm=fold)
 
 
+def test_layouts_meet(tmp_path, rng):
+    """Per-channel layers on NHWC values (before any convolution), branches and sums whose inputs come in
+    different layouts (an empty branch passes NHWC, a convolution gives NCHW), a Flatten right after NCHW."""
+    net = nn.Sequential(
+        nn.PReLU(3), nn.BatchNorm(3), nn.Concat(nn.Sequential(), nn.Conv2d(3, 2, 3, padding=1, rng=rng)),
+        nn.Residual(nn.Sequential(nn.Conv2d(5, 5, 1, rng=rng)), shortcut=nn.Sequential(nn.Tanh())),
+        nn.Residual(nn.Sequential(nn.ReLU())), nn.Flatten(), nn.Linear(5 * 4 * 7, 4, rng=rng))
+    check_export(randomise(net, rng), (4, 7, 3), tmp_path, rng)
+
+
 def test_batchnorm_folded_or_not(tmp_path, rng):
     import onnx
 
@@ -163,6 +173,14 @@ def test_batchnorm_folded_or_not(tmp_path, rng):
         path = check_export(model, shape, tmp_path, rng, fold_batchnorm=fold)
         names = [i.name for i in onnx.load(str(path)).graph.initializer]
         assert sum("bn_scale" in n for n in names) == affine  # the six BatchNorms as x·s + t, or folded away
+
+
+def test_a_model_in_training_mode_exports_its_eval_forward(tmp_path, rng):
+    net = randomise(every_layer_images(rng), rng).train()
+    st.models.export_onnx(net, tmp_path / "m.onnx", (21, 16, 3))
+    assert all(m.training for m in net.modules())  # the caller's modes are left as they were
+    x = rng.standard_normal((2, 21, 16, 3)).astype(np.float32)
+    assert_close(run_onnx(tmp_path / "m.onnx", x), striate_out(net, x))
 
 
 def test_vectors_in(tmp_path, rng):

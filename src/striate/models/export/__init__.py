@@ -10,7 +10,7 @@ running statistics, FractionalMaxPool2d with its fixed eval regions) on a batch 
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import write_atomic
-from ...nn.folding import fold
 from .graph import Graph, Tensor
 from .layers import CONVERTERS, emit
 from .preprocessing import emit_preprocessing, steps_of
@@ -92,7 +91,7 @@ def export_onnx(model, path: str | os.PathLike, input_shape, *, opset: int = DEF
       input_shape is the raw images' (H, W, C).
     The output "scores" is the model's output (N, num_classes) (the logits; no softmax).
     opset: 17 by default (see the module docstring). fold_batchnorm: each BatchNorm that follows a Conv2d or
-    Linear is folded into its weights (`nn.fold`); the others, and all with False, are x·s + t per channel.
+    Linear is folded into its weights (as `nn.fold` does); the others, and all with False, are x·s + t per channel.
     ValueError naming the layer for a layer with no exact ONNX equivalent (never a graph that computes
     something else); LayerError when input_shape does not fit the model.
     """
@@ -102,36 +101,52 @@ def export_onnx(model, path: str | os.PathLike, input_shape, *, opset: int = DEF
     refuse_unsupported(model)
     shape = _sample_shape(input_shape)
     steps = None if preprocessing is None else steps_of(preprocessing)
-    g = Graph(onnx, opset)
+    g = Graph(onnx, opset, fold_batchnorm)
     layout = "nhwc" if len(shape) == 3 else "flat"
     images = Tensor("images", layout, (1, *shape))
     x = images if steps is None else emit_preprocessing(g, steps, images)
-    net = fold(model) if fold_batchnorm else copy.deepcopy(model).clear_state().eval()
-    out_shape = net.output_shape(x.shape)  # a LayerError naming the layer the shape does not fit
-    y = g.nhwc(emit(g, net, x, ""))
+    out_shape = model.output_shape(x.shape)  # a LayerError naming the layer the shape does not fit
+    with _in_eval(model):
+        y = g.nhwc(emit(g, model, x, ""))
     g.where = "output"
-    g.nodes.append(onnx.helper.make_node("Identity", [y.name], ["scores"], name="output"))
     h = onnx.helper
+    g.graph.node.append(h.make_node("Identity", [y.name], ["scores"], name="output"))
+    g.graph.name = type(model).__name__
     dtype = onnx.TensorProto.FLOAT if steps is None else onnx.TensorProto.UINT8
-    graph = h.make_graph(g.nodes, type(model).__name__, [h.make_tensor_value_info("images", dtype, ["N", *shape])],
-                         [h.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["N", *out_shape[1:]])],
-                         g.initializers)
-    return _save(onnx, graph, opset, path)
+    g.graph.input.append(h.make_tensor_value_info("images", dtype, ["N", *shape]))
+    g.graph.output.append(h.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["N", *out_shape[1:]]))
+    return _save(onnx, g.model, opset, path)
 
 
-def _save(onnx, graph, opset: int, path) -> object:
+@contextlib.contextmanager
+def _in_eval(model):
+    """`model` in eval mode for the block (what the graph computes), each module's mode restored after: no copy
+    of the weights, which export only reads."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+
+
+def _save(onnx, proto, opset: int, path) -> object:
     from ...version import __version__
 
-    h = onnx.helper
-    ops = [h.make_opsetid("", opset)]
-    proto = h.make_model(graph, opset_imports=ops, producer_name="striate", producer_version=__version__)
-    proto.ir_version = h.find_min_ir_version_for(ops)  # the oldest runtime that knows the opset can read it
-    size = proto.ByteSize()
-    if size > _PROTOBUF_LIMIT:
-        raise ValueError(f"export_onnx: the model is {size / 2**30:.1f} GiB; ONNX files over 2 GiB need external "
-                         "data, which export does not write")
-    onnx.checker.check_model(proto)
-    write_atomic(path, proto.SerializeToString())
+    ops = [onnx.helper.make_opsetid("", opset)]
+    proto.opset_import.extend(ops)
+    proto.ir_version = onnx.helper.find_min_ir_version_for(ops)  # the oldest runtime that knows the opset reads it
+    proto.producer_name, proto.producer_version = "striate", __version__
+    try:
+        data = proto.SerializeToString()  # once: the checker and the file take the same bytes
+    except ValueError:  # protobuf's 2 GiB limit
+        data = None
+    if data is None or len(data) > _PROTOBUF_LIMIT:
+        raise ValueError("export_onnx: the model is over 2 GiB; ONNX files that large need external data, which "
+                         "export does not write")
+    onnx.checker.check_model(data)
+    write_atomic(path, data)
     return proto
 
 

@@ -33,13 +33,15 @@ class Tensor(NamedTuple):
 
 
 class Graph:
-    """Nodes and initialisers in the order they are written, for opset `opset` (`onnx` the imported package).
-    `where` names the layer being converted; nodes and constants are named after it."""
+    """The model being built (`model`, its `graph`): nodes and initialisers in the order they are written, for
+    opset `opset` (`onnx` the imported package); `fold_batchnorm` as `export_onnx` takes it. `where` names the
+    layer being converted; nodes and constants are named after it."""
 
-    def __init__(self, onnx, opset: int):
-        self.onnx, self.opset = onnx, int(opset)
-        self.nodes: list = []
-        self.initializers: list = []
+    def __init__(self, onnx, opset: int, fold_batchnorm: bool = True):
+        self.onnx, self.opset, self.fold_batchnorm = onnx, int(opset), bool(fold_batchnorm)
+        # written straight into the model's graph: make_graph and make_model would copy every weight twice
+        self.model = onnx.ModelProto()
+        self.graph = self.model.graph
         self.where = "input"
         self._ids = itertools.count()
 
@@ -49,7 +51,7 @@ class Graph:
     def const(self, array, hint: str = "const") -> str:
         """An initialiser holding `array` (its dtype kept: float32 weights, int64 shapes and indices)."""
         name = self._name(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.graph.initializer.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def ints(self, values, hint: str = "ints") -> str:
@@ -62,7 +64,7 @@ class Graph:
     def op(self, op_type: str, inputs, **attrs) -> str:
         """Append node `op_type` on `inputs` (names; '' for an omitted optional input); returns its output."""
         out = self._name(op_type.lower())
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        self.graph.node.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
         return out
 
     def then(self, t: Tensor, op_type: str, *inputs, shape=None, layout=None, **attrs) -> Tensor:

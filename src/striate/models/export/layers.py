@@ -26,6 +26,7 @@ import numpy as np
 
 from ... import nn
 from ...kernels.window import overhang
+from ...nn import folding
 from .graph import Graph, Tensor
 
 
@@ -39,9 +40,34 @@ def emit(g: Graph, layer, t: Tensor, where: str) -> Tensor:
 
 
 def _sequential(g, seq, t):
-    for name, child in seq.named_children():
-        t = emit(g, child, t, f"{g.where}.{name}" if g.where else name)
+    """The children in order; with `g.fold_batchnorm`, a BatchNorm that `nn.folding.match` pairs with the
+    Conv2d or Linear before it is folded into that layer's weights (as `nn.fold` and striate's own eval-mode
+    forward do), unless a pool between them meets a negative scale."""
+    names, layers = list(seq._modules), list(seq._modules.values())
+    i = 0
+    while i < len(layers):
+        where = f"{g.where}.{names[i]}" if g.where else names[i]
+        block = folding.match(layers, i) if g.fold_batchnorm else None
+        if block is not None and block[2] is not None:
+            layer, pool, bn, _, _ = block
+            w, b, positive = folding.fold_batchnorm(layer.weight.data, _bias(layer), bn)
+            if pool is None or positive:
+                outer, g.where = g.where, where
+                try:
+                    t = _FOLDED[type(layer)](g, layer, t, w, b)
+                finally:
+                    g.where = outer
+                if pool is not None:
+                    t = emit(g, pool, t, f"{g.where}.{names[i + 1]}" if g.where else names[i + 1])
+                i += 2 + (pool is not None)  # past the BatchNorm; its activation follows as itself
+                continue
+        t = emit(g, layers[i], t, where)
+        i += 1
     return t
+
+
+def _bias(layer):
+    return None if layer.bias is None else layer.bias.data
 
 
 def _concat(g, cat, t):
@@ -58,9 +84,10 @@ def _residual(g, res, t):
     return g.then(y, "Add", g.like(s, y).name)
 
 
-def _conv_weights(conv) -> tuple[np.ndarray, np.ndarray | None]:
-    w = np.transpose(conv.weight.data, (3, 2, 0, 1))  # (KH, KW, C_in, C_out) → (C_out, C_in, KH, KW)
-    return w, None if conv.bias is None else conv.bias.data
+def _conv_weights(conv, w=None, b=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """ONNX's (C_out, C_in, KH, KW) weights and the bias of `conv`, or of its folded weights `w`, `b`."""
+    w = conv.weight.data if w is None else w
+    return np.transpose(w, (3, 2, 0, 1)), _bias(conv) if w is conv.weight.data else b
 
 
 def _convolve(g, layer, t, w, b, kernel, stride, pad, groups):
@@ -72,8 +99,8 @@ def _convolve(g, layer, t, w, b, kernel, stride, pad, groups):
                   pads=[pad] * 4, group=groups)
 
 
-def _conv2d(g, conv, t):
-    w, b = _conv_weights(conv)
+def _conv2d(g, conv, t, w=None, b=None):
+    w, b = _conv_weights(conv, w, b)
     return _convolve(g, conv, t, w, b, conv.kernel_size, conv.stride, conv.padding, 1)
 
 
@@ -86,8 +113,9 @@ def _grouped(g, conv, t):
     return _convolve(g, conv, t, w, b, first.kernel_size, first.stride, first.padding, conv.groups)
 
 
-def _linear(g, lin, t):
-    inputs = [g.const(lin.weight.data, "weight")] + ([] if lin.bias is None else [g.const(lin.bias.data, "bias")])
+def _linear(g, lin, t, w=None, b=None):
+    w, b = (lin.weight.data, _bias(lin)) if w is None else (w, b)
+    inputs = [g.const(w, "weight")] + ([] if b is None else [g.const(b, "bias")])
     return g.then(t, "Gemm", *inputs, shape=lin.output_shape(t.shape))
 
 
@@ -210,5 +238,6 @@ CONVERTERS = {
     nn.ELU: _elementwise("Elu", alpha="alpha"), nn.Sigmoid: _elementwise("Sigmoid"), nn.Tanh: _elementwise("Tanh"),
     nn.GELU: _gelu, nn.PReLU: _prelu,
 }
+_FOLDED = {nn.Conv2d: _conv2d, nn.Linear: _linear}  # the layers `folding.match` folds a BatchNorm into
 if hasattr(nn, "ChannelAffine"):  # torchvision GoogLeNet's transform_input (issue 26, a branch merged separately)
     CONVERTERS[nn.ChannelAffine] = _channel_affine
