@@ -20,6 +20,7 @@ Equivalences that are not one-to-one (each checked by tests/test_export_onnx.py 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -30,40 +31,47 @@ from ...nn import folding
 from .graph import Graph, Tensor
 
 
-def emit(g: Graph, layer, t: Tensor, where: str) -> Tensor:
-    """The nodes of `layer` (named `where`, e.g. '5.body.1') on `t`; its output tensor."""
+def emit(g: Graph, layer, t: Tensor, where: str, convert=None) -> Tensor:
+    """The nodes of `layer` (named `where`, e.g. '5.body.1') on `t` by its converter (or `convert`); its
+    output tensor."""
     outer, g.where = g.where, where
     try:
-        return CONVERTERS[type(layer)](g, layer, t)
+        return (convert or CONVERTERS[type(layer)])(g, layer, t)
     finally:
         g.where = outer
+
+
+def _child(g: Graph, name: str) -> str:
+    return f"{g.where}.{name}" if g.where else name
 
 
 def _sequential(g, seq, t):
     """The children in order; with `g.fold_batchnorm`, a BatchNorm that `nn.folding.match` pairs with the
     Conv2d or Linear before it is folded into that layer's weights (as `nn.fold` and striate's own eval-mode
-    forward do), unless a pool between them meets a negative scale."""
+    forward do; not across a pool when a scale is negative), and its activation follows as itself."""
     names, layers = list(seq._modules), list(seq._modules.values())
     i = 0
     while i < len(layers):
-        where = f"{g.where}.{names[i]}" if g.where else names[i]
         block = folding.match(layers, i) if g.fold_batchnorm else None
-        if block is not None and block[2] is not None:
-            layer, pool, bn, _, _ = block
-            w, b, positive = folding.fold_batchnorm(layer.weight.data, _bias(layer), bn)
-            if pool is None or positive:
-                outer, g.where = g.where, where
-                try:
-                    t = _FOLDED[type(layer)](g, layer, t, w, b)
-                finally:
-                    g.where = outer
-                if pool is not None:
-                    t = emit(g, pool, t, f"{g.where}.{names[i + 1]}" if g.where else names[i + 1])
-                i += 2 + (pool is not None)  # past the BatchNorm; its activation follows as itself
-                continue
-        t = emit(g, layers[i], t, where)
-        i += 1
+        if block is None or block[2] is None:
+            t = emit(g, layers[i], t, _child(g, names[i]))
+            i += 1
+            continue
+        layer, pool, bn, _, _ = block
+        w, b, positive = folding.fold_batchnorm(layer.weight.data, _bias(layer), bn)
+        if pool is not None and not positive:
+            t = emit(g, layer, t, _child(g, names[i]))
+            i += 1
+            continue
+        t = emit(g, layer, t, _child(g, names[i]), functools.partial(_with_weights, w=w, b=b))
+        if pool is not None:
+            t = emit(g, pool, t, _child(g, names[i + 1]))
+        i += 2 + (pool is not None)  # past the BatchNorm
     return t
+
+
+def _with_weights(g, layer, t, w, b):
+    return _FOLDED[type(layer)](g, layer, t, w, b)
 
 
 def _bias(layer):
@@ -71,16 +79,16 @@ def _bias(layer):
 
 
 def _concat(g, cat, t):
-    outs = [emit(g, child, t, f"{g.where}.{name}") for name, child in cat.named_children()]
+    outs = [emit(g, child, t, _child(g, name)) for name, child in cat.named_children()]
     outs = [g.like(o, outs[0]) for o in outs]
     shape = cat.output_shape(t.shape)
     return Tensor(g.op("Concat", [o.name for o in outs], axis=outs[0].channel_axis), outs[0].layout, shape)
 
 
 def _residual(g, res, t):
-    y = emit(g, res.body, t, f"{g.where}.body")
+    y = emit(g, res.body, t, _child(g, "body"))
     sc = res._shortcut()
-    s = t if sc is None else emit(g, sc, t, f"{g.where}.shortcut")
+    s = t if sc is None else emit(g, sc, t, _child(g, "shortcut"))
     return g.then(y, "Add", g.like(s, y).name)
 
 
