@@ -94,8 +94,9 @@ def _residual(g, res, t):
 
 def _conv_weights(conv, w=None, b=None) -> tuple[np.ndarray, np.ndarray | None]:
     """ONNX's (C_out, C_in, KH, KW) weights and the bias of `conv`, or of its folded weights `w`, `b`."""
-    w = conv.weight.data if w is None else w
-    return np.transpose(w, (3, 2, 0, 1)), _bias(conv) if w is conv.weight.data else b
+    if w is None:
+        w, b = conv.weight.data, _bias(conv)
+    return np.transpose(w, (3, 2, 0, 1)), b
 
 
 def _convolve(g, layer, t, w, b, kernel, stride, pad, groups):
@@ -122,7 +123,8 @@ def _grouped(g, conv, t):
 
 
 def _linear(g, lin, t, w=None, b=None):
-    w, b = (lin.weight.data, _bias(lin)) if w is None else (w, b)
+    if w is None:
+        w, b = lin.weight.data, _bias(lin)
     inputs = [g.const(w, "weight")] + ([] if b is None else [g.const(b, "bias")])
     return g.then(t, "Gemm", *inputs, shape=lin.output_shape(t.shape))
 
