@@ -45,7 +45,7 @@ MAX_DEPTH, MAX_NODES = 64, 1_000_000
 # kind -> numpy dtype as stored (little-endian) and the dtype handed out
 KINDS = {"float64": ("<f8", np.float64), "float32": ("<f4", np.float32), "float16": ("<f2", np.float32),
          "bfloat16": ("<u2", np.float32), "int64": ("<i8", np.int64), "int32": ("<i4", np.int64),
-         "int16": ("<i2", np.int64), "int8": ("i1", np.int64), "uint8": ("u1", np.int64), "bool": ("?", np.bool_)}
+         "int16": ("<i2", np.int64), "int8": ("i1", np.int64), "uint8": ("u1", np.int64), "bool": ("u1", np.bool_)}
 
 __all__ = ["UnreadableFileError", "UnsafeFileError", "read_state_dict"]
 
@@ -172,8 +172,8 @@ def _tensor(base: np.ndarray, ref: TensorRef, kind: str) -> np.ndarray:
         view = np.lib.stride_tricks.as_strided(base[ref.offset:], shape=ref.size, strides=strides, writeable=False)
     if kind == "bfloat16":  # the upper half of a float32
         return (view.astype(np.uint32) << 16).view(np.float32)
-    if kind == "bool":
-        return np.array(view, dtype=np.bool_)
+    if kind == "bool":  # any non-zero byte is True, as in torch
+        return np.array(view) != 0
     return np.array(view, dtype=KINDS[kind][1])
 
 
@@ -233,8 +233,8 @@ class _ZipFile:
             raise UnsafeFileError(f"{self.source}: zip member {info.filename!r} claims {info.file_size} bytes, "
                                   f"far more than the {self.size}-byte archive holds (a zip bomb?)")
         if info.file_size < at_least:
-            raise UnsafeFileError(f"{self.source}: storage {record!r} claims {at_least} bytes, the archive holds "
-                                  f"{info.file_size}")
+            raise UnsafeFileError(f"{self.source}: storage {record.rpartition('/')[2]!r} claims {at_least} bytes, "
+                                  f"the archive holds {info.file_size}")
         self.budget -= info.file_size
         try:
             with self.zf.open(info) as member:

@@ -35,6 +35,7 @@ MAX_DIMS = 64
 _REFUSED_OPCODES = {"EXT1", "EXT2", "EXT4", "PERSID", "NEXT_BUFFER", "READONLY_BUFFER"}
 _MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT"}
 _KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class UnreadableFileError(ValueError):
@@ -217,7 +218,7 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         target = ALLOWED_GLOBALS.get((module, name)) if type(module) is str and type(name) is str else None
         if target is None:
-            qualname = f"{module}.{name}" if type(module) is str and type(name) is str else f"{module!r}, {name!r}"
+            qualname = f"{module}.{name}" if _plain(module, name) else f"module {module!r}, name {name!r}"
             hint = ""
             if type(module) is str and (module.startswith("torch.nn") or module == "__main__"):
                 hint = " (this file holds a pickled model object: save `model.state_dict()` instead)"
@@ -244,6 +245,11 @@ class SafeUnpickler(pickle.Unpickler):
             raise UnsafeFileError(f"{self.source}: storage {key!r} is named as {ref.numel} × {ref.kind} and as "
                                   f"{numel} × {storage_type.kind}")
         return ref
+
+
+def _plain(module, name) -> bool:
+    """Whether module.name reads unambiguously (a dotted module path and one identifier)."""
+    return type(module) is str and type(name) is str and bool(_MODULE.fullmatch(module)) and name.isidentifier()
 
 
 def _ascii(value):
