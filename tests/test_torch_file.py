@@ -430,3 +430,26 @@ def test_safetensors_files_read_too(tmp_path):
     assert got["h"].dtype == np.float32 and got["n"].dtype == np.int64
     for k, v in arrays.items():
         np.testing.assert_array_equal(got[k], v)
+
+
+def test_finetune_from_a_pth_file_and_a_hostile_one(torch, tmp_path, capsys):
+    from striate.cli import main
+    from striate.run import RunDir
+
+    source = st.models.get("digits_net", 10, 1, rng=np.random.default_rng(0))
+    torch.save({"state_dict": {k: torch.tensor(np.array(v)) for k, v in source.state_dict().items()}},
+               tmp_path / "digits.pth", _use_new_zipfile_serialization=False)
+    fast = ["--report", "off", "--diagnostics", "0", "--limit", "200", "--epochs", "1"]
+    assert main(["finetune", "--from", str(tmp_path / "digits.pth"), "--model", "digits_net", "--data", "digits",
+                 "--freeze", "1", "--out", str(tmp_path / "ft"), *fast]) == 0
+    tuned = RunDir(tmp_path / "ft").load_model().model.state_dict()
+    first = next(iter(source.state_dict()))
+    np.testing.assert_array_equal(tuned[first], source.state_dict()[first])  # frozen: the file's weights
+    sentinel = tmp_path / "pwned"
+    write_zip(tmp_path / "evil.pth", payloads(f"touch {sentinel}")["GLOBAL+REDUCE"])
+    capsys.readouterr()
+    assert main(["finetune", "--from", str(tmp_path / "evil.pth"), "--model", "digits_net", "--data", "digits",
+                 "--out", str(tmp_path / "ft2"), *fast]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("striate finetune: error: refused to load 'os.system'") and len(err.splitlines()) == 1
+    assert not (tmp_path / "ft2").exists() and not sentinel.exists()
