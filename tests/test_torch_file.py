@@ -21,6 +21,8 @@ import striate as st
 from striate.models import UnreadableFileError, UnsafeFileError, read_state_dict
 
 FORMATS = pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+PROTOCOLS = pytest.mark.parametrize("zipped, protocol", [(True, 2), (False, 2), (True, 4), (False, 5)],
+                                    ids=["zip", "legacy", "zip-protocol-4", "legacy-protocol-5"])
 
 
 def expected(torch, value):
@@ -63,11 +65,11 @@ def varied_state(torch):
     ])
 
 
-@FORMATS
-def test_round_trip_both_formats(torch, tmp_path, zipped):
+@PROTOCOLS
+def test_round_trip_both_formats(torch, tmp_path, zipped, protocol):
     state = varied_state(torch)
     path = tmp_path / "weights.pth"
-    torch.save(state, path, _use_new_zipfile_serialization=zipped)
+    torch.save(state, path, _use_new_zipfile_serialization=zipped, pickle_protocol=protocol)
     assert_same(torch, read_state_dict(path), state)
 
 
