@@ -20,6 +20,13 @@ Before the C unpickler sees a pickle, `pickle_end` walks its opcodes with `pickl
 check that every declared length fits in the data and that memo indices stay small, and refuse the opcodes a
 torch file never needs (extension registry, text persistent ids, out-of-band buffers): this is a length
 check, not a scanner; safety rests on the allow-list.
+
+The allow-list (`ALLOWED_GLOBALS`): torch._utils._rebuild_tensor, _rebuild_tensor_v2, _rebuild_parameter and
+_rebuild_parameter_with_state; torch.{Double,Float,Half,BFloat16,Long,Int,Short,Char,Byte,Bool}Storage and
+torch(.storage).UntypedStorage; collections.OrderedDict. Nothing else is needed for a state dict: the storage
+type names the element type (no dtype objects), sizes and strides are tuples (no torch.Size). Tensor
+subclasses and dtypes without a storage type (_rebuild_tensor_v3, _rebuild_from_type_v2), quantized and sparse
+tensors, numpy scalars, argparse namespaces in training checkpoints: all refused by name.
 """
 
 from __future__ import annotations
