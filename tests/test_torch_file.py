@@ -337,6 +337,7 @@ def test_tensors_and_storages_outside_the_file_are_refused(tmp_path, sentinel):
         "overflowing stride": dict(size=(2, 2), stride=(1, 2**63)),
         "huge size": dict(size=(2**40, 2**40), stride=(0, 0)),
         "more elements than the storage": dict(size=(1000,), stride=(0,)),
+        "empty but absurd": dict(size=(0, 2**62, 2**62), stride=(1, 1, 1)),
         "storage larger than the file": dict(numel=10**12, size=(1,)),
         "storage larger than its record": dict(numel=64, size=(1,)),
     }

@@ -38,6 +38,7 @@ import re
 from collections import OrderedDict
 
 MAX_DIMS = 64
+MAX_EXTENT = 1 << 48  # product of a tensor's non-zero dimensions
 # opcodes PyTorch never writes that reach past the allow-list's single door (find_class) or out of the data
 _REFUSED_OPCODES = {"EXT1", "EXT2", "EXT4", "PERSID", "NEXT_BUFFER", "READONLY_BUFFER"}
 _MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT"}
@@ -118,9 +119,11 @@ class TensorRef(_Sealed):
             raise UnsafeFileError(f"tensor storage offset {_short(offset)} is not a non-negative integer")
         if len(size) != len(stride):
             raise UnreadableFileError(f"tensor size {size} and stride {stride} differ in length")
-        numel = 1
+        numel, extent = 1, 1
         for n in size:
-            numel *= n
+            numel, extent = numel * n, extent * max(n, 1)
+        if extent > MAX_EXTENT:  # an empty tensor's other dimensions too: numpy could not even describe it
+            raise UnsafeFileError(f"tensor size {_short(size)} is absurdly large")
         if numel:
             last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
             if last >= storage.numel or numel > storage.numel:
