@@ -415,6 +415,12 @@ def test_damaged_and_odd_files_are_refused_clearly(torch, tmp_path):
     refused(tmp_path / "s.pth", UnreadableFileError, match="TorchScript")
     write_zip(tmp_path / "m.pth", pkl, {}, top="archive")
     refused(tmp_path / "m.pth", UnreadableFileError, match="no 'data/0'")
+    for zipped in (True, False):  # files cut short
+        buf = io.BytesIO()
+        torch.save({"w": torch.ones(64)}, buf, _use_new_zipfile_serialization=zipped)
+        for cut in (len(buf.getvalue()) // 2, len(buf.getvalue()) - 4):
+            (tmp_path / "cut.pth").write_bytes(buf.getvalue()[:cut])
+            refused(tmp_path / "cut.pth", UnreadableFileError, what=f"zip={zipped}, cut at {cut}")
     (tmp_path / "junk.pth").write_bytes(b"hello, world" * 4)
     refused(tmp_path / "junk.pth", UnreadableFileError, match="not a PyTorch file")
     (tmp_path / "bad.safetensors").write_bytes(b"\x10" + b"\0" * 7 + b"{not json}")
