@@ -1,5 +1,6 @@
 """Transfer learning: freezing, new heads, and loading pretrained weights — from a striate run or weights
-file, or from a PyTorch / torchvision state dict saved as safetensors.
+file, or from a PyTorch / torchvision state dict: a `.pth`/`.pt` file (read without torch by
+`torch_file.read_state_dict`) or safetensors.
 
 PyTorch → striate conversion (per layer, by the striate layer's type):
 - Conv2d `weight` (O, I, KH, KW) → (KH, KW, I, O); `bias` as is;
@@ -30,6 +31,7 @@ from ..nn.module import Module
 from ..nn.norm import BatchNorm
 from ..nn.shape import Flatten
 from ..nn.state import convert_for_load
+from .torch_file import read_state_dict
 from .vgg import CONFIGS
 
 # torch attribute names of each striate layer type's parameters and buffers
@@ -115,15 +117,14 @@ def _finish(report: LoadReport, pending: list, strict: bool, what: str) -> LoadR
 
 # ----- striate weights ---------------------------------------------------------------------------
 def read_weights(source) -> tuple[dict[str, np.ndarray], str]:
-    """Arrays from a dict, a `.safetensors` file, or a striate run directory / checkpoints folder
-    (its 'best' checkpoint, else 'last'). Torch tensors in a dict are converted to NumPy."""
+    """Arrays from a dict, a weights file (`.safetensors`, or a PyTorch `.pth`/`.pt` file in either of torch's
+    formats: `read_state_dict`), or a striate run directory / checkpoints folder (its 'best' checkpoint, else
+    'last'). Torch tensors in a dict are converted to NumPy."""
     if isinstance(source, dict):
         return {k: _numpy(v) for k, v in source.items()}, "a state dict"
     path = Path(os.fspath(source))
     if path.is_file():
-        from safetensors.numpy import load_file
-
-        return load_file(str(path)), str(path)
+        return read_state_dict(path), str(path)
     from ..train.checkpoint import CheckpointStore
 
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -143,7 +144,7 @@ def _numpy(v) -> np.ndarray:
 
 def load_pretrained(model: Module, source, *, skip_mismatched: bool = False, exclude=(), strict: bool = True,
                     cast: bool = False) -> LoadReport:
-    """Load striate weights (dict, `.safetensors`, or a run directory) into `model` in place.
+    """Load striate weights (dict, `.safetensors` or `.pth` file, or a run directory) into `model` in place.
 
     `skip_mismatched=True` leaves keys whose shapes differ as initialised (fine-tuning with a new head
     for a different number of classes) and lists them under `skipped`; `exclude` names keys (or dotted
@@ -276,7 +277,7 @@ def convert_torch_array(layer: Module, attr: str, value: np.ndarray, volume=None
 def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_map: dict[str, str] | None = None,
                        input_shape=None, skip_mismatched: bool = False, strict: bool = True,
                        cast: bool = False) -> LoadReport:
-    """Load a PyTorch state dict (a `.safetensors` file or a dict of arrays/tensors) into `model`.
+    """Load a PyTorch state dict (a `.pth`/`.pt` or `.safetensors` file, or a dict of arrays/tensors) into `model`.
 
     `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)`. `input_shape` (H, W, C)
     locates the FC layers that read a flattened volume (default: from `model.build_config`). Torch's
