@@ -39,7 +39,7 @@ def model_digest(body, preprocess) -> str:
     from ..train.checkpoint import flatten_state
 
     h = hashlib.sha256(f"striate-codes/{FORMAT}\n{body!r}\n".encode())
-    _update_arrays(h, [*body.named_parameters(), *body.named_buffers()])
+    _update_arrays(h, [*((n, p.data) for n, p in body.named_parameters()), *body.named_buffers()])
     skeleton, arrays = flatten_state(preprocess.state())
     h.update(json.dumps(skeleton, sort_keys=True).encode())
     _update_arrays(h, arrays.items())
