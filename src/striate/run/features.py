@@ -15,6 +15,7 @@ are. Without dropout or BatchNorm in the body the two train the same head, withi
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -132,8 +133,10 @@ def _codes(run, body, images: np.ndarray, what: str, key: str) -> np.ndarray:
     from . import codes
 
     console.note(f"CNN codes of the {len(images):,} {what} images …")
+    start = time.perf_counter()
     out, path, cached = codes.cached_codes(body, run.preprocess, images, key)
-    console.note(f"  {'read from' if cached else 'computed and cached in'} {path}")
+    took = f"{time.perf_counter() - start:.1f}s"
+    console.note(f"  {f'read from {path}' if cached else f'computed in {took} and cached in {path}'}")
     return out
 
 
