@@ -59,7 +59,7 @@ def entries(cache):
 def test_codes_are_computed_once_and_reused(cache, sources, tmp_path, capsys):
     rc, _, err = finetune(sources[0], tmp_path / "a", capsys)
     assert rc == 0, err
-    assert err.count("computed and cached in") == 2 and "read from" not in err  # training and validation codes
+    assert err.count("and cached in") == 2 and "read from" not in err  # training and validation codes
     first = entries(cache)
     rc, _, err = finetune(sources[0], tmp_path / "b", capsys)  # another head on the same codes: read back
     assert rc == 0 and err.count("read from") == 2 and "computed" not in err
@@ -67,16 +67,16 @@ def test_codes_are_computed_once_and_reused(cache, sources, tmp_path, capsys):
     for k, v in weights(tmp_path / "a").items():
         np.testing.assert_array_equal(weights(tmp_path / "b")[k], v)
     rc, _, err = finetune(sources[1], tmp_path / "c", capsys)  # another source: other weights, other codes
-    assert rc == 0 and err.count("computed and cached in") == 2
+    assert rc == 0 and err.count("and cached in") == 2
     rc, _, err = finetune(sources[0], tmp_path / "d", capsys, "--val-fraction", "0.2")  # other images
-    assert rc == 0 and err.count("computed and cached in") == 2
+    assert rc == 0 and err.count("and cached in") == 2
     rc, _, err = finetune(sources[0], tmp_path / "e", capsys, "--preprocess", "standardize")  # other inputs
-    assert rc == 0 and err.count("computed and cached in") == 2
+    assert rc == 0 and err.count("and cached in") == 2
     assert len(entries(cache)) == 8
     damaged = next(iter(first))
     (cache / "codes" / damaged).write_bytes(b"not an npy file")  # a damaged entry is computed again
     rc, _, err = finetune(sources[0], tmp_path / "f", capsys)
-    assert rc == 0 and err.count("computed and cached in") == 1 and err.count("read from") == 1
+    assert rc == 0 and err.count("and cached in") == 1 and err.count("read from") == 1
     assert np.load(cache / "codes" / damaged, allow_pickle=False).dtype == np.float32
 
 
