@@ -54,7 +54,7 @@ def torch_resnet(torch, arch, width=1.0, classes=1000):
             c = _w(64, width)
             self.conv1, self.bn1, self.relu = conv(3, c, 7, 2), nn.BatchNorm2d(c), nn.ReLU()
             self.maxpool = nn.MaxPool2d(3, 2, 1)
-            for i, (planes, n) in enumerate(zip(resnet.PLANES, depths)):
+            for i, (planes, n) in enumerate(zip(resnet.PLANES, depths, strict=True)):
                 p = _w(planes, width)
                 blocks = [Block(c if b == 0 else p * exp, p, 2 if i and b == 0 else 1) for b in range(n)]
                 setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
