@@ -17,7 +17,7 @@ def _w(v, width):
     return max(1, int(round(v * width)))
 
 
-def torch_resnet(torch, arch, width=1.0, classes=1000):
+def torch_resnet(torch, arch, width=1.0, classes=1000, size=(64, 64)):
     """torchvision's ResNet (`torchvision.models.resnet`), same module names, `width` as `models.resnet`."""
     nn = torch.nn
     kind, depths = resnet.DEPTHS[arch]
@@ -66,20 +66,26 @@ def torch_resnet(torch, arch, width=1.0, classes=1000):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(torch.flatten(self.avgpool(x), 1))
 
-    return randomise_bn(torch, ResNet()).eval()
+    return randomise_bn(torch, ResNet(), size)
 
 
-def randomise_bn(torch, net):
-    """Non-trivial BatchNorm statistics and affine parameters, as a trained network has."""
+def randomise_bn(torch, net, size=(64, 64)):
+    """Non-trivial BatchNorm statistics and affine parameters, as a trained network has: running statistics from
+    one batch of random images of `size` (so the activations stay of order 1 and depend on the input, where
+    arbitrary statistics would drown the signal in their shifts), then perturbed."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.num_batches_tracked.fill_(7)
-    return net
+        for m in bns:
+            m.momentum = 1.0  # the running statistics become this batch's
+        net.train()(torch.randn(4, 3, *size))
+        for m in bns:
+            m.momentum = 0.1
+            m.running_mean.add_(0.2 * m.running_var.sqrt() * torch.randn_like(m.running_mean))
+            m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.7, 1.4))
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+            m.num_batches_tracked.fill_(7)
+    return net.eval()
 
 
 def torch_output(torch, net, x):
@@ -90,7 +96,7 @@ def torch_output(torch, net, x):
 @pytest.mark.parametrize("arch,size", [("resnet18", (64, 64)), ("resnet34", (65, 47)), ("resnet50", (64, 64))])
 def test_forward_equals_torch(arch, size, rng, torch):
     torch.manual_seed(0)
-    tnet = torch_resnet(torch, arch, width=0.25, classes=10)
+    tnet = torch_resnet(torch, arch, width=0.25, classes=10, size=size)
     snet = st.models.get(arch, 10, 3, rng=rng, width=0.25, image_size=size).eval()
     state = tnet.state_dict()
     assert set(torch_name_map(snet, arch).values()) == set(state)  # every key, num_batches_tracked included
@@ -99,6 +105,7 @@ def test_forward_equals_torch(arch, size, rng, torch):
     x = rng.standard_normal((2, *size, 3)).astype(np.float32)
     ref = torch_output(torch, tnet, x)
     tol = dict(rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    assert np.abs(ref[0] - ref[1]).max() > 0.05 * np.abs(ref).max()  # the output depends on the input
     with st.no_grad():  # the inference graph: BatchNorm folded into the convolutions, inside the Residuals too
         np.testing.assert_allclose(snet(x), ref, **tol)
     residual = snet[5][0]
