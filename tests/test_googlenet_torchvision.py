@@ -34,8 +34,10 @@ def torch_googlenet(torch, width=1.0, classes=1000, transform_input=True, size=(
             super().__init__()
             c1, r3, c3, r5, c5, cp = (_w(v, width) for v in spec)
             self.branch1 = BasicConv2d(cin, c1, kernel_size=1)
-            self.branch2 = nn.Sequential(BasicConv2d(cin, r3, kernel_size=1), BasicConv2d(r3, c3, kernel_size=3, padding=1))
-            self.branch3 = nn.Sequential(BasicConv2d(cin, r5, kernel_size=1), BasicConv2d(r5, c5, kernel_size=3, padding=1))
+            self.branch2 = nn.Sequential(BasicConv2d(cin, r3, kernel_size=1),
+                                         BasicConv2d(r3, c3, kernel_size=3, padding=1))
+            self.branch3 = nn.Sequential(BasicConv2d(cin, r5, kernel_size=1),
+                                         BasicConv2d(r5, c5, kernel_size=3, padding=1))
             self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True),
                                          BasicConv2d(cin, cp, kernel_size=1))
 
