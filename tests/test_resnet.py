@@ -128,7 +128,7 @@ def test_full_resnet18_keys_shapes_and_counts(rng, torch):
     assert mapping["7.0.shortcut.0.weight"] == "layer3.0.downsample.0.weight"
     assert mapping["7.2.body.4.running_var"] == "layer3.1.bn2.running_var"
     assert mapping["10.weight"] == "fc.weight"
-    report = load_torch_weights(snet, state, arch="resnet18")  # every shape checked, nothing to reorder for fc
+    report = load_torch_weights(snet, state)  # arch from the zoo name; every shape checked, no reorder for fc
     assert report.ok, str(report)
     np.testing.assert_array_equal(snet[10].weight.data, state["fc.weight"].numpy().T)
     x = rng.standard_normal((1, 64, 64, 3)).astype(np.float32)
@@ -178,3 +178,17 @@ def test_summary_rebuild_and_errors(rng):
         torch_name_map(model, "resnet101")
     with pytest.raises(ValueError, match="parameterised layers"):
         torch_name_map(model, "resnet18")
+
+
+def test_every_torchvision_arch_names_its_zoo_model():
+    """`torchvision_names.ZOO`: each arch's zoo model takes that arch's map by default (layer counts agree)."""
+    from striate.models import torchvision_names
+    from striate.nn import init
+
+    for arch, (name, kw) in torchvision_names.ZOO.items():
+        with init.shapes_only():  # placeholders for the weights: a VGG's 140 M random numbers take time
+            model = st.models.get(name, 1000, 3, **kw)
+        assert torchvision_names.arch_of(model) == arch
+        mapping = torch_name_map(model)
+        assert mapping == torch_name_map(model, arch) and next(iter(mapping.values())).startswith(("conv1", "features"))
+    assert torchvision_names.arch_of(st.models.get("googlenet", 10, 3, width=0.125, image_size=32)) is None

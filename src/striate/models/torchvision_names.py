@@ -9,7 +9,8 @@ in the order `transfer.torch_name_map` walks them: for `resnet18/34/50` (`models
 (a block's body comes before its shortcut in both), and for `googlenet` (`models.googlenet_torchvision`)
 conv1.conv, conv1.bn, conv2…, conv3…, then per Inception block branch1.{conv,bn}, branch2.{0,1}.{conv,bn},
 branch3.{0,1}.{conv,bn}, branch4.1.{conv,bn}, and fc. `ignored(arch, key)`: source keys dropped on purpose
-(GoogLeNet's auxiliary classifiers, used by torchvision only in training).
+(GoogLeNet's auxiliary classifiers, used by torchvision only in training). `ZOO`: each torchvision arch's zoo
+model (name and keywords), and `arch_of(model)` the reverse, from a model's `build_config`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from .resnet import DEPTHS
 
 ARCHES = (*DEPTHS, "googlenet")
 _IGNORED = {"googlenet": ("aux1.", "aux2.")}
+# torchvision arch → (zoo name, its keywords): the zoo model its state dicts load into
+ZOO: dict[str, tuple[str, dict]] = {
+    **{arch: (arch, {}) for arch in DEPTHS}, "googlenet": ("googlenet_torchvision", {}),
+    "alexnet": ("alexnet", {"variant": "torchvision"}),
+    **{f"vgg{d}{bn}": (f"vgg{d}{bn}", {}) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+}
 
 
 def _resnet(arch: str) -> list[str]:
@@ -55,3 +62,15 @@ def module_names(arch: str) -> list[str] | None:
 def ignored(arch: str, key: str) -> bool:
     """Whether torch key `key` of an `arch` state dict is left out on purpose (reported as ignored)."""
     return key.startswith(_IGNORED.get(arch, ()))
+
+
+def arch_of(model) -> str | None:
+    """The torchvision arch whose state dicts load into `model` by name (from its `build_config`: a zoo model of
+    `ZOO` built with those keywords), else None."""
+    config = getattr(model, "build_config", None)
+    if not isinstance(config, dict):
+        return None
+    for arch, (name, kw) in ZOO.items():
+        if config.get("name") == name and all(config.get(k) == v for k, v in kw.items()):
+            return arch
+    return None

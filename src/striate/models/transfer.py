@@ -214,12 +214,16 @@ def torch_arches() -> list[str]:
     return ["alexnet", *vggs, *torchvision_names.ARCHES, "sequential"]
 
 
-def torch_name_map(model: Module, arch: str = "sequential") -> dict[str, str]:
+def torch_name_map(model: Module, arch: str | None = None) -> dict[str, str]:
     """striate key → torch key for every parameter and buffer of `model`.
 
     arch: torchvision's 'alexnet' (for `alexnet(variant="torchvision")`), 'vgg11'…'vgg19', 'vgg11_bn'…'vgg19_bn',
     'resnet18', 'resnet34', 'resnet50', 'googlenet' (for the zoo's `googlenet_torchvision`), or 'sequential' (a
-    torch `nn.Sequential` with the striate model's layout); `torch_arches()` lists them."""
+    torch `nn.Sequential` with the striate model's layout); `torch_arches()` lists them. None: the model's own
+    torchvision arch when it is a zoo model with torchvision's layout (`torchvision_names.arch_of`), else
+    'sequential'."""
+    if arch is None:
+        arch = torchvision_names.arch_of(model) or "sequential"
     layers = _param_layers(model)
     if arch == "sequential":
         prefixes = [n for n, _ in layers]
@@ -283,18 +287,20 @@ def convert_torch_array(layer: Module, attr: str, value: np.ndarray, volume=None
     return value
 
 
-def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_map: dict[str, str] | None = None,
+def load_torch_weights(model: Module, source, *, arch: str | None = None, name_map: dict[str, str] | None = None,
                        input_shape=None, skip_mismatched: bool = False, strict: bool = True,
                        cast: bool = False) -> LoadReport:
     """Load a PyTorch state dict (a `.safetensors` file or a dict of arrays/tensors) into `model`.
 
-    `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)`; keys the arch drops on purpose
+    `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)` (arch None: the zoo model's
+    torchvision arch, else 'sequential'); keys the arch drops on purpose
     (GoogLeNet's auxiliary classifiers `aux1.*`, `aux2.*`) are reported as ignored. `input_shape` (H, W, C)
     locates the FC layers that read a flattened volume (default: from `model.build_config`). Torch's
     `num_batches_tracked` is loaded when the model has it and otherwise ignored; `skip_mismatched` keeps
     differently shaped keys (a head for another number of classes) as initialised. `cast=True` rounds
     floating values the model's dtype cannot hold exactly (else: ValueError); integer/bool arrays never load."""
     arrays, where = read_weights(source)
+    arch = arch if arch is not None else torchvision_names.arch_of(model) or "sequential"
     mapping = torch_name_map(model, arch) if name_map is None else dict(name_map)
     volumes = _flattened_volumes(model, input_shape if input_shape is not None else _default_input_shape(model))
     layers = dict(model.named_modules())
