@@ -2,8 +2,8 @@
 
 - the registry (`registry.py`): `get(name, num_classes, in_channels, rng, **kw)`, `from_config`, `names`,
   `register`, `native_input`;
-- the zoo: LeNet-5, AlexNet, VGG, GoogLeNet and their 32×32 variants, the notes' three-layer net, the digits
-  net, the reference CIFAR net, fast_cifar;
+- the zoo: LeNet-5, AlexNet, VGG, GoogLeNet and their 32×32 variants, ResNet-18/34/50, torchvision's
+  GoogLeNet, the notes' three-layer net, the digits net, the reference CIFAR net, fast_cifar;
 - FC→CONV conversion (`convert.py`), transfer learning (`transfer.py`), ensembles (`ensemble.py`);
 - PyTorch files read without torch, safely (`torch_file.py`, `torch_unpickler.py`): `read_state_dict`.
 """

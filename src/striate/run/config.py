@@ -351,7 +351,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("from", str, "", "the source: a run directory, or a .safetensors weights file (striate's, or PyTorch's "
            "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
     Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
-           "vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)", commands=("finetune",),
+           "vgg11_bn…vgg19_bn, resnet18, resnet34, resnet50, googlenet, or sequential (default: a striate weights "
+           "file)", commands=("finetune",),
            group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
