@@ -352,8 +352,7 @@ OPTIONS: tuple[Option, ...] = (
            "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
     Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
            "vgg11_bn…vgg19_bn, resnet18, resnet34, resnet50, googlenet, or sequential (default: a striate weights "
-           "file)", commands=("finetune",),
-           group="fine-tuning"),
+           "file)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
            "all: the ConvNet as a fixed feature extractor: the CNN codes (the activations before the last Linear) "
