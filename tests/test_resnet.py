@@ -3,8 +3,6 @@ names (the torchvision wheel does not import with the test torch): the same stat
 loaded by name, the same outputs within float32 rounding; plus training through the residual blocks, the
 inference folding inside them, and the summary."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -132,10 +130,8 @@ def test_full_resnet18_keys_shapes_and_counts(rng, torch):
     assert report.ok, str(report)
     np.testing.assert_array_equal(snet[10].weight.data, state["fc.weight"].numpy().T)
     x = rng.standard_normal((1, 64, 64, 3)).astype(np.float32)
-    start = time.perf_counter()
     with st.no_grad():
         y = snet(x)
-    assert time.perf_counter() - start < 10
     ref = torch_output(torch, tnet, x)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
