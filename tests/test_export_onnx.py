@@ -103,9 +103,8 @@ def conv_branch(cin, cout, act, rng, kernel=3, pad=1):
 
 def every_layer_images(rng) -> nn.Sequential:
     """(N, 21, 16, 3) images through non-square kernels, strides and windows, both roundings, every layer."""
-    affine = [nn.ChannelAffine((1.5, -0.5, 2.0), (0.1, 0.2, -0.3))] if hasattr(nn, "ChannelAffine") else []
     return nn.Sequential(
-        *affine, nn.ZeroPad2d(1, 2, 0, 1),  # → 24×17
+        nn.ChannelAffine((1.5, -0.5, 2.0), (0.1, 0.2, -0.3)), nn.ZeroPad2d(1, 2, 0, 1),  # → 24×17
         nn.Conv2d(3, 8, (3, 2), stride=2, padding=1, rounding="floor", rng=rng),  # → 12×9
         nn.BatchNorm(8), nn.PReLU(8, init=0.2),
         nn.GroupedConv2d(8, 8, 3, padding=1, groups=2, rng=rng), nn.BatchNorm(8), nn.LeakyReLU(0.1),

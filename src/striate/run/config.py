@@ -59,6 +59,7 @@ class Option:
     aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
     listing: Callable | None = None  # f() -> the names a help text lists (models, datasets)
     label: str = ""  # how an error names a table option (default: its name)
+    words: tuple[str, ...] = ()  # words a number option also takes (freeze: 'all'), kept as the word
 
     def default_for(self, command: str):
         value = dict(self.defaults).get(command, self.default)
@@ -85,8 +86,10 @@ class Option:
         elif self.type is dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{bad} is not a table")
+        elif isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         elif self.type is int:
-            value = number(value, int, bad)
+            value = self._int(value, bad)
         elif self.type is float:
             value = number(value, float, bad)
         elif self.type is bool:
@@ -103,6 +106,14 @@ class Option:
         if self.check is not None and not (recorded and self.names_path):
             self.check(value, bad)
         return value
+
+    def _int(self, value, bad: str) -> int:
+        try:
+            return number(value, int, bad)
+        except ConfigError as e:
+            if not self.words:
+                raise
+            raise ConfigError(f"{e} or {' or '.join(map(repr, self.words))}") from None
 
     def _list(self, value, bad: str) -> list:
         if isinstance(value, str):
@@ -340,11 +351,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("from", str, "", "the source: a run directory, or a .safetensors weights file (striate's, or PyTorch's "
            "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
     Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
-           "vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)", commands=("finetune",),
-           group="fine-tuning"),
+           "vgg11_bn…vgg19_bn, resnet18, resnet34, resnet50, googlenet, or sequential (default: a striate weights "
+           "file)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
-           "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable",
-           minimum=0, commands=("finetune",), group="fine-tuning"),
+           "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
+           "all: the ConvNet as a fixed feature extractor: the CNN codes (the activations before the last Linear) "
+           "are computed once, cached under $STRIATE_DATA/codes, and only that last layer trains on them, in "
+           "seconds; augmentation, tta and --freeze-layers are refused with it (codes are not images)",
+           minimum=0, commands=("finetune",), group="fine-tuning", words=("all",)),
     Option("freeze_layers", list, [], "freeze these layers or parameters by exact name, e.g. 0,3 or "
            "features.0.weight (`striate summary` shows the names)", commands=("finetune",), group="fine-tuning"),
     Option("cast", bool, False, "round float64 weights that float32 cannot hold exactly (default: refuse them)",

@@ -46,7 +46,8 @@ class Source:
 
 
 def read_source(path: str, model: str = "", torch_arch: str | None = None) -> Source:
-    """A run directory (its best checkpoint, else its last), or a .safetensors weights file of `model`."""
+    """A run directory (its best checkpoint, else its last), or a weights file of `model` (.safetensors, or a
+    PyTorch .pth/.pt file read without torch)."""
     from ..models.transfer import read_weights
 
     p = Path(path)

@@ -246,8 +246,6 @@ CONVERTERS = {
     nn.Dropout: _identity, nn.Dropout2d: _identity,
     nn.ReLU: _elementwise("Relu"), nn.LeakyReLU: _elementwise("LeakyRelu", alpha="negative_slope"),
     nn.ELU: _elementwise("Elu", alpha="alpha"), nn.Sigmoid: _elementwise("Sigmoid"), nn.Tanh: _elementwise("Tanh"),
-    nn.GELU: _gelu, nn.PReLU: _prelu,
+    nn.GELU: _gelu, nn.PReLU: _prelu, nn.ChannelAffine: _channel_affine,
 }
 _FOLDED = {nn.Conv2d: _conv2d, nn.Linear: _linear}  # the layers `folding.match` folds a BatchNorm into
-if hasattr(nn, "ChannelAffine"):  # torchvision GoogLeNet's transform_input (issue 26, a branch merged separately)
-    CONVERTERS[nn.ChannelAffine] = _channel_affine
