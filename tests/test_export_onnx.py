@@ -1,5 +1,6 @@
 """ONNX export (`st.models.export_onnx`, `striate export`): onnxruntime runs each exported graph and matches
-striate's eval-mode output within 1e-5 of the output's scale, for every zoo model (built small), for networks
+striate's eval-mode output within 1e-5 of the output's scale, for every zoo model (built small; through the
+API and as a run through `striate export --with-preprocessing`), for networks
 holding every layer class of striate.nn (non-square kernels, strides and images; both opsets of GELU; BatchNorm
 folded and not), on batches of 1 and 3 from one file; the run's fitted preprocessing in the graph; the command
 line round trip; and layers without an ONNX equivalent refused by name."""
@@ -90,10 +91,34 @@ def small(name: str, rng):
     raise AssertionError(f"{name} builds at no small size")
 
 
+def as_run(model, shape, directory, pixels) -> str:
+    """A run directory holding `model` (built by the registry) and a standardisation fitted on `pixels`, as
+    `striate train` writes one (its checkpoint's meta data and weights; the default configuration)."""
+    from striate.run import RunDir
+
+    run = RunDir(directory)
+    pre = Preprocessing.named("standardize").fit(pixels)
+    meta = RunDir.make_meta(model, pre, [f"class {i}" for i in range(10)], shape, "synthetic")
+    run.store.save(model.state_dict(), {"meta": meta}, tags=("last",))
+    (run / RunDir.CONFIG_JSON).write_text("{}")
+    return str(run)
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_every_zoo_model(name, tmp_path, rng):
+    """The model's own input (float32, the API), then `striate export --with-preprocessing` of it as a run
+    (uint8 pixels)."""
+    from striate.run import RunDir
+
     model, shape = small(name, rng)
     check_export(randomise(model, rng), shape, tmp_path, rng)
+    pixels = rng.integers(0, 256, (8, *shape), dtype=np.uint8)
+    run = as_run(model, shape, tmp_path / "run", pixels)
+    assert main(["export", run, str(tmp_path / "cli.onnx"), "--with-preprocessing"]) == 0
+    trained = RunDir(run).load_model()
+    want = striate_out(trained.model, trained.preprocess(pixels[:3]))
+    assert_close(run_onnx(tmp_path / "cli.onnx", pixels[:3]), want)
+    assert_close(run_onnx(tmp_path / "cli.onnx", pixels[2:3]), want[2:3])
 
 
 # ----- every layer class ------------------------------------------------------------------------------------
