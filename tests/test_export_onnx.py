@@ -1,9 +1,9 @@
 """ONNX export (`st.models.export_onnx`, `striate export`): onnxruntime runs each exported graph and matches
-striate's eval-mode output within 1e-5 of the output's scale, for every zoo model (built small; through the
-API and as a run through `striate export --with-preprocessing`), for networks
-holding every layer class of striate.nn (non-square kernels, strides and images; both opsets of GELU; BatchNorm
-folded and not), on batches of 1 and 3 from one file; the run's fitted preprocessing in the graph; the command
-line round trip; and layers without an ONNX equivalent refused by name."""
+striate's eval-mode output within 1e-5 of the output's scale, for every zoo model (built small; through the API
+and as a run through `striate export --with-preprocessing`), for networks holding every layer class of striate.nn
+(non-square kernels, strides and images; both opsets of GELU; BatchNorm folded and not), on batches of 1 and 3
+from one file; the run's fitted preprocessing in the graph; the command line round trip on a trained run; and
+layers without an ONNX equivalent refused by name."""
 
 from __future__ import annotations
 
