@@ -169,7 +169,7 @@ def test_the_networks_hold_every_layer_class(rng):
     assert classes - losses == set(CONVERTERS), "a layer class of striate.nn without a converter"
 
 
-@pytest.mark.parametrize("opset", [17, 20])
+@pytest.mark.parametrize("opset", [13, 17, 20])
 @pytest.mark.parametrize("fold", [True, False])
 def test_every_layer_class(opset, fold, tmp_path, rng):
     net = randomise(every_layer_images(rng), rng)
@@ -269,6 +269,8 @@ def test_bad_arguments(tmp_path, rng):
         st.models.export_onnx(net, tmp_path / "m.onnx", (2, 2, 2))
     with pytest.raises(ValueError, match="opset must be an integer from 13"):
         st.models.export_onnx(net, tmp_path / "m.onnx", (2, 2, 3), opset=9)
+    with pytest.raises(TypeError, match="expected a striate model"):
+        st.models.export_onnx(lambda x: x, tmp_path / "m.onnx", (2, 2, 3))
     with pytest.raises(ValueError, match="float32"):
         st.models.export_onnx(net.to(np.float64), tmp_path / "m.onnx", (2, 2, 3))
 

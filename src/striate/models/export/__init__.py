@@ -4,8 +4,9 @@ onnxruntime (or any ONNX runtime) runs without striate. Needs the `onnx` package
 
 The graph computes the model's eval-mode forward (`model.eval()`; dropout the identity, BatchNorm with its
 running statistics, FractionalMaxPool2d with its fixed eval regions) on a batch of any size. Default opset 17
-(ONNX 1.12, onnxruntime ≥ 1.12); any opset from 13 to the installed onnx package's newest can be asked for
-(from 20, GELU is ONNX's own Gelu). Layer by layer equivalences: `layers.py`; the graph's layouts: `graph.py`.
+(defined by onnx 1.12, 2022, and read by every current runtime); any opset from 13 to the installed onnx
+package's newest can be asked for (from 20, GELU is ONNX's own Gelu). Layer by layer equivalences:
+`layers.py`; the graph's layouts: `graph.py`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import write_atomic
+from ...nn.module import Module
 from .graph import Graph, Tensor
 from .layers import CONVERTERS, emit
 from .preprocessing import emit_preprocessing, steps_of
 
 DEFAULT_OPSET = 17
-MIN_OPSET = 13  # ReduceSum's axes as an input, Split/Squeeze in their current form
+MIN_OPSET = 13  # every operator export writes has its current form from here (Pad's pads and Gemm's optional C
+# from 11, Gather, Max, Reshape from 13); the tests run 13, 17 and 20
 _PROTOBUF_LIMIT = 2**31 - 1  # a ModelProto larger than this needs ONNX's external data, which export does not write
 
 
@@ -48,6 +51,8 @@ def check_opset(opset, onnx=None) -> int:
 
 def refuse_unsupported(model) -> None:
     """ValueError naming the first layer (by its path in `model`, e.g. '5.body.1') whose class has no converter."""
+    if not isinstance(model, Module):
+        raise TypeError(f"export_onnx: expected a striate model (an nn.Module), got {type(model).__name__}")
     for name, m in model.named_modules():
         if type(m) not in CONVERTERS:
             where = f"layer {name} {m.describe()}" if name else f"the model {m.describe()}"

@@ -99,9 +99,8 @@ class Graph:
 
     # ----- operators whose form changed between opsets ---------------------------------------------------
     def reduce(self, op_type: str, t: Tensor, axes, keepdims: bool, shape, layout: str) -> Tensor:
-        """ReduceMean / ReduceMax / ReduceSum over `axes`: an input from opset 18 (ReduceSum: 13), an
-        attribute before."""
-        if op_type == "ReduceSum" or self.opset >= 18:
+        """ReduceMean or ReduceMax over `axes`: an input from opset 18, an attribute before."""
+        if self.opset >= 18:
             return self.then(t, op_type, self.ints(axes, "axes"), shape=shape, layout=layout, keepdims=int(keepdims))
         return self.then(t, op_type, shape=shape, layout=layout, axes=list(axes), keepdims=int(keepdims))
 
