@@ -2,7 +2,7 @@
 (`parser.py`, flags from the option table of `run.config`), one map from exceptions to the exit-status
 table (`errors.py`). Every failure prints one line, `striate <command>: error: …`.
 
-    striate train | eval | predict | summary | finetune | doctor | report | search   (--help on each)
+    striate train | eval | predict | summary | finetune | doctor | report | search | export   (--help on each)
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ EXIT_INTERRUPTED = 130  # the exit table's status for Ctrl-C (parser.py is not l
 
 def commands() -> dict:
     """Command name → its module (`HELP`, `add_arguments(parser)`, `run(args)`)."""
-    from . import doctor, finetune, predict, report, search, summary, train
+    from . import doctor, export, finetune, predict, report, search, summary, train
     from . import eval as evaluate
 
     return {"train": train, "eval": evaluate, "predict": predict, "summary": summary, "finetune": finetune,
-            "doctor": doctor, "report": report, "search": search}
+            "doctor": doctor, "report": report, "search": search, "export": export}
 
 
 def __getattr__(name: str):

@@ -18,6 +18,7 @@ from .convert import (
     total_stride,
 )
 from .ensemble import Ensemble, SnapshotEnsemble, predict_proba, snapshot_ensemble
+from .export import export_onnx
 from .layers import layer_list, register_layer
 from .registry import builder, from_config, get, names, native_input, register
 from .torch_file import UnreadableFileError, UnsafeFileError, read_state_dict
@@ -25,7 +26,8 @@ from .transfer import LoadReport, freeze, load_pretrained, load_torch_weights, r
 
 __all__ = [
     "Ensemble", "LoadReport", "SnapshotEnsemble", "builder", "crop_scores", "dense_map", "dense_predict",
-    "dense_scores", "freeze", "from_config", "get", "layer_list", "load_pretrained", "load_torch_weights", "names",
-    "native_input", "padding_gap", "predict_proba", "read_state_dict", "register", "register_layer", "replace_head",
-    "snapshot_ensemble", "to_fully_convolutional", "total_stride", "UnreadableFileError", "unfreeze", "UnsafeFileError",
+    "dense_scores", "export_onnx", "freeze", "from_config", "get", "layer_list", "load_pretrained",
+    "load_torch_weights", "names", "native_input", "padding_gap", "predict_proba", "read_state_dict", "register",
+    "register_layer", "replace_head", "snapshot_ensemble", "to_fully_convolutional", "total_stride",
+    "UnreadableFileError", "unfreeze", "UnsafeFileError",
 ]
