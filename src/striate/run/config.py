@@ -261,6 +261,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("image_size", str, "", "resize every image of an image folder to HxW (e.g. 32x32), or HxWxC to also "
            "convert the channels (C 1: greyscale, 3: RGB); without it the images must share one size",
            check=_check_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
+    Option("shorter_side", int, 0, "with image_size: resize each image's shorter side to this many pixels (aspect "
+           "kept), then centre-crop image_size (torchvision's Resize + CenterCrop; 0: resize to image_size)",
+           minimum=0, commands=D, group="data", aliases=("resize_size",)),
+    Option("classes", str, "", "the run's classes: '' (the data's class folders) or imagenet (ImageNet's 1000, in "
+           "the published heads' order; each class folder named after one; fine-tuning torchvision weights then "
+           "keeps their head)", ("", "imagenet"), commands=D, group="data", aliases=("keep_head", "labels")),
     Option("strict", bool, False, "abort on an unreadable image in an image folder instead of skipping it (the "
            "skipped files are listed in the run directory)", commands=D, group="data"),
     # model
@@ -337,11 +343,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
            group="run"),
     # fine-tuning (`striate finetune`; recorded so that the run file reproduces the run)
-    Option("from", str, "", "the source: a run directory, or a .safetensors weights file (striate's, or PyTorch's "
-           "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
-    Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
-           "vgg11_bn…vgg19_bn, or sequential (default: a striate weights file)", commands=("finetune",),
-           group="fine-tuning"),
+    Option("from", str, "", "the source: a run directory, published weights torchvision:NAME (downloaded once), "
+           "or a weights file with --model NAME: a PyTorch .pth/.pt of torchvision's NAME, or a .safetensors "
+           "(striate's, or PyTorch's keys) (default: none; required)", commands=("finetune",), group="fine-tuning"),
+    Option("torch_arch", str, "", "deprecated: --model names the architecture (a .pth/.pt --from file is read as "
+           "PyTorch's); still reads the file as a PyTorch state dict of this layout (alexnet, vgg11…vgg19_bn, "
+           "sequential)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable",
            minimum=0, commands=("finetune",), group="fine-tuning"),
