@@ -224,6 +224,10 @@ def test_a_local_file_with_model_names_the_architecture_once(tmp_path, published
     assert main(["finetune", "--from", str(path), "--torch-arch", "alexnet", "--out", str(tmp_path / "b"),
                  *common]) == 0
     assert "--torch-arch is deprecated" in capsys.readouterr().err
+    # a crop larger than the resized image is refused before any work
+    assert main(["finetune", "--from", str(path), "--model", "alexnet", "--out", str(tmp_path / "d"), *common,
+                 "--shorter-side", "60"]) == 2
+    assert "shorter_side = 60 crops image_size" in capsys.readouterr().err
     # a .pth needs one of torchvision's architectures
     pth = tmp_path / "x.pth"
     pth.write_bytes(b"not read")

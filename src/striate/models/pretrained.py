@@ -145,7 +145,9 @@ def fetch(entry: Published | str, root: str | os.PathLike | None = None, retries
     if not dest.exists():
         from ..console import note
 
-        note(f"downloading {entry.url} into {dest.parent} (once: later runs use the cached file) …")
+        resume = dest.with_name(dest.name + ".part").exists()
+        note(f"{'resuming' if resume else 'downloading'} {entry.url} into {dest.parent} (once: later runs use the "
+             "cached file) …")
     return download(entry.url, dest, sha256=entry.sha256, retries=retries, backoff=backoff)
 
 

@@ -264,9 +264,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("shorter_side", int, 0, "with image_size: resize each image's shorter side to this many pixels (aspect "
            "kept), then centre-crop image_size (torchvision's Resize + CenterCrop; 0: resize to image_size)",
            minimum=0, commands=D, group="data", aliases=("resize_size",)),
-    Option("classes", str, "", "the run's classes: '' (the data's class folders) or imagenet (ImageNet's 1000, in "
+    Option("classes", str, "data", "the run's classes: data (its class folders) or imagenet (ImageNet's 1000, in "
            "the published heads' order; each class folder named after one; fine-tuning torchvision weights then "
-           "keeps their head)", ("", "imagenet"), commands=D, group="data", aliases=("keep_head", "labels")),
+           "keeps their head)", ("data", "imagenet"), commands=D, group="data", aliases=("keep_head", "labels")),
     Option("strict", bool, False, "abort on an unreadable image in an image folder instead of skipping it (the "
            "skipped files are listed in the run directory)", commands=D, group="data"),
     # model

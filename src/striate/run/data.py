@@ -93,7 +93,7 @@ def named_classes(ds, config: dict):
     import dataclasses
     import difflib
 
-    if config.get("classes", "") != "imagenet":
+    if config.get("classes", "data") != "imagenet":
         return ds
     from ..models.pretrained import imagenet_classes
 

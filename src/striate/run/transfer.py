@@ -61,6 +61,8 @@ def read_source(path: str, model: str = "", torch_arch: str | None = None) -> So
             entry = pretrained.lookup(path)
         except ValueError as e:
             raise cfg.ConfigError(f"--from: {e}") from None
+        if model and model not in (entry.name, entry.model):
+            raise cfg.ConfigError(f"--from {path} names its architecture ({entry.model}): drop --model {model}")
         return _published(entry, str(pretrained.fetch(entry)), f"{path} ({pretrained.cached_path(entry)})")
     p = Path(path)
     if p.is_dir():

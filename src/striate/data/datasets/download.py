@@ -147,9 +147,11 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
         if resp is None:
             return  # 416: the part already holds the whole file (or more: the checksums decide)
         with resp:
-            resumed = resp.status == 206 and _range_start(resp) == have
-            if not resumed:  # 200 (the server ignores ranges) or a range we did not ask for: start over
-                out.truncate(0)
+            start = _range_start(resp) if resp.status == 206 else 0  # 200: the whole file (ranges ignored)
+            if start != have:
+                out.truncate(0)  # start over
+                if start != 0:
+                    raise DataError(f"the server sent {url} from byte {start}, asked from {have}: starting over")
                 have = 0
             length = _content_length(resp)
             expected = None if length is None else have + length
