@@ -167,7 +167,7 @@ def transfer(source: Source, model, freeze: int = 0, cast: bool = False, freeze_
     loaded, modules = set(report.loaded), dict(model.named_modules())
     result = Transfer(unexpected=list(report.unexpected))
     source_shapes = {k: tuple(v.shape) for k, v in (source.weights or {}).items()}
-    source_shapes.update({k: () for k in report.skipped if k not in source_shapes})  # a torch file's: not kept
+    source_shapes.update({k: None for k in report.skipped if k not in source_shapes})  # a torch file's: not kept
     restore = {}
     for layer, arrays in _layers(model).items():
         missing = [a for a in arrays if a not in loaded]
@@ -179,7 +179,7 @@ def transfer(source: Source, model, freeze: int = 0, cast: bool = False, freeze_
         if changed:
             a = changed[0]
             had = source_shapes[a]
-            reason = (f"shape changed: the source's {a} is {had}, here {tuple(fresh[a].shape)}" if had else
+            reason = (f"shape changed: the source's {a} is {had}, here {tuple(fresh[a].shape)}" if had is not None else
                       f"shape changed: {a} is {tuple(fresh[a].shape)} here, another shape in the source")
         else:
             reason = f"absent from the source ({', '.join(missing)})"
