@@ -190,6 +190,8 @@ def test_finetune_from_torchvision_end_to_end(tmp_path, published, server, capsy
     line = capsys.readouterr().out
     assert "cat" in line and "dog" in line
     assert main(["eval", str(run), "--split", "train"]) == 0
+    again = [*argv[:argv.index("--out")], "--out", str(tmp_path / "again"), *argv[argv.index("--out") + 2:]]
+    assert main(again) == 0  # a second fine-tune from the cached file
 
 
 def test_classes_imagenet_keeps_the_head_and_predict_names_imagenet_classes(tmp_path, published, capsys):
