@@ -24,9 +24,9 @@ SMALL = pretrained.Convention(resize=72, crop=67)  # alexnet's smallest input is
 
 def torch_state(model, arch: str, rng) -> dict[str, np.ndarray]:
     """Random float32 arrays under the torch keys of `model`'s name map, in torch's layouts."""
-    out = {}
+    out, shapes = {}, {k: v.shape for k, v in model.state_dict().items()}
     for ours, theirs in torch_name_map(model, arch).items():
-        shape = model.state_dict()[ours].shape
+        shape = shapes[ours]
         if len(shape) == 4:  # conv (KH, KW, I, O) → (O, I, KH, KW)
             shape = (shape[3], shape[2], shape[0], shape[1])
         elif len(shape) == 2:  # linear (in, out) → (out, in)

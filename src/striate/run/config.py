@@ -348,7 +348,7 @@ OPTIONS: tuple[Option, ...] = (
            "(striate's, or PyTorch's keys) (default: none; required)", commands=("finetune",), group="fine-tuning"),
     Option("torch_arch", str, "", "deprecated: --model names the architecture (a .pth/.pt --from file is read as "
            "PyTorch's); still reads the file as a PyTorch state dict of this layout (alexnet, vgg11…vgg19_bn, "
-           "sequential)", commands=("finetune",), group="fine-tuning"),
+           "resnet18/34/50, googlenet, sequential)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable",
            minimum=0, commands=("finetune",), group="fine-tuning"),
