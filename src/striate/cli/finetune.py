@@ -4,7 +4,14 @@ rest are re-initialised (and named, with the reason), the first layers may be fr
 with every option of `striate train` (finetune's own default: 5 epochs). The source run's preprocessing
 settings (preprocess, n_components, whiten_eps) are kept unless a flag or the run file gives them; the
 preprocessing is refitted on the new data, except a pca / whiten / zca basis, which stays the source's when the
-settings and image shape match (a refit would rotate the inputs the transferred first layer reads)."""
+settings and image shape match (a refit would rotate the inputs the transferred first layer reads).
+
+`--from torchvision:NAME` fine-tunes torchvision's published ImageNet weights (`models.pretrained`: downloaded
+once into the data cache, verified against the SHA-256 prefix in the file name, resumed when broken, used
+offline once cached); `--from FILE --model NAME` a local file, NAME naming both the zoo model and, for a PyTorch
+file, its torchvision name map. Published weights bring their input convention (shorter_side, image_size,
+preprocess), applied unless a flag or the run file gives another, and recorded in finetune.json ("weights",
+"input") with the file."""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import sys
 from .parser import add_options
 from .train import _status, configuration, print_summary
 
-HELP = "fine-tune a trained run or pretrained weights on new data (optionally with frozen layers)"
+HELP = "fine-tune a trained run or pretrained weights (torchvision:NAME) on new data (optionally with frozen layers)"
 DESCRIPTION = ("Fine-tune a pretrained network on a new dataset: rebuild it for the new images and classes, "
                "transfer the weights that fit, re-initialise the rest, freeze the first layers, train; writes a "
                "run directory.")
