@@ -104,6 +104,7 @@ LAYERS = [  # every layer class, for digits (8×8×1): the fuzz replaces one key
      "survival": 0.9},
     {"layer": "Concat", "branches": [[{"layer": "ReLU"}], [{"layer": "Tanh"}]]},
     {"layer": "Sequential", "layers": [{"layer": "Sigmoid"}]},
+    {"layer": "ChannelAffine", "scale": [2.0, 1.0, 0.5, 1.0], "shift": [0.0, 0.1, 0.0, -0.1]},
     {"layer": "Flatten"},
     {"layer": "Linear", "out_features": 16, "init": "xavier", "bias_init": {"constant": 0.01}},
     {"layer": "Maxout", "out_features": 8, "pieces": 2},

@@ -20,7 +20,9 @@ from striate.nn import folding
 SMALL = {"alexnet": {"width": 0.125}, "googlenet": {"width": 0.125, "image_size": 32},
          "googlenet_cifar": {"width": 0.25},
          **{f"vgg{d}{bn}": {"width": 0.125, "image_size": 32} for d in (11, 13, 16, 19) for bn in ("", "_bn")},
-         **{f"vgg{d}_cifar": {"width": 0.25} for d in (11, 13, 16, 19)}, "alexnet_cifar": {"width": 0.25}}
+         **{f"vgg{d}_cifar": {"width": 0.25} for d in (11, 13, 16, 19)}, "alexnet_cifar": {"width": 0.25},
+         **{name: {"width": 0.125, "image_size": 32} for name in ("resnet18", "resnet34", "resnet50",
+                                                                   "googlenet_torchvision")}}
 LAYERS = [{"layer": "Conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1}, {"layer": "BatchNorm"},
           {"layer": "LeakyReLU", "negative_slope": 0.1}, {"layer": "MaxPool2d", "kernel_size": 2},
           {"layer": "Conv2d", "out_channels": 8, "kernel_size": 3}, {"layer": "Tanh"},

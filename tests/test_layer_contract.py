@@ -55,6 +55,7 @@ CASES = [
      (2, 7, 7, 6), False),
     ("zero_pad", lambda r, d: nn.ZeroPad2d(2, 3, 0, 1), (2, 4, 5, 3), False),
     ("flatten", lambda r, d: nn.Flatten(), (2, 4, 4, 3), False),
+    ("channel_affine", lambda r, d: nn.ChannelAffine((2.0, -1.0, 0.5), (0.1, 0.0, -3.0)), (2, 4, 4, 3), False),
     ("sequential", _sequential, (2, 4, 4, 3), False),
     ("sequential_bn", lambda r, d: nn.Sequential(nn.Linear(6, 4, rng=r, dtype=d), nn.BatchNorm(4, dtype=d),
                                                  nn.ReLU()), (2, 6), True),
@@ -69,7 +70,8 @@ CASES = [
 IDS = [c[0] for c in CASES]
 # layers taking any rank from a minimum on: for them a per-sample shape is itself a valid, smaller batch
 ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "prelu_shared", "prelu_channels",
-            "dropout", "batchnorm_images", "lrn", "flatten"}
+            "dropout", "batchnorm_images", "lrn", "flatten",
+            "channel_affine"}
 
 
 def test_cases_cover_every_layer():

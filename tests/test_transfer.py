@@ -284,7 +284,7 @@ def test_torchvision_vgg_bn_weights_and_reports(rng, torch, tmp_path):
     with pytest.raises(ValueError, match="parameterised layers"):
         torch_name_map(fresh, "alexnet")
     with pytest.raises(ValueError, match="unknown arch"):
-        torch_name_map(fresh, "resnet50")
+        torch_name_map(fresh, "resnet101")
 
 
 def test_sequential_layout_map(rng, torch, tmp_path):

@@ -39,8 +39,10 @@ def test_summary_by_name(capsys):
     assert "61,706" in text and "416,520" in text and "training step at batch 32 (adam)" in text
     rc, text, _ = call(["summary", "alexnet_cifar", "--width", "0.5", "--num-classes", "2", "--json"], capsys)
     assert json.loads(text)["rows"][-1]["output_shape"] == [2]
-    rc, _, err = call(["summary", "resnet50", "--input", "224x224x3"], capsys)
-    assert rc == 2 and "unknown model 'resnet50'" in err
+    rc, text, _ = call(["summary", "resnet50", "--json"], capsys)
+    assert rc == 0 and json.loads(text)["params"] == 25_557_032 and json.loads(text)["input"] == [224, 224, 3]
+    rc, _, err = call(["summary", "resnet101", "--input", "224x224x3"], capsys)
+    assert rc == 2 and "unknown model 'resnet101'" in err
     rc, _, err = call(["summary", "lenet5", "--input", "32x32"], capsys)
     assert rc == 2 and "HxWxC" in err
 

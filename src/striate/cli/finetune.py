@@ -36,10 +36,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..run import RunDir, build, config, execute, run_file
+    from ..run import RunDir, build, config, execute, features, run_file
     from ..run.transfer import read_source, source_model, transfer
 
     cfg = configuration(args, "finetune")
+    features.check(cfg)  # --freeze all's refusals, before any work
     if not cfg["from"]:
         raise config.ConfigError("finetune needs a source: --from RUN_OR_FILE (or from = \"…\" in the run file)")
     source = read_source(cfg["from"], cfg["model"], cfg["torch_arch"] or None)
@@ -61,7 +62,7 @@ def run(args) -> int:
             raise config.ConfigError(f"--num-classes {args.num_classes}, but {cfg['data']!r} has {num_classes} "
                                      "classes")
         m = source_model(source, num_classes, shape, cfg["seed"])
-        done["transfer"] = transfer(source, m, freeze=cfg["freeze"], cast=cfg["cast"],
+        done["transfer"] = transfer(source, m, freeze=features.frozen_layers(m, cfg["freeze"]), cast=cfg["cast"],
                                     freeze_names=cfg["freeze_layers"])
         return m
 
@@ -69,6 +70,8 @@ def run(args) -> int:
         if directory.has_checkpoint("last"):
             raise config.ConfigError(f"'{directory}' already holds a run; choose another --out")
         built = build(cfg, directory, model=model, fitted=source.fitted_for(cfg))
+        if cfg["freeze"] == features.ALL:  # the ConvNet as a fixed feature extractor: the head trains on codes
+            built = features.train_on_codes(built, done["transfer"].reinitialised)
         directory.write_config(cfg)
         t = done["transfer"]
         directory.write_json(RunDir.FINETUNE, {"from": cfg["from"], "freeze": cfg["freeze"],

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..nn.module import Module
-from . import alexnet, cifar, fast, googlenet, layers, lenet, vgg
+from . import alexnet, cifar, fast, googlenet, googlenet_torchvision, layers, lenet, resnet, vgg
 from .keywords import check_value, describe
 
 _BUILDERS: dict[str, Callable[..., Module]] = {
@@ -23,6 +23,8 @@ _BUILDERS: dict[str, Callable[..., Module]] = {
     "fast_cifar": fast.fast_cifar, "lenet5": lenet.lenet5, "lenet5_cifar": lenet.lenet5_cifar,
     "alexnet": alexnet.alexnet, "alexnet_cifar": alexnet.alexnet_cifar,
     "googlenet": googlenet.googlenet, "googlenet_cifar": googlenet.googlenet_cifar,
+    "googlenet_torchvision": googlenet_torchvision.googlenet_torchvision,
+    "resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "resnet50": resnet.resnet50,
     "vgg11": vgg.vgg11, "vgg13": vgg.vgg13, "vgg16": vgg.vgg16, "vgg19": vgg.vgg19,
     "vgg11_bn": vgg.vgg11_bn, "vgg13_bn": vgg.vgg13_bn, "vgg16_bn": vgg.vgg16_bn, "vgg19_bn": vgg.vgg19_bn,
     "vgg11_cifar": vgg.vgg11_cifar, "vgg13_cifar": vgg.vgg13_cifar, "vgg16_cifar": vgg.vgg16_cifar,

@@ -1,5 +1,6 @@
 """Transfer learning: freezing, new heads, and loading pretrained weights — from a striate run or weights
-file, or from a PyTorch / torchvision state dict saved as safetensors.
+file, or from a PyTorch / torchvision state dict: a `.pth`/`.pt` file (read without torch by
+`torch_file.read_state_dict`) or safetensors.
 
 PyTorch → striate conversion (per layer, by the striate layer's type):
 - Conv2d `weight` (O, I, KH, KW) → (KH, KW, I, O); `bias` as is;
@@ -7,9 +8,11 @@ PyTorch → striate conversion (per layer, by the striate layer's type):
   (H, W, C) map) its input axis is also re-ordered from torch's C·H·W flattening to striate's H·W·C;
 - BatchNorm `weight`/`bias` → `gamma`/`beta`; `running_mean`, `running_var`, `num_batches_tracked` as is.
 Names: `torch_name_map(model, arch)` pairs striate's parameterised layers, in order, with torch module names
-— for torchvision's `alexnet` (use `alexnet(variant="torchvision")`), `vgg11…vgg19` and `vgg*_bn`, or
-`"sequential"` for an `nn.Sequential` laid out exactly like the striate model (same indices). Every load
-returns a `LoadReport` naming missing, unexpected, shape-mismatched and ignored keys.
+— for torchvision's `alexnet` (use `alexnet(variant="torchvision")`), `vgg11…vgg19` and `vgg*_bn`, `resnet18`,
+`resnet34`, `resnet50` and `googlenet` (the zoo's `googlenet_torchvision`; its auxiliary heads' keys are reported
+as ignored), names in `torchvision_names.py`, or `"sequential"` for an `nn.Sequential` laid out exactly like the
+striate model (same indices). Every load returns a `LoadReport` naming missing, unexpected, shape-mismatched and
+ignored keys.
 Values are never cast lossily: float64 arrays load only when every value is exactly a float32 (pass
 `cast=True` to round), integer/bool arrays never load into weights (`nn.state.convert_for_load`), and a
 refused load — bad dtype, or with `strict` a missing/unexpected/mismatched key — leaves the model unchanged.
@@ -30,6 +33,8 @@ from ..nn.module import Module
 from ..nn.norm import BatchNorm
 from ..nn.shape import Flatten
 from ..nn.state import convert_for_load
+from . import torchvision_names
+from .torch_file import read_state_dict
 from .vgg import CONFIGS
 
 # torch attribute names of each striate layer type's parameters and buffers
@@ -115,15 +120,14 @@ def _finish(report: LoadReport, pending: list, strict: bool, what: str) -> LoadR
 
 # ----- striate weights ---------------------------------------------------------------------------
 def read_weights(source) -> tuple[dict[str, np.ndarray], str]:
-    """Arrays from a dict, a `.safetensors` file, or a striate run directory / checkpoints folder
-    (its 'best' checkpoint, else 'last'). Torch tensors in a dict are converted to NumPy."""
+    """Arrays from a dict, a weights file (`.safetensors`, or a PyTorch `.pth`/`.pt` file in either of torch's
+    formats: `read_state_dict`), or a striate run directory / checkpoints folder (its 'best' checkpoint, else
+    'last'). Torch tensors in a dict are converted to NumPy."""
     if isinstance(source, dict):
         return {k: _numpy(v) for k, v in source.items()}, "a state dict"
     path = Path(os.fspath(source))
     if path.is_file():
-        from safetensors.numpy import load_file
-
-        return load_file(str(path)), str(path)
+        return read_state_dict(path), str(path)
     from ..train.checkpoint import CheckpointStore
 
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -143,7 +147,7 @@ def _numpy(v) -> np.ndarray:
 
 def load_pretrained(model: Module, source, *, skip_mismatched: bool = False, exclude=(), strict: bool = True,
                     cast: bool = False) -> LoadReport:
-    """Load striate weights (dict, `.safetensors`, or a run directory) into `model` in place.
+    """Load striate weights (dict, `.safetensors` or `.pth` file, or a run directory) into `model` in place.
 
     `skip_mismatched=True` leaves keys whose shapes differ as initialised (fine-tuning with a new head
     for a different number of classes) and lists them under `skipped`; `exclude` names keys (or dotted
@@ -202,26 +206,37 @@ def _torch_modules(arch: str) -> list[str] | None:
     for depth in CONFIGS:
         if arch in (f"vgg{depth}", f"vgg{depth}_bn"):
             return _vgg_indices(depth, arch.endswith("_bn"))
-    return None
+    return torchvision_names.module_names(arch)
 
 
-def torch_name_map(model: Module, arch: str = "sequential") -> dict[str, str]:
+def torch_arches() -> list[str]:
+    """The `arch` names `torch_name_map` knows."""
+    vggs = [f"vgg{d}{bn}" for d in CONFIGS for bn in ("", "_bn")]
+    return ["alexnet", *vggs, *torchvision_names.ARCHES, "sequential"]
+
+
+def torch_name_map(model: Module, arch: str | None = None) -> dict[str, str]:
     """striate key → torch key for every parameter and buffer of `model`.
 
-    arch: 'alexnet' (torchvision's, for `alexnet(variant="torchvision")`), 'vgg11'…'vgg19', 'vgg11_bn'…
-    'vgg19_bn' (torchvision's), or 'sequential' (a torch `nn.Sequential` with the striate model's layout)."""
+    arch: torchvision's 'alexnet' (for `alexnet(variant="torchvision")`), 'vgg11'…'vgg19', 'vgg11_bn'…'vgg19_bn',
+    'resnet18', 'resnet34', 'resnet50', 'googlenet' (for the zoo's `googlenet_torchvision`), or 'sequential' (a
+    torch `nn.Sequential` with the striate model's layout); `torch_arches()` lists them. None: the model's own
+    torchvision arch when it is a zoo model with torchvision's layout (`torchvision_names.arch_of`), else
+    'sequential'."""
+    if arch is None:
+        arch = torchvision_names.arch_of(model) or "sequential"
     layers = _param_layers(model)
     if arch == "sequential":
         prefixes = [n for n, _ in layers]
     else:
         prefixes = _torch_modules(arch)
         if prefixes is None:
-            raise ValueError(f"torch_name_map: unknown arch {arch!r}; choose 'alexnet', 'vgg11'…'vgg19', "
-                             "'vgg11_bn'…'vgg19_bn' or 'sequential'")
+            raise ValueError(f"torch_name_map: unknown arch {arch!r}; choose from {', '.join(torch_arches())}")
         if len(prefixes) != len(layers):
             raise ValueError(f"torch_name_map: {arch!r} has {len(prefixes)} parameterised layers, the model has "
                              f"{len(layers)} ({', '.join(type(m).__name__ for _, m in layers[:8])}…): not that "
-                             "architecture (alexnet needs variant='torchvision')")
+                             "architecture (alexnet needs variant='torchvision', "
+                             "googlenet the zoo's googlenet_torchvision)")
     mapping = {}
     for (name, layer), tprefix in zip(layers, prefixes, strict=True):
         attrs = dict(_TORCH_ATTRS[type(layer)])
@@ -273,17 +288,20 @@ def convert_torch_array(layer: Module, attr: str, value: np.ndarray, volume=None
     return value
 
 
-def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_map: dict[str, str] | None = None,
+def load_torch_weights(model: Module, source, *, arch: str | None = None, name_map: dict[str, str] | None = None,
                        input_shape=None, skip_mismatched: bool = False, strict: bool = True,
                        cast: bool = False) -> LoadReport:
-    """Load a PyTorch state dict (a `.safetensors` file or a dict of arrays/tensors) into `model`.
+    """Load a PyTorch state dict (a `.pth`/`.pt` or `.safetensors` file, or a dict of arrays/tensors) into `model`.
 
-    `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)`. `input_shape` (H, W, C)
+    `name_map` (striate key → torch key) defaults to `torch_name_map(model, arch)` (arch None: the zoo model's
+    torchvision arch, else 'sequential'); keys the arch drops on purpose
+    (GoogLeNet's auxiliary classifiers `aux1.*`, `aux2.*`) are reported as ignored. `input_shape` (H, W, C)
     locates the FC layers that read a flattened volume (default: from `model.build_config`). Torch's
     `num_batches_tracked` is loaded when the model has it and otherwise ignored; `skip_mismatched` keeps
     differently shaped keys (a head for another number of classes) as initialised. `cast=True` rounds
     floating values the model's dtype cannot hold exactly (else: ValueError); integer/bool arrays never load."""
     arrays, where = read_weights(source)
+    arch = arch if arch is not None else torchvision_names.arch_of(model) or "sequential"
     mapping = torch_name_map(model, arch) if name_map is None else dict(name_map)
     volumes = _flattened_volumes(model, input_shape if input_shape is not None else _default_input_shape(model))
     layers = dict(model.named_modules())
@@ -310,5 +328,6 @@ def load_torch_weights(model: Module, source, *, arch: str = "sequential", name_
         report.loaded.append(key)
     report.missing += sorted(set(own) - set(mapping))
     for tkey in sorted(set(arrays) - used):
-        (report.ignored if tkey.endswith("num_batches_tracked") else report.unexpected).append(tkey)
+        dropped = tkey.endswith("num_batches_tracked") or torchvision_names.ignored(arch, tkey)
+        (report.ignored if dropped else report.unexpected).append(tkey)
     return _finish(report, pending, strict, what)

@@ -26,7 +26,7 @@ from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
 from ..nn.losses import NAMES as LOSSES
 from . import schedule
-from .values import ConfigError, boolean, check_text, number
+from .values import ConfigError, boolean, check_text, number, parse_size
 
 COMMANDS = ("train", "finetune", "doctor", "search")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
@@ -59,6 +59,7 @@ class Option:
     aliases: tuple[str, ...] = ()  # names people try for it (other frameworks' names): suggested, not accepted
     listing: Callable | None = None  # f() -> the names a help text lists (models, datasets)
     label: str = ""  # how an error names a table option (default: its name)
+    words: tuple[str, ...] = ()  # words a number option also takes (freeze: 'all'), kept as the word
 
     def default_for(self, command: str):
         value = dict(self.defaults).get(command, self.default)
@@ -85,8 +86,10 @@ class Option:
         elif self.type is dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{bad} is not a table")
+        elif isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         elif self.type is int:
-            value = number(value, int, bad)
+            value = self._int(value, bad)
         elif self.type is float:
             value = number(value, float, bad)
         elif self.type is bool:
@@ -103,6 +106,14 @@ class Option:
         if self.check is not None and not (recorded and self.names_path):
             self.check(value, bad)
         return value
+
+    def _int(self, value, bad: str) -> int:
+        try:
+            return number(value, int, bad)
+        except ConfigError as e:
+            if not self.words:
+                raise
+            raise ConfigError(f"{e} or {' or '.join(map(repr, self.words))}") from None
 
     def _list(self, value, bad: str) -> list:
         if isinstance(value, str):
@@ -122,26 +133,6 @@ class Option:
             raise ConfigError(f"{bad}: must be {'>' if self.exclusive else '≥'} {self.minimum:g}")
         if self.below is not None and value >= self.below:
             raise ConfigError(f"{bad}: must be < {self.below:g}")
-
-
-def parse_size(text: str, where: str = "") -> tuple[tuple[int, int] | None, str | None]:
-    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None).
-    `where` names the value in an error (it quotes it already); default: image_size = 'TEXT'."""
-    if not text:
-        return None, None
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        dims = []
-    if len(dims) not in (2, 3) or min(dims) < 1 or (len(dims) == 3 and dims[2] not in (1, 3)):
-        raise ConfigError(f"{where or f'image_size = {text!r}'}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 "
-                          "or 32x32x3")
-    return (dims[0], dims[1]), (None if len(dims) == 2 else "L" if dims[2] == 1 else "RGB")
-
-
-def _check_size(value: str, where: str) -> None:
-    parse_size(value, where)
 
 
 def is_dataset_name(value: str) -> bool:
@@ -260,7 +251,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
     Option("image_size", str, "", "resize every image of an image folder to HxW (e.g. 32x32), or HxWxC to also "
            "convert the channels (C 1: greyscale, 3: RGB); without it the images must share one size",
-           check=_check_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
+           check=parse_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
     Option("shorter_side", int, 0, "with image_size: resize each image's shorter side to this many pixels (aspect "
            "kept), then centre-crop image_size (torchvision's Resize + CenterCrop; 0: resize to image_size)",
            minimum=0, commands=D, group="data", aliases=("resize_size",)),
@@ -350,8 +341,11 @@ OPTIONS: tuple[Option, ...] = (
            "PyTorch's); still reads the file as a PyTorch state dict of this layout (alexnet, vgg11…vgg19_bn, "
            "resnet18/34/50, googlenet, sequential)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
-           "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable",
-           minimum=0, commands=("finetune",), group="fine-tuning"),
+           "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
+           "all: the ConvNet as a fixed feature extractor: the CNN codes (the activations before the last Linear) "
+           "are computed once, cached under $STRIATE_DATA/codes, and only that last layer trains on them, in "
+           "seconds; augmentation, tta and --freeze-layers are refused with it (codes are not images)",
+           minimum=0, commands=("finetune",), group="fine-tuning", words=("all",)),
     Option("freeze_layers", list, [], "freeze these layers or parameters by exact name, e.g. 0,3 or "
            "features.0.weight (`striate summary` shows the names)", commands=("finetune",), group="fine-tuning"),
     Option("cast", bool, False, "round float64 weights that float32 cannot hold exactly (default: refuse them)",

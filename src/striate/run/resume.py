@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..train.callbacks.history import read_metrics
 from ..train.checkpoint import CheckpointError
 from . import config as cfg
+from . import features
 from .build import Run, build
 from .directory import RunDir
 from .integrity import load_weights
@@ -49,6 +50,8 @@ def resume(directory: RunDir, changes: dict, *, callbacks=(), stream=None, comm=
     if moved is not None:  # before the weights: other data's classes would not fit them either
         _check_same_data(run, meta, directory)
     load_weights(run.model, checkpoint, f"the model {directory.config_file} describes (was its model changed?)")
+    if new.get("freeze") == features.ALL:  # a fixed feature extractor's run goes on training its head on the codes
+        run = features.train_on_codes(run)
     run.trainer.restore(checkpoint)  # a refused checkpoint stops here, before anything is written
     _restore_loader(run, checkpoint)
     read_metrics(directory.metrics_file)  # so does a damaged metrics.jsonl (History reads it once training starts)

@@ -2,7 +2,7 @@
 (loss, accuracy, optionally every sample's scores) of a model on arrays or a loader. The model runs
 without caches under `no_grad()` and gets its train/eval mode back afterwards.
 
-    scores(model, x)                 (N, C) float scores
+    scores(model, x)                 (N, C) float scores (any model's outputs, batch by batch)
     probabilities(model, x)          (N, C) float64 softmax
     evaluate(model, loss, data)      {'loss', 'accuracy', 'count'} (+ 'scores', 'labels' with keep=True)
 
@@ -45,10 +45,15 @@ def batches(data, batch_size: int = BATCH):
     return data
 
 
-def scores(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none") -> np.ndarray:
-    """Class scores (N, C) of images `x` (already preprocessed)."""
+def scores(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none", transform=None) -> np.ndarray:
+    """Class scores (N, C) of images `x` (already preprocessed), or any model's outputs (N, ...) batch by batch
+    (a network's body: its CNN codes). `transform(batch)`: applied to each batch of `x` first (raw images →
+    the net's input), so that float32 input exists one batch at a time."""
+    def batch(i):
+        return x[i:i + batch_size] if transform is None else transform(x[i:i + batch_size])
+
     with inference(model):
-        outs = [tta_scores(model, x[i:i + batch_size], tta) for i in range(0, len(x), batch_size)]
+        outs = [tta_scores(model, batch(i), tta) for i in range(0, len(x), batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
