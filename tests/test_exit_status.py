@@ -55,7 +55,7 @@ def _cases(run, tampered, tmp_path):
         (["predict", str(run), str(not_image), "--top-k", "0"], 2, "--top-k"),
         (["predict", str(run), str(bomb)], 1, "refused before decoding"),
         (["predict", str(run), str(bomb), "--dense"], 1, "refused before decoding"),
-        (["summary", "resnet18"], 2, "unknown model"),
+        (["summary", "resnet101"], 2, "unknown model"),
         (["summary", "vgg16", "--input", "22x"], 2, "HxWxC"),
         (["finetune", "--from", str(tmp_path / "nowhere"), "--data", "digits"], 2, "no such run directory"),
         (["doctor", "--lr", "0"], 2, "--lr"),
