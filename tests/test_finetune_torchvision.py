@@ -191,6 +191,7 @@ def test_finetune_from_torchvision_end_to_end(tmp_path, published, server, capsy
     assert "cat" in line and "dog" in line
     assert main(["eval", str(run), "--split", "train"]) == 0
     again = [*argv[:argv.index("--out")], "--out", str(tmp_path / "again"), *argv[argv.index("--out") + 2:]]
+    again[again.index("--freeze") + 1] = "all"  # and as a fixed feature extractor
     assert main(again) == 0  # a second fine-tune from the cached file
 
 
@@ -221,6 +222,10 @@ def test_a_local_file_with_model_names_the_architecture_once(tmp_path, published
     assert main(["finetune", "--from", str(path), "--model", "alexnet", "--out", str(tmp_path / "a"), *common]) == 0
     record = json.loads((tmp_path / "a" / "finetune.json").read_text())
     assert record["weights"]["arch"] == "alexnet" and len(record["loaded"]) == 14
+    # the same weights as torch.save writes them: a .pth is PyTorch's, read without torch
+    pth = save(state, tmp_path / "served", "local", ".pth")
+    assert main(["finetune", "--from", str(pth), "--model", "alexnet", "--out", str(tmp_path / "p"), *common]) == 0
+    assert len(json.loads((tmp_path / "p" / "finetune.json").read_text())["loaded"]) == 14
     # the deprecated --torch-arch still reads it, and says what to use instead
     capsys.readouterr()
     assert main(["finetune", "--from", str(path), "--torch-arch", "alexnet", "--out", str(tmp_path / "b"),
