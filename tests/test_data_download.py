@@ -1,6 +1,7 @@
 """Downloads against a loopback server this test starts: HTTP errors said as such (404 not retried, not
-"offline"), and the partial files of killed downloads removed by the next download while a live one's
-partial file survives."""
+"offline"), stale partial files of other writers removed by the next download while a live one's survives, and
+a killed download's `.part` file kept for the next download, which resumes it or, when the server ignores the
+range, starts over."""
 
 import http.server
 import os
