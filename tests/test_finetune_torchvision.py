@@ -190,9 +190,10 @@ def test_finetune_from_torchvision_end_to_end(tmp_path, published, server, capsy
     line = capsys.readouterr().out
     assert "cat" in line and "dog" in line
     assert main(["eval", str(run), "--split", "train"]) == 0
-    again = [*argv[:argv.index("--out")], "--out", str(tmp_path / "again"), *argv[argv.index("--out") + 2:]]
-    again[again.index("--freeze") + 1] = "all"  # and as a fixed feature extractor
-    assert main(again) == 0  # a second fine-tune from the cached file
+    # the run's own config.toml reproduces it from the cached file, here as a fixed feature extractor
+    assert main(["finetune", "--config", str(run / "config.toml"), "--out", str(tmp_path / "again"), "--freeze",
+                 "all"]) == 0
+    assert RunDir(tmp_path / "again").read_config("finetune")["shorter_side"] == 72
 
 
 def test_classes_imagenet_keeps_the_head_and_predict_names_imagenet_classes(tmp_path, published, capsys):
