@@ -279,3 +279,25 @@ def test_resnet18_end_to_end(tmp_path, monkeypatch, server, capsys):
     capsys.readouterr()
     assert main(["predict", str(run), str(data / "dog")]) == 0
     assert "predicted 3 images" in capsys.readouterr().out
+
+
+def test_every_published_entry_builds_and_maps_by_name():
+    """The table's files carry their hash prefix, and each names a zoo model whose torchvision name map holds
+    exactly the published state dict's parameter count (torchvision's `num_params`, no auxiliary heads)."""
+    from striate.models import registry
+    from striate.nn.init import shapes_only
+
+    published_params = {"alexnet": 61100840, "resnet18": 11689512, "resnet34": 21797672, "resnet50": 25557032,
+                        "vgg11": 132863336, "vgg16_bn": 138365992, "googlenet": 6624904}
+    assert len(pretrained.imagenet_classes()) == 1000 and pretrained.imagenet_classes()[1] == "goldfish"
+    for name, entry in pretrained.PUBLISHED.items():
+        assert entry.url == pretrained.BASE_URL + entry.file and len(entry.sha256) == 8
+        int(entry.sha256, 16)
+        with shapes_only():
+            model = registry.get(entry.model, 1000, 3, rng=np.random.default_rng(0), **entry.keywords)
+        mapping = torch_name_map(model, entry.arch)
+        parameters = dict(model.named_parameters())  # placeholders: shapes without memory
+        params = sum(int(np.prod(parameters[k].data.shape)) for k in mapping if k in parameters)
+        assert set(parameters) <= set(mapping), name
+        if name in published_params:
+            assert params == published_params[name], name
