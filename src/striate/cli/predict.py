@@ -53,13 +53,15 @@ def run(args) -> int:
         raise config.ConfigError(f"--dense-scale must be ≥ 1 and --dense-shift ≥ 1, got {args.dense_scale:g} and "
                                  f"{args.dense_shift}")
     entries = _entries(args.images)
-    t = RunDir(args.run).require().load_model(args.checkpoint)
+    directory = RunDir(args.run).require()
+    t = directory.load_model(args.checkpoint)
+    shorter = int(directory.read_config().get("shorter_side") or 0)  # the run's resize + centre crop, if any
     h, w, c = t.input_shape
     counts = np.zeros(len(t.classes), dtype=np.int64)
     skipped = 0
     chunk = 1 if args.dense else max(1, CHUNK_BYTES // (h * w * c))
     for lo in range(0, len(entries), chunk):
-        for r in _predict(t, entries[lo:lo + chunk], args):
+        for r in _predict(t, entries[lo:lo + chunk], args, shorter):
             if "skipped" in r:
                 skipped += 1
             else:
@@ -94,9 +96,10 @@ def _entries(paths: list[str]) -> list[tuple[str, bool, str | None]]:
     return entries
 
 
-def _predict(t, entries: list, args) -> list[dict]:
+def _predict(t, entries: list, args, shorter_side: int = 0) -> list[dict]:
     """One result per entry, in order: the ranked classes, or {'image', 'skipped': reason}. The images are
-    decoded together (image_folder.decode_images) and classified in batches (train.inference)."""
+    decoded together (image_folder.decode_images; as the run's were: resized to its input, or with
+    `shorter_side` resized and centre-cropped) and classified in batches (train.inference)."""
     from ..data import DataError
     from ..data.datasets.image_folder import decode_images, decode_workers
     from ..train import inference
@@ -117,7 +120,8 @@ def _predict(t, entries: list, args) -> list[dict]:
         return [{"image": path, "skipped": bad[path]}]
     paths = [path for path, _, why in entries if why is None]
     title = f"decoding {len(paths):,} images to predict" if len(paths) > 1 else ""  # one file: no progress lines
-    images = decode_images(Path(), paths, (h, w), mode, decode_workers((h, w), mode), bad=bad, title=title)
+    images = decode_images(Path(), paths, (h, w), mode, decode_workers((h, w), mode), bad=bad, title=title,
+                           shorter_side=shorter_side)
     named_bad = [path for path, named, _ in entries if named and path in bad]
     if named_bad:
         raise DataError(bad[named_bad[0]])

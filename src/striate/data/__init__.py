@@ -10,6 +10,7 @@ from .loader import DataLoader
 from .pipeline import Preprocessing, augmentation
 from .preprocess import (
     PCA,
+    FixedStandardize,
     MeanImage,
     PerChannelMean,
     PerChannelStandardize,
@@ -21,8 +22,8 @@ from .preprocess import (
 )
 
 __all__ = [
-    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "GaussianNoise", "ImageHeader",
-    "MeanImage", "PerChannelMean", "PerChannelStandardize", "PerImageStandardize", "PerPixelStandardize",
+    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "FixedStandardize", "GaussianNoise",
+    "ImageHeader", "MeanImage", "PerChannelMean", "PerChannelStandardize", "PerImageStandardize", "PerPixelStandardize",
     "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Scale",
     "Whitening", "augmentation", "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
     "probe_image", "read_image",

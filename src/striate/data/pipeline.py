@@ -3,9 +3,10 @@ steps, and `Preprocessing`, the fitted steps from uint8 images to a network's in
 
     PREPROCESS  name → what follows Scale(1/255): scale (nothing), mean-image, per-channel-mean, standardize
                 (per channel), per-image-standardize (each image by its own mean and std), per-pixel-standardize
-                (each input dimension over the training set), and the notes' PCA and whitening: pca (the top
-                `n_components` principal components), whiten (those divided by √(eigenvalue + eps)), zca (the
-                whitened data rotated back to image space)
+                (each input dimension over the training set), imagenet and inception (published weights'
+                fixed per-channel mean and std, `preprocess.FIXED_STATISTICS`), and the notes' PCA and
+                whitening: pca (the top `n_components` principal components), whiten (those divided by
+                √(eigenvalue + eps)), zca (the whitened data rotated back to image space)
     AUGMENT     name → the augmentation for images of a shape: crop (pad by 1/8 of the side, crop back), flip;
                 `noise:σ` adds Gaussian noise of std σ after the preprocessing (input-noise regularisation)
 """
@@ -20,7 +21,9 @@ import numpy as np
 from .augment import GaussianNoise, RandomCrop, RandomFlip
 from .errors import DataError
 from .preprocess import (
+    FIXED_STATISTICS,
     PCA,
+    FixedStandardize,
     MeanImage,
     PerChannelMean,
     PerChannelStandardize,
@@ -37,6 +40,7 @@ PREPROCESS: dict[str, Callable[[int | None, float], tuple[Preprocessor, ...]]] =
     "per-channel-mean": lambda k, eps: (PerChannelMean(),), "standardize": lambda k, eps: (PerChannelStandardize(),),
     "per-image-standardize": lambda k, eps: (PerImageStandardize(),),
     "per-pixel-standardize": lambda k, eps: (PerPixelStandardize(),),
+    **{name: (lambda k, eps, s=stats: (FixedStandardize(*s),)) for name, stats in FIXED_STATISTICS.items()},
     "pca": lambda k, eps: (PCA(k),), "whiten": lambda k, eps: (Whitening("pca", eps, k),),
     "zca": lambda k, eps: (Whitening("zca", eps),),
 }
@@ -47,7 +51,8 @@ AUGMENT = {
     "flip": lambda h, w: RandomFlip(),
 }
 AUGMENT_CHOICES = ", ".join([*AUGMENT, "noise:σ"])  # what an error or a help text offers
-_ANY_SIZE = (Scale, PerChannelMean, PerChannelStandardize, PerImageStandardize)  # no per-pixel statistics
+# no per-pixel statistics: they apply to images of any size
+_ANY_SIZE = (Scale, FixedStandardize, PerChannelMean, PerChannelStandardize, PerImageStandardize)
 
 
 def noise_sigma(name: str) -> float | None:

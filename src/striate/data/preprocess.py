@@ -126,6 +126,35 @@ class Scale(Preprocessor):
         return x * np.float32(self.factor)
 
 
+# Fixed statistics of published weights, on [0, 1] pixels: name → (mean, std) per RGB channel. ImageNet's are
+# torchvision's `ImageClassification` defaults; "inception" maps [0, 1] to [−1, 1].
+FIXED_STATISTICS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+class FixedStandardize(Preprocessor):
+    """(x − mean) / std per channel (last axis) with given, not fitted, statistics: the input convention of
+    published weights (`FIXED_STATISTICS`), e.g. ImageNet's after Scale(1/255). Any image size."""
+
+    _config = ("mean", "std")
+    needs_fit = False
+
+    def __init__(self, mean=(0.0,), std=(1.0,)):
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+        if len(self.mean) != len(self.std) or min(self.std) <= 0:
+            raise DataError(f"FixedStandardize: mean {self.mean} and std {self.std} need one value per channel, "
+                            "std > 0")
+
+    def _fit(self, x):
+        pass
+
+    def _transform(self, x):
+        if x.shape[-1] != len(self.mean):
+            raise DataError(f"FixedStandardize: {len(self.mean)} channels' statistics for images of "
+                            f"{x.shape[-1]} channels (convert them with image_size = \"HxWx{len(self.mean)}\")")
+        return (x - np.float32(self.mean)) / np.float32(self.std)
+
+
 class MeanImage(Preprocessor):
     """Subtract the mean training image: mean_ has the sample shape, e.g. (H, W, C)."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.preprocess import FIXED_STATISTICS
 from ..nn.activation import ReLU
 from ..nn.affine import ChannelAffine
 from ..nn.containers import Concat, Sequential
@@ -36,8 +37,7 @@ from ..nn.pool import GlobalAvgPool2d, MaxPool2d
 from ._build import record, scaled, spatial_size
 from .googlenet import INCEPTION, inception_out
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = FIXED_STATISTICS["imagenet"]  # what preprocess = "imagenet" applies
 STAGES = ("3a 3b", "4a 4b 4c 4d 4e", "5a 5b")
 
 

@@ -26,7 +26,7 @@ from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
 from ..nn.losses import NAMES as LOSSES
 from . import schedule
-from .values import ConfigError, boolean, check_text, number
+from .values import ConfigError, boolean, check_text, number, parse_size
 
 COMMANDS = ("train", "finetune", "doctor", "search")
 RUN_COMMANDS = ("train", "finetune", "search")  # the options of a run (a search's [train] table is a run)
@@ -133,26 +133,6 @@ class Option:
             raise ConfigError(f"{bad}: must be {'>' if self.exclusive else '≥'} {self.minimum:g}")
         if self.below is not None and value >= self.below:
             raise ConfigError(f"{bad}: must be < {self.below:g}")
-
-
-def parse_size(text: str, where: str = "") -> tuple[tuple[int, int] | None, str | None]:
-    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None).
-    `where` names the value in an error (it quotes it already); default: image_size = 'TEXT'."""
-    if not text:
-        return None, None
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        dims = []
-    if len(dims) not in (2, 3) or min(dims) < 1 or (len(dims) == 3 and dims[2] not in (1, 3)):
-        raise ConfigError(f"{where or f'image_size = {text!r}'}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 "
-                          "or 32x32x3")
-    return (dims[0], dims[1]), (None if len(dims) == 2 else "L" if dims[2] == 1 else "RGB")
-
-
-def _check_size(value: str, where: str) -> None:
-    parse_size(value, where)
 
 
 def is_dataset_name(value: str) -> bool:
@@ -271,7 +251,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
     Option("image_size", str, "", "resize every image of an image folder to HxW (e.g. 32x32), or HxWxC to also "
            "convert the channels (C 1: greyscale, 3: RGB); without it the images must share one size",
-           check=_check_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
+           check=parse_size, commands=D, group="data", aliases=("size", "resize", "img_size")),
+    Option("shorter_side", int, 0, "with image_size: resize each image's shorter side to this many pixels (aspect "
+           "kept), then centre-crop image_size (torchvision's Resize + CenterCrop; 0: resize to image_size)",
+           minimum=0, commands=D, group="data", aliases=("resize_size",)),
+    Option("classes", str, "data", "the run's classes: data (its class folders) or imagenet (ImageNet's 1000, in "
+           "the published heads' order; each class folder named after one; fine-tuning torchvision weights then "
+           "keeps their head)", ("data", "imagenet"), commands=D, group="data", aliases=("keep_head", "labels")),
     Option("strict", bool, False, "abort on an unreadable image in an image folder instead of skipping it (the "
            "skipped files are listed in the run directory)", commands=D, group="data"),
     # model
@@ -348,11 +334,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("iterations", int, 300, "length of the doctor's short training run", minimum=1, commands=("doctor",),
            group="run"),
     # fine-tuning (`striate finetune`; recorded so that the run file reproduces the run)
-    Option("from", str, "", "the source: a run directory, or a .safetensors weights file (striate's, or PyTorch's "
-           "with --torch-arch) (default: none; required)", commands=("finetune",), group="fine-tuning"),
-    Option("torch_arch", str, "", "the --from file is a PyTorch state dict of this layout: alexnet, vgg11…vgg19, "
-           "vgg11_bn…vgg19_bn, resnet18, resnet34, resnet50, googlenet, or sequential (default: a striate weights "
-           "file)", commands=("finetune",), group="fine-tuning"),
+    Option("from", str, "", "the source: a run directory, published weights torchvision:NAME (downloaded once), "
+           "or a weights file with --model NAME: a PyTorch .pth/.pt of torchvision's NAME, or a .safetensors "
+           "(striate's, or PyTorch's keys) (default: none; required)", commands=("finetune",), group="fine-tuning"),
+    Option("torch_arch", str, "", "deprecated: --model names the architecture (a .pth/.pt --from file is read as "
+           "PyTorch's); still reads the file as a PyTorch state dict of this layout (alexnet, vgg11…vgg19_bn, "
+           "resnet18/34/50, googlenet, sequential)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
            "all: the ConvNet as a fixed feature extractor: the CNN codes (the activations before the last Linear) "

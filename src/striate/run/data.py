@@ -46,8 +46,7 @@ def load_data(config: dict) -> Data:
     if cfg.data_missing(name):
         raise cfg.ConfigError(f"the run's data {name!r} is not there (moved or deleted?): give its new place with "
                               "--data PATH")
-    size, mode = cfg.parse_size(config.get("image_size", ""))
-    options = {"size": size, "mode": mode, "strict": config.get("strict", False)}
+    options = {**image_options(config), "strict": config.get("strict", False)}
     try:
         train = load(name, "train", **options)
     except MissingSplit:
@@ -60,6 +59,7 @@ def load_data(config: dict) -> Data:
             test = load(name, "test", **options)
         except MissingSplit:
             test = None
+    train, test = named_classes(train, config), test if test is None else named_classes(test, config)
     x, y = train.images, train.labels
     order = np.random.default_rng([config["seed"], SPLIT]).permutation(len(x))
     if config["limit"]:
@@ -74,6 +74,40 @@ def load_data(config: dict) -> Data:
                 test, list(train.classes), tuple(train.shape), name=name,
                 skipped=[*train.skipped, *(test.skipped if test is not None else [])],
                 train_sources=sources.take(train_idx), val_sources=sources.take(val_idx) if n_val else None)
+
+
+def image_options(config: dict) -> dict:
+    """`load`'s size, mode and shorter_side for the run's images (image_size, shorter_side), checked."""
+    size, mode = cfg.parse_size(config.get("image_size", ""))
+    shorter = config.get("shorter_side", 0)
+    if shorter and (size is None or shorter < max(size)):
+        raise cfg.ConfigError(f"shorter_side = {shorter} crops image_size, which it needs at most as large: "
+                              f"image_size = {config.get('image_size', '')!r}")
+    return {"size": size, "mode": mode, "shorter_side": shorter}
+
+
+def named_classes(ds, config: dict):
+    """The dataset with the run's class list when the configuration names one (classes = "imagenet": the
+    1000 ImageNet classes, in the published heads' order): each class folder is mapped to its class by name,
+    the labels renumbered. Unchanged otherwise."""
+    import dataclasses
+    import difflib
+
+    if config.get("classes", "data") != "imagenet":
+        return ds
+    from ..models.pretrained import imagenet_classes
+
+    names = list(imagenet_classes())
+    index = {n: i for i, n in enumerate(names)}
+    unknown = [c for c in ds.classes if c not in index]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], names, n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise cfg.ConfigError(f"classes = 'imagenet': the class folder {unknown[0]!r}{maybe} of {config['data']!r} "
+                              f"is not an ImageNet class name ({len(unknown)} of {len(ds.classes)} are not): name "
+                              "each folder after one of the 1000 (striate/models/imagenet_classes.txt)")
+    lut = np.array([index[c] for c in ds.classes], dtype=np.int64)
+    return dataclasses.replace(ds, labels=lut[ds.labels], classes=names)
 
 
 def default_model(data: str) -> str:
@@ -104,8 +138,7 @@ def split_arrays(config: dict, split: str, data: str | None = None):
         if split == "val":
             raise NoHeldOut(f"--split val is the run's own held-out part of its data; --data {data!r} has "
                             "none (use train or test)")
-        size, mode = cfg.parse_size(config.get("image_size", ""))
-        ds = load(data, split, size=size, mode=mode)
+        ds = named_classes(load(data, split, **image_options(config)), {**config, "data": data})
         return ds.images, ds.labels, list(ds.classes), ds.sources
     d = load_data(config)
     if split == "train":

@@ -31,8 +31,10 @@ class Source:
     description: str
     path: str
     torch_arch: str | None = None
-    settings: dict = field(default_factory=dict)  # the source run's PREPROCESSING keys, as its run file has them
+    settings: dict = field(default_factory=dict)  # the source's PREPROCESSING keys (a run's, or published weights'
+    # input convention: preprocess, image_size, shorter_side), applied unless the fine-tune's own flags say
     fitted: list | None = None  # the source checkpoint's fitted preprocessing statistics
+    published: object = None  # a models.pretrained.Published: the architecture's name map, input convention
 
     def fitted_for(self, config: dict):
         """`build`'s `fitted=` for a fine-tune with `config`: the source's fitted statistics for images of the
@@ -46,10 +48,22 @@ class Source:
 
 
 def read_source(path: str, model: str = "", torch_arch: str | None = None) -> Source:
-    """A run directory (its best checkpoint, else its last), or a weights file of `model` (.safetensors, or a
-    PyTorch .pth/.pt file read without torch)."""
+    """The source of a fine-tune: a run directory (its best checkpoint, else its last); published weights
+    'torchvision:NAME' (`models.pretrained`: downloaded once into the cache, verified); or a weights file of
+    the architecture `model` names — a PyTorch file (.pth/.pt, or a .safetensors whose keys are torchvision's)
+    of a published NAME, read with that architecture's name map, or a striate .safetensors file. `torch_arch`
+    (deprecated: `model` names the architecture) reads the file as a PyTorch state dict of that layout."""
+    from ..models import pretrained
     from ..models.transfer import read_weights
 
+    if pretrained.is_published(path):
+        try:
+            entry = pretrained.lookup(path)
+        except ValueError as e:
+            raise cfg.ConfigError(f"--from: {e}") from None
+        if model and model not in (entry.name, entry.model):
+            raise cfg.ConfigError(f"--from {path} names its architecture ({entry.model}): drop --model {model}")
+        return _published(entry, str(pretrained.fetch(entry)), f"{path} ({pretrained.cached_path(entry)})")
     p = Path(path)
     if p.is_dir():
         directory = RunDir(p).require()
@@ -61,11 +75,61 @@ def read_source(path: str, model: str = "", torch_arch: str | None = None) -> So
                       tuple(meta["input_shape"]), f"{p} ({tag} checkpoint)", str(p),
                       settings={k: config[k] for k in PREPROCESSING if k in config}, fitted=meta.get("preprocess"))
     if not p.is_file():
-        raise cfg.ConfigError(f"--from {path!r}: no such run directory or weights file")
-    if not model:
-        raise cfg.ConfigError("--from a weights file needs --model NAME (the architecture)")
-    weights, where = (None, str(p)) if torch_arch else read_weights(p)
-    return Source({"name": model}, weights, None, None, where, str(p), torch_arch)
+        raise cfg.ConfigError(f"--from {path!r}: no such run directory, weights file or torchvision:NAME")
+    if not model and not torch_arch:
+        raise cfg.ConfigError(f"--from a weights file needs --model NAME (the architecture: a zoo model, or one of "
+                              f"torchvision's for a PyTorch file: {', '.join(pretrained.names())})")
+    entry = _entry(model, torch_arch)
+    if torch_arch:
+        from ..console import note
+
+        note(f"--torch-arch is deprecated: --model names the architecture (here --model {model or torch_arch})")
+        if entry is None:
+            return Source({"name": model}, None, None, None, str(p), str(p), torch_arch)
+        return _published(entry, str(p), str(p), torch_arch)
+    if p.suffix.lower() in TORCH_SUFFIXES:
+        if entry is None:
+            raise cfg.ConfigError(f"--model {model!r}: a PyTorch file needs one of torchvision's architectures: "
+                                  f"{', '.join(pretrained.names())}")
+        return _published(entry, str(p), str(p))
+    weights, where = read_weights(p)
+    if entry is not None and _torch_keys(weights, entry):
+        return _published(entry, str(p), where)
+    return Source({"name": model}, weights, None, None, where, str(p))
+
+
+TORCH_SUFFIXES = (".pth", ".pt")  # files torch.save writes: always PyTorch's key names and layouts
+
+
+def _entry(model: str, torch_arch: str | None):
+    """The published architecture `model` (or the deprecated `torch_arch`) names: by published name
+    ('googlenet') or zoo name ('googlenet_torchvision'), agreeing with `torch_arch` when both are given."""
+    from ..models.pretrained import PUBLISHED
+
+    for e in PUBLISHED.values():
+        if (not model or model in (e.name, e.model)) and (not torch_arch or torch_arch == e.arch):
+            return e
+    return None
+
+
+def _torch_keys(weights: dict, entry) -> bool:
+    """Whether a .safetensors file holds PyTorch's keys for `entry`'s architecture rather than striate's."""
+    from ..models import registry
+    from ..models.transfer import torch_name_map
+    from ..nn.init import shapes_only
+
+    with shapes_only():
+        model = registry.get(entry.model, 1000, 3, rng=np.random.default_rng(0), **entry.keywords)
+    names = torch_name_map(model, entry.arch)
+    return len(set(weights) & set(names.values())) > len(set(weights) & set(names))
+
+
+def _published(entry, path: str, description: str, torch_arch: str | None = None) -> Source:
+    """A PyTorch file of a published architecture: its zoo model, its name map, its input convention."""
+    c = entry.convention
+    settings = {"preprocess": c.preprocess, "image_size": f"{c.crop}x{c.crop}x3", "shorter_side": c.resize}
+    return Source(entry.build_config(), None, None, None, description, path, torch_arch or entry.arch,
+                  settings=settings, published=entry)
 
 
 @dataclass
@@ -103,6 +167,7 @@ def transfer(source: Source, model, freeze: int = 0, cast: bool = False, freeze_
     loaded, modules = set(report.loaded), dict(model.named_modules())
     result = Transfer(unexpected=list(report.unexpected))
     source_shapes = {k: tuple(v.shape) for k, v in (source.weights or {}).items()}
+    source_shapes.update({k: None for k in report.skipped if k not in source_shapes})  # a torch file's: not kept
     restore = {}
     for layer, arrays in _layers(model).items():
         missing = [a for a in arrays if a not in loaded]
@@ -113,7 +178,9 @@ def transfer(source: Source, model, freeze: int = 0, cast: bool = False, freeze_
         changed = [a for a in missing if a in source_shapes]
         if changed:
             a = changed[0]
-            reason = f"shape changed: the source's {a} is {source_shapes[a]}, here {tuple(fresh[a].shape)}"
+            had = source_shapes[a]
+            reason = (f"shape changed: the source's {a} is {had}, here {tuple(fresh[a].shape)}" if had is not None else
+                      f"shape changed: {a} is {tuple(fresh[a].shape)} here, another shape in the source")
         else:
             reason = f"absent from the source ({', '.join(missing)})"
         result.reinitialised.append({"layer": layer, "class": modules[layer].describe(), "arrays": arrays,

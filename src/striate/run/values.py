@@ -1,6 +1,6 @@
 """What every option's value is checked against before its own rules: ConfigError (a bad key or value, quoted
 with where it came from), and the conversions every option shares (numbers, booleans, text a run file can
-hold). `run.config` builds its option table on these."""
+hold, image sizes). `run.config` builds its option table on these."""
 
 from __future__ import annotations
 
@@ -43,3 +43,19 @@ def boolean(value, bad: str) -> bool:
     if text in ("false", "no", "off", "0"):
         return False
     raise ConfigError(f"{bad} is not true or false")
+
+
+def parse_size(text: str, where: str = "") -> tuple[tuple[int, int] | None, str | None]:
+    """'32x32' → ((32, 32), None); '32x32x3' → ((32, 32), 'RGB'); 'x1' parts: C 1 → 'L'. '' → (None, None).
+    `where` names the value in an error (it quotes it already); default: image_size = 'TEXT'."""
+    if not text:
+        return None, None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        dims = []
+    if len(dims) not in (2, 3) or min(dims) < 1 or (len(dims) == 3 and dims[2] not in (1, 3)):
+        raise ConfigError(f"{where or f'image_size = {text!r}'}: expected HxW or HxWxC with C 1 or 3, e.g. 32x32 "
+                          "or 32x32x3")
+    return (dims[0], dims[1]), (None if len(dims) == 2 else "L" if dims[2] == 1 else "RGB")

@@ -45,7 +45,8 @@ def find_shared_cifar10(root: str | os.PathLike | None = None) -> Path | None:
 
 def load(name_or_path: str | os.PathLike, split: str | None = "train", root: str | os.PathLike | None = None,
          base_url: str | None = None, download_ok: bool = True, workers: int | None = None,
-         size: tuple[int, int] | None = None, mode: str | None = None, strict: bool = False) -> Dataset:
+         size: tuple[int, int] | None = None, mode: str | None = None, strict: bool = False,
+         shorter_side: int = 0) -> Dataset:
     """Load one split of a dataset by name or path.
 
     'digits': the embedded UCI digits (no I/O). 'mnist': IDX files in the cache, downloaded if absent.
@@ -54,7 +55,8 @@ def load(name_or_path: str | os.PathLike, split: str | None = "train", root: str
     A path: the official CIFAR archive (`cifar-10-python.tar.gz`), or an image folder / .tar.gz of one.
     root: cache folder (default `$STRIATE_DATA` or `~/.cache/striate`); base_url overrides download URLs.
     size (H, W), mode ('L'/'RGB') and strict apply to image folders (`load_image_folder`): resize and convert
-    every image, and abort on an unreadable file instead of skipping it.
+    every image, and abort on an unreadable file instead of skipping it; shorter_side: resize the shorter side
+    to it and centre-crop `size` (torchvision's Resize + CenterCrop).
     """
     key = str(name_or_path)
     if key == "digits":
@@ -68,14 +70,15 @@ def load(name_or_path: str | os.PathLike, split: str | None = "train", root: str
         shared = find_shared_cifar10(root)
         if shared is not None:
             return load_image_folder(shared, split, name="cifar10-jpg", root=root, workers=workers, size=size,
-                                     mode=mode, strict=strict)
+                                     mode=mode, strict=strict, shorter_side=shorter_side)
         return load_cifar10(split, root, base_url=base_url, download_ok=download_ok)
     path = Path(name_or_path).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {key!r}: expected one of {list(NAMES)} or an existing folder/archive")
     if path.name == "cifar-10-python.tar.gz":
         return read_archive(path, split or "train")
-    return load_image_folder(path, split, root=root, workers=workers, size=size, mode=mode, strict=strict)
+    return load_image_folder(path, split, root=root, workers=workers, size=size, mode=mode, strict=strict,
+                             shorter_side=shorter_side)
 
 
 __all__ = [

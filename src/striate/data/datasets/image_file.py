@@ -171,13 +171,34 @@ def _pixels(img, mode: str, path) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def resize_crop(arr: np.ndarray, mode: str, size: tuple[int, int], shorter_side: int = 0) -> np.ndarray:
+    """uint8 (H, W[, C]) resized to `size` (H, W), bilinear. With `shorter_side`: torchvision's Resize(S) then
+    CenterCrop(size) instead: the shorter side scaled to S (the longer to int(S · long / short)), aspect kept,
+    then the centre `size` cut out (top-left at round((H' − h) / 2), round((W' − w) / 2)); S ≥ max(size)."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    if not shorter_side:
+        return np.asarray(Image.fromarray(arr, mode).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    if shorter_side < max(size):
+        raise DataError(f"shorter side {shorter_side} is smaller than the crop {size[0]}x{size[1]}")
+    short, long = min(h, w), max(h, w)
+    scaled = (shorter_side, int(shorter_side * long / short))
+    nh, nw = scaled if h <= w else scaled[::-1]
+    if (nh, nw) != (h, w):
+        arr = np.asarray(Image.fromarray(arr, mode).resize((nw, nh), Image.Resampling.BILINEAR))
+    top, left = int(round((nh - size[0]) / 2)), int(round((nw - size[1]) / 2))
+    return arr[top:top + size[0], left:left + size[1]]
+
+
 def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mode: str | None = None, *,
                expect: tuple[int, int] | None = None, max_pixels: int = MAX_PIXELS,
-               formats: tuple[str, ...] = FORMATS) -> np.ndarray:
+               formats: tuple[str, ...] = FORMATS, shorter_side: int = 0) -> np.ndarray:
     """An image file as uint8 (H, W, C), as shown (EXIF Orientation applied), checked before it is decoded.
 
     mode: 'L' (C=1) or 'RGB' (C=3); None picks 'L' for greyscale files, else 'RGB'. size: (H, W) to resize
-    to (bilinear) when the file's size differs; None keeps the file's size. expect: (H, W) the file must
+    to (bilinear) when the file's size differs; None keeps the file's size. shorter_side (with size): resize
+    the shorter side to it, aspect kept, and centre-crop `size` (`resize_crop`). expect: (H, W) the file must
     have, checked from the header (ImageSizeError otherwise). Sizes are as shown. max_pixels caps the
     declared W*H (and size).
     Raises DataError naming the file for anything wrong with it.
@@ -190,8 +211,6 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mod
         size = (int(size[0]), int(size[1]))
         if size[0] * size[1] > max_pixels:
             raise DataError(f"read_image: size {size[1]}x{size[0]} exceeds the limit of {max_pixels:,} pixels")
-    from PIL import Image
-
     with _open(path, max_pixels, formats) as img:
         orientation = _orientation(img)
         w, h = _shown_size(img)
@@ -203,8 +222,8 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, mod
             arr = _pixels(img, mode, path)
             # a decoder that turned the image itself (Pillow's TIFF reader) has dropped the tag by now
             arr = _orient(arr, orientation if _orientation(img) == orientation else 1)
-            if size is not None and size != (h, w):
-                arr = np.asarray(Image.fromarray(arr, mode).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+            if size is not None and (size != (h, w) or shorter_side):
+                arr = resize_crop(arr, mode, size, shorter_side)
         except DataError:
             raise
         except Exception as err:  # truncated data (OSError), zlib/struct errors, over-long text chunks (ValueError)

@@ -240,11 +240,12 @@ def common_size(folder: Path, headers: dict) -> tuple[int, int]:
 
 def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode: str, workers: int,
                   max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None,
-                  title: str | None = None) -> np.ndarray:
+                  title: str | None = None, shorter_side: int = 0) -> np.ndarray:
     """Decode images into uint8 (N, H, W, C) of `size` (H, W) and `mode` ('L' or 'RGB') with `read_image`,
     resizing those of another size; in parallel, with a progress display. A file that fails to decode is
     recorded in `bad` (relpath → reason) and left out, or with `strict` aborts. Returns the decoded images
-    in `relpaths` order, without the failed ones. `title` names the step in the progress display ("": none)."""
+    in `relpaths` order, without the failed ones. `title` names the step in the progress display ("": none).
+    `shorter_side`: resize the shorter side to it and centre-crop `size` instead (`image_file.resize_crop`)."""
     from ...console import steps
 
     h, w = size
@@ -255,7 +256,8 @@ def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode
     def work(lo: int, hi: int) -> int:
         for i in range(lo, hi):
             try:
-                out[i] = read_image(folder / relpaths[i], size=size, mode=mode, max_pixels=max_pixels)
+                out[i] = read_image(folder / relpaths[i], size=size, mode=mode, max_pixels=max_pixels,
+                                    shorter_side=shorter_side)
             except DataError as err:
                 if strict:
                     raise
@@ -320,11 +322,12 @@ def kept_paths(folder: Path, files: list, skipped: list) -> list[str]:
 def load_image_folder(path: str | os.PathLike, split: str | None = None, name: str | None = None,
                       root: str | os.PathLike | None = None, workers: int | None = None, cache: bool = True,
                       mode: str | None = None, max_pixels: int = MAX_PIXELS, size: tuple[int, int] | None = None,
-                      strict: bool = False) -> Dataset:
+                      strict: bool = False, shorter_side: int = 0) -> Dataset:
     """A split of an image-folder dataset, from a folder or a .tar(.gz) archive of one.
 
     path: `<path>/<split>/<class>/**/*.jpg` (or `<path>/<top>/<split>/...`), or `<path>/<class>/**/*.jpg`
-    with split=None. size: (H, W) to resize every image to; None: the images must share one size (MixedSizes
+    with split=None. size: (H, W) to resize every image to (with `shorter_side`: resize the shorter side to it,
+    aspect kept, and centre-crop `size`); None: the images must share one size (MixedSizes
     names the most common one and the odd files otherwise). mode: 'L' or 'RGB' (None: RGB if any image is
     in colour). An unreadable file (a corrupt or oversized one, another format, an image outside the class
     folders) is skipped and listed in the dataset's `skipped` ((relative path, reason) pairs); with `strict` it
@@ -336,7 +339,10 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     folder = find_split(extract_archive(path, root) if is_archive(path) else path, split)
     classes, files, left_out = scan(folder)
     listing = "\n".join(f"{p}|{lab}|{fsize}|{mtime}" for p, lab, fsize, mtime in files)
-    key = hashlib.sha256(f"{DECODING}|{mode}|{size}|{strict}\n{'|'.join(classes)}\n{listing}".encode()).hexdigest()[:16]
+    shorter_side = shorter_side if size is not None else 0  # a crop needs its size
+    resize = f"{size}/{shorter_side}" if shorter_side else size  # the keys without a crop stay as they were
+    key = hashlib.sha256(f"{DECODING}|{mode}|{resize}|{strict}\n{'|'.join(classes)}\n{listing}".encode())
+    key = key.hexdigest()[:16]
     split_name = split or "all"
     stem = cache_dir(root) / "image_folder" / f"{name}-{split_name}-{key}"
     images_file, labels_file = stem.with_name(stem.name + ".images.npy"), stem.with_name(stem.name + ".labels.npz")
@@ -362,7 +368,7 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     mode = mode or ("RGB" if any(h.channels == 3 for h in headers.values()) else "L")
     readable = [f for f in files if f[0] in headers]
     images = decode_images(folder, [f[0] for f in readable], size, mode, decode_workers(size, mode, workers),
-                           max_pixels, strict, bad)
+                           max_pixels, strict, bad, shorter_side=shorter_side)
     labels = np.array([f[1] for f in readable if f[0] not in bad], dtype=np.int64)
     skipped = sorted(bad.items())  # cached with the images; left_out is listed afresh on every run
     data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),

@@ -1,5 +1,6 @@
-"""Partial files: work in progress (a download, an extraction, a cache entry) written under a temporary name
+"""Partial files: work in progress (an extraction, a cache entry) written under a temporary name
 that records its writer, `.<final name>.<random>~<pid>@<host>.part`, and renamed into place when complete.
+(A download keeps `<final name>.part` instead, which a later download resumes: `download.py`.)
 
 A writer killed mid-way (SIGKILL, power loss) cannot remove its partial file, so the next writer in the same
 folder does: `remove_stale` deletes every partial file or folder whose writer is gone (same host, process id
