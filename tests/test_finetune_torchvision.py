@@ -227,20 +227,21 @@ def test_a_local_file_with_model_names_the_architecture_once(tmp_path, published
     pth = save(state, tmp_path / "served", "local", ".pth")
     assert main(["finetune", "--from", str(pth), "--model", "alexnet", "--out", str(tmp_path / "p"), *common]) == 0
     assert len(json.loads((tmp_path / "p" / "finetune.json").read_text())["loaded"]) == 14
-    # the deprecated --torch-arch still reads it, and says what to use instead
+    # --torch-arch naming torchvision's layout still reads it, and says that --model is enough
     capsys.readouterr()
     assert main(["finetune", "--from", str(path), "--torch-arch", "alexnet", "--out", str(tmp_path / "b"),
                  *common]) == 0
-    assert "--torch-arch is deprecated" in capsys.readouterr().err
+    assert "--torch-arch alexnet is not needed" in capsys.readouterr().err
     # a crop larger than the resized image is refused before any work
     assert main(["finetune", "--from", str(path), "--model", "alexnet", "--out", str(tmp_path / "d"), *common,
                  "--shorter-side", "60"]) == 2
     assert "shorter_side = 60 crops image_size" in capsys.readouterr().err
-    # a .pth needs one of torchvision's architectures
+    # a .pth of another architecture holds striate's keys (tests/test_torch_file.py) or says --torch-arch; a
+    # file that is no weights file at all is refused as unreadable, before any run directory exists
     pth = tmp_path / "x.pth"
     pth.write_bytes(b"not read")
-    assert main(["finetune", "--from", str(pth), "--model", "lenet5", "--out", str(tmp_path / "c"), *common]) == 2
-    assert "a PyTorch file needs one of torchvision's architectures" in capsys.readouterr().err
+    assert main(["finetune", "--from", str(pth), "--model", "lenet5", "--out", str(tmp_path / "c"), *common]) == 1
+    assert "not a PyTorch file" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_resize_shorter_side_then_centre_crop_is_torchvisions():

@@ -335,11 +335,11 @@ OPTIONS: tuple[Option, ...] = (
            group="run"),
     # fine-tuning (`striate finetune`; recorded so that the run file reproduces the run)
     Option("from", str, "", "the source: a run directory, published weights torchvision:NAME (downloaded once), "
-           "or a weights file with --model NAME: a PyTorch .pth/.pt of torchvision's NAME, or a .safetensors "
-           "(striate's, or PyTorch's keys) (default: none; required)", commands=("finetune",), group="fine-tuning"),
-    Option("torch_arch", str, "", "deprecated: --model names the architecture (a .pth/.pt --from file is read as "
-           "PyTorch's); still reads the file as a PyTorch state dict of this layout (alexnet, vgg11…vgg19_bn, "
-           "resnet18/34/50, googlenet, sequential)", commands=("finetune",), group="fine-tuning"),
+           "or a weights file with --model NAME: a PyTorch .pth/.pt/.safetensors of torchvision's NAME, or a "
+           "file of striate's keys (default: none; required)", commands=("finetune",), group="fine-tuning"),
+    Option("torch_arch", str, "", "the PyTorch key layout of a --from file whose architecture is not torchvision's: "
+           "sequential (an nn.Sequential laid out like the --model, same indices); torchvision's NAME needs only "
+           "--model NAME (default: none)", commands=("finetune",), group="fine-tuning"),
     Option("freeze", int, 0, "freeze the first K layers with weights (convolutions and fully-connected layers, each "
            "with the BatchNorm after it; ReLU and pooling are not counted); re-initialised layers stay trainable. "
            "all: the ConvNet as a fixed feature extractor: the CNN codes (the activations before the last Linear) "

@@ -51,8 +51,9 @@ def read_source(path: str, model: str = "", torch_arch: str | None = None) -> So
     """The source of a fine-tune: a run directory (its best checkpoint, else its last); published weights
     'torchvision:NAME' (`models.pretrained`: downloaded once into the cache, verified); or a weights file of
     the architecture `model` names — a PyTorch file (.pth/.pt, or a .safetensors whose keys are torchvision's)
-    of a published NAME, read with that architecture's name map, or a striate .safetensors file. `torch_arch`
-    (deprecated: `model` names the architecture) reads the file as a PyTorch state dict of that layout."""
+    of a published NAME, read with that architecture's name map, or a file holding striate's own keys (any
+    format `read_weights` reads). `torch_arch` names the PyTorch key layout of a file whose architecture is
+    not torchvision's ('sequential': an nn.Sequential laid out like the striate model)."""
     from ..models import pretrained
     from ..models.transfer import read_weights
 
@@ -81,16 +82,14 @@ def read_source(path: str, model: str = "", torch_arch: str | None = None) -> So
                               f"torchvision's for a PyTorch file: {', '.join(pretrained.names())})")
     entry = _entry(model, torch_arch)
     if torch_arch:
+        if entry is None:  # a layout of the user's own (sequential): the file's keys are torch's
+            return Source({"name": model}, None, None, None, str(p), str(p), torch_arch)
         from ..console import note
 
-        note(f"--torch-arch is deprecated: --model names the architecture (here --model {model or torch_arch})")
-        if entry is None:
-            return Source({"name": model}, None, None, None, str(p), str(p), torch_arch)
+        note(f"--torch-arch {torch_arch} is not needed: --model {entry.name} names the architecture and its "
+             "PyTorch layout")
         return _published(entry, str(p), str(p), torch_arch)
-    if p.suffix.lower() in TORCH_SUFFIXES:
-        if entry is None:
-            raise cfg.ConfigError(f"--model {model!r}: a PyTorch file needs one of torchvision's architectures: "
-                                  f"{', '.join(pretrained.names())}")
+    if p.suffix.lower() in TORCH_SUFFIXES and entry is not None:
         return _published(entry, str(p), str(p))
     weights, where = read_weights(p)
     if entry is not None and _torch_keys(weights, entry):
