@@ -68,13 +68,13 @@ def run(args) -> int:
     preprocess = preprocessing(cfg)
     model = model_for(cfg, len(data.classes), data.shape, preprocess, samples=len(data.train_x))
     preprocess.fit(data.train_x)
-    val = (preprocess(data.val_x), data.val_y) if data.val_x is not None else None
+    val = (preprocess.lazy(data.val_x), data.val_y) if data.val_x is not None else None
 
     def make_opt(m, lr):
         return optimizer(cfg["optimizer"], m, lr, cfg["momentum"], cfg["weight_decay"])
 
     log = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    report = doctor(model, named(cfg["loss"]), data=(preprocess(data.train_x), data.train_y), val=val,
+    report = doctor(model, named(cfg["loss"]), data=(preprocess.lazy(data.train_x), data.train_y), val=val,
                     optimizer=make_opt, lr=cfg["lr"],
                     batch_size=cfg["batch_size"], iterations=cfg["iterations"], num_classes=len(data.classes),
                     seed=cfg["seed"], checks=args.checks, log=log)

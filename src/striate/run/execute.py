@@ -47,7 +47,7 @@ def evaluate_test(run: Run) -> dict | None:
     checkpoint = "best" if store.has("best") else "final"
     if checkpoint == "best":
         run.model.load_state_dict(store.load("best").weights)
-    x = run.preprocess(test.images)
+    x = run.preprocess.lazy(test.images)  # preprocessed a batch at a time
     result = evaluate(run.model, x, test.labels, run.data.classes, run.trainer.tta, run.trainer.loss, test.sources)
     result.update(_other_weights(run, x, test.labels))
     worst = top_losses(result.pop("scores"), test.labels, run.data.classes, sources=test.sources)

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..data.rows import Rows
 from ..nn.losses import softmax
 from ..nn.module import Module, no_grad
 from .tta import tta_scores
@@ -37,11 +38,11 @@ def inference(model: Module):
 
 
 def batches(data, batch_size: int = BATCH):
-    """`data` as (x, y) batches: an (images, labels) pair of arrays is cut into consecutive batches; any
-    other iterable of batches (a loader) passes through."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+    """`data` as (x, y) batches: an (images, labels) pair of arrays (or data.Rows, read and preprocessed a batch
+    at a time) is cut into consecutive batches; any other iterable of batches (a loader) passes through."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray | Rows):
         x, y = data
-        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))  # one at a time
     return data
 
 
