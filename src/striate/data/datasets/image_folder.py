@@ -13,9 +13,10 @@ unchanged one reloads from the cache in a fraction of a second (read with `allow
 against the listing, rebuilt when damaged). The images are decoded straight into the cache file and the
 dataset's `images` is that file memory-mapped read-only (image_cache.py), never copied into memory whole.
 A `.tar.gz` of such folders (the shared `cifar10-jpg.tar.gz`, with `train/<class>/*.jpg` and
-`test/<class>/*.jpg`, optionally under one top-level folder) is extracted once into the cache and read from there; a member that would land outside
-the extraction folder (`..`, absolute paths, links pointing out) is refused by name before anything is
-extracted. Symbolic links in a folder are followed; a loop or a dangling link is an error naming it.
+`test/<class>/*.jpg`, optionally under one top-level folder) is extracted once into the cache and read from
+there; a member that would land outside the extraction folder (`..`, absolute paths, links pointing out) is
+refused by name before anything is extracted. Symbolic links in a folder are followed; a loop or a dangling
+link is an error naming it.
 
 Pillow is imported only when images are actually decoded.
 """
