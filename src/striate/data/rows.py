@@ -121,9 +121,9 @@ class Rows:
         return f"Rows({len(self)} of {len(self.base)} {kind}rows, transform={self.transform!r})"
 
 
-def chunk_rows(shape: tuple[int, ...], budget: int = CHUNK_BYTES) -> int:
-    """Rows per chunk so that one chunk of `shape` (N, ...) is about `budget` bytes of float64."""
-    return max(1, budget // (8 * max(1, math.prod(shape[1:]))))
+def chunk_rows(shape: tuple[int, ...], budget: int | None = None) -> int:
+    """Rows per chunk so that one chunk of `shape` (N, ...) is about `budget` bytes of float64 (CHUNK_BYTES)."""
+    return max(1, (budget or CHUNK_BYTES) // (8 * max(1, math.prod(shape[1:]))))
 
 
 def row_chunks(x, rows: int | None = None):
