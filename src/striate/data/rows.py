@@ -20,9 +20,11 @@ CHUNK_BYTES = 32 << 20  # float64 bytes of one chunk of a streaming pass (prepro
 
 
 def release(images) -> None:
-    """Unmap the pages a read of the read-only memory map `images` touched (nothing for other arrays)."""
+    """Unmap the pages of the memory map `images` that reads or writes touched (nothing for other arrays). Only
+    shared maps ('r', 'r+', 'w+'): their pages are the file's, kept in the page cache, and mapped again when
+    touched (a private 'c' map would lose its changes)."""
     m = getattr(images, "_mmap", None)
-    if m is not None and getattr(images, "mode", None) == "r" and hasattr(mmap, "MADV_DONTNEED"):
+    if m is not None and getattr(images, "mode", None) in ("r", "r+", "w+") and hasattr(mmap, "MADV_DONTNEED"):
         try:
             m.madvise(mmap.MADV_DONTNEED)
         except (OSError, ValueError):  # a closed map, a platform without it: only memory is at stake

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..rows import release
 from . import partial
 from .base import Dataset
 from .download import cache_dir
@@ -277,6 +278,7 @@ def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode
             try:
                 for f in futures:
                     done = f.result()
+                    release(out)  # a cache file's pages leave the process as they are written
                     if bar is not None:
                         bar.update(done)
             except BaseException:
