@@ -110,7 +110,7 @@ def data_warnings(run: Run) -> list:
         idx = np.linspace(0, len(x) - 1, min(most, len(x))).astype(np.int64)
         return x[idx], y[idx]
 
-    per = 4 * math.prod(run.data.shape)  # fewer large images (224×224: 222 and 89), as many small ones as ever
+    per = 4 * math.prod(run.data.train_x.shape[1:])  # fewer large images (224×224: 222 and 89), small ones as ever
     x, y = sample(run.data.train_x, run.data.train_y, min(CHECK_TRAIN, max(2, CHECK_BYTES // per)))
     val = None if run.val is None else sample(*run.val, min(CHECK_VAL, max(2, CHECK_BYTES * 2 // 5 // per)))
     verdicts = check_inputs(run.preprocess(x), y, len(run.data.classes), val=val, seed=run.config["seed"],
