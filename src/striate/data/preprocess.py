@@ -62,6 +62,8 @@ class Preprocessor:
     def fit(self, x) -> Preprocessor:
         """Learn the statistics of x (N, ...) — the training split only — in one pass over its chunks (x: an
         ndarray, a memory map or data.Rows). Returns self."""
+        if not hasattr(x, "shape") or len(x.shape) < 2:
+            _as_batch(x, f"{type(self).__name__}.fit")  # the error that says what is expected
         return self.fit_batches(row_chunks(x))
 
     def fit_batches(self, batches) -> Preprocessor:
