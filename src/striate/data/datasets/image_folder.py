@@ -219,11 +219,12 @@ def probe_folder(folder: Path, relpaths: list[str], workers: int, max_pixels: in
 
     headers, bad = {}, {}
     with ThreadPoolExecutor(max_workers=workers) as pool:  # headers only: a few KB each, any thread count
-        for rel, header, reason in pool.map(probe, relpaths):
-            if header is None:
-                bad[rel] = reason
-            else:
-                headers[rel] = header
+        for lo in range(0, len(relpaths), 2048):  # tasks submitted a slice at a time: few futures alive at once
+            for rel, header, reason in pool.map(probe, relpaths[lo:lo + 2048]):
+                if header is None:
+                    bad[rel] = reason
+                else:
+                    headers[rel] = header
     return headers, bad
 
 
