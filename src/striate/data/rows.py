@@ -38,7 +38,9 @@ def take_rows(images, key) -> np.ndarray:
         return images[key]
     if not isinstance(images, np.memmap):
         return images[key]
-    out = np.array(images[key])  # a slice of a memmap is a view into it: copy it out
+    out = images[key]
+    if isinstance(key, slice | int | np.integer):  # a view into the map (positions gather a copy already)
+        out = np.array(out)
     release(images)
     return out
 
