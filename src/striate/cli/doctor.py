@@ -8,7 +8,10 @@ initialisation experiment instead. Exit status 1 when a check fails."""
 from __future__ import annotations
 
 import json
+import math
 import sys
+
+import numpy as np
 
 from .parser import EXIT_ERROR, EXIT_OK, add_options, given
 
@@ -68,13 +71,14 @@ def run(args) -> int:
     preprocess = preprocessing(cfg)
     model = model_for(cfg, len(data.classes), data.shape, preprocess, samples=len(data.train_x))
     preprocess.fit(data.train_x)
-    val = (preprocess(data.val_x), data.val_y) if data.val_x is not None else None
+    train, val = _within(data.train_x, data.train_y), _within(data.val_x, data.val_y)
+    val = (preprocess.lazy(val[0]), val[1]) if val is not None else None
 
     def make_opt(m, lr):
         return optimizer(cfg["optimizer"], m, lr, cfg["momentum"], cfg["weight_decay"])
 
     log = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    report = doctor(model, named(cfg["loss"]), data=(preprocess(data.train_x), data.train_y), val=val,
+    report = doctor(model, named(cfg["loss"]), data=(preprocess.lazy(train[0]), train[1]), val=val,
                     optimizer=make_opt, lr=cfg["lr"],
                     batch_size=cfg["batch_size"], iterations=cfg["iterations"], num_classes=len(data.classes),
                     seed=cfg["seed"], checks=args.checks, log=log)
@@ -118,3 +122,18 @@ def _init_experiment(args, cfg, out) -> int:
         _write(out, lambda run: run.write_json(run.DIAGNOSTICS, doc), "striate doctor: the initialisation "
                "experiment")
     return EXIT_OK
+
+
+DOCTOR_BYTES = 1 << 30  # float32 bytes of the images the doctor holds, per split: all of CIFAR-10, ~1,700 photos
+
+
+def _within(x, y):
+    """(x, y) (x: data.Rows, None for no split), evenly thinned to DOCTOR_BYTES of float32 images: the doctor
+    trains on arrays, so a split of large images is sampled, never converted whole."""
+    if x is None:
+        return None
+    most = max(2, DOCTOR_BYTES // (4 * max(1, math.prod(x.shape[1:]))))
+    if len(x) <= most:
+        return x, y
+    idx = np.linspace(0, len(x) - 1, most).astype(np.int64)
+    return x.take(idx), y[idx]

@@ -129,11 +129,11 @@ def _evaluate(args, runs, split, tta) -> dict:
         loss = _loss(t, tta)
         if args.weights == "snapshots":
             snapshots = _snapshots(args.runs[0], t.model)
-            r = evaluate_ensemble(snapshots.models, t.preprocess(images), labels, classes, tta,
+            r = evaluate_ensemble(snapshots.models, t.preprocess.lazy(images), labels, classes, tta,
                                   sources=sources if k else None)
             r["snapshots"] = len(snapshots)
         else:
-            r = evaluate(t.model, t.preprocess(images), labels, classes, tta, loss, sources=sources if k else None)
+            r = evaluate(t.model, t.preprocess.lazy(images), labels, classes, tta, loss, sources=sources if k else None)
         s = r.pop("scores")
         if k:
             r["top_losses"] = top_losses(s, labels, classes, k, sources)
@@ -145,7 +145,7 @@ def _evaluate(args, runs, split, tta) -> dict:
 
             raise config.ConfigError(f"run {path!r} ({t.input_shape}, {len(t.classes)} classes) does not match "
                                      f"run {args.runs[0]!r} ({runs[0].input_shape}, {len(classes)} classes)")
-        probs.append(inference.probabilities(t.model, t.preprocess(images), tta=tta))
+        probs.append(inference.probabilities(t.model, t.preprocess.lazy(images), tta=tta))
     members = [dict(scores(p, labels), run=str(r)) for p, r in zip(probs, args.runs, strict=True)]
     ensemble = scores(np.mean(probs, axis=0), labels)
     if k:  # the ensemble's own mistakes, from its averaged probabilities

@@ -20,11 +20,12 @@ from .preprocess import (
     Scale,
     Whitening,
 )
+from .rows import Rows, take_rows
 
 __all__ = [
     "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "FixedStandardize", "GaussianNoise",
     "ImageHeader", "MeanImage", "PerChannelMean", "PerChannelStandardize", "PerImageStandardize", "PerPixelStandardize",
-    "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Scale",
+    "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Rows", "Scale",
     "Whitening", "augmentation", "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
-    "probe_image", "read_image",
+    "probe_image", "read_image", "take_rows",
 ]

@@ -25,12 +25,16 @@ import numpy as np
 from ..kernels.keyed_random import KeyedRandom
 from .datasets.base import check_images, check_labels
 from .errors import DataError
+from .rows import Rows, take_rows
 
 _END = object()
 
 
 class DataLoader:
     """Minibatches (x float32 (B, H, W, C) or transform's output, y int64 (B,)) over (images, labels).
+
+    images: (N, H, W, C) uint8 or float, an ndarray, a memory map (an image folder's cache) or data.Rows (a
+    run's part of one); only a batch's rows are read and converted, so memory does not grow with N.
 
     transform: `transform(x, rng)` applied to each raw batch before the float32 conversion: augmentations,
     `Compose`, or fitted preprocessors. The float32 conversion does not rescale: add `Scale()` for [0, 1].
@@ -45,7 +49,7 @@ class DataLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = True,
                  drop_last: bool = False, rng: np.random.Generator | None = None, transform=None,
                  prefetch: bool = True, keyed: int | None = None, shard: tuple[int, int] = (0, 1)):
-        check_images(images, "DataLoader images")
+        check_images(images.base if isinstance(images, Rows) else images, "DataLoader images")
         self.labels = check_labels(labels, len(images), name="DataLoader labels")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise DataError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
@@ -84,7 +88,7 @@ class DataLoader:
         rank, ranks = self.shard
         if ranks > 1:
             idx = np.array_split(idx, ranks)[rank]
-        x = self.images[idx]
+        x = take_rows(self.images, idx)  # this batch's rows only, out of a memory map too
         keys = None if self.keyed is None else (self.keyed, self.epoch, k, idx)
         if self.transform is not None and len(idx):
             x = self.transform(x, self.rng if keys is None else KeyedRandom(*keys))

@@ -33,6 +33,7 @@ from .preprocess import (
     Scale,
     Whitening,
 )
+from .rows import Rows, row_chunks, take_rows
 
 # name → f(n_components (None: all), eps) → the steps after Scale(1/255)
 PREPROCESS: dict[str, Callable[[int | None, float], tuple[Preprocessor, ...]]] = {
@@ -130,15 +131,36 @@ class Preprocessing:
     def state(self) -> list[dict]:
         return [s.state_dict() for s in self.steps]
 
-    def fit(self, x: np.ndarray) -> Preprocessing:
-        self.output_shape(x.shape[1:])  # images too large for a covariance fail before it is built
-        for s in self.steps:
-            x = s.fit_transform(x)
+    def fit(self, x) -> Preprocessing:
+        """Fit the steps in order on the training images x (N, H, W, C): an ndarray, a memory map or data.Rows,
+        read in chunks (`row_chunks`), never converted whole. A step with statistics takes one pass over x,
+        each chunk through the steps before it (one pass in all for every named preprocessing); a step
+        without learns its input shape from one image."""
+        self.output_shape(tuple(x.shape[1:]))  # images too large for a covariance fail before it is built
+        if not len(x):
+            raise DataError(f"Preprocessing.fit: expected a non-empty batch (N, ...), got shape {tuple(x.shape)}")
+        for i, s in enumerate(self.steps):
+            before = Preprocessing(self.steps[:i])
+            if s.needs_fit:
+                s.fit_batches(before.steps_on(c) for c in row_chunks(x))
+            else:
+                s.fit(before.steps_on(take_rows(x, slice(0, 1))))
         return self
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def steps_on(self, x: np.ndarray) -> np.ndarray:
+        """The steps applied to a batch, keeping the steps' own output shape (no vector-as-image reshape)."""
         for s in self.steps:
             x = s.transform(x)
+        return x
+
+    def lazy(self, images) -> Rows:
+        """`images` (N, H, W, C: an ndarray, a memory map or Rows) preprocessed batch by batch as they are read:
+        a Rows whose batches are `self(batch)`, for evaluating a split without a float32 copy of it."""
+        rows = images if isinstance(images, Rows) else Rows(images)
+        return rows.map(self)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        x = self.steps_on(x)
         return x.reshape(len(x), 1, 1, -1) if x.ndim == 2 else x  # a vector as a 1×1 image (`output_shape`)
 
     def any_size(self, images: np.ndarray, what: str = "image") -> np.ndarray:

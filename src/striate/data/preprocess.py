@@ -3,6 +3,12 @@ applies it, output float32. Fit on the training split only and save the state wi
 (`state_dict()` -> {"type", "config" (JSON-able), "arrays"}; `Preprocessor.from_state_dict(state)`), so
 inference repeats exactly what training saw. Statistics are accumulated in float64 and stored in float32.
 
+`fit` reads its input once, in chunks of about 32 MB (`rows.row_chunks`: an ndarray, a memory map or a lazy
+`Rows`), so fitting never holds more than a chunk in float: means and variances are combined chunk by chunk
+(`Moments`, Chan et al.'s pairwise update), PCA's and whitening's covariance too (a D×D float64 sum of the
+chunks' centred outer products: every training image is used, none sampled). The statistics can differ
+from a one-shot computation in the last bits of float64 (the order of the sums), rarely in float32.
+
 PCA and whitening follow the CS231n notes ("Neural Networks Part 2: data preprocessing"): centre, take the
 covariance's eigenvectors U and eigenvalues S, rotate `Xrot = X U`, whiten `Xrot / sqrt(S + eps)` where eps
 smooths the division by tiny eigenvalues (and damps their noise), and for ZCA rotate back with U^T.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DataError
+from .rows import row_chunks
 
 _REGISTRY: dict[str, type] = {}
 
@@ -52,12 +59,35 @@ class Preprocessor:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
 
-    def fit(self, x: np.ndarray) -> Preprocessor:
-        """Learn the statistics of x (N, ...) — the training split only. Returns self."""
-        x = _as_batch(x, f"{type(self).__name__}.fit")
-        self.input_shape_ = np.array(x.shape[1:], dtype=np.int64)
-        self._fit(x)
+    def fit(self, x) -> Preprocessor:
+        """Learn the statistics of x (N, ...) — the training split only — in one pass over its chunks (x: an
+        ndarray, a memory map or data.Rows). Returns self."""
+        if not hasattr(x, "shape") or len(x.shape) < 2:
+            _as_batch(x, f"{type(self).__name__}.fit")  # the error that says what is expected
+        return self.fit_batches(row_chunks(x))
+
+    def fit_batches(self, batches) -> Preprocessor:
+        """Learn the statistics of the samples of an iterable of (n, ...) batches, read once, in float64."""
+        who, state, shape = f"{type(self).__name__}.fit", None, None
+        for b in batches:
+            b = _as_batch(b, who)
+            if shape is not None and b.shape[1:] != shape:
+                raise DataError(f"{who}: batches of samples {shape} and {b.shape[1:]}")
+            shape = b.shape[1:]
+            state = self._accumulate(state, b)
+        if shape is None:
+            raise DataError(f"{who}: expected a non-empty batch (N, ...), got no samples")
+        self.input_shape_ = np.array(shape, dtype=np.int64)
+        self._finish(state)
         return self
+
+    def _accumulate(self, state, x: np.ndarray):
+        """Fold batch x into the running `state` (None at first); the default keeps the batches for `_fit`."""
+        return [*(state or []), x]
+
+    def _finish(self, state) -> None:
+        """Set the learned attributes from the final `state` (the default: `_fit` on all the batches)."""
+        self._fit(np.concatenate(state))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Apply the fitted transform to x (N, ...) with the fitted per-sample shape; float32 out."""
@@ -110,6 +140,35 @@ class Preprocessor:
         return f"{type(self).__name__}({args})"
 
 
+class Moments:
+    """Count, mean and (optionally) the sum of squared deviations, or of their outer products, of float64 rows
+    (n, D), combined batch by batch with Chan, Golub and LeVeque's pairwise update, which stays accurate in
+    any chunking (no sum of squares minus squared sum)."""
+
+    def __init__(self, squares: bool = False, outer: bool = False):
+        self.squares, self.outer = squares, outer
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def add(self, rows: np.ndarray) -> Moments:
+        """Fold rows (n, D) into the moments. Returns self."""
+        rows = rows.astype(np.float64, copy=False)
+        n, mean = len(rows), rows.mean(axis=0)
+        total = self.n + n
+        delta = None if self.n == 0 else mean - self.mean
+        if self.outer or self.squares:
+            d = rows - mean
+            if delta is not None:  # the update's cross term n₁n₂/(n₁+n₂)·δδᵀ, as one more row of d
+                d = np.vstack([d, np.sqrt(self.n * n / total) * delta])
+            m2 = d.T @ d if self.outer else np.einsum("ij,ij->j", d, d)
+            if self.m2 is None:
+                self.m2 = m2
+            else:
+                self.m2 += m2
+        self.mean = mean if delta is None else self.mean + delta * (n / total)
+        self.n = total
+        return self
+
+
 class Scale(Preprocessor):
     """x * factor (default 1/255: uint8 -> [0, 1]). Stateless; fit only records the sample shape."""
 
@@ -158,8 +217,11 @@ class FixedStandardize(Preprocessor):
 class MeanImage(Preprocessor):
     """Subtract the mean training image: mean_ has the sample shape, e.g. (H, W, C)."""
 
-    def _fit(self, x):
-        self.mean_ = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    def _accumulate(self, state, x):
+        return (state or Moments()).add(x.reshape(len(x), -1))
+
+    def _finish(self, m):
+        self.mean_ = m.mean.reshape(tuple(self.input_shape_)).astype(np.float32)
 
     def _transform(self, x):
         return x - self.mean_
@@ -168,8 +230,11 @@ class MeanImage(Preprocessor):
 class PerChannelMean(Preprocessor):
     """Subtract one mean per channel (last axis): mean_ (C,)."""
 
-    def _fit(self, x):
-        self.mean_ = x.reshape(-1, x.shape[-1]).mean(axis=0, dtype=np.float64).astype(np.float32)
+    def _accumulate(self, state, x):
+        return (state or Moments()).add(x.reshape(-1, x.shape[-1]))
+
+    def _finish(self, m):
+        self.mean_ = m.mean.astype(np.float32)
 
     def _transform(self, x):
         return x - self.mean_
@@ -183,10 +248,12 @@ class PerChannelStandardize(Preprocessor):
     def __init__(self, eps: float = 1e-8):
         self.eps = float(eps)
 
-    def _fit(self, x):
-        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-        self.mean_ = flat.mean(axis=0).astype(np.float32)
-        self.std_ = np.sqrt(flat.var(axis=0) + self.eps).astype(np.float32)
+    def _accumulate(self, state, x):
+        return (state or Moments(squares=True)).add(x.reshape(-1, x.shape[-1]))
+
+    def _finish(self, m):
+        self.mean_ = m.mean.astype(np.float32)
+        self.std_ = np.sqrt(m.m2 / m.n + self.eps).astype(np.float32)
 
     def _transform(self, x):
         return (x - self.mean_) / self.std_
@@ -221,23 +288,30 @@ class PerPixelStandardize(Preprocessor):
     def __init__(self, eps: float = 1e-8):
         self.eps = float(eps)
 
-    def _fit(self, x):
-        flat = x.astype(np.float64)
-        self.mean_ = flat.mean(axis=0).astype(np.float32)
-        self.std_ = np.sqrt(flat.var(axis=0) + self.eps).astype(np.float32)
+    def _accumulate(self, state, x):
+        return (state or Moments(squares=True)).add(x.reshape(len(x), -1))
+
+    def _finish(self, m):
+        shape = tuple(self.input_shape_)
+        self.mean_ = m.mean.reshape(shape).astype(np.float32)
+        self.std_ = np.sqrt(m.m2 / m.n + self.eps).reshape(shape).astype(np.float32)
 
     def _transform(self, x):
         return (x - self.mean_) / self.std_
 
 
-def _eig_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean (D,), eigenvalues (D,) descending, eigenvectors (D, D) as columns, of flattened x (N, D)."""
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    if len(flat) < 2:
-        raise DataError(f"need at least 2 samples to estimate a covariance, got {len(flat)}")
-    mean = flat.mean(axis=0)
-    centred = flat - mean
-    cov = centred.T @ centred / (len(flat) - 1)
+def _covariance(state, x: np.ndarray) -> Moments:
+    """`state` (a Moments of centred outer products) with the flattened batch x (n, ...) added."""
+    return (state or Moments(outer=True)).add(x.reshape(len(x), -1))
+
+
+def _eig_cov(m: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (D,), eigenvalues (D,) descending, eigenvectors (D, D) as columns, of the flattened samples whose
+    moments `m` holds (the sample covariance, divided by N − 1)."""
+    if m.n < 2:
+        raise DataError(f"need at least 2 samples to estimate a covariance, got {m.n}")
+    mean = m.mean
+    cov = m.m2 / (m.n - 1)
     s, u = np.linalg.eigh(cov)
     s, u = np.clip(s[::-1], 0.0, None), u[:, ::-1]
     # Deterministic signs: the largest-magnitude entry of each eigenvector is positive (like sklearn).
@@ -258,8 +332,10 @@ class PCA(Preprocessor):
             raise DataError(f"PCA: n_components must be a positive int or None, got {n_components!r}")
         self.n_components = n_components
 
-    def _fit(self, x):
-        mean, s, u = _eig_cov(x)
+    _accumulate = staticmethod(_covariance)
+
+    def _finish(self, m):
+        mean, s, u = _eig_cov(m)
         k = self.n_components or len(s)
         if k > len(s):
             raise DataError(f"PCA: n_components={k} exceeds the {len(s)} input features")
@@ -290,8 +366,10 @@ class Whitening(Preprocessor):
             raise DataError("Whitening: n_components applies to kind='pca' only")
         self.kind, self.eps, self.n_components = kind, float(eps), n_components
 
-    def _fit(self, x):
-        mean, s, u = _eig_cov(x)
+    _accumulate = staticmethod(_covariance)
+
+    def _finish(self, m):
+        mean, s, u = _eig_cov(m)
         k = self.n_components or len(s)
         if k > len(s):
             raise DataError(f"Whitening: n_components={k} exceeds the {len(s)} input features")

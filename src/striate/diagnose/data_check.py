@@ -63,12 +63,13 @@ def check_inputs(x: np.ndarray, y: np.ndarray, num_classes: int | None = None, *
 
 
 def _scan(arrays: list[np.ndarray], rows_per_chunk: int = 4096) -> dict:
-    """Statistics of every value of `arrays` (each (N, ...)), a chunk of rows at a time (no full-size copy):
-    count, non-finite count and the first rows holding one, sum and sum of squares (float64), min, max."""
+    """Statistics of every value of `arrays` (each (N, ...)), a chunk of rows (≤ 32 MB) at a time (no full-size
+    copy): count, non-finite count and the first rows holding one, sum and sum of squares (float64), min, max."""
     out = {"n": 0, "bad": 0, "bad_rows": [], "sum": 0.0, "sq": 0.0, "min": math.inf, "max": -math.inf, "integer": True}
     offset = 0
     for a in arrays:
         rows = a.reshape(len(a), -1)
+        rows_per_chunk = max(1, min(rows_per_chunk, (32 << 20) // (8 * max(1, rows.shape[1]))))  # ≤ 32 MB of float64
         for i in range(0, len(rows), rows_per_chunk):
             c = rows[i:i + rows_per_chunk].astype(np.float64)
             finite = np.isfinite(c)

@@ -194,7 +194,7 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
                         rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
                         shard=(comm.rank, comm.size), transform=Compose([*before, preprocess, *after]))
-    val = None if data.val_x is None else (preprocess(data.val_x), data.val_y)
+    val = None if data.val_x is None else (preprocess.lazy(data.val_x), data.val_y)  # preprocessed per batch
     if config["patience"] and val is None:
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "
                               f"val_fraction = {config['val_fraction']!r} holds out nothing")

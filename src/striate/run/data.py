@@ -1,7 +1,10 @@
 """A run's data: the training split less a seeded validation fraction (optionally limited), and the test
 split when the dataset has one. The same seed always holds out the same images, so a resume, an
 evaluation of `--split val` and the run itself agree on which images were seen; each split keeps where its
-images came from (`Sources`: their files, or the dataset and position), so a result leads back to them."""
+images came from (`Sources`: their files, or the dataset and position), so a result leads back to them.
+
+The parts are data.Rows: positions into the loaded split's images (an image folder's memory-mapped cache, or
+an in-memory array), read a batch at a time, so a run's memory does not grow with its data set."""
 
 from __future__ import annotations
 
@@ -24,9 +27,9 @@ class NoHeldOut(cfg.ConfigError):
 
 @dataclass
 class Data:
-    train_x: np.ndarray
+    train_x: object  # data.Rows (N, H, W, C) uint8, read when indexed
     train_y: np.ndarray
-    val_x: np.ndarray | None
+    val_x: object | None  # data.Rows
     val_y: np.ndarray | None
     test: object | None  # a data.Dataset
     classes: list[str]
@@ -40,6 +43,7 @@ class Data:
 def load_data(config: dict) -> Data:
     """Train split (less a seeded validation fraction, optionally limited) and the test split if any. A data
     path that is not there (a run's data that moved) is a ConfigError suggesting --data."""
+    from ..data import Rows
     from ..data.datasets import NAMES, MissingSplit, load
 
     name = config["data"]
@@ -70,7 +74,7 @@ def load_data(config: dict) -> Data:
         raise cfg.ConfigError(f"no training images left after limit = {config['limit']} and "
                               f"val_fraction = {config['val_fraction']}")
     sources = train.sources
-    return Data(x[train_idx], y[train_idx], x[val_idx] if n_val else None, y[val_idx] if n_val else None,
+    return Data(Rows(x, train_idx), y[train_idx], Rows(x, val_idx) if n_val else None, y[val_idx] if n_val else None,
                 test, list(train.classes), tuple(train.shape), name=name,
                 skipped=[*train.skipped, *(test.skipped if test is not None else [])],
                 train_sources=sources.take(train_idx), val_sources=sources.take(val_idx) if n_val else None)
@@ -123,7 +127,8 @@ def _same_place(a: str, b: str) -> bool:
 
 
 def split_arrays(config: dict, split: str, data: str | None = None):
-    """(images uint8, labels, classes, sources) of one split as the run `config` saw it: 'train' without the
+    """(images uint8 (an array, memory map or data.Rows: index it, do not convert it whole), labels, classes,
+    sources) of one split as the run `config` saw it: 'train' without the
     held-out images, 'val' exactly those, 'test' the dataset's test split; `sources` (a data.Sources) says
     where each image came from. With `data`: the run's own data at this new place when its recorded place is
     gone (or `data` is that place), else another dataset and its own 'train' or 'test' split."""

@@ -17,6 +17,7 @@ and records `after_training` (`failed_while`, the error, the command) and `repor
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -47,7 +48,7 @@ def evaluate_test(run: Run) -> dict | None:
     checkpoint = "best" if store.has("best") else "final"
     if checkpoint == "best":
         run.model.load_state_dict(store.load("best").weights)
-    x = run.preprocess(test.images)
+    x = run.preprocess.lazy(test.images)  # preprocessed a batch at a time
     result = evaluate(run.model, x, test.labels, run.data.classes, run.trainer.tta, run.trainer.loss, test.sources)
     result.update(_other_weights(run, x, test.labels))
     worst = top_losses(result.pop("scores"), test.labels, run.data.classes, sources=test.sources)
@@ -81,6 +82,7 @@ def _other_weights(run: Run, x, labels) -> dict:
 
 
 CHECK_TRAIN, CHECK_VAL = 5000, 2000  # samples the start-up data check reads (evenly strided)
+CHECK_BYTES = 128 << 20  # at most, float32 bytes of the training sample (of the validation sample: 2/5 of it)
 
 
 def announce_data(run: Run) -> None:
@@ -108,8 +110,9 @@ def data_warnings(run: Run) -> list:
         idx = np.linspace(0, len(x) - 1, min(most, len(x))).astype(np.int64)
         return x[idx], y[idx]
 
-    x, y = sample(run.data.train_x, run.data.train_y, CHECK_TRAIN)
-    val = None if run.val is None else sample(*run.val, CHECK_VAL)
+    per = 4 * math.prod(run.data.train_x.shape[1:])  # fewer large images (224×224: 222 and 89), small ones as ever
+    x, y = sample(run.data.train_x, run.data.train_y, min(CHECK_TRAIN, max(2, CHECK_BYTES // per)))
+    val = None if run.val is None else sample(*run.val, min(CHECK_VAL, max(2, CHECK_BYTES * 2 // 5 // per)))
     verdicts = check_inputs(run.preprocess(x), y, len(run.data.classes), val=val, seed=run.config["seed"],
                             class_names=list(run.data.classes))
     return [v for v in verdicts if not v.ok]

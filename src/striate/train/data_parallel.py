@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..data.rows import Rows
 from ..kernels.conv_algorithm import conv_algorithms, load_conv_algorithms
 from . import inference
 
@@ -78,7 +79,8 @@ class DataParallel:
         """Mean loss and accuracy of an (images, labels) pair, each rank evaluating its part."""
         t = self.trainer
         part = np.array_split(np.arange(len(data[1])), self.comm.size)[self.comm.rank]
-        mine = inference.evaluate(t.model, t.loss, (data[0][part], data[1][part]), t.eval_batch_size, t.tta)
+        x = data[0].take(part) if isinstance(data[0], Rows) else data[0][part]  # Rows: read per batch, not here
+        mine = inference.evaluate(t.model, t.loss, (x, data[1][part]), t.eval_batch_size, t.tta)
         n = mine["count"]
         sums = np.array([mine["loss"] * n if n else 0.0, mine["accuracy"] * n if n else 0.0, n], np.float64)
         loss_sum, correct, count = self.comm.allreduce(sums).tolist()

@@ -17,11 +17,19 @@ import math
 
 import numpy as np
 
+from ..data.rows import Rows
 from ..nn.losses import softmax
 from ..nn.module import Module, no_grad
 from .tta import tta_scores
 
 BATCH = 500  # images per forward pass: large enough for BLAS, small enough for memory
+BATCH_BYTES = 64 << 20  # at most, float32 bytes of one batch of input: fewer large images (224×224×3: 111)
+
+
+def rows_per_batch(x, batch_size: int) -> int:
+    """`batch_size`, or fewer for large images, so that a batch of x (N, ...) is within BATCH_BYTES of float32
+    (images up to 64×64×3 keep batches of 500)."""
+    return max(1, min(batch_size, BATCH_BYTES // (4 * max(1, math.prod(x.shape[1:])))))
 
 
 @contextlib.contextmanager
@@ -37,23 +45,27 @@ def inference(model: Module):
 
 
 def batches(data, batch_size: int = BATCH):
-    """`data` as (x, y) batches: an (images, labels) pair of arrays is cut into consecutive batches; any
-    other iterable of batches (a loader) passes through."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+    """`data` as (x, y) batches: an (images, labels) pair of arrays (or data.Rows, read and preprocessed a batch
+    at a time) is cut into consecutive batches; any other iterable of batches (a loader) passes through."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray | Rows):
         x, y = data
-        return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        b = rows_per_batch(x, batch_size)
+        return ((x[i:i + b], y[i:i + b]) for i in range(0, len(x), b))  # one batch at a time
     return data
 
 
 def scores(model: Module, x: np.ndarray, batch_size: int = BATCH, tta: str = "none", transform=None) -> np.ndarray:
     """Class scores (N, C) of images `x` (already preprocessed), or any model's outputs (N, ...) batch by batch
     (a network's body: its CNN codes). `transform(batch)`: applied to each batch of `x` first (raw images →
-    the net's input), so that float32 input exists one batch at a time."""
+    the net's input), so that float32 input exists one batch at a time. Batches of large images are smaller
+    (`rows_per_batch`)."""
+    b = rows_per_batch(x, batch_size)
+
     def batch(i):
-        return x[i:i + batch_size] if transform is None else transform(x[i:i + batch_size])
+        return x[i:i + b] if transform is None else transform(x[i:i + b])
 
     with inference(model):
-        outs = [tta_scores(model, batch(i), tta) for i in range(0, len(x), batch_size)]
+        outs = [tta_scores(model, batch(i), tta) for i in range(0, len(x), b)]
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 

@@ -10,11 +10,13 @@ threads for large images, see DECODE_BUDGET) and the result is cached per split 
 `<cache>/image_folder/<name>-<split>-<key>.images.npy` plus `.labels.npz`, where `key` hashes every file's
 relative path, size and mtime (and the size and mode asked for), so an edited folder is decoded again and an
 unchanged one reloads from the cache in a fraction of a second (read with `allow_pickle=False`, checked
-against the listing, rebuilt when damaged). A `.tar.gz` of such folders (the
-shared `cifar10-jpg.tar.gz`, with `train/<class>/*.jpg` and `test/<class>/*.jpg`, optionally under one
-top-level folder) is extracted once into the cache and read from there; a member that would land outside
-the extraction folder (`..`, absolute paths, links pointing out) is refused by name before anything is
-extracted. Symbolic links in a folder are followed; a loop or a dangling link is an error naming it.
+against the listing, rebuilt when damaged). The images are decoded straight into the cache file and the
+dataset's `images` is that file memory-mapped read-only (image_cache.py), never copied into memory whole.
+A `.tar.gz` of such folders (the shared `cifar10-jpg.tar.gz`, with `train/<class>/*.jpg` and
+`test/<class>/*.jpg`, optionally under one top-level folder) is extracted once into the cache and read from
+there; a member that would land outside the extraction folder (`..`, absolute paths, links pointing out) is
+refused by name before anything is extracted. Symbolic links in a folder are followed; a loop or a dangling
+link is an error naming it.
 
 Pillow is imported only when images are actually decoded.
 """
@@ -27,7 +29,6 @@ import os
 import posixpath
 import shutil
 import tarfile
-import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..rows import release
 from . import partial
 from .base import Dataset
 from .download import cache_dir
+from .image_cache import cache_target, load_cache, save_cache
 from .image_file import FORMAT_NAMES, MAX_PIXELS, probe_image, read_image, readable_name
 from .image_tree import entry_kind, listdir, visible, walk
 
@@ -216,11 +219,12 @@ def probe_folder(folder: Path, relpaths: list[str], workers: int, max_pixels: in
 
     headers, bad = {}, {}
     with ThreadPoolExecutor(max_workers=workers) as pool:  # headers only: a few KB each, any thread count
-        for rel, header, reason in pool.map(probe, relpaths):
-            if header is None:
-                bad[rel] = reason
-            else:
-                headers[rel] = header
+        for lo in range(0, len(relpaths), 2048):  # tasks submitted a slice at a time: few futures alive at once
+            for rel, header, reason in pool.map(probe, relpaths[lo:lo + 2048]):
+                if header is None:
+                    bad[rel] = reason
+                else:
+                    headers[rel] = header
     return headers, bad
 
 
@@ -240,16 +244,18 @@ def common_size(folder: Path, headers: dict) -> tuple[int, int]:
 
 def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode: str, workers: int,
                   max_pixels: int = MAX_PIXELS, strict: bool = False, bad: dict | None = None,
-                  title: str | None = None, shorter_side: int = 0) -> np.ndarray:
+                  title: str | None = None, shorter_side: int = 0, out: np.ndarray | None = None) -> np.ndarray:
     """Decode images into uint8 (N, H, W, C) of `size` (H, W) and `mode` ('L' or 'RGB') with `read_image`,
     resizing those of another size; in parallel, with a progress display. A file that fails to decode is
     recorded in `bad` (relpath → reason) and left out, or with `strict` aborts. Returns the decoded images
     in `relpaths` order, without the failed ones. `title` names the step in the progress display ("": none).
-    `shorter_side`: resize the shorter side to it and centre-crop `size` instead (`image_file.resize_crop`)."""
+    `shorter_side`: resize the shorter side to it and centre-crop `size` instead (`image_file.resize_crop`).
+    out: the (N, H, W, C) uint8 array to decode into (a cache file's memory map); returned itself when every
+    file decoded, else its first rows, the decoded images moved up in place."""
     from ...console import steps
 
     h, w = size
-    out = np.empty((len(relpaths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
+    out = np.empty((len(relpaths), h, w, 1 if mode == "L" else 3), dtype=np.uint8) if out is None else out
     ok = np.ones(len(relpaths), dtype=bool)
     bad = {} if bad is None else bad
 
@@ -273,12 +279,18 @@ def decode_images(folder: Path, relpaths: list[str], size: tuple[int, int], mode
             try:
                 for f in futures:
                     done = f.result()
+                    release(out)  # a cache file's pages leave the process as they are written
                     if bar is not None:
                         bar.update(done)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest after the first bad file
                 raise
-    return out if ok.all() else out[ok]
+    if ok.all():
+        return out
+    keep = np.flatnonzero(ok)
+    for j, i in enumerate(keep):  # in place (rows only move down), so a memory-mapped `out` is never copied whole
+        out[j] = out[i]
+    return out[:len(keep)]
 
 
 def decode_workers(size: tuple[int, int], mode: str, workers: int | None = None) -> int:
@@ -290,25 +302,6 @@ def decode_workers(size: tuple[int, int], mode: str, workers: int | None = None)
 # what a file decodes to; a change here keys new cache entries, so no image decoded the old way is reused
 # (2: EXIF Orientation applied, image_file.py)
 DECODING = 2
-
-
-def _load_cache(images_file: Path, labels_file: Path, files: list, classes: list[str]):
-    """(images, labels, skipped) of an intact cache entry that agrees with the listing `files` (its labels,
-    less the files it skipped) and `classes`, else None. The .npy is memory-mapped first so a header that
-    lies about its shape or dtype costs nothing."""
-    try:
-        with np.load(labels_file, allow_pickle=False) as z:
-            skipped = [tuple(str(s).split("\t", 1)) for s in z["skipped"]] if "skipped" in z else []
-            left_out = {rel for rel, _ in skipped}
-            expected = np.array([f[1] for f in files if f[0] not in left_out], dtype=np.int64)
-            if not (np.array_equal(z["labels"], expected) and [str(c) for c in z["classes"]] == classes):
-                return None
-        images = np.load(images_file, mmap_mode="r", allow_pickle=False)
-        if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(expected):
-            return None
-        return np.array(images), expected, skipped
-    except (OSError, ValueError, KeyError, TypeError, zlib.error, EOFError):
-        return None
 
 
 def kept_paths(folder: Path, files: list, skipped: list) -> list[str]:
@@ -347,7 +340,7 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     stem = cache_dir(root) / "image_folder" / f"{name}-{split_name}-{key}"
     images_file, labels_file = stem.with_name(stem.name + ".images.npy"), stem.with_name(stem.name + ".labels.npz")
     if cache and labels_file.exists() and images_file.exists():
-        cached = _load_cache(images_file, labels_file, files, classes)
+        cached = load_cache(images_file, labels_file, files, classes)
         if cached is not None:
             images, labels, skipped = cached
             return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
@@ -367,41 +360,13 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, name: s
     size = tuple(size) if size is not None else common_size(folder, headers)
     mode = mode or ("RGB" if any(h.channels == 3 for h in headers.values()) else "L")
     readable = [f for f in files if f[0] in headers]
-    images = decode_images(folder, [f[0] for f in readable], size, mode, decode_workers(size, mode, workers),
-                           max_pixels, strict, bad, shorter_side=shorter_side)
+    with cache_target(folder, images_file, (len(readable), *size, 1 if mode == "L" else 3), cache) as target:
+        images = decode_images(folder, [f[0] for f in readable], size, mode, decode_workers(size, mode, workers),
+                               max_pixels, strict, bad, shorter_side=shorter_side,
+                               out=None if target is None else target.images)
     labels = np.array([f[1] for f in readable if f[0] not in bad], dtype=np.int64)
     skipped = sorted(bad.items())  # cached with the images; left_out is listed afresh on every run
-    data = Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
+    if cache:  # the cache entry completed and memory-mapped: no size of folder needs its images in memory
+        images = save_cache(folder, images_file, labels_file, images, labels, classes, skipped, target)
+    return Dataset(images, labels, classes, name=name, split=split_name, source=str(folder),
                    skipped=sorted([*skipped, *left_out]), paths=kept_paths(folder, files, skipped))
-    if cache:
-        _save_cache(folder, images_file, labels_file, images, labels, classes, skipped)
-    return data
-
-
-def _save_cache(folder: Path, images_file: Path, labels_file: Path, images, labels, classes, skipped) -> None:
-    """The decoded images and their labels, classes and skipped files as a cache entry (a warning, not an
-    error, when it cannot be written: the images are decoded, only the next run is slower)."""
-    partial.remove_stale(images_file.parent)
-    try:  # images first, labels last: the labels file marks a complete cache entry
-        _atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
-        _atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
-                                                     skipped=np.array([f"{r}\t{why}" for r, why in skipped],
-                                                                      dtype=str)))
-    except OSError as err:  # disk full, read-only cache
-        images_file.unlink(missing_ok=True)
-        warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "
-                      f"{err.strerror or err}", RuntimeWarning, stacklevel=3)
-
-
-def _atomic_save(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = partial.make_file(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
