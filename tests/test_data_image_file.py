@@ -238,9 +238,9 @@ def test_a_cache_that_cannot_be_written_only_warns(tmp_path, rng, monkeypatch):
     def disk_full(path, write):
         raise OSError(28, "No space left on device")
 
-    from striate.data.datasets import image_cache
+    from striate.data.datasets import partial
 
-    monkeypatch.setattr(image_cache, "atomic_save", disk_full)
+    monkeypatch.setattr(partial, "save", disk_full)
     with pytest.warns(RuntimeWarning, match="could not cache the decoded images of .*: No space left on device"):
         data = load_image_folder(tmp_path / "f", root=tmp_path / "c")
     assert len(data) == 2

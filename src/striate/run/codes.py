@@ -79,16 +79,7 @@ def _write(path: Path, codes: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial.remove_stale(path.parent)
-    fd, tmp = partial.make_file(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, codes, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    partial.save(path, lambda f: np.save(f, codes, allow_pickle=False))
     fsync_dir(path.parent)
 
 

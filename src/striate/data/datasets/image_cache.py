@@ -103,10 +103,10 @@ def save_cache(folder: Path, images_file: Path, labels_file: Path, images, label
         if target is not None and images is target.images:
             target.commit(images_file)
         else:  # some files failed to decode: the kept images, in a file of their own size
-            atomic_save(images_file, lambda f: np.save(f, images, allow_pickle=False))
+            partial.save(images_file, lambda f: np.save(f, images, allow_pickle=False))
             if target is not None:
                 target.discard()
-        atomic_save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
+        partial.save(labels_file, lambda f: np.savez(f, labels=labels, classes=np.array(classes),
                                                     skipped=np.array([f"{r}\t{why}" for r, why in skipped],
                                                                      dtype=str)))
         return _mapped(images_file)
@@ -122,18 +122,3 @@ def save_cache(folder: Path, images_file: Path, labels_file: Path, images, label
 def _warn(folder: Path, images_file: Path, err: OSError, stacklevel: int = 4) -> None:
     warnings.warn(f"could not cache the decoded images of {folder} in {images_file.parent}: "
                   f"{err.strerror or err}", RuntimeWarning, stacklevel=stacklevel)
-
-
-def atomic_save(path: Path, write) -> None:
-    """`write(f)` into a partial file beside `path`, synced and renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = partial.make_file(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -75,3 +75,19 @@ def remove_stale(folder: Path) -> list[Path]:
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def save(path: Path, write) -> None:
+    """`write(f)` into a partial file beside `path`, flushed, fsynced and renamed into place: readers see the
+    whole file or none; on any failure the partial file is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = make_file(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
