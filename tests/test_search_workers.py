@@ -192,3 +192,32 @@ def test_the_report_shows_the_stored_state_of_a_trial_whose_worker_died_after_re
     rows, _ = report.collect(spec, storage)
     assert [(r.status, r.value) for r in rows] == [("died", None)]
     assert "stopped" in rows[0].reason
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_not_waited_for(tmp_path):
+    """A worker killed between `ask` and its first heartbeat leaves a running trial without any heartbeat, which
+    Optuna's stale check never fails: the others would wait for it forever. It is failed once `grace` has passed
+    since it started; a trial whose live worker has recorded itself is left running."""
+    from striate.search import report
+    from striate.search.runner import fail_stale, study_name, wait_finished
+    from striate.search.storage import open_storage
+
+    path = tmp_path / "h.toml"
+    path.write_text(SEARCH.format(trials=2, epochs=1))
+    spec = load(path)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", spec)
+    study = optuna.create_study(study_name=study_name(spec, 0), storage=storage, direction="maximize")
+    orphan = study.ask()  # its worker died here: no heartbeat, no 'worker' attribute
+    alive = study.ask()
+    storage.record_heartbeat(alive._trial_id)
+    alive.set_user_attr("worker", "w1")
+    fail_stale(study, grace=60)
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]  # too young to judge
+    time.sleep(0.3)
+    fail_stale(study, grace=0.2)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]
+    study.tell(alive, 0.5)
+    trials = wait_finished(study, 2, poll=0.05, grace=0.2)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[0].number == orphan.number
+    rows, _ = report.collect(spec, storage)
+    assert rows[0].status == "died"

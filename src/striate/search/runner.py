@@ -7,7 +7,8 @@ and records the outcome. Any number of workers (processes, machines) may run `wo
   lock), so N workers finish exactly a stage's `trials` with no duplicate and none lost; trial k of stage
   s samples with a seed derived from (seed, s, k), so the trials do not depend on which worker ran them.
 - A running trial records a heartbeat every `heartbeat` seconds; one silent for `grace` seconds (its
-  worker died) is marked failed by whichever worker looks next, and the others carry on.
+  worker died), or without any heartbeat `grace` seconds after it started (its worker died right after
+  claiming it), is marked failed by whichever worker looks next, and the others carry on.
 - A trial that diverges stops early by the run's rule (its ExplosionGuard): a non-finite loss at once, a
   median loss over 5 steps past `explode_factor` × max(first loss, ln C, 1) within 3 steps; it is recorded
   as failed with the reason. Optuna's median pruner stops hopeless trials at epoch boundaries; no trial's
@@ -17,6 +18,7 @@ and records the outcome. Any number of workers (processes, machines) may run `wo
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -108,19 +110,29 @@ def _load_study(spec: SearchSpec, storage, stage: int, sampler=None):
                                pruner=make_pruner(spec.pruner))
 
 
-def fail_stale(study) -> None:
+def fail_stale(study, grace: float) -> None:
+    """Fail the running trials whose worker is gone: those whose heartbeat is `grace` seconds old (Optuna's
+    check), and those still without any heartbeat `grace` seconds after they started, which Optuna's check never
+    sees: the worker died between `ask` and its first heartbeat. A live worker records that heartbeat, then its
+    'worker' attribute, right after `ask` (`work`), so a trial that old without the attribute has no worker."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    now = datetime.datetime.now()  # Optuna stamps trials with naive local times
+    for t in running:
+        if "worker" not in t.user_attrs and t.datetime_start is not None and \
+                (now - t.datetime_start).total_seconds() > grace:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
-def wait_finished(study, count: int, poll: float, stream=None) -> list:
+def wait_finished(study, count: int, poll: float, grace: float, stream=None) -> list:
     """The study's trials once `count` exist and none is running (stale ones are failed meanwhile)."""
     said = False
     while True:
-        fail_stale(study)
+        fail_stale(study, grace)
         trials = study.get_trials(deepcopy=False)
         running = [t.number for t in trials if t.state.name not in FINISHED]
         if len(trials) >= count and not running:
@@ -141,7 +153,7 @@ def stage_space(spec: SearchSpec, storage, stage: int, stream=None) -> Space:
             continue
         prev = _load_study(spec, storage, s - 1)
         trials = wait_finished(prev, stage_trials(spec, s - 1, space), poll=min(2.0, spec.heartbeat),
-                               stream=stream)
+                               grace=spec.grace, stream=stream)
         results = [(t.params, t.value) for t in trials if t.state.name == "COMPLETE"]
         try:
             space = narrow(space, results, rule)
@@ -296,7 +308,7 @@ def work(spec: SearchSpec, directory: str | os.PathLike, storage_url: str | None
         while True:
             if max_trials is not None and result.trials >= max_trials:
                 return result
-            fail_stale(study)
+            fail_stale(study, spec.grace)
             with claim_lock(storage, study.study_name):
                 n = len(study.get_trials(deepcopy=False, states=None))
                 if n >= count:
@@ -332,5 +344,5 @@ def work(spec: SearchSpec, directory: str | os.PathLike, storage_url: str | None
                 return result
     # the report should show every trial: wait for the other workers' trials (a dead worker's trial is
     # failed once its heartbeat is `grace` seconds old)
-    wait_finished(study, count, poll=min(2.0, spec.heartbeat), stream=stream)
+    wait_finished(study, count, poll=min(2.0, spec.heartbeat), grace=spec.grace, stream=stream)
     return result
