@@ -91,7 +91,9 @@ def _vgg(depth: int, bn: bool, file: str) -> Published:
 
 
 # torchvision's alexnet pads its first convolution by 2 on a 224 crop; the zoo's torchvision variant reads an
-# unpadded 227 crop instead, whose 11×11/4 windows fall on the same pixels of the 256 image (crop offset 14)
+# unpadded 227 crop instead, whose 11×11/4 windows sit at the same places of the 256 image (crop offset 14). Not
+# the same function at the border: where torchvision's outermost windows read 2 columns/rows of zero padding,
+# these read the image's pixels there (the 55×55 grid, and every interior window, agree)
 PUBLISHED: dict[str, Published] = {p.name: p for p in (
     Published("alexnet", "alexnet-owt-7be5be79.pth", "alexnet", "alexnet", (("variant", "torchvision"),),
               Convention(crop=227)),
