@@ -75,7 +75,7 @@ def test_a_fit_updates_one_display_a_few_dozen_times(kernel, monkeypatch, capsys
     assert 3 + 3 <= len(kinds) <= 40  # bar redraws happened, 600 steps did not make 600 messages
     last = kernel.calls[-1][1]
     assert last.count("<tr>") == 1 + 3  # the header and a row per epoch
-    assert all(f"<td style='padding:0 .6em;text-align:right'>{e}</td>" in last for e in (1, 2, 3))
+    assert all(f"<tr><td class=num>{e}</td>" in last for e in (1, 2, 3))
     assert "val_acc" in last and "%" in last and "lr" in last
     assert "value='200' max='200'" in last  # the bar at 100 %
     assert any("step " in html and " left" in html and "loss" in html for _, html in kernel.calls)  # ETA, running

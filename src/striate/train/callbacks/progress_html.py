@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import time
 
-from ... import console
+from ... import console, markup
 
 BAR_UPDATES = 24  # bar redraws per fit, whatever its number of steps
 FLOOR = 0.5  # seconds between two bar redraws at least
@@ -24,26 +24,23 @@ _COLUMNS = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("v
 
 def _cell(key: str, value) -> str:
     if value is None:
-        return ""
+        return "–"
     if "accuracy" in key:
-        return f"{100 * value:.2f}%"
+        return markup.percent(value)
     if key == "lr":
         return f"{value:.3g}"
     if key == "time":
-        return f"{value:.1f}s"
+        return markup.duration(value)
     return f"{value:.4f}"
 
 
 def epoch_table(rows: list[tuple[int, dict]]) -> str:
-    """An HTML table of (epoch counted from 1, epoch logs) rows; a column per metric any row has."""
+    """The report's table (`markup.table`) of (epoch counted from 1, epoch logs) rows; a column per metric
+    any row has."""
     keys = [(k, label) for k, label in _COLUMNS if any(logs.get(k) is not None for _, logs in rows)]
-    head = "".join(f"<th style='padding:0 .6em;text-align:right'>{label}</th>" for _, label in keys)
-    body = "".join(
-        "<tr><td style='padding:0 .6em;text-align:right'>" + str(epoch) + "</td>"
-        + "".join(f"<td style='padding:0 .6em;text-align:right'>{_cell(k, logs.get(k))}</td>" for k, _ in keys)
-        + "</tr>" for epoch, logs in rows)
-    return (f"<table style='border-collapse:collapse;font-variant-numeric:tabular-nums'><thead><tr>"
-            f"<th style='padding:0 .6em;text-align:right'>epoch</th>{head}</tr></thead><tbody>{body}</tbody></table>")
+    header = ["epoch"] + [label for _, label in keys]
+    cells = [[epoch] + [_cell(k, logs.get(k)) for k, _ in keys] for epoch, logs in rows]
+    return markup.table(header, cells, numeric=set(range(len(header))), attrs=" style='width:auto'")
 
 
 def bar(done: int, total: int | None, text: str) -> str:
@@ -74,10 +71,12 @@ class ProgressDisplay:
         self.updates = 1
 
     def _page(self) -> str:
-        page = bar(self.done, self.steps_per_epoch, self.line)
+        parts = [bar(self.done, self.steps_per_epoch, self.line)]
         if self.note:
-            page += f"<div style='font-family:monospace'>{html.escape(self.note)}</div>"
-        return page + (epoch_table(self.rows) if self.rows else "")
+            parts.append(f"<p class='meta'>{html.escape(self.note)}</p>")
+        if self.rows:
+            parts.append(epoch_table(self.rows))
+        return markup.fragment(parts)  # the report's scoped style sheet: it styles this output only
 
     def _show(self) -> None:
         self.handle.update(self._html(self._page()))
@@ -100,8 +99,9 @@ class ProgressDisplay:
         where = f"step {done}/{total}" if total else f"step {done}"
         eta = ""
         if total:
-            per_step = (now - self._epoch_start) / max(done - self.start_batch, 1)
-            eta = f"  {console.duration(now - self._epoch_start)} elapsed, {console.duration(per_step * (total - done))} left"
+            elapsed = now - self._epoch_start
+            left = elapsed / max(done - self.start_batch, 1) * (total - done)
+            eta = f"  {console.duration(elapsed)} elapsed, {console.duration(left)} left"
         self.line = f"epoch {self.epoch + 1}/{self.epochs}  {where}{eta}  {running}"
         self._show()
 
