@@ -3,7 +3,8 @@ handle — a bar with the epoch's step, its ETA and the running loss and accurac
 one row per epoch. No ipywidgets, nothing else in the cell erased (never `clear_output`), and few updates:
 the bar is redrawn at most `BAR_UPDATES` times per fit (spread over all its steps) and never twice within
 `FLOOR` seconds; each epoch's end adds its row at once. A fit thus makes about `BAR_UPDATES` + epochs + 2
-output messages however many steps it takes.
+output messages however many steps it takes. (A loader without a length: in the first epoch the pause
+between redraws grows with the fit's age, then the first epoch's length stands for every epoch's.)
 
 IPython is imported here only, and only once a kernel has been detected (`console.in_notebook`).
 """
@@ -61,11 +62,12 @@ class ProgressDisplay:
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         fit_steps = steps_per_epoch * max(epochs - first_epoch, 1) if steps_per_epoch else None
         self.every = max(1, -(-fit_steps // BAR_UPDATES)) if fit_steps else 1  # ceil: steps between redraws
+        self._sized = fit_steps is not None  # the number of steps is known (else learnt from the first epoch)
         self.rows: list[tuple[int, dict]] = []
         self.epoch, self.done, self.start_batch = first_epoch, 0, 0
         self.line = f"epoch {first_epoch + 1}/{epochs}: starting"
         self.note = ""
-        self._epoch_start = self._last = time.monotonic()
+        self._fit_start = self._epoch_start = self._last = time.monotonic()
         self._last_done = 0
         self.handle = display(self._html(self._page()), display_id=True)
         self.updates = 1
@@ -92,7 +94,8 @@ class ProgressDisplay:
         """`done` steps of the epoch are complete; `running`: the epoch's running loss and accuracy."""
         self.done = done
         now = time.monotonic()
-        if done - self._last_done < self.every or now - self._last < FLOOR:
+        floor = FLOOR if self._sized else max(FLOOR, (now - self._fit_start) / BAR_UPDATES)
+        if done - self._last_done < self.every or now - self._last < floor:
             return
         self._last_done = done
         total = self.steps_per_epoch
@@ -107,6 +110,10 @@ class ProgressDisplay:
 
     def epoch_end(self, epoch: int, logs: dict) -> None:
         self.rows.append((epoch + 1, dict(logs)))
+        if not self._sized and self.done > self.start_batch:
+            self._sized = True
+            left = (self.done - self.start_batch) * max(self.epochs - epoch - 1, 1)
+            self.every = max(1, -(-left // BAR_UPDATES))
         if self.steps_per_epoch:
             self.done = self.steps_per_epoch
         self.line = f"epoch {epoch + 1}/{self.epochs}  done in {console.duration(logs.get('time', 0.0))}"
