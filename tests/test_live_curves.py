@@ -125,14 +125,14 @@ def test_execute_shows_live_curves_in_a_notebook_unless_told_not_to(shown, runs,
 
 def test_show_embeds_the_report(runs):
     run, directory, _ = runs
-    for target in (directory, run):  # a RunDir, or the Run st.run.build returned
-        page = show(target)._repr_html_()
-        assert "<h1>striate report: first</h1>" in page and "id='status'" in page and "id='test'" in page
-        blobs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-        assert len(blobs) >= 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in blobs)
-        assert len(blobs) == len(re.findall(r"src=", page)) and "href" not in page  # no file beside the notebook
+    shown = show(run)  # the Run st.run.build returned (or its RunDir, `run.directory`)
+    page = shown._repr_html_()
+    assert "<h1>striate report: first</h1>" in page and "id='status'" in page and "id='test'" in page
+    blobs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(blobs) >= 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in blobs)
+    assert len(blobs) == len(re.findall(r"src=", page)) and "href" not in page  # no file beside the notebook
     assert page.startswith("<div class='striate-report'><style>") and "body{" not in page  # scoped style
-    assert "striate report" in repr(show(directory))
+    assert "striate report: first" in repr(shown) and not (directory.path / "report.html").exists()  # nothing written
 
 
 def test_show_compares_several_runs(runs):

@@ -77,8 +77,11 @@ def scoped_css(root: str) -> str:
 
 def fragment(body: list[str], root: str = "striate-report") -> str:
     """The page's body as one `<div class=root>` with its own scoped style sheet: HTML to place inside another
-    page (a notebook's output) without an iframe."""
-    return f"<div class='{root}'><style>{scoped_css(root)}</style>\n" + "\n".join(body) + "\n</div>"
+    page (a notebook's output) without an iframe. The host's rules for text colours and table rows (a dark
+    theme's, JupyterLab's striped rows) are undone inside it first, so the page reads as it does on its own."""
+    reset = (f".{root} :is(h1,h2,h3,p,li,td,th,figcaption,span,div){{color:inherit}}"
+             f".{root} table.v tbody tr:nth-child(n){{background:transparent}}")
+    return f"<div class='{root}'><style>{reset}\n{scoped_css(root)}</style>\n" + "\n".join(body) + "\n</div>"
 
 
 def write_page(path: str | os.PathLike, title: str, body: list[str]) -> Path:
