@@ -147,3 +147,15 @@ def test_show_refuses_what_is_not_a_run(tmp_path):
         show(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no metrics"):
         show(st.run.RunDir(tmp_path))
+
+
+def test_a_failed_drawing_never_stops_the_training(shown, monkeypatch, capsys):
+    import striate.report.live as live
+
+    def broken(*args):
+        raise ValueError("no room")
+
+    monkeypatch.setattr(live, "curves_png", broken)
+    trainer = fit([History(), LiveCurves()], epochs=2)
+    assert trainer.epoch == 2 and shown.calls == []
+    assert capsys.readouterr().err.count("live curves stopped (ValueError: no room)") == 1
