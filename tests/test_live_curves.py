@@ -26,10 +26,12 @@ matplotlib.use("Agg")  # non-interactive, as on a server or in CI: the curves ne
 
 
 class Recorder:
-    """A stand-in for IPython.display: `display(obj, display_id=True)` and `handle.update(obj)` are recorded."""
+    """A stand-in for IPython.display: `display(obj, display_id=True)` and `handle.update(obj)` are recorded.
+    `calls` holds the PNG images' (the progress display's HTML, drawn in a notebook too, is kept apart)."""
 
     def __init__(self):
         self.calls: list[tuple[str, bytes]] = []
+        self.html: list[str] = []
         test = self
 
         class Image:
@@ -37,17 +39,27 @@ class Recorder:
                 assert format == "png"
                 self.data = data
 
+        class HTML:
+            def __init__(self, data=None):
+                self.data = data
+
+        def record(kind, obj):
+            if isinstance(obj, Image):
+                test.calls.append((kind, obj.data))
+            else:
+                test.html.append(obj.data)
+
         class Handle:
             def update(self, obj):
-                test.calls.append(("update", obj.data))
+                record("update", obj)
 
         def display(obj, display_id=False):
             assert display_id is True
-            test.calls.append(("display", obj.data))
+            record("display", obj)
             return Handle()
 
         self.module = types.ModuleType("IPython.display")
-        self.module.Image, self.module.display = Image, display
+        self.module.Image, self.module.HTML, self.module.display = Image, HTML, display
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.calls]
@@ -131,7 +143,7 @@ def test_show_embeds_the_report(runs):
     blobs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert len(blobs) >= 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in blobs)
     assert len(blobs) == len(re.findall(r"src=", page)) and "href" not in page  # no file beside the notebook
-    assert page.startswith("<div class='striate-report'><style>") and "body{" not in page  # scoped style
+    assert page.startswith("<div class='striate'><style>") and "body{" not in page  # scoped style
     assert "striate report: first" in repr(shown) and not (directory.path / "report.html").exists()  # nothing written
 
 

@@ -19,11 +19,6 @@ from ..train.callbacks import Callback, History
 PANEL_WIDTH, PANEL_HEIGHT = 4.4, 3.2  # inches per panel: two or three side by side fill a notebook's output
 
 
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (`striate.console.in_notebook`, where there is one)."""
-    return getattr(console, "in_notebook", lambda: False)()
-
-
 def ratio_records(trainer) -> list[dict]:
     """The update-to-weight ratio records the trainer's callbacks measure ([] when none does)."""
     from ..diagnose.callbacks import Diagnostics, UpdateRatioMonitor
@@ -79,7 +74,7 @@ class LiveCurves(Callback):
         self.shown = 0
 
     def on_train_begin(self):
-        self._on = in_notebook()
+        self._on = console.in_notebook()
         self._handle, self._pending, self.shown = None, False, 0
         self._history = None
         if self._on and self.trainer.callback(History) is None:
