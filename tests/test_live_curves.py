@@ -147,6 +147,13 @@ def test_show_embeds_the_report(runs):
     assert "striate report: first" in repr(shown) and not (directory.path / "report.html").exists()  # nothing written
 
 
+def test_show_takes_a_path(runs):
+    _, first, second = runs
+    page = st.report.show(str(first.path))._repr_html_()
+    assert "<h1>striate report: first</h1>" in page
+    assert "runs compared" in st.report.show([first.path, str(second.path)])._repr_html_()
+
+
 def test_show_compares_several_runs(runs):
     _, first, second = runs
     page = show([first, second])._repr_html_()
@@ -155,8 +162,10 @@ def test_show_compares_several_runs(runs):
 
 
 def test_show_refuses_what_is_not_a_run(tmp_path):
-    with pytest.raises(TypeError, match="RunDir"):
+    with pytest.raises(st.run.ConfigError, match="not a run directory"):
         show(str(tmp_path))
+    with pytest.raises(TypeError, match="RunDir"):
+        show(3)
     with pytest.raises(FileNotFoundError, match="no metrics"):
         show(st.run.RunDir(tmp_path))
 

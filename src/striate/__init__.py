@@ -57,6 +57,7 @@ def __getattr__(name: str):
         return search
     if name == "report":
         import striate.report as report
+        import striate.run  # noqa: F401  (lets report.show open a run directory from a path)
         return report
     if name == "gradcheck":
         from .diagnose.gradcheck import gradcheck

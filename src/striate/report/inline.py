@@ -11,6 +11,8 @@ notebook."""
 
 from __future__ import annotations
 
+import os
+
 from ..markup import Displayed
 
 
@@ -28,18 +30,25 @@ class InlineReport(Displayed):
         return f"<{self.title}: display it in a notebook, or write it with striate.report.write_report>"
 
 
+# path → RunDir: `striate.run` (which ranks above this package and so cannot be imported from here) sets it when
+# it loads, and `st.report` loads it (striate/__init__.py), so `st.report.show("runs/x")` takes a plain path
+open_run_dir = None
+
+
 def _run_dir(run):
-    """The `RunDir`-like object of `run`: a RunDir itself, or what holds one (`st.run.build`'s Run)."""
+    """The `RunDir`-like object of `run`: a RunDir itself, what holds one (`st.run.build`'s Run), or a path."""
     if hasattr(run, "metrics_file"):
         return run
     if hasattr(getattr(run, "directory", None), "metrics_file"):
         return run.directory
-    raise TypeError(f"report.show: expected a run directory (st.run.RunDir(path)) or a list of them, got "
-                    f"{type(run).__name__} {str(run)[:60]!r}")
+    if isinstance(run, str | os.PathLike) and open_run_dir is not None:
+        return open_run_dir(run)
+    raise TypeError(f"report.show: expected a run directory (a path, or st.run.RunDir(path)) or a list of them, "
+                    f"got {type(run).__name__} {str(run)[:60]!r}")
 
 
 def show(runs, *, title: str | None = None, log_loss: bool | None = None) -> InlineReport:
-    """The report of the run `runs` (a `striate.run.RunDir`, or the `Run` `st.run.build` returns) as an
+    """The report of the run `runs` (a path, a `striate.run.RunDir`, or the `Run` `st.run.build` returns) as an
     `InlineReport`, to end a cell with (like `IPython.display.HTML`, it is displayed as the cell's value,
     never on its own: give it to `display(...)` to show it from inside a cell). A list of runs: the page
     comparing them (one run in a list: its report). `log_loss`: as `write_report`. FileNotFoundError for a

@@ -8,6 +8,7 @@
   evaluated once; summary.json before the final report.
 """
 
+from ..report import inline as _inline
 from . import config
 from .build import Run, build, make_model
 from .config import ConfigError
@@ -17,6 +18,8 @@ from .evaluation import evaluate
 from .execute import execute
 from .resume import resume
 from .schedule import make_schedule
+
+_inline.open_run_dir = lambda path: RunDir(path).require()  # st.report.show(path): a checked run directory
 
 __all__ = ["ConfigError", "Data", "Run", "RunDir", "Trained", "build", "config", "default_model", "evaluate",
            "execute", "load_data", "make_model", "make_schedule", "resume"]
