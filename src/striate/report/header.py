@@ -8,6 +8,7 @@ import html
 import json
 import re
 
+from ..markup import diagnosis, verdict_counts, verdict_table  # noqa: F401 (the page's pieces, shared)
 from .style import card, count, duration, headline_row, percent
 
 
@@ -89,63 +90,6 @@ def headline(summary: dict | None, config: dict | None = None, epochs: list[dict
     cards.append(card("epochs", "epochs", "–" if done is None else done,
                        "" if planned is None else f"of {planned}"))
     return headline_row(cards)
-
-
-def _item(x) -> str:
-    """One piece of evidence, consequence or other finding: a string, or a verdict-like dict."""
-    if isinstance(x, dict):
-        head = x.get("check") or str(x.get("cause", "")).replace("_", " ")
-        value = x.get("value") or x.get("measured") or ""
-        advice = x.get("advice") or ""
-        st = x.get("status")
-        badge = f"<span class='badge {html.escape(st)}'>{html.escape(st)}</span>" if st else ""
-        text = html.escape(head) + (f": {html.escape(str(value))}" if value else "")
-        return badge + text + (f" — {html.escape(str(advice))}" if advice else "")
-    return html.escape(str(x))
-
-
-def _items(label: str, xs) -> str:
-    if not xs:
-        return ""
-    xs = xs if isinstance(xs, list | tuple) else [xs]
-    return f"<div class='lbl'>{html.escape(label)}</div><ul>" + "".join(f"<li>{_item(x)}</li>" for x in xs) + "</ul>"
-
-
-def diagnosis(d: dict | str) -> str:
-    """The doctor's diagnosis (diagnostics.json "diagnosis": cause, status, advice, evidence, consequences,
-    also; or the cause alone): the root cause first, with its advice, then what supports it and what it
-    explains."""
-    if not isinstance(d, dict):
-        d = {"cause": str(d)}
-    status = html.escape(str(d.get("status") or ""))
-    cause = str(d.get("cause") or "").replace("_", " ")
-    parts = [f"<div class='dx {status}' id='diagnosis'><div>"
-             + (f"<span class='badge {status}'>{status}</span>" if status else "")
-             + f"<span class='cause'>{html.escape(cause)}</span></div>"]
-    if d.get("advice"):
-        parts.append(f"<p class='advice'>{html.escape(str(d['advice']))}</p>")
-    parts += [_items("evidence", d.get("evidence")), _items("this explains", d.get("consequences")),
-              _items("also found", d.get("also"))]
-    return "".join(parts) + "</div>"
-
-
-def verdict_table(verdicts: list[dict]) -> str:
-    rows = ["<table class='v'><tr><th>status</th><th>check</th><th>measured</th><th>expected</th>"
-            "<th>advice</th></tr>"]
-    for v in verdicts:
-        st = html.escape(v.get("status", ""))
-        rows.append(f"<tr><td class='s {st}'>{st}</td><td>{html.escape(v.get('check', ''))}</td>"
-                    f"<td>{html.escape(v.get('value', ''))}</td><td>{html.escape(v.get('expected', ''))}</td>"
-                    f"<td>{html.escape(v.get('advice', ''))}</td></tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def verdict_counts(verdicts: list[dict]) -> str:
-    """'11 checks: 9 PASS, 2 WARN'."""
-    n = {s: sum(v.get("status") == s for v in verdicts) for s in ("FAIL", "WARN", "PASS", "SKIP")}
-    text = ", ".join(f"{k} {s}" for s, k in n.items() if k)
-    return f"<p class='meta'>{len(verdicts)} check{'s' if len(verdicts) != 1 else ''}: {text}</p>"
 
 
 def config_table(config: dict) -> str:
