@@ -8,6 +8,8 @@
 - `terminal_width(stream)`: the columns of the terminal behind `stream`, None when there is no usable one
   (a pipe, or a terminal that reports 0 columns).
 - `silence()`: nothing from here on (the ranks other than 0 of a data-parallel run: one voice per run).
+- `in_notebook()`: True inside a Jupyter kernel (where progress is drawn as HTML updated in place);
+  `STRIATE_NOTEBOOK=1` / `=0` forces the answer either way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,30 @@ def silence() -> None:
     """Print nothing more: `line`, `note` and `steps` say nothing from now on."""
     global _silent
     _silent = True
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter/IPython kernel: IPython is already imported and its shell is a kernel's
+    (`ZMQInteractiveShell`, or any shell with a `kernel`; a terminal IPython is not a notebook). IPython is
+    never imported here: a script that did not import it is not in a kernel. The environment variable
+    STRIATE_NOTEBOOK=1 (or 0) forces the answer, for tests and for front ends this test misses."""
+    forced = os.environ.get("STRIATE_NOTEBOOK", "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    if get_ipython is None:
+        return False
+    try:
+        shell = get_ipython()
+    except Exception:  # a half-initialised or stubbed IPython: not a kernel we can draw in
+        return False
+    if shell is None:
+        return False
+    kinds = {c.__name__ for c in type(shell).__mro__}
+    return "ZMQInteractiveShell" in kinds or getattr(shell, "kernel", None) is not None
 
 
 def terminal_width(stream) -> int | None:

@@ -190,6 +190,6 @@ class Context:
         history = History(max_iterations=None)  # a short run; the doctor's metrics.jsonl is written from it
         diag = Diagnostics(None, stats_interval=25, ratio_interval=1)
         trainer = Trainer(m, self.loss, make_optimizer(s.optimizer, m, s.lr), penalty=s.penalty,
-                          callbacks=[ExplosionGuard(3.0), history, diag])
+                          callbacks=[ExplosionGuard(3.0), history, diag], progress=False)
         trainer.fit(batches, self.val, epochs=epochs)
         return ShortRun(trainer, diag, history, m)

@@ -38,6 +38,7 @@ from ..nn.module import Module
 from ..optim.schedules import Scheduler
 from . import inference
 from .callbacks import Callback
+from .callbacks.progress import with_progress
 from .data_parallel import DataParallel
 from .tta import check
 
@@ -75,6 +76,7 @@ class Trainer:
     - `rngs`: extra named generators whose state goes into checkpoints (e.g. the augmentation's).
     - `tta`: test-time augmentation for `evaluate` and `predict_scores` ("none" or "flip", see `tta.py`).
     - `comm`: the processes of a data-parallel run (`distributed.world()`; None: this process alone).
+    - `progress`: add a `Progress` callback if none is given (None: only in a notebook, and not data-parallel).
 
     State: `epoch` (completed epochs), `batch` (completed batches of the current epoch), `iteration`
     (optimizer steps), `stop_training`, `stop_reason`, `diverged` (set by the explosion guard; stays set,
@@ -82,7 +84,7 @@ class Trainer:
 
     def __init__(self, model: Module, loss, optimizer, schedule=None, callbacks: Iterable[Callback] = (),
                  penalty=None, rngs: dict[str, np.random.Generator] | None = None, eval_batch_size: int = 500,
-                 tta: str = "none", comm=None):
+                 tta: str = "none", comm=None, progress: bool | None = None):
         from ..distributed.comm import Single
 
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -95,6 +97,7 @@ class Trainer:
         self.step_lr: float | None = None  # the learning rate of the last step
         self.rngs = dict(rngs or {})
         self.eval_batch_size = int(eval_batch_size)
+        callbacks = with_progress(list(callbacks), False if progress is None and self.comm.size > 1 else progress)
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
         for cb in self.callbacks:
             if not isinstance(cb, Callback):

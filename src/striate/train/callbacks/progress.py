@@ -1,7 +1,12 @@
 """Progress, the Keras way: one full line per epoch on stdout (every metric, validation included, the
 learning rate and the time), a tqdm bar with its ETA and the running loss and accuracy within the epoch on
 a terminal, and without one (a pipe, a log file, a terminal of 0 columns) a progress line at most every 30 s
-once an epoch has run for a minute."""
+once an epoch has run for a minute.
+
+In a notebook (`console.in_notebook()`), as fastprogress does: one HTML display updated in place — a bar
+with the ETA and the running loss and accuracy, and a table with a row per epoch (`progress_html`) — and
+NO epoch lines on stdout, since the table holds them (a line per epoch per fit is what floods a cell); the
+stop reason is written into the display."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 
 from ... import console
 from .base import Callback
+from .progress_html import ProgressDisplay
 
 QUIET_FOR = 60.0  # without a terminal, an epoch shorter than this prints only its epoch line
 
@@ -29,16 +35,28 @@ def format_logs(logs: dict) -> str:
     return "  ".join(parts)
 
 
+def with_progress(callbacks: list, progress: bool | None) -> list:
+    """`callbacks`, plus a `Progress()` when none is there and `progress` is True, or None in a notebook (where
+    a Trainer made without one shows the HTML display; in a terminal it stays as quiet as it was asked)."""
+    wanted = console.in_notebook() if progress is None else progress
+    if wanted and not any(isinstance(cb, Progress) for cb in callbacks):
+        return [*callbacks, Progress()]
+    return list(callbacks)
+
+
 class Progress(Callback):
     """`stream` gets the epoch lines (default stdout); `bar_stream` the bar (default stderr, when it is a
-    terminal; `bar=False` never draws one, `bar=True` always does)."""
+    terminal; `bar=False` never draws one, `bar=True` always does). `notebook`: draw the HTML display
+    instead of both (None: when in a notebook and neither `stream`, `bar` nor `bar_stream` is given)."""
 
     order = -5
 
-    def __init__(self, stream=None, bar: bool | None = None, bar_stream=None):
+    def __init__(self, stream=None, bar: bool | None = None, bar_stream=None, notebook: bool | None = None):
         self.stream = stream
         self.bar_stream = bar_stream
         self.bar = bar
+        self.notebook = notebook
+        self.display = None  # the notebook's ProgressDisplay during a fit
         self._tqdm = None
         self._sums = [0.0, 0.0, 0]  # loss·n, correct, seen in this process's part of the epoch
         self._epoch_start = self._last_line = 0.0
@@ -55,12 +73,30 @@ class Progress(Callback):
             return self.bar
         return console.terminal_width(self._bar_out()) is not None
 
+    def _use_notebook(self) -> bool:
+        if self.notebook is not None:
+            return self.notebook
+        return self.stream is None and self.bar is None and self.bar_stream is None and console.in_notebook()
+
+    def on_train_begin(self):
+        self.display = None
+        if not self._use_notebook():
+            return
+        t = self.trainer
+        total = len(t.train_data) if hasattr(t.train_data, "__len__") else None
+        try:
+            self.display = ProgressDisplay(t.epochs, t.epoch, total)
+        except ImportError:  # STRIATE_NOTEBOOK=1 without IPython: the text display
+            self.display = None
+
     def on_epoch_begin(self, epoch):
         t = self.trainer
         self._sums = [0.0, 0.0, 0]
         self._epoch_start = self._last_line = time.monotonic()
         self._start_batch = t.batch  # a resumed epoch starts part-way
-        if self._use_bar():
+        if self.display is not None:
+            self.display.epoch_begin(epoch, t.batch)
+        elif self._use_bar():
             from tqdm import tqdm
 
             total = len(t.train_data) if hasattr(t.train_data, "__len__") else None
@@ -76,6 +112,9 @@ class Progress(Callback):
         self._sums[0] += logs["loss"] * n
         self._sums[1] += logs["accuracy"] * n
         self._sums[2] += n
+        if self.display is not None:
+            self.display.step(self.trainer.batch, self._running())
+            return
         if self._tqdm is not None:
             try:
                 self._tqdm.update(1)
@@ -103,6 +142,9 @@ class Progress(Callback):
 
     def on_epoch_end(self, epoch, logs):
         self._close()
+        if self.display is not None:
+            self.display.epoch_end(epoch, logs)
+            return
         console.line(f"epoch {epoch + 1}/{self.trainer.epochs}  {format_logs(logs)}", self._out())
 
     def on_interrupt(self, logs):
@@ -111,5 +153,8 @@ class Progress(Callback):
     def on_train_end(self, logs):
         self._close()
         reason = self.trainer.stop_reason
-        if reason:
+        if self.display is not None:
+            self.display.finish(reason)
+            self.display = None
+        elif reason:
             console.line(reason, self._out())
