@@ -28,16 +28,18 @@ MAX_OUTPUTS = 40
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     """A kernel spec running this interpreter (`python -m ipykernel_launcher`), found through JUPYTER_PATH;
-    the kernel inherits the environment (PYTHONPATH included) and runs headless matplotlib inline."""
-    spec = tmp_path_factory.mktemp("jupyter") / "kernels" / KERNEL
+    the kernel inherits the environment (PYTHONPATH included) and draws matplotlib inline (no display)."""
+    home = tmp_path_factory.mktemp("jupyter")
+    spec = home / "kernels" / KERNEL
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "striate tests", "language": "python",
         "env": {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}}))
     mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(spec.parents[1]))
-    mp.setenv("OMP_NUM_THREADS", "1")  # two cores shared with the rest of the suite
+    mp.setenv("JUPYTER_PATH", str(home))
+    mp.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))  # connection files: no writable home needed
+    mp.setenv("IPYTHONDIR", str(home / "ipython"))  # nobody's IPython profile or startup files
     yield KERNEL
     mp.undo()
 
