@@ -34,9 +34,11 @@ Rows: leaf layers, plus one row for each `Concat` (the concatenated output is a 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 from .kernels.conv import COLUMN_BYTES
+from .markup import Displayed, card, count, headline_row, table
 from .nn.activation import _Elementwise
 from .nn.containers import Concat, Residual, Sequential
 from .nn.conv import Conv2d
@@ -105,8 +107,8 @@ class TrainingMemory:
                 f"{mib(self.optimizer_state)} = {mib(self.total)}")
 
 
-@dataclass
-class Complexity:
+@dataclass(repr=False)
+class Complexity(Displayed):
     rows: list[LayerCost] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     bytes_per_value: int = 4
@@ -169,24 +171,57 @@ class Complexity:
 
     def __str__(self) -> str:
         """The table: names and layer descriptions whole (the columns as wide as the longest), then totals."""
+        return "\n".join(self._lines(self.rows))
+
+    def _lines(self, rows: list[LayerCost]) -> list[str]:
+        """The table of `rows` (all of them, or a part with a line standing for the rest), totals and footer."""
         nw = max([17, *(len(r.name) for r in self.rows)]) + 1
         lw = max([39, *(len(r.layer) for r in self.rows)]) + 1
         head = f"{'layer':<{nw}}{'type':<{lw}}{'output shape':<22}{'params':>13}{'MACs':>17}{'activations':>14}"
         lines = [head, "─" * len(head)]
-        for r in self.rows:
+        for r in rows:
+            if r is None:
+                lines.append(f"… {len(self.rows) - len(rows) + 1} more layers (print the table for all of them)")
+                continue
             lines.append(f"{r.name:<{nw}}{r.layer:<{lw}}{str(r.output_shape):<22}{r.params:>13,}{r.macs:>17,}"
                          f"{mib(r.activation_bytes):>14}")
         lines.append("─" * len(head))
         lines.append(f"{'total':<{nw + lw + 22}}{self.total_params:>13,}{self.total_macs:>17,}"
                      f"{mib(self.activation_bytes):>14}")
-        lines.append(f"input {self.input_shape} → output {self.output_shape}: {_human(self.total_params)} parameters, "
-                     f"{_human(self.total_macs)} MACs, {mib(self.activation_bytes)} of activations (input included)")
+        lines.append(self._totals())
         folded = sum(r.activation_bytes for r in self.rows if r.elementwise)
         if folded:
             lines.append(f"activations count every layer's output: {mib(folded)} of them are ReLU, dropout and "
                          f"Flatten outputs, which the notes fold into the layer before "
                          f"({mib(self.activation_bytes - folded)} without them; the notes' VGG-16 table says ~93 MB)")
-        return "\n".join(lines)
+        return lines
+
+    def _totals(self) -> str:
+        return (f"input {self.input_shape} → output {self.output_shape}: {_human(self.total_params)} parameters, "
+                f"{_human(self.total_macs)} MACs, {mib(self.activation_bytes)} of activations (input included)")
+
+    # a notebook's displays (`markup.Displayed`): the table (cut to REPR_ROWS rows in the text), the totals
+    REPR_ROWS = 16
+
+    def _text(self) -> str:
+        rows = self.rows
+        if len(rows) > self.REPR_ROWS:
+            k = self.REPR_ROWS - 4
+            rows = [*rows[:k], None, *rows[-3:]]
+        return "\n".join(self._lines(rows))
+
+    def _html(self) -> list[str]:
+        params, macs = self.total_params, self.total_macs
+        cards = headline_row([card("parameters", "parameters", count(params), f"{params:,}"),
+                              card("MACs", "MACs / batch", count(macs), f"{macs:,} multiply-adds"),
+                              card("activations", "activations", mib(self.activation_bytes), "input included")])
+        rows = [[r.name, r.layer, str(r.output_shape), f"{r.params:,}", f"{r.macs:,}", mib(r.activation_bytes)]
+                for r in self.rows]
+        rows.append(["total", "", str(self.output_shape), f"{self.total_params:,}", f"{self.total_macs:,}",
+                     mib(self.activation_bytes)])
+        body = table(["layer", "type", "output shape", "params", "MACs", "activations"], rows, {3, 4, 5},
+                     ["" for _ in self.rows] + ["best"])
+        return [cards, body, f"<p class='meta'>{html.escape(self._totals())}</p>"]
 
 
 def _columns(module: Module, out) -> int:

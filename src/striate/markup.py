@@ -66,7 +66,7 @@ def scoped_css() -> str:
     page's margins and width), so a notebook output styles itself and not the notebook."""
     rules = []
     for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", CSS):
-        scoped = []
+        scoped, body = [], " ".join(body.split())  # one rule a line
         for s in selectors.split(","):
             s = s.strip()
             if s == "body":

@@ -8,13 +8,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..markup import Displayed, diagnosis, verdict_counts, verdict_table
 from .diagnosis import Diagnosis, diagnose
 from .lr_finder import LRFinderResult
 from .verdict import FAIL, Verdict, format_table, jsonable, worst
 
 
-@dataclass
-class DoctorReport:
+@dataclass(repr=False)
+class DoctorReport(Displayed):
     """diagnosis: the root cause (a str code of `causes.CAUSES`, with .status, .advice, .evidence,
     .consequences, .also); verdicts: one per check, consequences rewritten to name the root."""
 
@@ -59,6 +60,25 @@ class DoctorReport:
         return (self.diagnosis.describe() + "\n\n" + format_table(self.verdicts)
                 + f"\n\noverall: {self.status}  ({total:.1f} s)")
 
+    REPR_VERDICTS = 16  # a notebook's text shows this many verdicts, the worst first
+
+    def _text(self) -> str:
+        """The diagnosis, a line per verdict (the worst first) and the overall status: `print` for all of it."""
+        order = sorted(self.verdicts, key=lambda v: ("FAIL", "WARN", "PASS", "SKIP").index(v.status)
+                       if v.status in ("FAIL", "WARN", "PASS", "SKIP") else 4)
+        shown = order[:self.REPR_VERDICTS]
+        lines = [self.diagnosis.describe(), ""]
+        lines += [_cut(f"{v.status:<5} {v.check}: {v.value}") for v in shown]
+        if len(order) > len(shown):
+            lines.append(f"… {len(order) - len(shown)} more verdicts (print the report for all of them)")
+        return "\n".join([*lines, f"overall: {self.status}  ({sum(self.seconds.values()):.1f} s)"])
+
+    def _html(self) -> list[str]:
+        """The diagnosis box and the verdict table of report.html."""
+        verdicts = [v.to_dict() for v in self.verdicts]
+        return [diagnosis(self.diagnosis.to_dict()), verdict_counts(verdicts), verdict_table(verdicts),
+                f"<p class='meta'>overall: {self.status} ({sum(self.seconds.values()):.1f} s)</p>"]
+
     def to_dict(self) -> dict:
         return jsonable({"diagnosis": self.diagnosis.to_dict(), "verdicts": [v.to_dict() for v in self.verdicts],
                          "lr_finder": self.lr_finder.to_dict() if self.lr_finder else None,
@@ -73,3 +93,7 @@ class DoctorReport:
         write_atomic(diagnostics, json.dumps(self.to_dict()) + "\n")
         write_atomic(metrics, "".join(json.dumps(jsonable(r)) + "\n"
                                       for r in self.history["iterations"] + self.history["epochs"]))
+
+
+def _cut(line: str, width: int = 110) -> str:
+    return line if len(line) <= width else line[:width - 1] + "…"

@@ -19,12 +19,14 @@ see the same masks in every evaluation: each module's generator state is restore
 from __future__ import annotations
 
 import copy
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
+from ..markup import Displayed, badge, table
 from ..nn.losses import Loss
 from ..nn.module import Module
 
@@ -59,8 +61,8 @@ class LayerCheck:
         return f"layer {self.name} ({self.layer})" if self.name else self.layer
 
 
-@dataclass
-class GradcheckReport:
+@dataclass(repr=False)
+class GradcheckReport(Displayed):
     """Per-tensor results of the whole module (`tensors`) and, for a model with children, of each layer
     alone (`layers`); `ok` when every error is within `tol`. `first_wrong_layer`: the first layer (in
     forward order) whose own backward is wrong."""
@@ -100,6 +102,29 @@ class GradcheckReport:
                 lines.append(f"  {'ok  ' if layer.ok else 'FAIL'} {layer.where():<40} max rel error "
                              f"{layer.max_rel_error:.2e}" + (f" ({worst.name})" if worst is not None else ""))
         return "\n".join(lines)
+
+    def _text(self) -> str:
+        """`str`, cut to 25 lines (a model of many layers): `print` the report for all of it."""
+        lines = str(self).splitlines()
+        return "\n".join(lines if len(lines) <= 25 else [*lines[:23], f"… {len(lines) - 23} more lines "
+                                                            "(print the report for all of them)"])
+
+    def _html(self) -> list[str]:
+        """The verdict, a row per tensor and, for a model with children, a row per layer checked alone."""
+        status = "PASS" if self.ok else "FAIL"
+        wrong = self.first_wrong_layer
+        head = (f"<p>{badge(status)}<b>gradient check {'ok' if self.ok else 'FAILED'}</b> (tolerance {self.tol:.0e})"
+                + ("" if wrong is None else f": first wrong layer {html.escape(wrong.where())}") + "</p>")
+        parts = [head, table(["", "tensor", "max rel error", "checked", "kinks skipped"],
+                             [["ok" if t.ok else "FAIL", t.name, f"{t.max_rel_error:.2e}", t.checked, t.kinks_skipped]
+                              for t in self.tensors], {2, 3, 4})]
+        if self.layers:
+            parts += ["<p class='meta'>each layer alone, on the input it saw in the model</p>",
+                      table(["", "layer", "max rel error", "worst tensor"],
+                            [["ok" if la.ok else "FAIL", la.where(), f"{la.max_rel_error:.2e}",
+                              max(la.tensors, key=lambda t: t.max_rel_error).name if la.tensors else ""]
+                             for la in self.layers], {2})]
+        return parts
 
 
 def _generators(obj) -> list[np.random.Generator]:

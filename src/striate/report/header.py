@@ -57,13 +57,20 @@ def _from_history(epochs: list[dict]) -> dict:
     return out
 
 
+def current_summary(summary: dict | None, epochs: list[dict]) -> dict:
+    """summary.json's numbers, or while the run trains (no summary.json, or one older than the history) the
+    history's, keeping the summary's parameters and MACs."""
+    if summary is None or (summary.get("epochs_completed") or 0) < len(epochs):
+        return {**{k: (summary or {}).get(k) for k in ("parameters", "macs")}, **_from_history(epochs)}
+    return summary
+
+
 def headline(summary: dict | None, config: dict | None = None, epochs: list[dict] | None = None) -> str:
     """The numbers a person looks for first: status, test accuracy, best validation accuracy and its
     epoch, parameters, MACs per image, wall time and epochs. While the run trains (no summary.json, or one
     older than the history) they come from the history."""
     config, epochs = config or {}, epochs or []
-    if summary is None or (summary.get("epochs_completed") or 0) < len(epochs):
-        summary = {**{k: (summary or {}).get(k) for k in ("parameters", "macs")}, **_from_history(epochs)}
+    summary = current_summary(summary, epochs)
     planned = config.get("epochs")
     status = summary.get("status") or "–"
     reason = re.split(r"[:(]", summary.get("stop_reason") or "")[0].strip()  # the page's meta line has it all

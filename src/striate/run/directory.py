@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import remove_stale_temps, write_atomic
+from ..markup import Displayed
 from ..train.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from ..train.json_files import DamagedFile, read_json
 from . import config as cfg
@@ -66,7 +67,7 @@ class Trained:
     checkpoint: Checkpoint
 
 
-class RunDir:
+class RunDir(Displayed):
     CONFIG_JSON, CONFIG_TOML, METRICS = "config.json", "config.toml", "metrics.jsonl"
     SUMMARY, EVALUATION, DIAGNOSTICS = "summary.json", "evaluation.json", "diagnostics.json"
     REPORT, PLOTS, FINETUNE, CHECKPOINTS = "report.html", "plots", "finetune.json", "checkpoints"
@@ -107,8 +108,16 @@ class RunDir:
     def __str__(self) -> str:
         return str(self.path)
 
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
+    # a notebook's displays (`markup.Displayed`): the report's headline numbers, read from the files now
+    def _text(self) -> str:
+        from .headline import text
+
+        return text(self)
+
+    def _html(self) -> list[str]:
+        from .headline import html_parts
+
+        return html_parts(self)
 
     # ----- what is here ---------------------------------------------------------------------
     def is_run(self) -> bool:

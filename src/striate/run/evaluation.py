@@ -11,7 +11,7 @@ import numpy as np
 
 from ..nn.losses import SoftmaxCrossEntropy
 from ..train import inference
-from ..train.metrics import confusion_matrix, per_class_accuracy
+from ..train.metrics import Evaluation, confusion_matrix, per_class_accuracy
 
 
 def most_confused(cm: np.ndarray, classes: list[str], k: int = 5) -> list[dict]:
@@ -63,7 +63,7 @@ def confused_examples(pairs: list[dict], scores: np.ndarray, labels: np.ndarray,
 
 
 def evaluate(model, images: np.ndarray, labels: np.ndarray, classes: list[str], tta: str = "none",
-             loss=None, sources=None) -> dict:
+             loss=None, sources=None) -> Evaluation:
     """`model` (its preprocessing applied to `images` already) on a split: the numbers, and `scores` (N, C)
     for whoever needs the per-image results. Given `sources` (aligned with `images`), the most-confused
     pairs name a few of their images (`confused_examples`)."""
@@ -87,6 +87,6 @@ def _numbers(scores: np.ndarray, labels: np.ndarray, classes: list[str], result:
     pairs = most_confused(cm, classes)
     if sources is not None:
         pairs = confused_examples(pairs, scores, labels, classes, sources)
-    return {"accuracy": result["accuracy"], "loss": result["loss"], "count": result["count"], "classes": classes,
-            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in pca],
-            "confusion_matrix": cm.tolist(), "most_confused": pairs, "scores": scores}
+    return Evaluation(accuracy=result["accuracy"], loss=result["loss"], count=result["count"], classes=classes,
+                      per_class_accuracy=[None if np.isnan(a) else float(a) for a in pca],
+                      confusion_matrix=cm.tolist(), most_confused=pairs, scores=scores)

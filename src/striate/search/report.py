@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..markup import Displayed
+from ..markup import table as html_table
 from .space import Space
 from .spec import SearchSpec
 
@@ -120,6 +122,50 @@ def write_csv(rows: list[Row], names: list[str], path: Path) -> None:
         w.writerow([r.stage, r.number, *[r.params.get(n, "") for n in names],
                     "" if r.value is None else r.value, r.epochs, r.seconds, r.status, r.reason or ""])
     write_atomic(path, buf.getvalue())
+
+
+class Results(Displayed, list):
+    """Every trial of a search, best first (`Row`s), and the hyperparameters' `names`: what `results` returns,
+    displayed as the best trials (the first SHOWN rows of `striate search`'s table) under the headline."""
+
+    SHOWN = 10
+
+    def __init__(self, rows: list[Row], names: list[str]):
+        super().__init__(ranked(rows))
+        self.names = list(names)
+
+    @property
+    def best(self) -> Row | None:
+        return best(self)
+
+    def _text(self) -> str:
+        b = self.best
+        head = (f"{len(self)} trials, {sum(r.status == 'complete' for r in self)} completed; best: "
+                + ("none" if b is None else f"stage {b.stage} trial {b.number}, val accuracy {100 * b.value:.2f}% "
+                   f"({', '.join(f'{k} = {_fmt(v)}' for k, v in b.params.items())})"))
+        lines = format_table(self[:self.SHOWN], self.names).splitlines()
+        more = [f"… {len(self) - self.SHOWN} more trials (results.txt)"] if len(self) > self.SHOWN else []
+        return "\n".join([head, *lines, *more])
+
+    def _html(self) -> list[str]:
+        header, cells = table(self[:self.SHOWN], self.names)
+        shown = f"the best {self.SHOWN} of {len(self)} trials" if len(self) > self.SHOWN else "every trial, best first"
+        b = self.best
+        return [_headline(self), f"<p class='meta'>{shown}</p>",
+                html_table(header, cells, row_classes=["best" if r is b else "" for r in self[:self.SHOWN]])]
+
+
+def results(directory, storage: str | None = None) -> Results:
+    """The trials of the search in `directory` (its search.json, and its study: `storage`, default the
+    directory's study.db), best first; `st.search.results("searches/cifar")` in a notebook shows the best."""
+    from .spec import SearchSpec
+    from .storage import default_storage, open_storage
+
+    directory = Path(directory)
+    spec = SearchSpec.from_json((directory / "search.json").read_text())
+    rows, spaces = collect(spec, open_storage(storage or default_storage(directory), spec))
+    space = next((sp for sp in spaces if sp is not None), spec.space)
+    return Results(rows, space.names)
 
 
 # ----- the page --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 from ..data.rows import Rows
 from ..nn.losses import softmax
 from ..nn.module import Module, no_grad
+from .metrics import Evaluation
 from .tta import tta_scores
 
 BATCH = 500  # images per forward pass: large enough for BLAS, small enough for memory
@@ -87,7 +88,7 @@ def evaluate(model: Module, loss, data, batch_size: int = BATCH, tta: str = "non
             kept.append(s if keep else s.argmax(axis=1))
             labels.append(np.asarray(y))
     y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-    out = {"loss": loss_sum / seen if seen else math.nan, "count": seen}
+    out = Evaluation(loss=loss_sum / seen if seen else math.nan, count=seen)
     if keep:
         s = np.concatenate(kept) if kept else np.zeros((0, 0), np.float32)
         out["scores"], out["labels"] = s, y

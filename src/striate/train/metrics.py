@@ -1,10 +1,13 @@
-"""Classification metrics: accuracy, confusion matrix, per-class accuracy, and a text rendering."""
+"""Classification metrics: accuracy, confusion matrix, per-class accuracy, a text rendering, and `Evaluation`:
+an evaluation's results (a dict) with notebook displays."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..markup import Displayed, card, headline_row, percent, table
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -59,3 +62,54 @@ def top_k(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(int(k), probabilities.shape[1])
     idx = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(probabilities, idx, axis=1)
+
+
+class Evaluation(Displayed, dict):
+    """An evaluation's results, a dict as before ('accuracy', 'loss', 'count'; from a run's evaluation also
+    'classes', 'per_class_accuracy', 'confusion_matrix', 'most_confused'; with `keep`, 'scores' and 'labels')
+    that displays itself: the numbers and, when there, the confusion matrix."""
+
+    MAX_CLASSES = 20  # a larger confusion matrix is left out of the displays (per-class accuracy stays)
+
+    def _cm(self):
+        cm = self.get("confusion_matrix")
+        return None if cm is None or not len(cm) or len(cm) > self.MAX_CLASSES else np.asarray(cm)
+
+    def _headline(self) -> str:
+        count = self.get("count")
+        split = f"{self['split']} " if self.get("split") else ""
+        return (f"{split}accuracy {percent(self.get('accuracy'))} · loss {_number(self.get('loss'))}"
+                + ("" if count is None else f" · {count:,} images"))
+
+    def _text(self) -> str:
+        lines = [self._headline()]
+        cm = self._cm()
+        if cm is not None and len(cm) <= 12:
+            lines += ["", format_confusion(cm, self.get("classes"))]
+        lines += [f"most confused: {p['true']} → {p['predicted']} ({p['count']}×)"
+                  for p in (self.get("most_confused") or [])[:3]]
+        return "\n".join(lines)
+
+    def _html(self) -> list[str]:
+        count = self.get("count")
+        parts = [headline_row([card("accuracy", "accuracy", percent(self.get("accuracy"))),
+                               card("loss", "loss", _number(self.get("loss"))),
+                               card("count", "images", "–" if count is None else f"{count:,}", self.get("split", ""))])]
+        cm = self._cm()
+        if cm is not None:
+            names = [str(n) for n in (self.get("classes") or range(len(cm)))]
+            acc = per_class_accuracy(cm)
+            rows = [[n, *(int(v) for v in cm[i]), "–" if np.isnan(acc[i]) else f"{100 * acc[i]:.1f} %"]
+                    for i, n in enumerate(names)]
+            parts += ["<p class='meta'>confusion matrix: a row per true class, a column per predicted class</p>",
+                      table(["true \\ predicted", *names, "accuracy"], rows, set(range(1, len(names) + 2)))]
+        pairs = self.get("most_confused") or []
+        if pairs:
+            parts += ["<p class='meta'>most confused</p>",
+                      table(["true", "predicted", "count"], [[p["true"], p["predicted"], p["count"]] for p in pairs],
+                            {2})]
+        return parts
+
+
+def _number(v) -> str:
+    return "–" if v is None else f"{v:.4g}"
