@@ -115,8 +115,7 @@ def test_doctor_report():
 
 def test_report_html_draws_the_same_diagnosis_and_verdicts(tmp_path):
     """report.html and the notebook display are built from the same pieces (one copy of each)."""
-    from striate.report import write_report
-    from striate.report import header
+    from striate.report import header, write_report
 
     assert header.verdict_table is markup.verdict_table and header.diagnosis is markup.diagnosis
     report = _report()
@@ -157,7 +156,7 @@ def test_evaluation(rng):
     out = check_html(full)
     cm = np.asarray(full["confusion_matrix"])
     assert "true \\ predicted" in out and all(c in out for c in ("cat", "dog", "emu"))
-    assert f"<td>cat</td>" + "".join(f"<td class=num>{v}</td>" for v in cm[0]) in out
+    assert "<td>cat</td>" + "".join(f"<td class=num>{v}</td>" for v in cm[0]) in out
     text = check_text(full)
     assert "true\\pred" in text and "scores" not in text  # the (N, C) scores are never printed
 
