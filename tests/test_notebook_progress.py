@@ -78,7 +78,7 @@ def test_a_fit_updates_one_display_a_few_dozen_times(kernel, monkeypatch, capsys
     assert all(f"<td style='padding:0 .6em;text-align:right'>{e}</td>" in last for e in (1, 2, 3))
     assert "val_acc" in last and "%" in last and "lr" in last
     assert "value='200' max='200'" in last  # the bar at 100 %
-    assert any("step " in html and "<" in html and "loss" in html for _, html in kernel.calls)  # ETA, running
+    assert any("step " in html and " left" in html and "loss" in html for _, html in kernel.calls)  # ETA, running
     assert capsys.readouterr().out == ""  # no epoch lines on stdout: the table holds them
 
 
@@ -185,3 +185,16 @@ def test_a_real_kernel_shows_one_display_updated_in_place():
     assert final.count("<tr>") == 1 + 4 and "value='600' max='600'" in final
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "before" in text and "after" in text and "epoch 1/4" not in text  # the table, no epoch lines
+
+
+def test_a_run_executed_in_a_notebook_gets_the_display(kernel, tmp_path, capsys):
+    from striate.run import RunDir, build, execute
+    from striate.run import config as cfg
+
+    config = cfg.resolve({"epochs": 2, "limit": 200, "batch_size": 32, "report": "off", "diagnostics": 0,
+                          "out": str(tmp_path / "r")})
+    directory = RunDir(tmp_path / "r")
+    directory.write_config(config)
+    execute(build(config, directory))
+    assert kernel.calls[0][0] == "display" and kernel.calls[-1][1].count("<tr>") == 1 + 2
+    assert "epoch 1/2  loss" not in capsys.readouterr().out

@@ -30,7 +30,7 @@ def _cell(key: str, value) -> str:
     if key == "lr":
         return f"{value:.3g}"
     if key == "time":
-        return console.duration(value)
+        return f"{value:.1f}s"
     return f"{value:.4f}"
 
 
@@ -50,7 +50,7 @@ def bar(done: int, total: int | None, text: str) -> str:
     """A plain HTML `<progress>` bar (`done` of `total`; indeterminate without a total) and a line of text."""
     value = f" value='{done}' max='{total}'" if total else ""
     return (f"<div style='display:flex;align-items:center;gap:.6em'><progress{value} style='width:300px'>"
-            f"</progress><span style='font-family:monospace'>{html.escape(text)}</span></div>")
+            f"</progress><span style='font-family:monospace;white-space:pre'>{html.escape(text)}</span></div>")
 
 
 class ProgressDisplay:
@@ -101,7 +101,7 @@ class ProgressDisplay:
         eta = ""
         if total:
             per_step = (now - self._epoch_start) / max(done - self.start_batch, 1)
-            eta = f"  {console.duration(now - self._epoch_start)} < {console.duration(per_step * (total - done))}"
+            eta = f"  {console.duration(now - self._epoch_start)} elapsed, {console.duration(per_step * (total - done))} left"
         self.line = f"epoch {self.epoch + 1}/{self.epochs}  {where}{eta}  {running}"
         self._show()
 
