@@ -53,6 +53,11 @@ def _names(run_dirs: list) -> list[str]:
 
 def write_comparison(run_dirs: list, out: str | os.PathLike, title: str = "striate: runs compared") -> Path:
     """One page comparing several runs (`RunDir`s); FileNotFoundError for a directory without metrics."""
+    return write_page(out, title, comparison_body(run_dirs, title))
+
+
+def comparison_body(run_dirs: list, title: str = "striate: runs compared") -> list[str]:
+    """The comparison page's HTML parts, its figure embedded (`write_comparison`, `inline.show`)."""
     from ..diagnose.curves import load_history
     from . import plots as P
     from .figure import png_bytes
@@ -97,4 +102,4 @@ def write_comparison(run_dirs: list, out: str | os.PathLike, title: str = "stria
             "<p class='meta'>" + " · ".join(html.escape(str(r.path)) for r in run_dirs) + "</p>", table, note,
             figure("overlay", png_bytes(fig), "The runs on shared axes: the smoothed training loss, and the "
                    "validation accuracy at each epoch's end", wide=True)]
-    return write_page(out, title, body)
+    return body

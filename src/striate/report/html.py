@@ -160,7 +160,7 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
     is drawn in memory first, so a failure writes nothing; a damaged optional file is left out (`inputs`)."""
     out = Path(out) if out is not None else run.report_file
     title = title or f"striate report: {run.path.name}"
-    body, pngs = draw_without_damage(lambda inputs: _page(run, inputs, title, log_loss), read_inputs(run))
+    body, pngs = report_body(run, title, log_loss)
     if run.plots_dir is not None:
         from ..atomic import write_atomic
 
@@ -169,6 +169,13 @@ def write_report(run, out: str | os.PathLike | None = None, title: str | None = 
             write_atomic(run.plots_dir / name, png)
         _prune(run.plots_dir, set(pngs))
     return write_page(out, title, body)
+
+
+def report_body(run, title: str | None = None, log_loss: bool | None = None) -> tuple[list[str], dict[str, bytes]]:
+    """The page's HTML parts (its PNGs embedded) and the PNGs (file name → bytes), drawn from the run's files:
+    what report.html holds, and what `inline.show` displays in a notebook."""
+    title = title or f"striate report: {run.path.name}"
+    return draw_without_damage(lambda inputs: _page(run, inputs, title, log_loss), read_inputs(run))
 
 
 def _page(run, inputs: dict, title: str, log_loss: bool | None) -> tuple[list[str], dict[str, bytes]]:

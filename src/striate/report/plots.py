@@ -1,5 +1,6 @@
 """The run report's training figures. Each `plot_*` takes plain data (records as stored in metrics.jsonl /
-diagnostics.json, arrays) and returns a Figure (see `figure.py`); `png_bytes(fig)` renders it. Epochs are
+diagnostics.json, arrays) and returns a Figure (see `figure.py`); `png_bytes(fig)` renders it. The curves
+a run draws while it trains (`live.LiveCurves`) are the same drawings on the Axes of one figure: `draw_*`. Epochs are
 drawn as whole numbers counted from 1; percentages as %. The figures of the network's inside (histograms,
 filters, the initialisation experiment) are in `layer_plots.py`."""
 
@@ -35,8 +36,8 @@ from .figure import (
 from .history import best_epoch, epoch_number
 from .history import num as _num
 
-__all__ = ["plot_accuracy", "plot_confusion", "plot_loss", "plot_lr",
-           "plot_lr_finder", "plot_overlay", "plot_update_ratio", "png_bytes"]
+__all__ = ["draw_accuracy", "draw_loss", "draw_update_ratio", "plot_accuracy", "plot_confusion", "plot_loss",
+           "plot_lr", "plot_lr_finder", "plot_overlay", "plot_update_ratio", "png_bytes"]
 
 
 def _iterations(ax, iterations) -> None:
@@ -55,8 +56,15 @@ def _percent_limits(ax, values) -> None:
 
 def plot_loss(iterations: list[dict], epochs: list[dict] | None = None, log: bool = False, beta: float = 0.9):
     """Training loss per iteration, raw and smoothed, the validation loss at each epoch's end, and the best
-    epoch's end marked."""
+    epoch's end marked (`draw_loss` on a figure of its own)."""
     fig, ax = new_figure(COLUMN, 3.4)
+    draw_loss(ax, iterations, epochs, log, beta)
+    return fig
+
+
+def draw_loss(ax, iterations: list[dict], epochs: list[dict] | None = None, log: bool = False,
+              beta: float = 0.9) -> None:
+    """`plot_loss` on the Axes `ax` (the report's figure and the live curves share it)."""
     it = np.array([r["iteration"] for r in iterations])
     loss = np.array([_num(r.get("loss")) for r in iterations])
     tops = []
@@ -84,12 +92,17 @@ def plot_loss(iterations: list[dict], epochs: list[dict] | None = None, log: boo
     _iterations(ax, it)
     style(ax, "Loss", "iteration", "loss" + (" (log scale)" if log else ""))
     ax.legend(fontsize=8, loc="upper right")
-    return fig
 
 
 def plot_accuracy(epochs: list[dict]):
     """Train and validation accuracy (%) per epoch, on whole epochs; the best epoch marked and labelled."""
     fig, ax = new_figure(COLUMN, 3.4)
+    draw_accuracy(ax, epochs)
+    return fig
+
+
+def draw_accuracy(ax, epochs: list[dict]) -> None:
+    """`plot_accuracy` on the Axes `ax`."""
     number = epoch_number(epochs)
     ep = [number(e) for e in epochs]
     shown = []
@@ -110,7 +123,6 @@ def plot_accuracy(epochs: list[dict]):
     _percent_limits(ax, shown)
     style(ax, "Accuracy", "epoch", "accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
-    return fig
 
 
 def plot_lr(iterations: list[dict]):
@@ -138,6 +150,12 @@ def plot_lr(iterations: list[dict]):
 def plot_update_ratio(records: list[dict]):
     """‖ΔW‖/‖W‖ per weight tensor over time (log scale), with the notes' 1e-3 and the healthy band."""
     fig, ax = new_figure(COLUMN, 3.4)
+    draw_update_ratio(ax, records)
+    return fig
+
+
+def draw_update_ratio(ax, records: list[dict]) -> None:
+    """`plot_update_ratio` on the Axes `ax` (records as `UpdateRatioMonitor.records`: {"iteration", "ratios"})."""
     names = list(records[0]["ratios"]) if records else []
     it = [r["iteration"] for r in records]
     for i, n in enumerate(names):
@@ -150,7 +168,6 @@ def plot_update_ratio(records: list[dict]):
     _iterations(ax, it)
     style(ax, "Update-to-weight ratio per tensor", "iteration", "‖ΔW‖ / ‖W‖")
     ax.legend(fontsize=7, ncol=2 if len(names) > 4 else 1, loc="upper right")
-    return fig
 
 
 def plot_lr_finder(result: dict, lr: float | None = None):

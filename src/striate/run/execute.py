@@ -118,14 +118,17 @@ def data_warnings(run: Run) -> list:
     return [v for v in verdicts if not v.ok]
 
 
-def execute(run: Run, draw: bool = True) -> dict:
+def execute(run: Run, draw: bool = True, *, live_curves: bool = True) -> dict:
     """Train the run to its configured epochs and write what it produced; returns the summary. `draw=False`
-    skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick)."""
+    skips the final report (it is skipped anyway after Ctrl-C, so that a stop is quick). In a notebook the
+    training curves are redrawn in place at each epoch's end (`report.LiveCurves`); `live_curves=False`: not."""
     from ..train.callbacks import ModelCheckpoint
 
     if run.comm is not None and not run.comm.is_root:  # a rank but 0 of an MPI run: it only trains
         run.trainer.fit(run.train_loader, run.val, epochs=run.config["epochs"])
         return {"status": _status(run.trainer)}
+    if live_curves:
+        _add_live_curves(run.trainer)
     announce_data(run)
     trainer = run.trainer
     start = time.perf_counter()
@@ -165,6 +168,19 @@ def execute(run: Run, draw: bool = True) -> dict:
         _failed_after_training(run, summary, step, drawing, error)
         raise
     return summary
+
+
+def _add_live_curves(trainer) -> None:
+    """A `LiveCurves` among the trainer's callbacks, in a notebook with matplotlib (and none there already)."""
+    import importlib.util
+
+    from ..report.live import LiveCurves, in_notebook
+
+    if not in_notebook() or importlib.util.find_spec("matplotlib") is None or trainer.callback(LiveCurves):
+        return
+    live = LiveCurves()
+    live.set_trainer(trainer)
+    trainer.callbacks = sorted([*trainer.callbacks, live], key=lambda c: c.order)  # as the Trainer sorts them
 
 
 def _to_finish(run: Run, step: str | None, drawing: bool) -> str:

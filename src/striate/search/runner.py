@@ -228,7 +228,7 @@ def run_trial(trial, params: dict, space: Space, spec: SearchSpec, stage: int, d
         pruning = MedianPruning(trial, epochs)
         # a search ranks by validation accuracy: the test split stays unseen
         run = build(config, run_dir, callbacks=[pruning], test=False, stream=log)
-        summary = execute(run)
+        summary = execute(run, live_curves=False)  # a trial among many: its log file says how it goes
         history = run.trainer.callback(History)
         attrs.update(epochs=summary["epochs_completed"], curve=_curve(history), reason=summary["stop_reason"],
                      epoch_logs=[{k: r.get(k) for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
