@@ -15,7 +15,7 @@ optuna = pytest.importorskip("optuna")
 from striate.cli.search import add_arguments as add_search_arguments  # noqa: E402
 from striate.cli.search import run as run_search  # noqa: E402
 from striate.run.config import defaults  # noqa: E402
-from striate.search import SearchError, Space, from_dict, narrow  # noqa: E402
+from striate.search import SearchError, Space, from_dict, narrow, results  # noqa: E402
 from striate.search.stages import parse_narrow  # noqa: E402
 
 DIGITS = """
@@ -193,6 +193,9 @@ lr = {grid = [10.0, 1e-2]}
     assert 1 <= len(steps) < 9  # 540 training images / 64 per batch = 9 steps per epoch
     assert good.state.name == "COMPLETE" and good.value > 0.3
     assert "diverged" in (out / "results.txt").read_text().splitlines()[-1]  # failures sort last
+    found = results(out)  # the same table read back in Python, best first, with notebook displays
+    assert [r.status for r in found] == ["complete", "diverged"] and found.best.params == {"lr": 1e-2}
+    assert f"{100 * good.value:.2f} %" in found._repr_html_() and "diverged" in repr(found)
 
 
 def test_second_run_resumes_the_study_and_retrains_the_best(tmp_path, capsys):

@@ -75,6 +75,7 @@ def scoped_css() -> str:
             else:
                 scoped.append(f".{SCOPE} {s}")
         rules.append(",".join(scoped) + "{" + body + "}")
+    rules.append(f".{SCOPE} table.v{{width:auto;min-width:40%}}")  # in a notebook's cell, a table as wide as it needs
     return "\n".join(rules)
 
 

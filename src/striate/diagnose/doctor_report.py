@@ -60,14 +60,15 @@ class DoctorReport(Displayed):
         return (self.diagnosis.describe() + "\n\n" + format_table(self.verdicts)
                 + f"\n\noverall: {self.status}  ({total:.1f} s)")
 
-    REPR_VERDICTS = 16  # a notebook's text shows this many verdicts, the worst first
+    REPR_LINES = 24  # a notebook's text: the diagnosis, then as many verdicts as fit (the worst first)
 
     def _text(self) -> str:
         """The diagnosis, a line per verdict (the worst first) and the overall status: `print` for all of it."""
         order = sorted(self.verdicts, key=lambda v: ("FAIL", "WARN", "PASS", "SKIP").index(v.status)
                        if v.status in ("FAIL", "WARN", "PASS", "SKIP") else 4)
-        shown = order[:self.REPR_VERDICTS]
-        lines = [self.diagnosis.describe(), ""]
+        described = self.diagnosis.describe()
+        shown = order[:max(6, self.REPR_LINES - described.count("\n") - 3)]
+        lines = [described, ""]
         lines += [_cut(f"{v.status:<5} {v.check}: {v.value}") for v in shown]
         if len(order) > len(shown):
             lines.append(f"… {len(order) - len(shown)} more verdicts (print the report for all of them)")
