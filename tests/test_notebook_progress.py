@@ -75,7 +75,7 @@ def test_a_fit_updates_one_display_a_few_dozen_times(kernel, monkeypatch, capsys
     assert 3 + 3 <= len(kinds) <= 40  # bar redraws happened, 600 steps did not make 600 messages
     last = kernel.calls[-1][1]
     assert last.count("<tr>") == 1 + 3  # the header and a row per epoch
-    assert all(f"<td style='padding:0 .6em;text-align:right'>{e}</td>" in last for e in (1, 2, 3))
+    assert all(f"<tr><td class=num>{e}</td>" in last for e in (1, 2, 3))
     assert "val_acc" in last and "%" in last and "lr" in last
     assert "value='200' max='200'" in last  # the bar at 100 %
     assert any("step " in html and " left" in html and "loss" in html for _, html in kernel.calls)  # ETA, running
@@ -198,3 +198,23 @@ def test_a_run_executed_in_a_notebook_gets_the_display(kernel, tmp_path, capsys)
     execute(build(config, directory))
     assert kernel.calls[0][0] == "display" and kernel.calls[-1][1].count("<tr>") == 1 + 2
     assert "epoch 1/2  loss" not in capsys.readouterr().out
+
+
+def test_a_loader_without_a_length_still_gets_few_updates(kernel, monkeypatch):
+    class Unsized:
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __iter__(self):
+            return iter(self.batches)
+
+    monkeypatch.setattr(progress_html, "FLOOR", 0.0)
+    rng = np.random.default_rng(0)
+    net = st.nn.Sequential(st.nn.Flatten(), st.nn.Linear(4, 3, rng=rng))
+    x = rng.standard_normal((400, 2, 2, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 400)
+    batches = Unsized([(x[i:i + 2], y[i:i + 2]) for i in range(0, 400, 2)])
+    Trainer(net, st.nn.SoftmaxCrossEntropy(), st.optim.SGD(net, lr=0.1)).fit(batches, epochs=4)
+    later = [html for _, html in kernel.calls if any(f"epoch {e}/4  step" in html for e in (2, 3, 4))]
+    assert 3 <= len(later) <= 24 + 1  # the first epoch's length spreads the budget over the other three
+    assert kernel.calls[-1][1].count("<tr>") == 1 + 4

@@ -3,7 +3,8 @@ handle — a bar with the epoch's step, its ETA and the running loss and accurac
 one row per epoch. No ipywidgets, nothing else in the cell erased (never `clear_output`), and few updates:
 the bar is redrawn at most `BAR_UPDATES` times per fit (spread over all its steps) and never twice within
 `FLOOR` seconds; each epoch's end adds its row at once. A fit thus makes about `BAR_UPDATES` + epochs + 2
-output messages however many steps it takes.
+output messages however many steps it takes. (A loader without a length: in the first epoch the pause
+between redraws grows with the fit's age, then the first epoch's length stands for every epoch's.)
 
 IPython is imported here only, and only once a kernel has been detected (`console.in_notebook`).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import html
 import time
 
-from ... import console
+from ... import console, markup
 
 BAR_UPDATES = 24  # bar redraws per fit, whatever its number of steps
 FLOOR = 0.5  # seconds between two bar redraws at least
@@ -24,26 +25,23 @@ _COLUMNS = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("v
 
 def _cell(key: str, value) -> str:
     if value is None:
-        return ""
+        return "–"
     if "accuracy" in key:
-        return f"{100 * value:.2f}%"
+        return markup.percent(value)
     if key == "lr":
         return f"{value:.3g}"
     if key == "time":
-        return f"{value:.1f}s"
+        return markup.duration(value)
     return f"{value:.4f}"
 
 
 def epoch_table(rows: list[tuple[int, dict]]) -> str:
-    """An HTML table of (epoch counted from 1, epoch logs) rows; a column per metric any row has."""
+    """The report's table (`markup.table`) of (epoch counted from 1, epoch logs) rows; a column per metric
+    any row has."""
     keys = [(k, label) for k, label in _COLUMNS if any(logs.get(k) is not None for _, logs in rows)]
-    head = "".join(f"<th style='padding:0 .6em;text-align:right'>{label}</th>" for _, label in keys)
-    body = "".join(
-        "<tr><td style='padding:0 .6em;text-align:right'>" + str(epoch) + "</td>"
-        + "".join(f"<td style='padding:0 .6em;text-align:right'>{_cell(k, logs.get(k))}</td>" for k, _ in keys)
-        + "</tr>" for epoch, logs in rows)
-    return (f"<table style='border-collapse:collapse;font-variant-numeric:tabular-nums'><thead><tr>"
-            f"<th style='padding:0 .6em;text-align:right'>epoch</th>{head}</tr></thead><tbody>{body}</tbody></table>")
+    header = ["epoch"] + [label for _, label in keys]
+    cells = [[epoch] + [_cell(k, logs.get(k)) for k, _ in keys] for epoch, logs in rows]
+    return markup.table(header, cells, numeric=set(range(len(header))), attrs=" style='width:auto'")
 
 
 def bar(done: int, total: int | None, text: str) -> str:
@@ -64,20 +62,23 @@ class ProgressDisplay:
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         fit_steps = steps_per_epoch * max(epochs - first_epoch, 1) if steps_per_epoch else None
         self.every = max(1, -(-fit_steps // BAR_UPDATES)) if fit_steps else 1  # ceil: steps between redraws
+        self._sized = fit_steps is not None  # the number of steps is known (else learnt from the first epoch)
         self.rows: list[tuple[int, dict]] = []
         self.epoch, self.done, self.start_batch = first_epoch, 0, 0
         self.line = f"epoch {first_epoch + 1}/{epochs}: starting"
         self.note = ""
-        self._epoch_start = self._last = time.monotonic()
+        self._fit_start = self._epoch_start = self._last = time.monotonic()
         self._last_done = 0
         self.handle = display(self._html(self._page()), display_id=True)
         self.updates = 1
 
     def _page(self) -> str:
-        page = bar(self.done, self.steps_per_epoch, self.line)
+        parts = [bar(self.done, self.steps_per_epoch, self.line)]
         if self.note:
-            page += f"<div style='font-family:monospace'>{html.escape(self.note)}</div>"
-        return page + (epoch_table(self.rows) if self.rows else "")
+            parts.append(f"<p class='meta'>{html.escape(self.note)}</p>")
+        if self.rows:
+            parts.append(epoch_table(self.rows))
+        return markup.fragment(parts)  # the report's scoped style sheet: it styles this output only
 
     def _show(self) -> None:
         self.handle.update(self._html(self._page()))
@@ -93,20 +94,26 @@ class ProgressDisplay:
         """`done` steps of the epoch are complete; `running`: the epoch's running loss and accuracy."""
         self.done = done
         now = time.monotonic()
-        if done - self._last_done < self.every or now - self._last < FLOOR:
+        floor = FLOOR if self._sized else max(FLOOR, (now - self._fit_start) / BAR_UPDATES)
+        if done - self._last_done < self.every or now - self._last < floor:
             return
         self._last_done = done
         total = self.steps_per_epoch
         where = f"step {done}/{total}" if total else f"step {done}"
         eta = ""
         if total:
-            per_step = (now - self._epoch_start) / max(done - self.start_batch, 1)
-            eta = f"  {console.duration(now - self._epoch_start)} elapsed, {console.duration(per_step * (total - done))} left"
+            elapsed = now - self._epoch_start
+            left = elapsed / max(done - self.start_batch, 1) * (total - done)
+            eta = f"  {console.duration(elapsed)} elapsed, {console.duration(left)} left"
         self.line = f"epoch {self.epoch + 1}/{self.epochs}  {where}{eta}  {running}"
         self._show()
 
     def epoch_end(self, epoch: int, logs: dict) -> None:
         self.rows.append((epoch + 1, dict(logs)))
+        if not self._sized and self.done > self.start_batch:
+            self._sized = True
+            left = (self.done - self.start_batch) * max(self.epochs - epoch - 1, 1)
+            self.every = max(1, -(-left // BAR_UPDATES))
         if self.steps_per_epoch:
             self.done = self.steps_per_epoch
         self.line = f"epoch {epoch + 1}/{self.epochs}  done in {console.duration(logs.get('time', 0.0))}"
