@@ -220,7 +220,7 @@ class Complexity(Displayed):
         rows.append(["total", "", str(self.output_shape), f"{self.total_params:,}", f"{self.total_macs:,}",
                      mib(self.activation_bytes)])
         body = table(["layer", "type", "output shape", "params", "MACs", "activations"], rows, {3, 4, 5},
-                     ["" for _ in self.rows] + ["best"])
+                     ["" for _ in self.rows] + ["best"])  # the totals shaded, as the report shades a best row
         return [cards, body, f"<p class='meta'>{html.escape(self._totals())}</p>"]
 
 

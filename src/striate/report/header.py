@@ -1,6 +1,7 @@
 """The top of a run's page: what was trained (`subtitle`), the numbers a person looks for first
-(`headline`), the doctor's diagnosis (`diagnosis`) and its verdict table (`verdict_table`), and the
-configuration (`config_table`). Plain HTML; no figure."""
+(`headline`, from `current_summary`), the doctor's diagnosis (`diagnosis`) and its verdict table
+(`verdict_table`; both from `striate.markup`, which the notebook displays share), and the configuration
+(`config_table`). Plain HTML; no figure."""
 
 from __future__ import annotations
 

@@ -181,7 +181,7 @@ def studies(spec: SearchSpec, storage) -> list:
 
 
 def _headline(rows: list[Row]) -> str:
-    from ..report.style import card, duration, headline_row
+    from ..markup import card, duration, headline_row
 
     b = best(rows)
     counts = {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "diverged", "error", "died")}

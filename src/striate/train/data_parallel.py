@@ -19,6 +19,7 @@ import numpy as np
 from ..data.rows import Rows
 from ..kernels.conv_algorithm import conv_algorithms, load_conv_algorithms
 from . import inference
+from .metrics import Evaluation
 
 
 class DataParallel:
@@ -84,5 +85,5 @@ class DataParallel:
         n = mine["count"]
         sums = np.array([mine["loss"] * n if n else 0.0, mine["accuracy"] * n if n else 0.0, n], np.float64)
         loss_sum, correct, count = self.comm.allreduce(sums).tolist()
-        return {"loss": loss_sum / count if count else math.nan, "count": int(count),
-                "accuracy": correct / count if count else math.nan}
+        return Evaluation(loss=loss_sum / count if count else math.nan, count=int(count),
+                          accuracy=correct / count if count else math.nan)
