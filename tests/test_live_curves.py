@@ -26,10 +26,12 @@ matplotlib.use("Agg")  # non-interactive, as on a server or in CI: the curves ne
 
 
 class Recorder:
-    """A stand-in for IPython.display: `display(obj, display_id=True)` and `handle.update(obj)` are recorded."""
+    """A stand-in for IPython.display: `display(obj, display_id=True)` and `handle.update(obj)` are recorded.
+    `calls` holds the PNG images' (the progress display's HTML, drawn in a notebook too, is kept apart)."""
 
     def __init__(self):
         self.calls: list[tuple[str, bytes]] = []
+        self.html: list[str] = []
         test = self
 
         class Image:
@@ -37,17 +39,27 @@ class Recorder:
                 assert format == "png"
                 self.data = data
 
+        class HTML:
+            def __init__(self, data=None):
+                self.data = data
+
+        def record(kind, obj):
+            if isinstance(obj, Image):
+                test.calls.append((kind, obj.data))
+            else:
+                test.html.append(obj.data)
+
         class Handle:
             def update(self, obj):
-                test.calls.append(("update", obj.data))
+                record("update", obj)
 
         def display(obj, display_id=False):
             assert display_id is True
-            test.calls.append(("display", obj.data))
+            record("display", obj)
             return Handle()
 
         self.module = types.ModuleType("IPython.display")
-        self.module.Image, self.module.display = Image, display
+        self.module.Image, self.module.HTML, self.module.display = Image, HTML, display
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.calls]
@@ -125,14 +137,14 @@ def test_execute_shows_live_curves_in_a_notebook_unless_told_not_to(shown, runs,
 
 def test_show_embeds_the_report(runs):
     run, directory, _ = runs
-    for target in (directory, run):  # a RunDir, or the Run st.run.build returned
-        page = show(target)._repr_html_()
-        assert "<h1>striate report: first</h1>" in page and "id='status'" in page and "id='test'" in page
-        blobs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-        assert len(blobs) >= 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in blobs)
-        assert len(blobs) == len(re.findall(r"src=", page)) and "href" not in page  # no file beside the notebook
-    assert page.startswith("<div class='striate-report'><style>") and "body{" not in page  # scoped style
-    assert "striate report" in repr(show(directory))
+    shown = show(run)  # the Run st.run.build returned (or its RunDir, `run.directory`)
+    page = shown._repr_html_()
+    assert "<h1>striate report: first</h1>" in page and "id='status'" in page and "id='test'" in page
+    blobs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(blobs) >= 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in blobs)
+    assert len(blobs) == len(re.findall(r"src=", page)) and "href" not in page  # no file beside the notebook
+    assert page.startswith("<div class='striate'><style>") and "body{" not in page  # scoped style
+    assert "striate report: first" in repr(shown) and not (directory.path / "report.html").exists()  # nothing written
 
 
 def test_show_compares_several_runs(runs):
@@ -147,3 +159,15 @@ def test_show_refuses_what_is_not_a_run(tmp_path):
         show(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no metrics"):
         show(st.run.RunDir(tmp_path))
+
+
+def test_a_failed_drawing_never_stops_the_training(shown, monkeypatch, capsys):
+    import striate.report.live as live
+
+    def broken(*args):
+        raise ValueError("no room")
+
+    monkeypatch.setattr(live, "curves_png", broken)
+    trainer = fit([History(), LiveCurves()], epochs=2)
+    assert trainer.epoch == 2 and shown.calls == []
+    assert capsys.readouterr().err.count("live curves stopped (ValueError: no room)") == 1

@@ -63,15 +63,20 @@ SCOPE = "striate"  # the class of a notebook display's outer <div>: the scoped s
 @lru_cache(maxsize=1)
 def scoped_css() -> str:
     """CSS with every selector prefixed by `.striate` (`body` becomes the display's own box, without the
-    page's margins and width), so a notebook output styles itself and not the notebook."""
-    rules = []
+    page's margins and width), so a notebook output styles itself and not the notebook. The host's own rules
+    that would reach inside (a dark theme's text colour, JupyterLab's striped table rows) are undone first, and
+    the box is white, so a display reads as the page does (a whole report too: `report.show`)."""
+    text = ("h1", "h2", "h3", "p", "li", "td", "th", "figcaption", "span", "div")
+    rules = [",".join(f".{SCOPE} {t}" for t in text) + "{color:inherit}",
+             f".{SCOPE} table.v tbody tr:nth-child(n){{background:transparent}}"]
     for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", CSS):
         scoped, body = [], " ".join(body.split())  # one rule a line
         for s in selectors.split(","):
             s = s.strip()
             if s == "body":
                 scoped.append(f".{SCOPE}")
-                body = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;line-height:1.4"
+                body = ("font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;"
+                        "background:#fff;line-height:1.4")
             else:
                 scoped.append(f".{SCOPE} {s}")
         rules.append(",".join(scoped) + "{" + body + "}")

@@ -3,26 +3,29 @@ data: URIs (it needs no file beside the notebook, and survives the notebook bein
 the run's files as `striate report` draws it, without writing anything. `show([run_a, run_b])`: the page
 comparing them (`striate report A B`).
 
-The page is one `<div class='striate-report'>` with the report's style sheet scoped to it (`style.fragment`),
-not an iframe: an iframe needs a fixed height (its content cannot size it without a script, which VS Code and
-untrusted notebooks do not run), while a div grows with the page and renders alike in JupyterLab, Notebook 7
-and VS Code, and the scoped rules restyle nothing else in the notebook."""
+The page is one `<div class='striate'>` with the report's style sheet scoped to it (`markup.fragment`, as
+every notebook display of striate), not an iframe: an iframe needs a fixed height (its content cannot size it
+without a script, which VS Code and untrusted notebooks do not run), while a div grows with the page and
+renders alike in JupyterLab, Notebook 7 and VS Code, and the scoped rules restyle nothing else in the
+notebook."""
 
 from __future__ import annotations
 
+from ..markup import Displayed
 
-class InlineReport:
-    """HTML to display: `_repr_html_` is the page (a notebook shows it when it is a cell's last expression or
-    given to `IPython.display.display`); `html` the same string; `repr` a line naming what it shows."""
 
-    def __init__(self, html_text: str, title: str):
-        self.html, self.title = html_text, title
+class InlineReport(Displayed):
+    """A report to display: `_repr_html_` is the page (a notebook shows it when it is a cell's last expression
+    or given to `IPython.display.display`); `repr` a line naming what it shows; `parts` the page's HTML."""
 
-    def _repr_html_(self) -> str:
-        return self.html
+    def __init__(self, parts: list[str], title: str):
+        self.parts, self.title = parts, title
 
-    def __repr__(self) -> str:
-        return f"<{self.title} ({len(self.html):,} characters of HTML: display it in a notebook)>"
+    def _html(self) -> list[str]:
+        return self.parts
+
+    def _text(self) -> str:
+        return f"<{self.title}: display it in a notebook, or write it with striate.report.write_report>"
 
 
 def _run_dir(run):
@@ -43,7 +46,6 @@ def show(runs, *, title: str | None = None, log_loss: bool | None = None) -> Inl
     directory without metrics.jsonl."""
     from .compare import comparison_body
     from .html import report_body
-    from .style import fragment
 
     many = isinstance(runs, list | tuple)
     dirs = [_run_dir(r) for r in (runs if many else [runs])]
@@ -59,4 +61,4 @@ def show(runs, *, title: str | None = None, log_loss: bool | None = None) -> Inl
     else:
         title = title or "striate: runs compared"
         body = comparison_body(dirs, title)
-    return InlineReport(fragment(body), title)
+    return InlineReport(body, title)

@@ -19,11 +19,6 @@ from ..train.callbacks import Callback, History
 PANEL_WIDTH, PANEL_HEIGHT = 4.4, 3.2  # inches per panel: two or three side by side fill a notebook's output
 
 
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (`striate.console.in_notebook`, where there is one)."""
-    return getattr(console, "in_notebook", lambda: False)()
-
-
 def ratio_records(trainer) -> list[dict]:
     """The update-to-weight ratio records the trainer's callbacks measure ([] when none does)."""
     from ..diagnose.callbacks import Diagnostics, UpdateRatioMonitor
@@ -79,7 +74,7 @@ class LiveCurves(Callback):
         self.shown = 0
 
     def on_train_begin(self):
-        self._on = in_notebook()
+        self._on = console.in_notebook()
         self._handle, self._pending, self.shown = None, False, 0
         self._history = None
         if self._on and self.trainer.callback(History) is None:
@@ -106,7 +101,12 @@ class LiveCurves(Callback):
 
     def _draw(self) -> None:
         history = self._history or self.trainer.callback(History)
-        png = curves_png(history.iterations, history.epochs, ratio_records(self.trainer) if self.ratios else None)
+        try:
+            png = curves_png(history.iterations, history.epochs, ratio_records(self.trainer) if self.ratios else None)
+        except Exception as error:  # a picture of the training must never be what stops it
+            self._on = False
+            console.note(f"warning: the live curves stopped ({type(error).__name__}: {error}); training goes on")
+            return
         from IPython.display import Image, display
 
         if self._handle is None:

@@ -1,7 +1,6 @@
 """The pages' one look: the page frame around the style sheet every striate page shares (run report,
-comparison, search report; and `fragment`, the same body with its style scoped, for a notebook's output) and a
-figure with its caption. The style sheet, the headline cards and how numbers are written (percentages, counts,
-durations) live in `striate.markup`, shared with the notebook displays.
+comparison, search report) and a figure with its caption. The style sheet, the headline cards and how numbers
+are written (percentages, counts, durations) live in `striate.markup`, shared with the notebook displays.
 The plots are drawn at the size they are shown (`figure.DPI`): a column is 640 px, a wide figure 1300 px."""
 
 from __future__ import annotations
@@ -19,25 +18,6 @@ def page(title: str, body: list[str]) -> str:
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}"
             f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def scoped_css(root: str) -> str:
-    """`CSS` with every rule confined to the elements inside `.root` (`body` becomes `.root` itself), so that
-    a page shown inside another one (a notebook's output) restyles nothing around it."""
-    rules = []
-    for rule in CSS.split("}"):
-        if "{" not in rule:
-            continue
-        selectors, declarations = rule.split("{", 1)
-        scoped = [f".{root}" if sel.strip() == "body" else f".{root} {sel.strip()}" for sel in selectors.split(",")]
-        rules.append(",".join(scoped) + "{" + declarations.strip() + "}")
-    return "\n".join(rules)
-
-
-def fragment(body: list[str], root: str = "striate-report") -> str:
-    """The page's body as one `<div class=root>` with its own scoped style sheet: HTML to place inside another
-    page (a notebook's output) without an iframe."""
-    return f"<div class='{root}'><style>{scoped_css(root)}</style>\n" + "\n".join(body) + "\n</div>"
 
 
 def write_page(path: str | os.PathLike, title: str, body: list[str]) -> Path:

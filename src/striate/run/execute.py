@@ -174,9 +174,9 @@ def _add_live_curves(trainer) -> None:
     """A `LiveCurves` among the trainer's callbacks, in a notebook with matplotlib (and none there already)."""
     import importlib.util
 
-    from ..report.live import LiveCurves, in_notebook
+    from ..report.live import LiveCurves
 
-    if not in_notebook() or importlib.util.find_spec("matplotlib") is None or trainer.callback(LiveCurves):
+    if not console.in_notebook() or importlib.util.find_spec("matplotlib") is None or trainer.callback(LiveCurves):
         return
     live = LiveCurves()
     live.set_trainer(trainer)
