@@ -8,7 +8,10 @@ import pytest
 import striate as st
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+NOTEBOOK_SECTION = "In a notebook"  # its blocks are cells of one notebook, run in a kernel by test_notebooks.py
+BLOCKS = [block for section in re.split(r"\n(?=## )", README.read_text())
+          if not section.startswith(f"## {NOTEBOOK_SECTION}\n")
+          for block in re.findall(r"```python\n(.*?)```", section, re.S)]
 
 
 def test_the_first_example_runs(capsys):

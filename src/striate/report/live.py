@@ -102,13 +102,13 @@ class LiveCurves(Callback):
     def _draw(self) -> None:
         history = self._history or self.trainer.callback(History)
         try:
+            from IPython.display import Image, display
+
             png = curves_png(history.iterations, history.epochs, ratio_records(self.trainer) if self.ratios else None)
         except Exception as error:  # a picture of the training must never be what stops it
             self._on = False
             console.note(f"warning: the live curves stopped ({type(error).__name__}: {error}); training goes on")
             return
-        from IPython.display import Image, display
-
         if self._handle is None:
             self._handle = display(Image(data=png, format="png"), display_id=True)
         else:
