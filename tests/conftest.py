@@ -46,3 +46,29 @@ def threads():
     before = parallel.num_threads()
     yield parallel.set_num_threads
     parallel.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def jupyter_kernel(tmp_path_factory):
+    """The name of a Jupyter kernel spec running this interpreter (`python -m ipykernel_launcher`), written into a
+    temporary JUPYTER_PATH with the kernel's runtime files and IPython profile beside it: nothing installed on the
+    machine is needed or read (no writable home, nobody's startup files). The kernel inherits the environment
+    (PYTHONPATH included) and draws matplotlib inline. Skips without nbclient or ipykernel."""
+    import json
+    import sys
+
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    name = "striate-test-python"
+    home = tmp_path_factory.mktemp("jupyter")
+    spec = home / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "striate tests", "language": "python",
+        "env": {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(home))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))
+        mp.setenv("IPYTHONDIR", str(home / "ipython"))
+        yield name

@@ -3,7 +3,6 @@ per epoch), a few dozen output messages per fit whatever its number of steps, no
 `console.in_notebook()` finds a kernel without ever importing IPython."""
 
 import io
-import json
 import subprocess
 import sys
 import types
@@ -156,20 +155,9 @@ print("after")
 """
 
 
-def test_a_real_kernel_shows_one_display_updated_in_place(tmp_path, monkeypatch):
+def test_a_real_kernel_shows_one_display_updated_in_place(jupyter_kernel):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    # a kernel spec running this interpreter, found through JUPYTER_PATH; runtime files and IPython's profile
-    # in the temporary directory (no writable home needed, nobody's startup files)
-    spec = tmp_path / "kernels" / "striate-progress"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "striate tests", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     messages = []
 
     class Recording(nbclient.NotebookClient):
@@ -178,7 +166,7 @@ def test_a_real_kernel_shows_one_display_updated_in_place(tmp_path, monkeypatch)
             return super().process_message(msg, cell, cell_index)
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL.format(src=SRC))])
-    Recording(nb, timeout=60, kernel_name="striate-progress").execute()
+    Recording(nb, timeout=60, kernel_name=jupyter_kernel).execute()
     outputs = nb.cells[0].outputs
     assert not [o for o in outputs if o.output_type == "error"]
     assert len(outputs) <= 40

@@ -7,9 +7,7 @@ installed on the machine is needed, and none found there is used."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,27 +19,7 @@ pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "notebooks" / "babysitting.ipynb"
-KERNEL = "striate-test-python"
 MAX_OUTPUTS = 40
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    """A kernel spec running this interpreter (`python -m ipykernel_launcher`), found through JUPYTER_PATH;
-    the kernel inherits the environment (PYTHONPATH included) and draws matplotlib inline (no display)."""
-    home = tmp_path_factory.mktemp("jupyter")
-    spec = home / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "striate tests", "language": "python",
-        "env": {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}}))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(home))
-    mp.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))  # connection files: no writable home needed
-    mp.setenv("IPYTHONDIR", str(home / "ipython"))  # nobody's IPython profile or startup files
-    yield KERNEL
-    mp.undo()
 
 
 def readme_cells() -> list[str]:
@@ -89,13 +67,13 @@ def test_example_notebook_committed_without_outputs():
         assert cell.outputs == [] and cell.execution_count is None, f"code cell {i} was committed with outputs"
 
 
-def test_readme_section_runs_in_a_kernel(kernel, tmp_path):
+def test_readme_section_runs_in_a_kernel(jupyter_kernel, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(code) for code in readme_cells()]
-    check_outputs(run(nb, kernel, tmp_path))
+    check_outputs(run(nb, jupyter_kernel, tmp_path))
     assert list((tmp_path / "runs").glob("*/report.html"))
 
 
-def test_example_notebook_runs_in_a_kernel(kernel, tmp_path):
+def test_example_notebook_runs_in_a_kernel(jupyter_kernel, tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    check_outputs(run(nb, kernel, tmp_path))
+    check_outputs(run(nb, jupyter_kernel, tmp_path))
