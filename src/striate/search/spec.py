@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..run import config as cfg
 from ..run import run_file
-from ..run.config import Option
+from ..run.option import Option
 from .space import SearchError, Space, check_model_keys
 from .stages import SAMPLERS, Stage, parse_stages
 
