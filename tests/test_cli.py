@@ -332,4 +332,4 @@ def test_the_augment_help_lists_the_augmentation_table():
     from striate.run import config as cfg
 
     words = cfg.BY_NAME["augment"].help.split(":", 1)[1].split("(")[0]
-    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "noise:σ"]
+    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "translate:P", "noise:σ"]
