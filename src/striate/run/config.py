@@ -213,8 +213,8 @@ OPTIONS: tuple[Option, ...] = (
     # evaluation
     Option("tta", str, "none", "test-time augmentation for validation and test: none; flip (average the "
            "probabilities of the image and its mirror); flip-translate[:P] (airbench's six views: the image, it "
-           "shifted by ±P pixels (default 1, reflect padding), and their mirrors, weighted 1/4, 1/4 and 1/8 each, "
-           "their logits averaged); dropout:N (average N passes with dropout active)",
+           "shifted diagonally by ±P pixels (default 1, reflect padding), and their mirrors, weighted 1/4, 1/4 and "
+           "1/8 each, their logits averaged); dropout:N (average N passes with dropout active)",
            check=_check_tta, resumable=True, group="evaluation"),
     # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",
