@@ -113,7 +113,9 @@ class AlternatingFlip:
                             f"the epoch and the sample ids; got {type(rng).__name__}")
         base = rng.per_sample(self.STREAM).random(len(x)) < 0.5  # the same bit in every epoch and batch
         flip = base ^ bool(rng.epoch % 2)
-        return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+        out = x.copy()
+        out[flip] = x[flip, :, ::-1]  # only the mirrored half is rewritten (np.where would build both whole)
+        return out
 
     def __repr__(self) -> str:
         return "AlternatingFlip()"
