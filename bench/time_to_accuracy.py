@@ -46,7 +46,7 @@ def run_striate(config: dict, out: str) -> dict:
 
 def run_torch(config: dict, out: str) -> dict:
     from striate.run import RunDir, build
-    from striate.train.tta import views
+    from striate.train.tta import averages_logits, weighted_views
 
     if config["optimizer"] not in ("nesterov", "momentum"):
         raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
@@ -80,11 +80,12 @@ def run_torch(config: dict, out: str) -> dict:
     test = run.data.test
     xs = run.preprocess(test.images)
     net.eval()
-    correct = 0
+    correct, average = 0, (lambda s: s) if averages_logits(config["tta"]) else (lambda s: torch.softmax(s, 1))
     with torch.no_grad():
-        for i in range(0, len(xs), 500):
-            probs = sum(torch.softmax(net(nhwc_to_torch(torch, v)), 1) for v in views(xs[i:i + 500], config["tta"]))
-            correct += int((probs.argmax(1).numpy() == test.labels[i:i + 500]).sum())
+        for i in range(0, len(xs), 500):  # as striate: flip averages probabilities, flip-translate logits
+            pairs = weighted_views(xs[i:i + 500], config["tta"])
+            scores = sum(w * average(net(nhwc_to_torch(torch, v))) for v, w in pairs)
+            correct += int((scores.argmax(1).numpy() == test.labels[i:i + 500]).sum())
     return {"test_accuracy": correct / len(xs), "train_seconds": round(train_seconds, 3), "epochs": config["epochs"]}
 
 

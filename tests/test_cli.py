@@ -176,6 +176,8 @@ def test_label_smoothing_and_tta_reach_the_trainer(trained, tmp_path, capsys):
     assert "test-time augmentation" not in capsys.readouterr().out
     assert main(["eval", str(out), "--tta", "flip"]) == 0
     assert "test-time augmentation flip" in capsys.readouterr().out
+    assert main(["eval", str(out), "--tta", "flip-translate"]) == 0
+    assert "test-time augmentation flip-translate" in capsys.readouterr().out
 
 
 def test_bad_config_file(tmp_path, capsys):
@@ -332,4 +334,4 @@ def test_the_augment_help_lists_the_augmentation_table():
     from striate.run import config as cfg
 
     words = cfg.BY_NAME["augment"].help.split(":", 1)[1].split("(")[0]
-    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "noise:σ"]
+    assert [w.strip() for w in words.split(",")] == [*AUGMENT, "translate:P", "noise:σ"]

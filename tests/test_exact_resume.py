@@ -90,3 +90,18 @@ def test_epochs_in_one_go_equal_a_stop_and_a_resume(tmp_path, threads, coretype)
     _train(driver, env, "--epochs", "1", "--out", str(tmp_path / "d"), *common)
     _train(driver, env, "--resume", str(tmp_path / "d"), "--epochs", "2")
     _assert_same_weights(tmp_path / "c", tmp_path / "d")
+
+
+def test_translate_and_altflip_resume_exactly(tmp_path):
+    """airbench's data pieces keyed like the others: stopped in odd epoch 2 (altflip mirrored), resumed into
+    even epoch 3, equal to a run in one go; drop_last (8 steps an epoch) counted alike."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = _env(2, None)
+    args = ["--seed", "3", "--report", "off", "--limit", "600", "--epochs", "3", "--augment", "translate:2,altflip",
+            "--drop-last"]
+    _train(driver, env, "--out", str(tmp_path / "a"), *args)
+    _train(driver, env, "--out", str(tmp_path / "b"), *args, stop_at=11, expect=128 + signal.SIGTERM)
+    assert CheckpointStore(tmp_path / "b" / "checkpoints").load("last").state["progress"]["batch"] == 3
+    _train(driver, env, "--resume", str(tmp_path / "b"), "--epochs", "3")
+    _assert_same_weights(tmp_path / "a", tmp_path / "b")

@@ -41,8 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-losses", type=_count, default=0, metavar="K",
                         help="also list the K misclassified images with the highest loss and a few images of each "
                              "most-confused class pair, each by its file (or dataset and position) (default: 0)")
-    parser.add_argument("--tta", default=None, metavar="{none,flip,dropout:N}",
-                        help="test-time augmentation: flip averages the image and its mirror, dropout:N the "
+    parser.add_argument("--tta", default=None, metavar="{none,flip,flip-translate[:P],dropout:N}",
+                        help="test-time augmentation: flip averages the image and its mirror, flip-translate[:P] the "
+                             "weighted logits of those and of both shifted by P pixels (default 1), dropout:N the "
                              "probabilities of N passes with dropout active (default: the run's)")
 
 

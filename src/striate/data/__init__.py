@@ -2,7 +2,7 @@
 loader, vectorised augmentation and fit/transform preprocessing. Pillow is imported only when image files
 are decoded, so `import striate.data` stays light."""
 
-from .augment import Compose, GaussianNoise, RandomCrop, RandomFlip
+from .augment import AlternatingFlip, Compose, GaussianNoise, RandomCrop, RandomFlip, RandomTranslate
 from .datasets import Dataset, load, load_cifar10, load_digits, load_image_folder, load_mnist
 from .datasets.image_file import MAX_PIXELS, ImageHeader, probe_image, read_image
 from .errors import DataError
@@ -23,9 +23,10 @@ from .preprocess import (
 from .rows import Rows, take_rows
 
 __all__ = [
-    "MAX_PIXELS", "PCA", "Compose", "DataError", "DataLoader", "Dataset", "FixedStandardize", "GaussianNoise",
+    "MAX_PIXELS", "PCA", "AlternatingFlip", "Compose", "DataError", "DataLoader", "Dataset", "FixedStandardize",
+    "GaussianNoise",
     "ImageHeader", "MeanImage", "PerChannelMean", "PerChannelStandardize", "PerImageStandardize", "PerPixelStandardize",
-    "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "Rows", "Scale",
+    "Preprocessing", "Preprocessor", "RandomCrop", "RandomFlip", "RandomTranslate", "Rows", "Scale",
     "Whitening", "augmentation", "load", "load_cifar10", "load_digits", "load_image_folder", "load_mnist",
     "probe_image", "read_image", "take_rows",
 ]

@@ -1,19 +1,35 @@
 """Batch augmentations, vectorised over the batch: each is `aug(x, rng) -> x'` for x (N, H, W, C).
 
-They draw from the generator they are handed (the loader's), keep the input's dtype and never modify the
-input in place.
+They draw from the generator they are handed (the loader's: a np.random.Generator, or a KeyedRandom in a keyed
+loader), keep the input's dtype and never modify the input in place.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.keyed_random import KeyedRandom
 from .errors import DataError
 
 
 def _check_batch(x: np.ndarray, who: str) -> None:
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise DataError(f"{who}: expected a batch (N, H, W, C), got {getattr(x, 'shape', type(x).__name__)}")
+
+
+def _windows(x: np.ndarray, p: int, size: tuple[int, int], mode: str, rng, who: str) -> np.ndarray:
+    """Pad x (N, H, W, C) by `p` on each side (np.pad `mode`), then take a `size` window per sample at offsets
+    drawn uniformly (rows first, then columns) — by fancy indexing, no per-sample loop."""
+    n, h, w, _ = x.shape
+    sh, sw = size
+    if sh > h + 2 * p or sw > w + 2 * p:
+        raise DataError(f"{who}: crop {size} larger than padded image ({h + 2 * p}, {w + 2 * p})")
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode) if p else x
+    oy = rng.integers(0, h + 2 * p - sh + 1, size=n)
+    ox = rng.integers(0, w + 2 * p - sw + 1, size=n)
+    rows = oy[:, None, None] + np.arange(sh)[None, :, None]  # (N, sh, 1)
+    cols = ox[:, None, None] + np.arange(sw)[None, None, :]  # (N, 1, sw)
+    return xp[np.arange(n)[:, None, None], rows, cols]
 
 
 class RandomCrop:
@@ -29,19 +45,38 @@ class RandomCrop:
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_batch(x, "RandomCrop")
-        n, h, w, _ = x.shape
-        p, (sh, sw) = self.padding, self.size
-        if sh > h + 2 * p or sw > w + 2 * p:
-            raise DataError(f"RandomCrop: crop {self.size} larger than padded image ({h + 2 * p}, {w + 2 * p})")
-        xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
-        oy = rng.integers(0, h + 2 * p - sh + 1, size=n)
-        ox = rng.integers(0, w + 2 * p - sw + 1, size=n)
-        rows = oy[:, None, None] + np.arange(sh)[None, :, None]  # (N, sh, 1)
-        cols = ox[:, None, None] + np.arange(sw)[None, None, :]  # (N, 1, sw)
-        return xp[np.arange(n)[:, None, None], rows, cols]
+        return _windows(x, self.padding, self.size, "constant", rng, "RandomCrop")
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
+
+
+class RandomTranslate:
+    """Shift each sample by up to `pad` pixels along each axis (airbench's translate): pad by `pad` on each side
+    — mode "reflect" mirrors about the edge pixel, as np.pad(mode="reflect") and torch's F.pad(..., "reflect");
+    "constant" pads zeros — then take an H×W window at offsets drawn uniformly from 0..2·pad per sample (the
+    draws of RandomCrop((H, W), pad)). x: (N, H, W, C) -> same shape and dtype, no per-sample loop.
+
+    A run applies it to the raw images, before the preprocessing: reflect padding only copies pixels, so it
+    commutes with the per-channel affine standardisation that airbench applies first (the same result)."""
+
+    def __init__(self, pad: int, mode: str = "reflect"):
+        if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 1:
+            raise DataError(f"RandomTranslate: pad must be an int ≥ 1, got {pad!r}")
+        if mode not in ("reflect", "constant"):
+            raise DataError(f"RandomTranslate: mode must be 'reflect' or 'constant', got {mode!r}")
+        self.pad, self.mode = int(pad), mode
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_batch(x, "RandomTranslate")
+        h, w = x.shape[1:3]
+        if self.mode == "reflect" and self.pad >= min(h, w):
+            raise DataError(f"RandomTranslate: reflect padding by {self.pad} needs images larger than {self.pad} "
+                            f"pixels, got {h}×{w}")
+        return _windows(x, self.pad, (h, w), self.mode, rng, "RandomTranslate")
+
+    def __repr__(self) -> str:
+        return f"RandomTranslate(pad={self.pad}, mode={self.mode!r})"
 
 
 class RandomFlip:
@@ -59,6 +94,31 @@ class RandomFlip:
 
     def __repr__(self) -> str:
         return f"RandomFlip(p={self.p})"
+
+
+class AlternatingFlip:
+    """airbench's alternating flip: each sample has a base flip, a fair random bit keyed by (seed, sample id)
+    alone, and is mirrored where that bit is set on even epochs and where it is not on odd epochs, so every
+    image is seen in both orientations on alternate epochs. x: (N, H, W, C) -> same shape.
+
+    It needs the loader's keyed randomness (`DataLoader(keyed=seed)`, as every run has): a KeyedRandom knows
+    the epoch and the samples' ids; a plain np.random.Generator knows neither, and is refused."""
+
+    STREAM = 1 << 32  # the base bits' key stream: apart from the loader's (0) and the keyed layers' (1000 on)
+
+    def __call__(self, x: np.ndarray, rng) -> np.ndarray:
+        _check_batch(x, "AlternatingFlip")
+        if not isinstance(rng, KeyedRandom) or rng.ids is None:
+            raise DataError("altflip (alternating flip) needs a keyed loader, DataLoader(keyed=seed), that tells it "
+                            f"the epoch and the sample ids; got {type(rng).__name__}")
+        base = rng.per_sample(self.STREAM).random(len(x)) < 0.5  # the same bit in every epoch and batch
+        flip = base ^ bool(rng.epoch % 2)
+        out = x.copy()
+        out[flip] = x[flip, :, ::-1]  # only the mirrored half is rewritten (np.where would build both whole)
+        return out
+
+    def __repr__(self) -> str:
+        return "AlternatingFlip()"
 
 
 class GaussianNoise:

@@ -7,8 +7,10 @@ steps, and `Preprocessing`, the fitted steps from uint8 images to a network's in
                 fixed per-channel mean and std, `preprocess.FIXED_STATISTICS`), and the notes' PCA and
                 whitening: pca (the top `n_components` principal components), whiten (those divided by
                 √(eigenvalue + eps)), zca (the whitened data rotated back to image space)
-    AUGMENT     name → the augmentation for images of a shape: crop (pad by 1/8 of the side, crop back), flip;
-                `noise:σ` adds Gaussian noise of std σ after the preprocessing (input-noise regularisation)
+    AUGMENT     name → the augmentation for images of a shape: crop (zero-pad by 1/8 of the side, crop back), flip,
+                translate (`translate:P`: shift by up to P pixels, reflect padding; P = 1/16 of the shorter
+                side, at least 1, without :P — 2 at 32×32), altflip (airbench's alternating flip); `noise:σ`
+                adds Gaussian noise of std σ after the preprocessing (input-noise regularisation)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .augment import GaussianNoise, RandomCrop, RandomFlip
+from .augment import AlternatingFlip, GaussianNoise, RandomCrop, RandomFlip, RandomTranslate
 from .errors import DataError
 from .preprocess import (
     FIXED_STATISTICS,
@@ -50,23 +52,45 @@ MAX_FEATURES = 12288  # values per image PCA and whitening take (64×64×3): the
 AUGMENT = {
     "crop": lambda h, w: RandomCrop((h, w), padding=max(1, min(h, w) // 8)),
     "flip": lambda h, w: RandomFlip(),
+    "translate": lambda h, w: RandomTranslate(max(1, min(h, w) // 16)),  # 2 pixels at 32×32, as airbench
+    "altflip": lambda h, w: AlternatingFlip(),
 }
-AUGMENT_CHOICES = ", ".join([*AUGMENT, "noise:σ"])  # what an error or a help text offers
+AUGMENT_CHOICES = ", ".join([*AUGMENT, "translate:P", "noise:σ"])  # what an error or a help text offers
 # no per-pixel statistics: they apply to images of any size
 _ANY_SIZE = (Scale, FixedStandardize, PerChannelMean, PerChannelStandardize, PerImageStandardize)
 
 
-def noise_sigma(name: str) -> float | None:
-    """σ of an augmentation name `noise:σ`, None for another name; DataError for a malformed one."""
-    if not name.startswith("noise"):
-        return None
-    try:
-        sigma = float(name.split(":", 1)[1])
-    except (IndexError, ValueError):
-        raise DataError(f"augmentation {name!r}: write noise:σ, e.g. noise:0.1") from None
-    if not 0 < sigma < math.inf:  # NaN fails both
-        raise DataError(f"augmentation {name!r}: σ must be a finite number > 0")
-    return sigma
+def parse_augment(name: str) -> tuple[str, float | None]:
+    """(kind, value) of one augmentation name: (name, None) for a name of AUGMENT, ("translate", P) for
+    `translate:P` (P int ≥ 1 pixels), ("noise", σ) for `noise:σ` (σ finite > 0); DataError for an unknown or a
+    malformed name."""
+    kind, sep, text = str(name).partition(":")
+    if not sep and name in AUGMENT:
+        return name, None
+    if kind == "noise":
+        try:
+            sigma = float(text)
+        except ValueError:
+            raise DataError(f"augmentation {name!r}: write noise:σ, e.g. noise:0.1") from None
+        if not 0 < sigma < math.inf:  # NaN fails both
+            raise DataError(f"augmentation {name!r}: σ must be a finite number > 0")
+        return kind, sigma
+    if kind == "translate" and sep:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise DataError(f"augmentation {name!r}: write translate:P with P ≥ 1 pixels, e.g. translate:2")
+        return kind, int(text)
+    raise DataError(f"unknown augmentation {name!r}; choose from {AUGMENT_CHOICES}")
+
+
+def check_augment(names: list[str]) -> list[tuple[str, float | None]]:
+    """Each name parsed (`parse_augment`), and names that contradict each other refused: flip draws a fresh
+    flip every epoch, altflip alternates a fixed one."""
+    parsed = [parse_augment(n) for n in names]
+    kinds = {k for k, _ in parsed}
+    if {"flip", "altflip"} <= kinds:
+        raise DataError("augmentations flip and altflip contradict each other (a random flip every epoch, or a "
+                        "fixed one alternated by epoch): give one")
+    return parsed
 
 
 def augmentation(names: list[str], shape: tuple[int, int, int]) -> tuple[list, list]:
@@ -74,14 +98,14 @@ def augmentation(names: list[str], shape: tuple[int, int, int]) -> tuple[list, l
     the preprocessing — the input noise)."""
     h, w, _ = shape
     before, after = [], []
-    for n in names:
-        sigma = noise_sigma(n)
-        if sigma is not None:
-            after.append(GaussianNoise(sigma))
-        elif n in AUGMENT:
-            before.append(AUGMENT[n](h, w))
+    for kind, value in check_augment(names):
+        if kind == "noise":
+            after.append(GaussianNoise(value))
         else:
-            raise DataError(f"unknown augmentation {n!r}; choose from {AUGMENT_CHOICES}")
+            before.append(RandomTranslate(int(value)) if kind == "translate" and value else AUGMENT[kind](h, w))
+            if kind == "translate" and before[-1].pad >= min(h, w):
+                raise DataError(f"augmentation translate:{before[-1].pad}: reflect padding needs images larger "
+                                f"than {before[-1].pad} pixels, these are {h}×{w}")
     return before, after
 
 

@@ -66,6 +66,12 @@ class KeyedRandom:
         """The same key without sample ids: draws shared by the whole (global) batch."""
         return KeyedRandom(self.seed, self.epoch, self.batch, None, self.stream)
 
+    def per_sample(self, stream: int) -> KeyedRandom:
+        """The same samples keyed by (seed, `stream`, sample id) alone, epoch and batch fixed at 0: numbers a
+        sample keeps for the whole run (altflip's base flip), whichever epoch or batch asks for them. Give a
+        `stream` no other key uses (the loader's augmentations draw from stream 0, keyed layers from 1000 on)."""
+        return KeyedRandom(self.seed, 0, 0, self.ids, stream)
+
     def _bits(self, size) -> np.ndarray:
         """uint64 array of `size`, the next draw's raw numbers."""
         shape = () if size is None else ((int(size),) if np.isscalar(size) else tuple(int(s) for s in size))

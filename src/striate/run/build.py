@@ -164,11 +164,25 @@ def check_combinations(config: dict) -> None:
                               f"{config['schedule']!r}")
 
 
+def train_loader(config: dict, images, labels, transform, comm=None):
+    """The training DataLoader: shuffled by the run's seed, keyed augmentation, this process's shard of each
+    batch; `drop_last` drops each epoch's last partial batch (len(loader), so the schedules, counts it too)."""
+    from ..data import DataLoader
+
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    if config.get("drop_last") and len(images) < config["batch_size"]:
+        raise cfg.ConfigError(f"drop_last with batch_size = {config['batch_size']} and {len(images)} training "
+                              "images leaves no batch: lower batch_size or drop drop_last")
+    return DataLoader(images, labels, config["batch_size"], shuffle=True, drop_last=config.get("drop_last", False),
+                      rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"], shard=(rank, size),
+                      transform=transform)
+
+
 def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), fitted=None,
           test: bool = True, stream=None, comm=None) -> Run:
     """Every piece of a run from its resolved configuration (see the module docstring). `stream` receives
     the progress lines (default: the console, epoch lines on stdout and a bar on a terminal)."""
-    from ..data import Compose, DataLoader, Preprocessing, augmentation
+    from ..data import Compose, Preprocessing, augmentation
     from ..distributed.comm import Single
     from ..nn.losses import l1
     from ..nn.losses import named as named_loss
@@ -191,9 +205,7 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     elif not isinstance(model, Module):
         model = model(len(data.classes), inputs)
     before, after = augmentation(config["augment"], data.shape)
-    loader = DataLoader(data.train_x, data.train_y, config["batch_size"], shuffle=True, drop_last=False,
-                        rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
-                        shard=(comm.rank, comm.size), transform=Compose([*before, preprocess, *after]))
+    loader = train_loader(config, data.train_x, data.train_y, Compose([*before, preprocess, *after]), comm)
     val = None if data.val_x is None else (preprocess.lazy(data.val_x), data.val_y)  # preprocessed per batch
     if config["patience"] and val is None:
         raise cfg.ConfigError(f"patience = {config['patience']} needs validation data: "

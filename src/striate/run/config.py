@@ -21,7 +21,7 @@ import difflib
 from pathlib import Path
 
 from ..data.datasets.image_file import FORMAT_NAMES
-from ..data.pipeline import AUGMENT, AUGMENT_CHOICES, PREPROCESS
+from ..data.pipeline import AUGMENT_CHOICES, PREPROCESS
 from ..nn.losses import NAMES as LOSSES
 from . import schedule
 from .option import RUN_COMMANDS, Option
@@ -78,14 +78,12 @@ def _check_model(value: str, where: str) -> None:
 
 def _check_augment(value: list, where: str) -> None:
     from ..data import DataError
-    from ..data.pipeline import noise_sigma
+    from ..data.pipeline import check_augment
 
-    for v in value:
-        try:
-            if noise_sigma(v) is None and v not in AUGMENT:
-                raise DataError(f"unknown augmentation {v!r}; choose from {AUGMENT_CHOICES}")
-        except DataError as e:
-            raise ConfigError(f"{where}: {e}") from None
+    try:
+        check_augment(value)
+    except DataError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _check_model_options(value: dict, where: str) -> None:
@@ -138,9 +136,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("loss", str, "softmax", "the classifier's loss: softmax (cross-entropy) or svm (the notes' multiclass "
            "SVM, margin 1: its scores are not probabilities)", LOSSES, commands=D, group="optimization",
            aliases=("criterion", "objective")),
-    Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (noise:σ: Gaussian input "
-           "noise of std σ after the preprocessing)", check=_check_augment, group="data",
-           aliases=("augmentation", "aug", "augmentations")),
+    Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (crop zero-pads by 1/8 of "
+           "the side; translate:P shifts by up to P pixels with reflect padding, translate alone by 2 at 32×32; "
+           "altflip mirrors a fixed random half of the images on even epochs and the other half on odd ones, "
+           "not with flip; noise:σ: Gaussian input noise of std σ after the preprocessing)", check=_check_augment,
+           group="data", aliases=("augmentation", "aug", "augmentations")),
+    Option("drop_last", bool, False, "drop the last partial training batch of each epoch (N // batch_size steps "
+           "an epoch instead of ⌈N / batch_size⌉)", group="data", aliases=("drop_remainder",)),
     Option("val_fraction", float, 0.1, "fraction of the training split held out for validation", minimum=0.0,
            below=1.0, commands=D, group="data", aliases=("validation_split", "val_split", "validation_fraction")),
     Option("limit", int, 0, "use only this many training images (0: all)", minimum=0, commands=D, group="data"),
@@ -210,7 +212,9 @@ OPTIONS: tuple[Option, ...] = (
            group="averaging", aliases=("snapshot_ensemble",)),
     # evaluation
     Option("tta", str, "none", "test-time augmentation for validation and test: none; flip (average the "
-           "probabilities of the image and its mirror); dropout:N (average N passes with dropout active)",
+           "probabilities of the image and its mirror); flip-translate[:P] (airbench's six views: the image, it "
+           "shifted diagonally by ±P pixels (default 1, reflect padding), and their mirrors, weighted 1/4, 1/4 and "
+           "1/8 each, their logits averaged); dropout:N (average N passes with dropout active)",
            check=_check_tta, resumable=True, group="evaluation"),
     # run
     Option("seed", int, 0, "seed for initialisation, the validation split, shuffling and augmentation",

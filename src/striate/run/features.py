@@ -23,7 +23,6 @@ import numpy as np
 from .. import console
 from ..nn.module import Module
 from . import config as cfg
-from .data import LOADER
 
 ALL = "all"  # --freeze all
 
@@ -146,8 +145,8 @@ def train_on_codes(run, reinitialised=()):
     shuffles exactly as the run's image loader would (same seed, same order), and `HeadOnCodes` as the trainer's
     model. `reinitialised`: the transfer's re-initialised layers ({'layer', 'class', 'reason'}); one of them in the
     body is refused (a fixed feature extractor with random layers). Returns the new Run."""
-    from ..data import DataLoader
     from . import codes
+    from .build import train_loader
 
     body, head, head_name = split(run.model)
     fresh = [r for r in reinitialised if r["layer"] != head_name]
@@ -160,9 +159,8 @@ def train_on_codes(run, reinitialised=()):
     data, config = run.data, run.config
     train = _codes(run, body, data.train_x, "training", key)
     val = None if data.val_x is None else (_codes(run, body, data.val_x, "validation", key), data.val_y)
-    loader = DataLoader(train.reshape(len(train), 1, 1, -1), data.train_y, config["batch_size"], shuffle=True,
-                        drop_last=False, rng=np.random.default_rng([config["seed"], LOADER]), keyed=config["seed"],
-                        transform=_as_vectors)  # as `run.build` makes the image loader: the same order
+    # as `run.build` makes the image loader: the same order
+    loader = train_loader(config, train.reshape(len(train), 1, 1, -1), data.train_y, _as_vectors)
     run.trainer.model = HeadOnCodes(run.model, head)
     console.note(f"training layer {head_name} {head.describe()} on {train.shape[1]}-dimensional CNN codes; the body's "
                  f"{len(run.model.weighted_layers()) - 1} layers with weights stay fixed")

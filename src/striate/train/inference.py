@@ -7,7 +7,7 @@ without caches under `no_grad()` and gets its train/eval mode back afterwards.
     evaluate(model, loss, data)      {'loss', 'accuracy', 'count'} (+ 'scores', 'labels' with keep=True)
 
 `tta` names a test-time augmentation (see `tta.py`): with "flip" each image and its mirror are classified
-and their probabilities averaged.
+and their probabilities averaged; "flip-translate" averages six views' logits, weighted.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class Trainer:
     - `penalty`: optional weight penalty (`st.nn.l2(reg)`): its value is added to the loss, its
       gradient to the weights.
     - `rngs`: extra named generators whose state goes into checkpoints (e.g. the augmentation's).
-    - `tta`: test-time augmentation for `evaluate` and `predict_scores` ("none" or "flip", see `tta.py`).
+    - `tta`: test-time augmentation for `evaluate` and `predict_scores` ("none", "flip", "flip-translate[:P]" or
+      "dropout:N", see `tta.py`).
     - `comm`: the processes of a data-parallel run (`distributed.world()`; None: this process alone).
     - `progress`: add a `Progress` callback if none is given (None: only in a notebook, and not data-parallel).
 
