@@ -50,7 +50,7 @@ def test_one_update_is_the_lerp_on_parameters_and_float_buffers_then_copied_back
     assert "1.num_batches_tracked" not in la.average and "1.running_var" in la.average
     before = net.state_dict()
     rng = np.random.default_rng(5)
-    for name, a in net._state_arrays().items():  # the network moves on (training would)
+    for a in net._state_arrays().values():  # the network moves on (training would)
         a += rng.standard_normal(a.shape).astype(a.dtype) if a.dtype.kind == "f" else 7
     moved = net.state_dict()
     la.update(0.7)
