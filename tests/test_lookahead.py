@@ -176,3 +176,21 @@ def test_ctrl_c_mid_epoch_then_a_resume_equals_the_run_in_one_go(tmp_path):
     a, b = ref.model.state_dict(), resumed.model.state_dict()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_the_run_options_make_the_callback_and_bad_values_are_refused():
+    from striate.run import config as cfg
+    from striate.run.callbacks import run_callbacks
+
+    config = cfg.resolve({"lookahead": 5, "lookahead_decay": 0.9, "lookahead_power": 2}, where="run.toml")
+    made = [c for c in run_callbacks(config, None, {}, 10, has_val=False, steps_per_epoch=4, writers=False)
+            if isinstance(c, LookaheadAveraging)]
+    assert [(c.every, c.decay, c.power) for c in made] == [(5, 0.9, 2.0)]
+    assert not any(isinstance(c, LookaheadAveraging) for c in run_callbacks(
+        cfg.resolve({}), None, {}, 10, has_val=False, steps_per_epoch=4, writers=False))
+    with pytest.raises(cfg.ConfigError, match="lookahead_decay"):
+        cfg.resolve({"lookahead_decay": 1.5}, where="run.toml")
+    with pytest.raises(cfg.ConfigError, match="lookahead"):
+        cfg.resolve({"lookahead": -1}, where="run.toml")
+    with pytest.raises(ValueError, match="every"):
+        LookaheadAveraging(every=0)
