@@ -60,6 +60,8 @@ class LookaheadAveraging(Callback):
             self.lookahead.load_state_dict(state)
 
     def on_batch_end(self, batch, logs) -> None:
+        if self.trainer.diverged:  # the explosion guard stopped the run: keep a non-finite step out of the average
+            return
         t = self.trainer.iteration  # optimizer steps taken, this one included
         if t % self.every == 0:
             self.lookahead.update(lookahead_decay(t, self.total, self.decay, self.every, self.power))
