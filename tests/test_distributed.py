@@ -181,7 +181,7 @@ def test_a_short_last_batch_splits_unevenly_and_dropout_is_keyed(tmp_path):
     keyed augmentation (crops, input noise), a max-norm constraint and an EMA of the weights (evaluated on
     the validation split, split over the ranks): 3 ranks train what 1 process trains."""
     args = ["--model", "three_layer", "--epochs", "2", "--batch-size", "100", "--augment", "crop,noise:0.05",
-            "--ema-decay", "0.9", "--max-norm", "4", *QUICK]
+            "--ema-decay", "0.9", "--max-norm", "4", "--lookahead", "3", *QUICK]
     one = striate(0, *args, "--out", str(tmp_path / "one"))
     three = striate(3, *args, "--out", str(tmp_path / "three"))
     assert one.returncode == 0 and three.returncode == 0, three.stderr

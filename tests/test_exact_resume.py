@@ -69,6 +69,7 @@ def _assert_same_weights(a: Path, b: Path):
     assert not differing, f"{len(differing)} of {len(wa.weights)} tensors differ after resume: {differing}"
 
 
+LOOKAHEAD = ["--lookahead", "4"]
 CASES = [(t, None) for t in (1, 2, 3)] + ([(2, "Haswell"), (3, "Haswell")] if _has_avx2() else [])
 
 
@@ -78,8 +79,9 @@ def test_epochs_in_one_go_equal_a_stop_and_a_resume(tmp_path, threads, coretype)
     driver.write_text(DRIVER)
     env = _env(threads, coretype)
     common = ["--seed", "3", "--report", "off", "--limit", "600"]
-    # with augmentation, stopped by SIGTERM in the middle of epoch 2 (10 steps an epoch)
-    aug = [*common, "--augment", "crop,flip"]
+    # with augmentation, stopped by SIGTERM in the middle of epoch 2 (10 steps an epoch); with the lookahead
+    # average (copied back every 4 steps: its average is saved, and the last 2 of the 30 steps are dropped)
+    aug = [*common, "--augment", "crop,flip", *LOOKAHEAD]
     _train(driver, env, "--epochs", "3", "--out", str(tmp_path / "a"), *aug)
     _train(driver, env, "--epochs", "3", "--out", str(tmp_path / "b"), *aug, stop_at=14, expect=128 + signal.SIGTERM)
     assert CheckpointStore(tmp_path / "b" / "checkpoints").load("last").state["progress"]["batch"] == 5

@@ -12,12 +12,13 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
                   steps_per_epoch: int, stream=None, writers: bool = True) -> list:
     """`stream`: where a run started by a search writes its lines (a log file); None: the console.
     `writers=False` (the ranks but 0 of a data-parallel run): only the callbacks that steer training — the
-    explosion guard, early stopping, the max-norm constraint and the weight average — which act alike on every
+    explosion guard, early stopping, the max-norm constraint and the weight averages — which act alike on every
     rank from the same weights and global numbers (and take part in the validation's exchanges)."""
     from ..train.callbacks import (
         EarlyStopping,
         ExplosionGuard,
         History,
+        LookaheadAveraging,
         MaxNormConstraint,
         ModelCheckpoint,
         Progress,
@@ -32,6 +33,8 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
         callbacks.append(EarlyStopping(config["patience"]))
     if config.get("max_norm"):
         callbacks.append(MaxNormConstraint(config["max_norm"]))
+    if config.get("lookahead"):
+        callbacks.append(LookaheadAveraging(config["lookahead"], config["lookahead_decay"], config["lookahead_power"]))
     if config.get("ema_decay") or config.get("polyak"):
         callbacks.append(WeightAveraging(config["ema_decay"] if config.get("ema_decay") else None))
     if not writers:

@@ -207,6 +207,15 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, below=1.0, group="averaging", aliases=("ema",)),
     Option("polyak", bool, False, "keep Polyak's running average of the weights (evaluated and saved like the "
            "EMA)", group="averaging", aliases=("polyak_averaging", "swa")),
+    Option("lookahead", int, 0, "Lookahead-style averaging copied back into the weights: every this many steps the "
+           "network continues from an exponential average of its weights and BatchNorm statistics, and ends as "
+           "the average (airbench: 5; 0: off)", minimum=0, group="averaging",
+           aliases=("lookahead_every", "lookahead_steps")),
+    Option("lookahead_decay", float, 0.95, "the lookahead average's decay per step: an update after step t of T "
+           "uses lookahead_decay^lookahead · (t/T)^lookahead_power", minimum=0.0, below=1.0, group="averaging",
+           aliases=("lookahead_alpha",)),
+    Option("lookahead_power", float, 3.0, "the power of t/T in the lookahead average's decay (0: a constant "
+           "decay)", minimum=0.0, group="averaging"),
     Option("snapshots", int, 0, "snapshot ensemble: a cosine schedule with this many restarts, each cycle's "
            "weights saved, the ensemble of the snapshots evaluated on the test split (0: off)", minimum=0,
            group="averaging", aliases=("snapshot_ensemble",)),

@@ -6,10 +6,11 @@ from .base import Callback
 from .early_stopping import EarlyStopping
 from .explosion_guard import ExplosionGuard
 from .history import History
+from .lookahead import LookaheadAveraging
 from .max_norm import MaxNormConstraint
 from .model_checkpoint import ModelCheckpoint
 from .monitor import Monitor
 from .progress import Progress
 
-__all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "MaxNormConstraint", "ModelCheckpoint",
-           "Monitor", "Progress", "WeightAveraging"]
+__all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "LookaheadAveraging", "MaxNormConstraint",
+           "ModelCheckpoint", "Monitor", "Progress", "WeightAveraging"]
