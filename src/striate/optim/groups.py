@@ -123,6 +123,6 @@ def param_groups(model: Module, rules) -> list[dict]:
             names = ", ".join(n for n, _ in list(model.named_parameters())[:8])
             raise ValueError(f"parameter-group rule match = {rule['match']!r} matches no parameter of the model "
                              f"(a layer kind such as 'BatchNorm.bias', or a glob over names such as {names})")
-    groups = [{"params": members, "lr_mult": float(r.get("lr_mult", 1.0)), "decay_mult": float(r.get("decay_mult", 1.0))}
-              for r, members in zip(rules, chosen, strict=True)]
+    groups = [{"params": members, "lr_mult": float(r.get("lr_mult", 1.0)),
+               "decay_mult": float(r.get("decay_mult", 1.0))} for r, members in zip(rules, chosen, strict=True)]
     return groups + ([{"params": rest}] if rest else [])

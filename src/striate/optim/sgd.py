@@ -11,7 +11,7 @@ more per parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -85,7 +85,8 @@ class Optimizer:
             wd = getattr(self, "weight_decay", 0.0) * g["decay_mult"]
             if self.decoupled_weight_decay and wd:
                 wd /= self.initial_lr * g["lr_mult"]
-            out.append((getattr(self, "lr", 0.0) * g["lr_mult"], wd))  # × 1.0 is exact: no groups, the same update as before
+            # × 1.0 is exact: without groups, the same update as before them
+            out.append((getattr(self, "lr", 0.0) * g["lr_mult"], wd))
         return out
 
     def step(self) -> None:
@@ -226,8 +227,8 @@ class Optimizer:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         groups = ""
         if len(self.groups) > 1 or any(g["lr_mult"] != 1 or g["decay_mult"] != 1 for g in self.groups):
-            groups = ", groups=[" + ", ".join(f"{g['size']} × (lr_mult={g['lr_mult']:g}, decay_mult={g['decay_mult']:g})"
-                                              for g in self.groups) + "]"
+            groups = ", groups=[" + ", ".join(
+                f"{g['size']} × (lr_mult={g['lr_mult']:g}, decay_mult={g['decay_mult']:g})" for g in self.groups) + "]"
         return f"{type(self).__name__}({len(self.params)} parameters, {hyper}{groups})"
 
 
