@@ -96,14 +96,20 @@ def check_rules(rules) -> list[dict]:
     return list(rules)
 
 
+TORCH_NAMES = {"gamma": "weight", "beta": "bias"}  # a norm layer's γ and β, as PyTorch (and airbench) name them
+
+
 def matches(pattern: str, full_name: str, module: Module, name: str) -> bool:
     """Does rule `pattern` select parameter `name` of `module` (full name `full_name`)? Either the layer kind
     (the class name or a base class's) then optionally '.' and the parameter's name or glob ('BatchNorm.bias',
-    'Conv2d', 'Linear.*'), or a glob over the full parameter name ('*.bias', '3.weight')."""
+    'Conv2d', 'Linear.*'), or a glob over the full parameter name ('*.bias', '3.weight'). A norm layer's
+    `gamma` and `beta` also answer to PyTorch's names, `weight` and `bias`."""
+    names = {name, TORCH_NAMES.get(name, name)}
     kind, _, param = pattern.partition(".")
-    if any(cls.__name__ == kind for cls in type(module).__mro__) and fnmatchcase(name, param or "*"):
+    if any(cls.__name__ == kind for cls in type(module).__mro__) and any(fnmatchcase(n, param or "*") for n in names):
         return True
-    return fnmatchcase(full_name, pattern)
+    prefix = full_name[: len(full_name) - len(name)]
+    return any(fnmatchcase(prefix + n, pattern) for n in names)
 
 
 def param_groups(model: Module, rules) -> list[dict]:
