@@ -90,3 +90,35 @@ def test_epochs_in_one_go_equal_a_stop_and_a_resume(tmp_path, threads, coretype)
     _train(driver, env, "--epochs", "1", "--out", str(tmp_path / "d"), *common)
     _train(driver, env, "--resume", str(tmp_path / "d"), "--epochs", "2")
     _assert_same_weights(tmp_path / "c", tmp_path / "d")
+
+
+AIRBENCH_LIKE = """optimizer = "nesterov"
+lr = 0.02
+momentum = 0.85
+weight_decay = 0.005
+decoupled_weight_decay = true
+loss_reduction = "sum"
+label_smoothing = 0.2
+schedule = "triangular"
+[[param_groups]]
+match = "*.bias"
+lr_mult = 8
+[[param_groups]]
+match = "Linear.weight"
+decay_mult = 0.5
+"""
+
+
+def test_param_groups_decoupled_decay_triangular_and_a_summed_loss_resume_exactly(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    (tmp_path / "run.toml").write_text(AIRBENCH_LIKE)
+    env = _env(1, None)
+    common = ["--config", str(tmp_path / "run.toml"), "--seed", "3", "--report", "off", "--limit", "300",
+              "--epochs", "2"]  # 5 steps an epoch: stopped in the middle of the second
+    _train(driver, env, "--out", str(tmp_path / "a"), *common)
+    _train(driver, env, "--out", str(tmp_path / "b"), *common, stop_at=7, expect=128 + signal.SIGTERM)
+    optimizer = CheckpointStore(tmp_path / "b" / "checkpoints").load("last").state["optimizer"]
+    assert [(g["lr_mult"], g["decay_mult"]) for g in optimizer["groups"]] == [(8, 1), (1, 0.5), (1, 1)]
+    _train(driver, env, "--resume", str(tmp_path / "b"), "--epochs", "2")
+    _assert_same_weights(tmp_path / "a", tmp_path / "b")
