@@ -218,6 +218,9 @@ def make_optimizer(config: dict, model):
 
     try:
         params = param_groups(model, config["param_groups"]) if config.get("param_groups") else model
+    except ValueError as e:
+        raise cfg.ConfigError(f"param_groups: {e}") from None
+    try:
         return optimizer(config["optimizer"], params, base_lr(config), config["momentum"], config["weight_decay"],
                          decoupled_weight_decay=config.get("decoupled_weight_decay", False))
     except ValueError as e:
