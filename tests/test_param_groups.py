@@ -182,3 +182,22 @@ def test_triangular_is_airbench_schedule():
     assert S.from_config(json.loads(json.dumps(sched.to_config()))) == sched
     with pytest.raises(ValueError, match="pct_start"):
         S.triangular(0.1, 10, pct_start=1.0)
+
+
+def test_data_parallel_adds_the_ranks_summed_gradients():
+    """Two ranks with the same part: a mean loss's gradients are averaged, a summed loss's added, so K ranks
+    equal one process either way."""
+    from striate.distributed.gradients import GradientAverager
+
+    class TwoIdenticalRanks:
+        is_root = True
+
+        def allreduce(self, buffer):
+            buffer *= 2
+
+    for summed, factor in ((False, 1), (True, 2)):
+        p = st.nn.Parameter(np.arange(3, dtype=np.float32))
+        p.grad[...] = [1, 2, 3]
+        n, loss, *_ = GradientAverager(TwoIdenticalRanks(), [p]).average(4, 8.0, 3, False, summed=summed)
+        assert (n, loss) == (8, 16.0)
+        np.testing.assert_array_equal(p.grad, factor * np.array([1, 2, 3], np.float32))
