@@ -94,16 +94,39 @@ def test_epochs_in_one_go_equal_a_stop_and_a_resume(tmp_path, threads, coretype)
     _assert_same_weights(tmp_path / "c", tmp_path / "d")
 
 
-def test_translate_and_altflip_resume_exactly(tmp_path):
-    """airbench's data pieces keyed like the others: stopped in odd epoch 2 (altflip mirrored), resumed into
-    even epoch 3, equal to a run in one go; drop_last (8 steps an epoch) counted alike."""
+AIRBENCH_LIKE = """optimizer = "nesterov"
+lr = 0.02
+momentum = 0.85
+weight_decay = 0.005
+decoupled_weight_decay = true
+loss_reduction = "sum"
+label_smoothing = 0.2
+schedule = "triangular"
+augment = ["translate:2", "altflip"]
+drop_last = true
+[[param_groups]]
+match = "*.bias"
+lr_mult = 8
+[[param_groups]]
+match = "Linear.weight"
+decay_mult = 0.5
+"""
+
+
+def test_the_fast_recipes_pieces_resume_exactly(tmp_path):
+    """The CIFAR-10 recipe's pieces together: translate and altflip keyed like the other augmentations (stopped
+    in odd epoch 2, altflip mirrored, resumed into even epoch 3), drop_last (8 steps an epoch) counted alike,
+    parameter groups, decoupled decay, the triangular schedule and a summed loss."""
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
+    (tmp_path / "run.toml").write_text(AIRBENCH_LIKE)
     env = _env(2, None)
-    args = ["--seed", "3", "--report", "off", "--limit", "600", "--epochs", "3", "--augment", "translate:2,altflip",
-            "--drop-last"]
-    _train(driver, env, "--out", str(tmp_path / "a"), *args)
-    _train(driver, env, "--out", str(tmp_path / "b"), *args, stop_at=11, expect=128 + signal.SIGTERM)
-    assert CheckpointStore(tmp_path / "b" / "checkpoints").load("last").state["progress"]["batch"] == 3
+    common = ["--config", str(tmp_path / "run.toml"), "--seed", "3", "--report", "off", "--limit", "600",
+              "--epochs", "3"]
+    _train(driver, env, "--out", str(tmp_path / "a"), *common)
+    _train(driver, env, "--out", str(tmp_path / "b"), *common, stop_at=11, expect=128 + signal.SIGTERM)
+    state = CheckpointStore(tmp_path / "b" / "checkpoints").load("last").state
+    assert state["progress"]["batch"] == 3
+    assert [(g["lr_mult"], g["decay_mult"]) for g in state["optimizer"]["groups"]] == [(8, 1), (1, 0.5), (1, 1)]
     _train(driver, env, "--resume", str(tmp_path / "b"), "--epochs", "3")
     _assert_same_weights(tmp_path / "a", tmp_path / "b")

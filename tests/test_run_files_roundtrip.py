@@ -66,6 +66,7 @@ def _value(option: cfg.Option, tmp_path):
         "augment": lambda: ["flip", "crop", "noise:1e-05"],
         "milestones": lambda: [1e-05, 2.5, 1e16, 3],
         "model_options": lambda: _model_options(),
+        "param_groups": lambda: [{"match": "BatchNorm.bias", "lr_mult": 64, "decay_mult": 0.5}, {"match": "*.b🚀"}],
     }
     if option.name in special:
         return option.convert(special[option.name](), "test")

@@ -41,15 +41,17 @@ class GradientAverager:
         return np.zeros(size + extra, dtype=self.dtype), items
 
     def average(self, n: int, loss_sum: float, correct: float, stop: bool,
-                choices: int = 0) -> tuple[int, float, int, bool, int]:
+                choices: int = 0, summed: bool = False) -> tuple[int, float, int, bool, int]:
+        """`summed`: each rank's gradient is the sum over its samples (a loss of reduction 'sum'): the ranks'
+        gradients are added, not averaged, so K ranks still equal one process."""
         for buffer, items in self.buckets:
             for p, where in items:
-                np.multiply(p.grad.reshape(-1), n, out=buffer[where])
+                np.multiply(p.grad.reshape(-1), 1 if summed else n, out=buffer[where])
         self.buckets[-1][0][-STATS:] = (n, loss_sum, correct, float(stop), choices if self.comm.is_root else 0)
         for buffer, _ in self.buckets:
             self.comm.allreduce(buffer)
         total, loss_total, correct_total, stops, root_choices = self.buckets[-1][0][-STATS:].tolist()
-        scale = 1.0 / total if total else 0.0
+        scale = 1.0 if summed else 1.0 / total if total else 0.0
         for buffer, items in self.buckets:
             for p, where in items:
                 p.grad[...] = (buffer[where] * self.dtype(scale)).reshape(p.grad.shape)

@@ -1,6 +1,6 @@
 """Classification losses (softmax cross-entropy, Weston–Watkins multiclass SVM) and the L2/L1 weight
-penalties of the notes. A loss returns the batch-mean as a Python float; `backward()` returns
-d(loss)/d(scores) for the last call."""
+penalties of the notes. A loss returns the batch-mean as a Python float (`reduction="sum"`: the batch's
+sum, PyTorch's reduction='sum'); `backward()` returns d(loss)/d(scores) for the last call."""
 
 from __future__ import annotations
 
@@ -27,11 +27,33 @@ def check_scores_labels(name: str, scores, labels) -> np.ndarray:
     return labels.astype(np.intp, copy=False)
 
 
-class Loss:
-    """Base: `loss = crit(scores, labels)`, then `crit.backward() -> dscores`."""
+REDUCTIONS = ("mean", "sum")  # a run's `loss_reduction`
 
-    def __init__(self):
+
+class Loss:
+    """Base: `loss = crit(scores, labels)`, then `crit.backward() -> dscores`.
+
+    `reduction`: "mean" (the batch's mean, gradients / N) or "sum" (the batch's sum, gradients not divided by
+    N: a step's size then grows with the batch, as the published airbench's summed loss). Whatever the
+    reduction, `per_sample(value, n)` is the mean over the batch's n samples: what a trainer logs, evaluates and
+    guards against explosion, so a loss curve means the same under either."""
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {', '.join(REDUCTIONS)}, "
+                             f"got {reduction!r}")
+        self.reduction = reduction
         self._cache = None
+
+    def per_sample(self, value: float, n: int) -> float:
+        """The per-sample mean of a value this loss returned for a batch of n samples."""
+        return value / n if self.reduction == "sum" and n else value
+
+    def _reduce(self, values: np.ndarray):
+        return values.sum() if self.reduction == "sum" else values.mean()
+
+    def _extra(self) -> str:
+        return ", reduction='sum'" if self.reduction == "sum" else ""
 
     def __call__(self, scores, labels) -> float:
         return self.forward(scores, labels)
@@ -58,10 +80,11 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 class SoftmaxCrossEntropy(Loss):
     """mean_i −Σ_j q_ij log softmax(s_i)_j with targets q = (1 − ε)·onehot(y) + ε/C (PyTorch's
-    `label_smoothing=ε`; ε = 0 is the plain −log softmax(s_i)[y_i]); dscores = (softmax(s) − q) / N."""
+    `label_smoothing=ε`; ε = 0 is the plain −log softmax(s_i)[y_i]); dscores = (softmax(s) − q) / N.
+    `reduction="sum"`: Σ_i instead of mean_i, dscores = softmax(s) − q."""
 
-    def __init__(self, label_smoothing: float = 0.0):
-        super().__init__()
+    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean"):
+        super().__init__(reduction)
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1), got {label_smoothing!r}")
         self.label_smoothing = float(label_smoothing)
@@ -71,10 +94,10 @@ class SoftmaxCrossEntropy(Loss):
         logp = log_softmax(scores)
         n = scores.shape[0]
         self._cache = (logp, labels)
-        nll = -logp[np.arange(n), labels].mean()
+        nll = -self._reduce(logp[np.arange(n), labels])
         if self.label_smoothing:
             eps = self.label_smoothing
-            return float((1 - eps) * nll - eps * logp.mean(axis=1).mean())
+            return float((1 - eps) * nll - eps * self._reduce(logp.mean(axis=1)))
         return float(nll)
 
     def backward(self) -> np.ndarray:
@@ -85,19 +108,22 @@ class SoftmaxCrossEntropy(Loss):
         if eps:
             d -= logp.dtype.type(eps / c)
         d[np.arange(n), labels] -= logp.dtype.type(1 - eps)
-        d /= logp.dtype.type(n)
+        if self.reduction == "mean":
+            d /= logp.dtype.type(n)
         return d
 
     def __repr__(self):
-        return f"SoftmaxCrossEntropy(label_smoothing={self.label_smoothing})" if self.label_smoothing else \
-            "SoftmaxCrossEntropy()"
+        args = [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
+        if self.reduction == "sum":
+            args.append("reduction='sum'")
+        return f"SoftmaxCrossEntropy({', '.join(args)})"
 
 
 class MulticlassSVM(Loss):
-    """Weston–Watkins hinge loss: mean_i Σ_{j≠y_i} max(0, s_j − s_{y_i} + margin)."""
+    """Weston–Watkins hinge loss: mean_i Σ_{j≠y_i} max(0, s_j − s_{y_i} + margin) (reduction="sum": Σ_i)."""
 
-    def __init__(self, margin: float = 1.0):
-        super().__init__()
+    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
         self.margin = float(margin)
 
     def forward(self, scores, labels) -> float:
@@ -108,32 +134,34 @@ class MulticlassSVM(Loss):
         margins[rows, labels] = 0
         active = margins > 0
         self._cache = (active, labels, scores.dtype)
-        return float(np.where(active, margins, 0).sum() / max(n, 1))
+        total = np.where(active, margins, 0).sum()
+        return float(total if self.reduction == "sum" else total / max(n, 1))
 
     def backward(self) -> np.ndarray:
         active, labels, dtype = self._saved()
         n = active.shape[0]
         d = active.astype(dtype)
         d[np.arange(n), labels] = -active.sum(axis=1)
-        return d / max(n, 1)
+        return d if self.reduction == "sum" else d / max(n, 1)
 
     def __repr__(self):
-        return f"MulticlassSVM(margin={self.margin})"
+        return f"MulticlassSVM(margin={self.margin}{self._extra()})"
 
 
 NAMES = ("softmax", "svm")  # a run's `loss`
 
 
-def named(name: str, label_smoothing: float = 0.0) -> Loss:
+def named(name: str, label_smoothing: float = 0.0, reduction: str = "mean") -> Loss:
     """The loss a run names: 'softmax' (cross-entropy with `label_smoothing`) or 'svm' (the multiclass SVM of
-    the notes' "ConvNet as a fixed feature extractor + linear classifier", margin 1; no label smoothing)."""
+    the notes' "ConvNet as a fixed feature extractor + linear classifier", margin 1; no label smoothing), over
+    the batch by `reduction` (mean or sum)."""
     if name == "svm":
         if label_smoothing:
             raise ValueError(f"label_smoothing = {label_smoothing:g} is the cross-entropy's: the svm loss takes none")
-        return MulticlassSVM()
+        return MulticlassSVM(reduction=reduction)
     if name != "softmax":
         raise ValueError(f"unknown loss {name!r}; choose from {', '.join(NAMES)}")
-    return SoftmaxCrossEntropy(label_smoothing)
+    return SoftmaxCrossEntropy(label_smoothing, reduction)
 
 
 def _weights(model: Module):

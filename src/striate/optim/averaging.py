@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .sgd import _collect
+from .groups import _collect
 
 
 class EMA:

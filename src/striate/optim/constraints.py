@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..nn.module import Module, Parameter
-from .sgd import _collect
+from .groups import _collect
 
 
 def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0, eps: float = 1e-6) -> float:

@@ -21,12 +21,15 @@ NAMES = tuple(STATE_SLOTS)
 _ADAPTIVE = {"adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam, "adamw": AdamW}
 
 
-def build(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimizer:
-    """The optimizer `name` over `params` (a model or parameters); `momentum` is used by momentum/nesterov."""
+def build(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+          decoupled_weight_decay: bool = False) -> Optimizer:
+    """The optimizer `name` over `params` (a model, parameters, or parameter groups: `groups.param_groups`);
+    `momentum` is used by momentum/nesterov."""
     if name not in STATE_SLOTS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(NAMES)}")
+    kw = {"lr": lr, "weight_decay": weight_decay, "decoupled_weight_decay": decoupled_weight_decay}
     if name == "sgd":
-        return SGD(params, lr=lr, weight_decay=weight_decay)
+        return SGD(params, **kw)
     if name in ("momentum", "nesterov"):
-        return SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
-    return _ADAPTIVE[name](params, lr=lr, weight_decay=weight_decay)
+        return SGD(params, momentum=momentum, nesterov=name == "nesterov", **kw)
+    return _ADAPTIVE[name](params, **kw)

@@ -13,6 +13,7 @@ from strings. `Scheduler(optimizer, schedule)` writes `optimizer.lr = schedule(t
     cosine     min_lr + (lr − min_lr)(1 + cos(π·min(t, T)/T))/2  (torch CosineAnnealingLR, t ≤ T)
     cosine_restarts  SGDR: cosine over periods T, T·mult, T·mult², …  (torch CosineAnnealingWarmRestarts)
     warmup     inner(t) · (start + (1 − start)·t/W) for t < W, then inner(t)  (torch LinearLR chained)
+    triangular lr · (start → 1 linearly over W = ⌊T·pct_start⌋ steps, then 1 → end at t = T)  (one-cycle)
 """
 
 from __future__ import annotations
@@ -210,11 +211,40 @@ class Warmup(Schedule):
         return float(value)
 
 
+class Triangular(Schedule):
+    """A one-cycle ("triangular") schedule, the published airbench's: with W = int(total_steps·pct_start),
+    lr · (start·(1 − t/W) + t/W) for t < W (start_factor at t = 0, 1 at t = W), then
+    lr · ((1 − u) + end·u) with u = (t − W)/(total_steps − W) (end_factor at t = total_steps; beyond it, the
+    line goes on: a run's last step is total_steps − 1). Neither `poly` nor `warmup` can express it: they start
+    or end at 0."""
+
+    name, fields = "triangular", ("lr", "total_steps", "pct_start", "start_factor", "end_factor")
+
+    def __init__(self, lr: float, total_steps: int, pct_start: float = 0.23, start_factor: float = 0.2,
+                 end_factor: float = 0.07):
+        _nonneg("triangular", lr=lr, start_factor=start_factor, end_factor=end_factor)
+        _positive("triangular", total_steps=total_steps)
+        if not (isinstance(pct_start, Real) and 0 <= pct_start < 1):
+            raise ValueError(f"triangular: pct_start must be a fraction in [0, 1), got {pct_start!r}")
+        self.lr, self.total_steps, self.pct_start = lr, total_steps, pct_start
+        self.start_factor, self.end_factor = start_factor, end_factor
+
+    def __call__(self, t):
+        w = int(self.total_steps * self.pct_start)
+        if _check_t(t) < w:
+            frac = t / w
+            factor = self.start_factor * (1 - frac) + frac
+        else:
+            frac = (t - w) / (self.total_steps - w)
+            factor = (1 - frac) + self.end_factor * frac
+        return float(self.lr * factor)
+
+
 constant, step, multistep, exp, inv = Constant, Step, MultiStep, Exp, Inv
-poly, cosine, cosine_restarts, warmup = Poly, Cosine, CosineRestarts, Warmup
+poly, cosine, cosine_restarts, warmup, triangular = Poly, Cosine, CosineRestarts, Warmup, Triangular
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls for cls in (Constant, Step, MultiStep, Exp, Inv, Poly, Cosine, CosineRestarts, Warmup)
+    cls.name: cls for cls in (Constant, Step, MultiStep, Exp, Inv, Poly, Cosine, CosineRestarts, Warmup, Triangular)
 }
 
 

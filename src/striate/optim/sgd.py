@@ -11,31 +11,12 @@ more per parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from ..nn.module import Module, Parameter
-
-
-def _collect(params) -> list[Parameter]:
-    """A Module → its parameters; an iterable → its Parameters. Frozen ones (requires_grad False) are skipped."""
-    if isinstance(params, Module):
-        params = params.parameters()
-    elif isinstance(params, Parameter):
-        params = [params]
-    if not isinstance(params, Iterable):
-        raise TypeError(f"expected a Module or an iterable of Parameters, got {type(params).__name__}")
-    out, seen = [], set()
-    for p in params:
-        if not isinstance(p, Parameter):
-            raise TypeError(f"expected Parameters, got an element of type {type(p).__name__}")
-        if id(p) in seen:
-            raise ValueError(f"{p!r} appears more than once in the parameter list")
-        seen.add(id(p))
-        if p.requires_grad:
-            out.append(p)
-    return out
+from ..nn.module import Parameter
+from .groups import collect_groups
 
 
 def _check_nonneg(owner: str, **values) -> None:
@@ -55,44 +36,72 @@ def _jsonable(value):
 class Optimizer:
     """Base class. `Optimizer(params, **hyper)`.
 
-    - `params`: a Module (→ `.parameters()`) or an iterable of Parameters; frozen ones are skipped.
+    - `params`: a Module (→ `.parameters()`), an iterable of Parameters, or parameter groups: a list of dicts
+      `{"params": [...], "lr_mult": 1.0, "decay_mult": 1.0}` (`optim.groups`; `param_groups(model, rules)`
+      builds them), whose learning rate is `lr`·lr_mult and weight decay `weight_decay`·decay_mult. Frozen
+      parameters (requires_grad False) are skipped; a parameter in two groups is an error.
     - hyperparameters are plain attributes (`opt.lr = 0.01` takes effect on the next `step()`);
-      `hyperparameters` returns them as a JSON-able dict.
+      `hyperparameters` returns them as a JSON-able dict. `initial_lr` is the lr the optimizer was built with
+      (torch's `initial_lr`), kept through `load_state_dict`.
+    - `decoupled_weight_decay` (a hyperparameter of every optimizer but AdamW): the L2 term a group adds to the
+      gradient is weight_decay·decay_mult / (initial_lr·lr_mult) instead of weight_decay·decay_mult, so each
+      step shrinks the weights by lr(t)/initial_lr · weight_decay·decay_mult (× the update rule's own scaling):
+      a decay whose strength does not depend on the size of the lr nor on lr_mult, and follows the schedule's
+      shape (the published airbench's `weight_decay = wd / lr` per group). Unlike AdamW's decoupling
+      (p ← p·(1 − lr·wd) outside the gradient) and unlike torch.optim.Adam's `decoupled_weight_decay` (which
+      makes Adam AdamW), the decay still passes through momentum and the adaptive scaling.
     - per-parameter state lives in `self.state[i]` (a dict name → array, same dtype as the parameter),
       keyed by the parameter's index in `self.params`; created lazily on the first step, as torch does.
     - `step_count` counts calls to `step()` (Adam's bias correction uses it).
 
-    Subclasses set `hyper_names` and implement `_update(p, g, state)`.
+    Subclasses set `hyper_names` and implement `_update(p, g, state, lr, weight_decay)` (the group's values).
     """
 
     hyper_names: tuple[str, ...] = ()
 
     def __init__(self, params, **hyper):
-        self.params: list[Parameter] = _collect(params)
+        name = type(self).__name__
+        self.params, self.groups, self.group_of = collect_groups(name, params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got no trainable parameters")
+            raise ValueError(f"{name}: got no trainable parameters")
         unknown = sorted(set(hyper) - set(self.hyper_names))
         if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unknown hyperparameters {unknown}; known: {list(self.hyper_names)}"
-            )
-        for name, value in hyper.items():
-            setattr(self, name, value)
+            raise TypeError(f"{name}: unknown hyperparameters {unknown}; known: {list(self.hyper_names)}")
+        hyper.setdefault("decoupled_weight_decay", False)
+        for key, value in hyper.items():
+            setattr(self, key, value)
+        self.initial_lr = float(hyper.get("lr", 0.0))
+        if self.decoupled_weight_decay and self.initial_lr * min(g["lr_mult"] for g in self.groups) <= 0:
+            raise ValueError(f"{name}: decoupled_weight_decay divides the weight decay by the learning rate: "
+                             f"lr = {self.initial_lr!r} and every lr_mult must be > 0")
         self.state: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(len(self.params))}
         self.step_count = 0
 
     # ----- the update ---------------------------------------------------------------------
+    def group_hyperparameters(self) -> list[tuple[float, float]]:
+        """Each group's (learning rate, L2 coefficient) for the coming step (see the class docstring)."""
+        out = []
+        for g in self.groups:
+            wd = getattr(self, "weight_decay", 0.0) * g["decay_mult"]
+            if self.decoupled_weight_decay and wd:
+                wd /= self.initial_lr * g["lr_mult"]
+            # × 1.0 is exact: without groups, the same update as before them
+            out.append((getattr(self, "lr", 0.0) * g["lr_mult"], wd))
+        return out
+
     def step(self) -> None:
         """Apply one update to every parameter from its current `.grad` (the grad is not modified)."""
         self.step_count += 1
+        hyper = self.group_hyperparameters()
         try:
             for i, p in enumerate(self.params):
                 if p.requires_grad:
-                    self._update(p, p.grad, self.state[i])
+                    self._update(p, p.grad, self.state[i], *hyper[self.group_of[i]])
         finally:  # scratch lives for one step: nothing parameter-sized is held through the next forward
             self.__dict__.pop("_scratch_buffers", None)
 
-    def _update(self, p: Parameter, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Parameter, g: np.ndarray, state: dict[str, np.ndarray], lr: float,
+                weight_decay: float) -> None:
         raise NotImplementedError(f"{type(self).__name__}._update")
 
     def zero_grad(self) -> None:
@@ -124,12 +133,15 @@ class Optimizer:
         return {name: _jsonable(getattr(self, name)) for name in self.hyper_names}
 
     def state_dict(self) -> dict:
-        """{'type', 'hyperparameters', 'step_count', 'state': {index: {name: array copy}}}.
+        """{'type', 'hyperparameters', 'initial_lr', 'groups', 'step_count', 'state': {index: {name: array copy}}}
+        ('groups': each group's lr_mult, decay_mult and number of parameters, in order).
 
         Everything but 'state' is JSON-able; put `state_arrays()` in safetensors for the rest."""
         return {
             "type": type(self).__name__,
             "hyperparameters": self.hyperparameters,
+            "initial_lr": self.initial_lr,
+            "groups": [dict(g) for g in self.groups],
             "step_count": self.step_count,
             "state": {i: {k: v.copy() for k, v in s.items()} for i, s in self.state.items()},
         }
@@ -166,12 +178,32 @@ class Optimizer:
         if unknown:
             raise KeyError(f"{name}.load_state_dict: unknown hyperparameters {unknown}")
         step_count = int(state_dict["step_count"])
+        before = self.state
         if "state" in state_dict:
             self._load_state({int(i): s for i, s in state_dict["state"].items()})
+        try:
+            groups = self._loaded_groups(state_dict.get("groups"))
+        except ValueError:
+            self.state = before
+            raise
         for key, value in hyper.items():
             setattr(self, key, tuple(value) if isinstance(value, list) else value)
         self.step_count = step_count
+        self.groups = groups
+        self.initial_lr = float(state_dict.get("initial_lr", self.initial_lr))
         return self
+
+    def _loaded_groups(self, saved) -> list[dict]:
+        """The saved groups' multipliers, when their sizes fit this optimizer's groups (a state without groups,
+        from before them: the current ones)."""
+        if saved is None:
+            return self.groups
+        sizes = [int(g["size"]) for g in saved]
+        if sizes != [g["size"] for g in self.groups]:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state has parameter groups of sizes "
+                             f"{sizes}, this optimizer {[g['size'] for g in self.groups]}")
+        return [{"lr_mult": float(g["lr_mult"]), "decay_mult": float(g["decay_mult"]), "size": int(g["size"])}
+                for g in saved]
 
     def _load_state(self, nested: Mapping[int, Mapping[str, np.ndarray]]) -> None:
         bad = sorted(i for i in nested if not 0 <= i < len(self.params))
@@ -193,7 +225,11 @@ class Optimizer:
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
-        return f"{type(self).__name__}({len(self.params)} parameters, {hyper})"
+        groups = ""
+        if len(self.groups) > 1 or any(g["lr_mult"] != 1 or g["decay_mult"] != 1 for g in self.groups):
+            groups = ", groups=[" + ", ".join(
+                f"{g['size']} × (lr_mult={g['lr_mult']:g}, decay_mult={g['decay_mult']:g})" for g in self.groups) + "]"
+        return f"{type(self).__name__}({len(self.params)} parameters, {hyper}{groups})"
 
 
 class SGD(Optimizer):
@@ -203,20 +239,20 @@ class SGD(Optimizer):
     g ← g + μ·b (Nesterov) or g ← b;  p ← p − lr·g.
     """
 
-    hyper_names = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    hyper_names = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "decoupled_weight_decay")
 
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, dampening: float = 0.0):
+                 weight_decay: float = 0.0, dampening: float = 0.0, decoupled_weight_decay: bool = False):
         _check_nonneg("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=dampening)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(f"SGD: Nesterov needs momentum > 0 and dampening 0, got momentum={momentum!r}, "
                              f"dampening={dampening!r}")
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, decoupled_weight_decay=bool(decoupled_weight_decay))
 
-    def _update(self, p, g, state):
+    def _update(self, p, g, state, lr, weight_decay):
         dt = p.dtype.type
-        g = self._decayed(p, g, self.weight_decay)
+        g = self._decayed(p, g, weight_decay)
         t = self._scratch(0, p.data)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
@@ -234,4 +270,4 @@ class SGD(Optimizer):
                 g = nesterov
             else:
                 g = buf
-        p.data -= np.multiply(dt(self.lr), g, out=t)
+        p.data -= np.multiply(dt(lr), g, out=t)

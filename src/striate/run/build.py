@@ -187,7 +187,6 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     from ..nn.losses import l1
     from ..nn.losses import named as named_loss
     from ..nn.module import Module
-    from ..optim.registry import build as optimizer
     from ..train import Trainer
     from .callbacks import run_callbacks
 
@@ -215,12 +214,29 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
                         steps_per_epoch=len(loader), stream=stream, writers=comm.is_root)
     if config["sync_bn"] and comm.size > 1:
         share_batch_statistics(model, comm)
-    trainer = Trainer(model, named_loss(config.get("loss", "softmax"), config["label_smoothing"]),
-                      optimizer(config["optimizer"], model, base_lr(config), config["momentum"],
-                                config["weight_decay"]),
+    trainer = Trainer(model, named_loss(config.get("loss", "softmax"), config["label_smoothing"],
+                                        config.get("loss_reduction", "mean")), make_optimizer(config, model),
                       schedule=make_schedule(config, len(loader)), callbacks=[*own, *callbacks], tta=config["tta"],
                       penalty=l1(config["l1"]) if config.get("l1") else None, comm=comm)
     return Run(config, directory, data, preprocess, model, trainer, loader, val, meta, test=test, comm=comm)
+
+
+def make_optimizer(config: dict, model):
+    """The configuration's optimizer over `model`'s trainable parameters, grouped by its `param_groups` rules
+    (`optim.groups.param_groups`), with `decoupled_weight_decay`; a rule that matches nothing, or a combination
+    the optimizer refuses (AdamW with decoupled_weight_decay), is a ConfigError quoting it."""
+    from ..optim.groups import param_groups
+    from ..optim.registry import build as optimizer
+
+    try:
+        params = param_groups(model, config["param_groups"]) if config.get("param_groups") else model
+    except ValueError as e:
+        raise cfg.ConfigError(f"param_groups: {e}") from None
+    try:
+        return optimizer(config["optimizer"], params, base_lr(config), config["momentum"], config["weight_decay"],
+                         decoupled_weight_decay=config.get("decoupled_weight_decay", False))
+    except ValueError as e:
+        raise cfg.ConfigError(f"optimizer = {config['optimizer']!r}: {e}") from None
 
 
 def share_batch_statistics(model, comm) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..data.datasets.image_file import FORMAT_NAMES
 from ..data.pipeline import AUGMENT_CHOICES, PREPROCESS
 from ..nn.losses import NAMES as LOSSES
+from ..nn.losses import REDUCTIONS
 from . import schedule
 from .option import RUN_COMMANDS, Option
 from .values import ConfigError, parse_size
@@ -111,6 +112,15 @@ def _check_tta(value: str, where: str) -> None:
         raise ConfigError(f"{where}: {e}") from None
 
 
+def _check_param_groups(value: list, where: str) -> None:
+    from ..optim.groups import check_rules
+
+    try:
+        check_rules(value)
+    except ValueError as e:
+        raise ConfigError(f"{where.split(': ')[0]}: param_groups: {e}") from None
+
+
 def _optimizers() -> tuple[str, ...]:
     from ..optim.registry import NAMES
 
@@ -136,6 +146,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("loss", str, "softmax", "the classifier's loss: softmax (cross-entropy) or svm (the notes' multiclass "
            "SVM, margin 1: its scores are not probabilities)", LOSSES, commands=D, group="optimization",
            aliases=("criterion", "objective")),
+    Option("loss_reduction", str, "mean", "the loss over a batch: mean, or sum (PyTorch's reduction='sum': gradients "
+           "not divided by the batch size; the logged loss stays the per-sample mean, an l1 penalty is added as is)",
+           REDUCTIONS, group="optimization", aliases=("reduction",)),
     Option("augment", list, [], f"augmentations, comma-separated: {AUGMENT_CHOICES} (crop zero-pads by 1/8 of "
            "the side; translate:P shifts by up to P pixels with reflect padding, translate alone by 2 at 32×32; "
            "altflip mirrors a fixed random half of the images on even epochs and the other half on odd ones, "
@@ -171,6 +184,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("lr", float, 1e-3, "base learning rate", minimum=0.0, exclusive=True, commands=D, resumable=True,
            group="optimization", aliases=("learning_rate", "learning_rate_init", "eta", "rate")),
     Option("momentum", float, 0.9, "momentum of momentum/nesterov", minimum=0.0, commands=D, group="optimization"),
+    Option("param_groups", list, [], "parameter groups, a run file's [[param_groups]] tables: match = a layer kind "
+           "and parameter ('BatchNorm.bias') or a glob over parameter names ('*.bias'), lr_mult and decay_mult "
+           "(default 1) multiply lr and weight_decay; a parameter takes the first rule it matches",
+           item=dict, check=_check_param_groups, flag=False, group="optimization", label="[[param_groups]]",
+           aliases=("parameter_groups", "groups", "lr_mult")),
     Option("epochs", int, 10, "epochs to train (in total, counting resumed ones)", minimum=1,
            defaults=(("finetune", 5),), resumable=True, group="optimization",
            aliases=("epoch", "n_epochs", "num_epochs", "max_epochs")),
@@ -185,6 +203,12 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.0, group="schedule"),
     Option("milestones", list, [], "epochs at which the multistep schedule decays, comma-separated "
            "(default: half and three quarters of the run)", item=float, minimum=0.0, group="schedule"),
+    Option("pct_start", float, 0.23, "the triangular schedule's peak, as a fraction of the run's steps",
+           minimum=0.0, below=1.0, group="schedule", aliases=("peak", "warmup_fraction")),
+    Option("start_factor", float, 0.2, "the triangular schedule's first learning rate, × lr", minimum=0.0,
+           group="schedule", aliases=("initial_factor", "div_factor")),
+    Option("end_factor", float, 0.07, "the triangular schedule's last learning rate, × lr", minimum=0.0,
+           group="schedule", aliases=("final_factor", "final_div_factor")),
     Option("warmup", float, 0.0, "linear warm-up length in epochs", minimum=0.0, group="schedule",
            aliases=("warmup_epochs", "warm_up")),
     Option("lr_reference_batch", int, 0, "the linear scaling rule: the learning rate is --lr × batch_size / this "
@@ -193,6 +217,10 @@ OPTIONS: tuple[Option, ...] = (
     # regularization
     Option("weight_decay", float, 0.0, "L2 weight decay (the optimizer's weight_decay)", minimum=0.0, commands=D,
            group="regularization", aliases=("reg", "l2", "decay", "wd", "l2_reg")),
+    Option("decoupled_weight_decay", bool, False, "weight decay of a strength independent of the lr: the L2 "
+           "term is weight_decay / (initial lr × lr_mult), so each step decays by weight_decay × lr(t) / lr (the "
+           "published airbench's form; not AdamW's, which refuses it)", group="regularization",
+           aliases=("decoupled_wd", "decouple_weight_decay")),
     Option("label_smoothing", float, 0.0, "label smoothing ε of the cross-entropy (PyTorch's label_smoothing)",
            minimum=0.0, below=1.0, commands=D, group="regularization", aliases=("smoothing",)),
     Option("patience", int, 0, "early stopping patience in epochs on val accuracy (0: off)", minimum=0,

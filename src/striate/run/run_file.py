@@ -35,7 +35,7 @@ def run_values(doc: dict, where: str) -> dict:
     `model` (its `name`), `width` and `model_options` (the rest)."""
     doc = dict(doc)
     doc.pop("resume", None)  # a run's config.toml lists its resumes: the settings are what reproduce it
-    if set(doc) <= {"train", "model"} and isinstance(doc.get("train"), dict):
+    if set(doc) <= {"train", "model", "param_groups"} and isinstance(doc.get("train"), dict):
         doc = {**doc.pop("train"), **doc}
     table = doc.get("model")
     if isinstance(table, dict):

@@ -33,6 +33,10 @@ POLICIES: dict[str, Policy] = {
     "exp": Policy("a smooth exponential decay, × gamma over the whole run",
                   lambda config, lr, total, steps: s.exp(lr, config["gamma"] ** (1 / total))),
     "poly": Policy("linear to 0", lambda config, lr, total, steps: s.poly(lr, total, 1.0)),
+    "triangular": Policy("one cycle: linear from start_factor × lr up to lr at pct_start of the run, then down to "
+                         "end_factor × lr",
+                         lambda config, lr, total, steps: s.triangular(lr, total, config["pct_start"],
+                                                                       config["start_factor"], config["end_factor"])),
 }
 NAMES = tuple(POLICIES)
 

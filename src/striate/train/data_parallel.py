@@ -44,9 +44,11 @@ class DataParallel:
 
     def finish_step(self, n: int, loss: float, correct: int, signalled: bool) -> tuple[int, float, int, bool]:
         """This rank's step (n samples, mean loss, correct) → the global batch's (n, mean loss, correct) and
-        whether any rank was interrupted; every rank's gradients are then the global mean."""
+        whether any rank was interrupted; every rank's gradients are then the global mean (a summed loss's:
+        the global sum)."""
         n, loss_sum, correct, stop, choices = self.averager.average(
-            n, float(loss) * n, correct, signalled, len(conv_algorithms()["choices"]))
+            n, float(loss) * n, correct, signalled, len(conv_algorithms()["choices"]),
+            summed=getattr(self.trainer.loss, "reduction", "mean") == "sum")
         if choices != self.root_choices:  # rank 0 chose algorithms for new shapes: every rank adopts them
             table = self.comm.bcast(conv_algorithms() if self.comm.is_root else None)
             if not self.comm.is_root:

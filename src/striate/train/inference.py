@@ -83,7 +83,8 @@ def evaluate(model: Module, loss, data, batch_size: int = BATCH, tta: str = "non
     with inference(model):
         for x, y in batches(data, batch_size):
             s = tta_scores(model, x, tta)
-            loss_sum += loss(s, y) * len(y)
+            value = loss(s, y)
+            loss_sum += value if getattr(loss, "reduction", "mean") == "sum" else value * len(y)
             seen += len(y)
             kept.append(s if keep else s.argmax(axis=1))
             labels.append(np.asarray(y))

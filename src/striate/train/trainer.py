@@ -181,6 +181,8 @@ class Trainer:
             with keys:
                 scores = self.model.forward(x)
             loss = self.loss(scores, y)
+            if getattr(self.loss, "reduction", "mean") == "sum":  # logged, guarded, averaged: the per-sample mean
+                loss /= n
             wanted = self.model.requires_input_grad
             self.model.requires_input_grad = False  # d(loss)/d(images) is never used: skip the first layer's dx
             try:
