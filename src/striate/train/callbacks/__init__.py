@@ -12,5 +12,5 @@ from .model_checkpoint import ModelCheckpoint
 from .monitor import Monitor
 from .progress import Progress
 
-__all__ = ["BiasEpochs", "Callback", "EarlyStopping", "ExplosionGuard", "History", "MaxNormConstraint", "ModelCheckpoint",
-           "Monitor", "Progress", "WeightAveraging"]
+__all__ = ["BiasEpochs", "Callback", "EarlyStopping", "ExplosionGuard", "History", "MaxNormConstraint",
+           "ModelCheckpoint", "Monitor", "Progress", "WeightAveraging"]
