@@ -105,3 +105,50 @@ class PatchWhitening(Conv2d):
         parts += ["bias=False"] if self.bias is None else []
         parts += [f"bias_epochs={self.bias_epochs}"] if self.bias_epochs is not None else []
         return ", ".join(parts + ([] if self.fitted_ else ["unfitted"]))
+
+
+class _Reached(Exception):
+    """Raised by `layer_inputs`'s hook once the layer has its input: the rest of the network is not run."""
+
+
+def unfitted(model) -> list[PatchWhitening]:
+    """The PatchWhitening layers of `model` not fitted yet, in module order."""
+    return [m for m in model.modules() if isinstance(m, PatchWhitening) and not m.fitted_]
+
+
+def fit_unfitted(model, batches) -> int:
+    """Fit every unfitted PatchWhitening of `model` on the inputs it receives when `model` runs on the batches
+    `batches()` yields (a function returning a fresh iterable of network inputs (n, H, W, C), e.g. the first
+    training images, preprocessed), one layer after another in module order, so a layer's fit sees the fitted
+    layers below it. Eval mode without gradients; the rest of the network is not run. Returns how many."""
+    layers = unfitted(model)
+    mode = model.training
+    model.eval()
+    try:
+        for layer in layers:
+            layer.fit(layer_inputs(model, layer, batches()))
+    finally:
+        model.train(mode)
+    return len(layers)
+
+
+def layer_inputs(model, layer, batches):
+    """The input of `layer` (a module inside `model`) for each network input in `batches`, computed without
+    running the part of `model` after it."""
+    from .module import no_grad
+
+    seen = []
+
+    def grab(module, x, y):
+        seen.append(x)
+        raise _Reached
+
+    with layer.register_forward_hook(grab):
+        for batch in batches:
+            try:
+                with no_grad():
+                    model(batch)
+            except _Reached:
+                yield seen.pop()
+            else:
+                raise layer._error("fit: the model's forward pass never reached this layer")
