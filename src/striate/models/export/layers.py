@@ -3,8 +3,9 @@ differently, so it is refused rather than guessed) to `f(graph, layer, tensor) -
 forward. Containers convert their children through `emit`, which names the layer being converted.
 
 Equivalences that are not one-to-one (each checked by tests/test_export_onnx.py against onnxruntime):
-- Conv2d / GroupedConv2d / PatchWhitening (a fitted stride-1 Conv2d): weights (KH, KW, C_in, C_out) → ONNX's (C_out, C_in, KH, KW); the groups of a
-  GroupedConv2d are one Conv with `group`. Floor rounding is ONNX's rule; strict windows tile exactly.
+- Conv2d / GroupedConv2d / PatchWhitening (a stride-1 Conv2d): weights (KH, KW, C_in, C_out) → ONNX's
+  (C_out, C_in, KH, KW); the groups of a GroupedConv2d are one Conv with `group`. Floor rounding is ONNX's
+  rule; strict windows tile exactly. Scale: Mul by its factor in float32.
 - MaxPool2d / AvgPool2d with rounding "ceil": explicit end padding (MaxPool ignores it; AveragePool with
   count_include_pad=0 averages the elements inside the input, as striate does); "floor" is ONNX's default.
 - LocalResponseNorm: ONNX's LRN (α/size as striate and torch) for odd sizes; an even size's window is placed
