@@ -58,7 +58,8 @@ class PatchWhitening(Conv2d):
         sigma = self.patch_covariance(x, batch_size)
         lam, u = np.linalg.eigh(sigma)
         lam, u = lam[::-1], u[:, ::-1]  # descending, as airbench orders its filters
-        filters = u / np.sqrt(np.maximum(lam, 0.0) + self.eps)
+        with np.errstate(divide="ignore", invalid="ignore"):  # eps = 0 and λ = 0: refused just below
+            filters = u / np.sqrt(np.maximum(lam, 0.0) + self.eps)
         if not np.all(np.isfinite(filters)):
             raise self._error("fit: the patch covariance is singular and eps = 0 (give eps > 0)")
         kh, kw = self.kernel_size
