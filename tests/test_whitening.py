@@ -53,7 +53,8 @@ def test_fit_is_the_naive_patch_covariance_and_chunk_size_independent(rng):
 
 def test_frozen_weight_gets_no_gradient_and_never_moves(rng, monkeypatch):
     x = images(rng)
-    net = nn.Sequential(nn.PatchWhitening(3, rng=rng).fit(x), nn.GELU(), nn.GlobalAvgPool2d(), nn.Linear(24, 4, rng=rng))
+    net = nn.Sequential(nn.PatchWhitening(3, rng=rng).fit(x), nn.GELU(), nn.GlobalAvgPool2d(),
+                        nn.Linear(24, 4, rng=rng))
     layer = net[0]
     w = layer.weight.data.copy()
     opt = st.optim.SGD(net, lr=0.5, momentum=0.9, weight_decay=0.1)
