@@ -43,6 +43,7 @@ def test_fit_is_the_naive_patch_covariance_and_chunk_size_independent(rng):
     x = images(rng, h=5, w=8)
     layer = nn.PatchWhitening(3, (2, 3), rng=rng)
     sigma = layer.patch_covariance(x)
+    np.testing.assert_allclose(layer.patch_covariance(x.astype(np.float64)), sigma, rtol=1e-12)  # any float
     np.testing.assert_allclose(sigma, naive_covariance(x, 2, 3), rtol=1e-12, atol=1e-12)
     for chunks in [layer.patch_covariance(x, 1), layer.patch_covariance(x, 5), layer.patch_covariance([x[:7], x[7:]])]:
         np.testing.assert_allclose(chunks, sigma, rtol=1e-12, atol=1e-13)
@@ -103,8 +104,13 @@ def test_matches_torch(torch, rng):
 
 def test_errors_name_the_layer(rng):
     layer = nn.PatchWhitening(3, rng=rng)
-    with pytest.raises(nn.LayerError, match=r"PatchWhitening\(3→24, 2×2, unfitted\): expected input"):
+    with pytest.raises(nn.LayerError, match=r"PatchWhitening\(3→24, 2×2, unfitted\): fit: expected float images "
+                                            r"\(N, H, W, 3\), got float32 \(2, 4, 4, 1\)"):
         layer.fit(np.zeros((2, 4, 4, 1), np.float32))
+    with pytest.raises(nn.LayerError, match="got uint8"):
+        layer.fit(np.zeros((2, 4, 4, 3), np.uint8))
+    with pytest.raises(nn.LayerError, match=r"expected input \(N, H, W, 3\), got \(2, 4, 4, 1\)"):
+        layer(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(nn.LayerError, match="smaller than the 2×2 patches"):
         layer.fit(np.zeros((2, 1, 4, 3), np.float32))
     with pytest.raises(nn.LayerError, match="got no images"):

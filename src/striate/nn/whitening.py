@@ -74,7 +74,9 @@ class PatchWhitening(Conv2d):
         d = kh * kw * self.in_channels
         sigma, count = np.zeros((d, d)), 0
         for chunk in self._chunks(x, batch_size):
-            self._check_input(chunk, 4, self.in_channels, "N, H, W, C")
+            if chunk.ndim != 4 or chunk.shape[-1] != self.in_channels or chunk.dtype.kind != "f":
+                raise self._error(f"fit: expected float images (N, H, W, {self.in_channels}), got {chunk.dtype} "
+                                  f"{chunk.shape}")
             if chunk.shape[1] < kh or chunk.shape[2] < kw:
                 raise self._error(f"fit: images {chunk.shape[1]}×{chunk.shape[2]} are smaller than the "
                                   f"{kh}×{kw} patches")
