@@ -43,7 +43,7 @@ def to_torch(net, torch):
 
 
 def _translate(m, torch):
-    from striate.nn import activation, containers, conv, dropout, linear, lrn, norm, pad, pool, shape
+    from striate.nn import activation, affine, containers, conv, dropout, linear, lrn, norm, pad, pool, shape, whitening
 
     nn = torch.nn
     kind = type(m)
@@ -51,9 +51,10 @@ def _translate(m, torch):
         return nn.Sequential(*(_translate(c, torch) for c in m))
     if kind is containers.Concat:
         return _concat_module(torch, [_translate(c, torch) for c in m])
-    if kind is conv.Conv2d:
+    if kind in (conv.Conv2d, whitening.PatchWhitening):  # a PatchWhitening: its fitted weight, frozen
         t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
         _copy(torch, t.weight, m.weight.data.transpose(3, 2, 0, 1))  # (KH, KW, Cin, Cout) → (Cout, Cin, KH, KW)
+        t.weight.requires_grad_(m.weight.requires_grad)
         if m.bias is not None:
             _copy(torch, t.bias, m.bias.data)
         return t
@@ -68,7 +69,10 @@ def _translate(m, torch):
         for a, b in [(t.weight, m.gamma.data), (t.bias, m.beta.data), (t.running_mean, m.running_mean),
                      (t.running_var, m.running_var)]:
             _copy(torch, a, b)
+        t.weight.requires_grad_(m.gamma.requires_grad)  # BatchNorm(scale=False): γ stays 1
         return t
+    if kind is affine.Scale:
+        return _scale_module(torch, m.factor)
     simple = {activation.ReLU: lambda: nn.ReLU(inplace=True), activation.Tanh: nn.Tanh,
               activation.GELU: lambda: nn.GELU(approximate=m.approximate),
               pool.GlobalAvgPool2d: lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
@@ -86,6 +90,19 @@ def _translate(m, torch):
 def _copy(torch, dst, src):
     with torch.no_grad():
         dst.copy_(torch.from_numpy(np.ascontiguousarray(src)))
+
+
+def _scale_module(torch, factor: float):
+    class Mul(torch.nn.Module):
+        """y = factor·x (striate's Scale)."""
+
+        def forward(self, x):
+            return x * factor
+
+        def extra_repr(self):
+            return f"{factor:g}"
+
+    return Mul()
 
 
 def _concat_module(torch, branches):

@@ -224,3 +224,19 @@ def test_battery_maxout(rng):
 def test_backward_without_forward():
     with pytest.raises(RuntimeError, match="backward called without"):
         ReLU().backward(np.zeros((2, 3), np.float32))
+
+
+def test_scale(rng, torch):
+    """Scale(factor): y = factor·x on any shape, no parameters; gradients, dtype, torch's x * factor."""
+    layer = st.nn.Scale(1 / 9)
+    x = rng.standard_normal((3, 4, 2, 5)).astype(np.float32)
+    battery.gradients_ok(layer, x.astype(np.float64))
+    battery.float32_in_out(layer, x)
+    assert layer(x).dtype == np.float32 and layer.num_parameters() == 0 and layer.state_dict() == {}
+    np.testing.assert_array_equal(layer(x), (torch.from_numpy(x) * (1 / 9)).numpy())
+    assert repr(layer) == "Scale(0.111111)" and layer.macs((2, 3)) == 6 and layer.output_shape((2, 3)) == (2, 3)
+    for bad in ["2", float("inf"), True]:
+        with pytest.raises(ValueError, match="Scale: factor must be a finite number"):
+            st.nn.Scale(bad)
+    with pytest.raises(st.nn.LayerError, match=r"Scale\(0.111111\): expected a float32 or float64 array"):
+        layer(np.ones(3, np.int64))

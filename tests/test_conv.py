@@ -130,3 +130,17 @@ def test_two_threads_convolve_independently(rng):
     for i, outs in enumerate(results):
         for y in outs:
             np.testing.assert_array_equal(y, expected[i])
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, padding=1), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=1), dict(kernel_size=3, stride=2, rounding="floor")])
+def test_a_frozen_weight_skips_its_gradient_and_keeps_dx(rng, kw):
+    conv = st.nn.Conv2d(3, 4, rng=rng, **kw)
+    x = rng.standard_normal((2, 11, 11, 3)).astype(np.float32)
+    dy = rng.standard_normal(conv(x).shape).astype(np.float32)
+    dx = conv.backward(dy)
+    conv.zero_grad()
+    conv.weight.requires_grad = False
+    conv(x)
+    np.testing.assert_array_equal(conv.backward(dy), dx)
+    assert not conv.weight.grad.any() and conv.bias.grad.any()

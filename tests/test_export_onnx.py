@@ -155,7 +155,8 @@ def every_layer_images(rng) -> nn.Sequential:
 def every_layer_pooled(rng) -> nn.Sequential:
     """(N, 11, 14, 2) images to a global average, then the per-channel layers on (N, C) vectors."""
     return nn.Sequential(
-        nn.Conv2d(2, 6, (2, 3), rng=rng), nn.MaxPool2d(2, rounding="floor"), nn.BatchNorm(6), nn.ReLU(),  # 5×6
+        nn.PatchWhitening(2, rng=rng), nn.Scale(0.75),  # → 10×13×16
+        nn.Conv2d(16, 6, (2, 3), rng=rng), nn.MaxPool2d(2, rounding="floor"), nn.BatchNorm(6), nn.ReLU(),  # 4×5
         nn.GlobalAvgPool2d(), nn.BatchNorm(6), nn.LocalResponseNorm(3, alpha=0.1, beta=0.5, k=1.0),
         nn.PReLU(6), nn.Sigmoid(), nn.Linear(6, 5, bias=False, rng=rng))
 

@@ -59,3 +59,23 @@ def test_same_seed_same_weights():
     a = st.nn.Conv2d(3, 8, 3, rng=np.random.default_rng(5))
     b = st.nn.Conv2d(3, 8, 3, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(a.weight.data, b.weight.data)
+
+
+@pytest.mark.parametrize(("kh", "kw", "cin", "cout"), [(3, 3, 4, 6), (2, 2, 5, 3), (1, 1, 3, 3), (3, 2, 2, 4)])
+def test_dirac_is_torch_dirac_on_the_first_filters(torch, kh, kw, cin, cout):
+    """airbench's `dirac_(w[:w.size(1)])`: the first min(C_in, C_out) filters torch's identity, the rest
+    PyTorch's default conv init (uniform ±1/√fan_in)."""
+    w = init.get("dirac")((kh, kw, cin, cout), np.random.default_rng(0), np.float32)
+    assert w.dtype == np.float32 and w.shape == (kh, kw, cin, cout)
+    t = torch.empty(cout, cin, kh, kw)
+    torch.nn.init.dirac_(t[:cin])
+    m = min(cin, cout)
+    np.testing.assert_array_equal(w[..., :m], t.numpy().transpose(2, 3, 1, 0)[..., :m])
+    rest = w[..., m:]
+    assert np.abs(rest).max(initial=0) <= 1 / np.sqrt(kh * kw * cin) and (rest.size == 0 or rest.std() > 0)
+    conv = st.nn.Conv2d(cin, cout, (kh, kw), padding=0, init="dirac", rng=np.random.default_rng(1))
+    x = np.random.default_rng(2).standard_normal((1, kh + 2, kw + 2, cin)).astype(np.float32)
+    y = conv(x)  # the identity filters pass their channel's centre pixel through
+    np.testing.assert_array_equal(y[..., :m], x[:, kh // 2:kh // 2 + y.shape[1], kw // 2:kw // 2 + y.shape[2], :m])
+    with pytest.raises(ValueError, match="dirac: initialises a convolution weight"):
+        st.nn.Linear(3, 4, init="dirac")

@@ -25,6 +25,8 @@ CASES = [
     ("conv_strided", lambda r, d: nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False, rng=r, dtype=d),
      (2, 7, 7, 3), False),
     ("conv_stride2_pad0", lambda r, d: nn.Conv2d(3, 4, 2, stride=2, rng=r, dtype=d), (2, 6, 6, 3), False),
+    ("patch_whitening", lambda r, d: nn.PatchWhitening(3, rng=r, dtype=d), (2, 5, 5, 3), False),
+    ("scale", lambda r, d: nn.Scale(-0.5), (2, 4, 4, 3), False),
     ("linear", lambda r, d: nn.Linear(6, 4, rng=r, dtype=d), (2, 6), False),
     ("maxpool2", lambda r, d: nn.MaxPool2d(2), (2, 6, 6, 3), False),
     ("maxpool3s1", lambda r, d: nn.MaxPool2d(3, 1), (2, 6, 6, 3), False),
@@ -71,7 +73,7 @@ IDS = [c[0] for c in CASES]
 # layers taking any rank from a minimum on: for them a per-sample shape is itself a valid, smaller batch
 ANY_RANK = {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "gelu_tanh", "prelu_shared", "prelu_channels",
             "dropout", "batchnorm_images", "lrn", "flatten",
-            "channel_affine"}
+            "channel_affine", "scale"}
 
 
 def test_cases_cover_every_layer():

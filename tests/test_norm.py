@@ -254,3 +254,36 @@ def test_no_grad_and_clear_state(rng):
     assert int(layer.num_batches_tracked) == 1  # running statistics still update in training mode
     with pytest.raises(RuntimeError, match="backward called without"):
         layer.backward(np.zeros((4, 3), np.float32))
+
+
+def test_frozen_scale_trains_like_torch_and_stays_one(rng, torch):
+    """scale=False: γ is kept (PyTorch's `weight`) but frozen at 1 through SGD steps, unfreeze() and folding;
+    β, the outputs and the running statistics follow PyTorch's BatchNorm2d with a frozen weight."""
+    shape = (4, 3, 3, 5)
+    layer = BatchNorm(5, eps=1e-12, momentum=0.4, scale=False)
+    assert repr(layer) == "BatchNorm(5, eps=1e-12, momentum=0.4, scale=False)" and "gamma" in layer.state_dict()
+    ref = torch_bn(torch, layer, shape)
+    ref.weight.requires_grad_(False)
+    opt = st.optim.SGD(layer, lr=0.1, momentum=0.9, weight_decay=0.01)
+    topt = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(3):
+        x, dy = data(rng, shape), rng.standard_normal(shape).astype(np.float32)
+        layer.zero_grad()
+        topt.zero_grad()
+        y = layer(x)
+        layer.backward(dy)
+        ty = ref(to_torch(torch, x))
+        ty.backward(to_torch(torch, dy).detach())
+        opt.step()
+        topt.step()
+        np.testing.assert_allclose(y, from_torch(ty), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(layer.gamma.data, np.ones(5, np.float32))
+    np.testing.assert_allclose(layer.beta.data, ref.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.running_var, ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    net = st.nn.Sequential(st.nn.Conv2d(2, 5, 1, rng=rng), layer, st.nn.ReLU()).unfreeze()
+    assert not layer.gamma.requires_grad and layer.beta.requires_grad
+    x = data(rng, (2, 3, 3, 2))
+    net.eval()
+    np.testing.assert_allclose(st.nn.fold(net)(x), net(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="BatchNorm: scale must be true or false"):
+        BatchNorm(3, scale="no")

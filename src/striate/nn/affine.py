@@ -1,4 +1,5 @@
-"""ChannelAffine: a fixed per-channel affine map (an input re-normalisation built into a network)."""
+"""Fixed affine maps built into a network: ChannelAffine (a per-channel input re-normalisation) and Scale (one
+constant multiplier, e.g. airbench's logits · 1/9)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,35 @@ class ChannelAffine(Module):
 
     def extra_repr(self):
         return f"{len(self.scale)} channels"
+
+
+class Scale(Module):
+    """y = factor·x, any shape (N, ...) → the same shape; `factor` is a finite constant of the architecture (no
+    parameters, no buffers). The fastest CIFAR-10 recipes scale their logits by 1/9 before the softmax (a fixed
+    temperature)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        if isinstance(factor, bool) or not isinstance(factor, int | float | np.integer | np.floating) \
+                or not np.isfinite(factor):
+            raise ValueError(f"Scale: factor must be a finite number, got {factor!r}")
+        self.factor = float(factor)
+
+    def forward(self, x):
+        self._check_input(x, x.ndim if isinstance(x, np.ndarray) and x.ndim >= 1 else 1, None, "N, ...")
+        y = x * x.dtype.type(self.factor)
+        self._save(x.shape, y)
+        return y
+
+    def backward(self, dy):
+        self._saved(dy)
+        return dy * dy.dtype.type(self.factor)
+
+    def output_shape(self, input_shape):
+        return self._input_shape(input_shape, None, None, "N, ...")
+
+    def macs(self, input_shape):
+        return int(np.prod(self.output_shape(input_shape)))
+
+    def extra_repr(self):
+        return f"{self.factor:g}"

@@ -133,6 +133,26 @@ def he_fan_out(shape, rng, dtype=np.float32) -> np.ndarray:
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_out)).astype(dtype)
 
 
+def torch_default(shape, rng, dtype=np.float32) -> np.ndarray:
+    """PyTorch's default Conv2d/Linear weight: kaiming_uniform_(a=√5), i.e. uniform on ±1/√fan_in."""
+    fan_in, _ = fans(shape)
+    return (rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan_in)).astype(dtype)
+
+
+def dirac(shape, rng, dtype=np.float32) -> np.ndarray:
+    """Identity (Dirac) initialisation of a convolution weight (KH, KW, C_in, C_out): output filter i < min(C_in,
+    C_out) passes input channel i through (1 at the kernel's centre tap (KH // 2, KW // 2), the tap
+    torch.nn.init.dirac_ uses for even sizes too; 0 elsewhere); the other filters are `torch_default`. This is
+    airbench's `dirac_(w[:w.size(1)])` on a default-initialised PyTorch conv."""
+    if len(shape) < 3:
+        raise ValueError(f"dirac: initialises a convolution weight (KH, KW, C_in, C_out), got shape {tuple(shape)}")
+    w = torch_default(shape, rng, dtype)  # drawn in full: the random stream does not depend on the split
+    m = min(shape[-2], shape[-1])
+    w[..., :m] = 0
+    w[tuple(k // 2 for k in shape[:-2]) + (np.arange(m), np.arange(m))] = 1
+    return w
+
+
 def sparse(k: int, std: float = 0.01) -> Initializer:
     """Each output unit connected to exactly `k` random inputs (weights `std · randn`), the rest zero."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -154,12 +174,14 @@ def sparse(k: int, std: float = 0.01) -> Initializer:
     return init
 
 
-_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he, "he_fan_out": he_fan_out, "normal": normal()}
+_BY_NAME = {"zeros": zeros, "xavier": xavier, "glorot": glorot, "he": he, "he_fan_out": he_fan_out, "normal": normal(),
+            "torch": torch_default, "dirac": dirac}
 _FACTORIES = {"normal": normal, "constant": constant, "sparse": sparse}
 
 
 def get(spec) -> Initializer:
-    """An initialiser from a function, a name ('he', 'he_fan_out', 'xavier', 'glorot', 'zeros', 'normal'), or a
+    """An initialiser from a function, a name ('he', 'he_fan_out', 'xavier', 'glorot', 'zeros', 'normal', 'torch'
+    (PyTorch's default), 'dirac' (identity, convolutions)), or a
     one-entry table naming a factory and its argument(s), as a run file writes it: `{"normal": 0.01}`,
     `{"constant": 0.01}`, `{"sparse": 10}` or `{"sparse": [10, 0.01]}`. Inside `shapes_only()` the initialiser
     makes placeholders."""

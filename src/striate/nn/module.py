@@ -275,9 +275,10 @@ class Module(Hooks):
         return self
 
     def unfreeze(self) -> Module:
-        """Make every parameter trainable again and restore the input gradient. Returns self."""
-        for p in self.parameters():
-            p.requires_grad = True
+        """Make parameters trainable (not a layer's `fixed_parameters`), restore the input gradient. Returns self."""
+        for m in self.modules():
+            for name, p in m._parameters.items():
+                p.requires_grad = name not in getattr(m, "fixed_parameters", ())
         self.__dict__.pop("requires_input_grad", None)
         return self
 

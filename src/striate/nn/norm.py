@@ -32,10 +32,13 @@ class BatchNorm(Module):
     backward sums Σdy and Σdy·x̂ over the ranks (each weighted by its share of the global batch, as the gradient
     averaging weights it), so the result equals one process running the whole batch.
     Parameters `gamma` (init 1), `beta` (init 0); buffers `running_mean` (0), `running_var` (1),
-    `num_batches_tracked` (int64 scalar).
+    `num_batches_tracked` (int64 scalar). `scale=False` keeps γ at 1: the parameter stays (state dicts match
+    PyTorch's `weight`) but is frozen, also through `unfreeze()` (airbench's BatchNorm). `momentum` is PyTorch's
+    (the weight of the new batch): airbench's 0.6 (the weight of the old average, as in Keras) is 0.4 here.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *, dtype=np.float32):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, *, scale: bool = True,
+                 dtype=np.float32):
         super().__init__()
         if num_features < 1:
             raise ValueError(f"BatchNorm: num_features must be ≥ 1, got {num_features}")
@@ -43,9 +46,12 @@ class BatchNorm(Module):
             raise ValueError(f"BatchNorm: eps must be > 0, got {eps}")
         if momentum is not None and not 0 <= momentum <= 1:
             raise ValueError(f"BatchNorm: momentum must be in [0, 1] or None, got {momentum}")
+        if not isinstance(scale, bool | np.bool_):
+            raise ValueError(f"BatchNorm: scale must be true or false, got {scale!r}")
         self.num_features, self.eps = int(num_features), float(eps)
         self.momentum = None if momentum is None else float(momentum)
-        self.gamma = Parameter(filled(num_features, 1.0, dtype))
+        self.gamma = Parameter(filled(num_features, 1.0, dtype), requires_grad=bool(scale))
+        self.fixed_parameters = () if scale else ("gamma",)  # Module.unfreeze keeps a frozen scale frozen
         self.beta = Parameter(filled(num_features, 0.0, dtype))
         self.register_buffer("running_mean", filled(num_features, 0.0, dtype))
         self.register_buffer("running_var", filled(num_features, 1.0, dtype))
@@ -168,6 +174,8 @@ class BatchNorm(Module):
             s += f", eps={self.eps:g}"
         if self.momentum != 0.1:
             s += f", momentum={self.momentum}"
+        if self.fixed_parameters:
+            s += ", scale=False"
         return s
 
 

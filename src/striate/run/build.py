@@ -30,6 +30,8 @@ from .data import INIT, LOADER, Data, default_model, load_data
 from .directory import RunDir
 from .schedule import base_lr, make_schedule
 
+FIT_IMAGES = 5000  # training images a data-fitted layer (PatchWhitening) is fitted on, as airbench does
+
 
 @dataclass
 class Run:
@@ -193,6 +195,8 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
     comm = Single() if comm is None else comm
     data = load_data(config)
     check_combinations(config)
+    # statistics given: a resume or a data-parallel rank but 0, whose weights come from the checkpoint or rank 0
+    resuming = fitted is not None and not callable(fitted)
     if callable(fitted):
         fitted = fitted(data.shape)
     preprocess = Preprocessing.from_state(fitted) if fitted is not None else preprocessing(config)
@@ -203,6 +207,8 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
         model = model_for(config, len(data.classes), data.shape, preprocess, samples=len(data.train_x))
     elif not isinstance(model, Module):
         model = model(len(data.classes), inputs)
+    if not resuming:
+        fit_layers(model, data, preprocess)
     before, after = augmentation(config["augment"], data.shape)
     loader = train_loader(config, data.train_x, data.train_y, Compose([*before, preprocess, *after]), comm)
     val = None if data.val_x is None else (preprocess.lazy(data.val_x), data.val_y)  # preprocessed per batch
@@ -211,7 +217,7 @@ def build(config: dict, directory: RunDir | None, *, model=None, callbacks=(), f
                               f"val_fraction = {config['val_fraction']!r} holds out nothing")
     meta = RunDir.make_meta(model, preprocess, data.classes, data.shape, config["data"])
     own = run_callbacks(config, directory, meta, len(data.classes), has_val=val is not None,
-                        steps_per_epoch=len(loader), stream=stream, writers=comm.is_root)
+                        steps_per_epoch=len(loader), stream=stream, writers=comm.is_root, model=model)
     if config["sync_bn"] and comm.size > 1:
         share_batch_statistics(model, comm)
     trainer = Trainer(model, named_loss(config.get("loss", "softmax"), config["label_smoothing"],
@@ -237,6 +243,19 @@ def make_optimizer(config: dict, model):
                          decoupled_weight_decay=config.get("decoupled_weight_decay", False))
     except ValueError as e:
         raise cfg.ConfigError(f"optimizer = {config['optimizer']!r}: {e}") from None
+
+
+def fit_layers(model, data: Data, preprocess, images: int = FIT_IMAGES) -> None:
+    """Fit the layers of `model` whose weights come from data (every unfitted nn.PatchWhitening) on the first
+    min(`images`, N) training images, preprocessed and un-augmented, read a chunk at a time (train_x may be a
+    memory map). A resumed run does not call this: its checkpoint holds the fitted weights (`fitted_`)."""
+    from ..data.rows import Rows, row_chunks
+    from ..nn.whitening import fit_unfitted, unfitted
+
+    if not unfitted(model):
+        return
+    first = Rows(data.train_x).take(np.arange(min(images, len(data.train_x))))
+    fit_unfitted(model, lambda: row_chunks(preprocess.lazy(first), 500))
 
 
 def share_batch_statistics(model, comm) -> None:

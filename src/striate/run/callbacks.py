@@ -9,12 +9,14 @@ from .directory import RunDir
 
 
 def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classes: int, has_val: bool,
-                  steps_per_epoch: int, stream=None, writers: bool = True) -> list:
+                  steps_per_epoch: int, stream=None, writers: bool = True, model=None) -> list:
     """`stream`: where a run started by a search writes its lines (a log file); None: the console.
     `writers=False` (the ranks but 0 of a data-parallel run): only the callbacks that steer training — the
     explosion guard, early stopping, the max-norm constraint and the weight averages — which act alike on every
-    rank from the same weights and global numbers (and take part in the validation's exchanges)."""
+    rank from the same weights and global numbers (and take part in the validation's exchanges). `model`: the
+    run's network, for the callbacks its layers ask for (BiasEpochs for a PatchWhitening with bias_epochs)."""
     from ..train.callbacks import (
+        BiasEpochs,
         EarlyStopping,
         ExplosionGuard,
         History,
@@ -26,6 +28,8 @@ def run_callbacks(config: dict, directory: RunDir | None, meta: dict, num_classe
     )
 
     callbacks = [ExplosionGuard.for_classes(num_classes, config["explode_factor"])]
+    if model is not None and BiasEpochs.applies(model):
+        callbacks.append(BiasEpochs())
     if writers:
         progress = Progress() if stream is None else Progress(stream=stream, bar=False)  # a log file: lines only
         callbacks += [History(directory.metrics_file), progress, ModelCheckpoint(directory.checkpoints_dir, meta=meta)]

@@ -3,8 +3,9 @@ differently, so it is refused rather than guessed) to `f(graph, layer, tensor) -
 forward. Containers convert their children through `emit`, which names the layer being converted.
 
 Equivalences that are not one-to-one (each checked by tests/test_export_onnx.py against onnxruntime):
-- Conv2d / GroupedConv2d: weights (KH, KW, C_in, C_out) → ONNX's (C_out, C_in, KH, KW); the groups of a
-  GroupedConv2d are one Conv with `group`. Floor rounding is ONNX's rule; strict windows tile exactly.
+- Conv2d / GroupedConv2d / PatchWhitening (a stride-1 Conv2d): weights (KH, KW, C_in, C_out) → ONNX's
+  (C_out, C_in, KH, KW); the groups of a GroupedConv2d are one Conv with `group`. Floor rounding is ONNX's
+  rule; strict windows tile exactly. Scale: Mul by its factor in float32.
 - MaxPool2d / AvgPool2d with rounding "ceil": explicit end padding (MaxPool ignores it; AveragePool with
   count_include_pad=0 averages the elements inside the input, as striate does); "floor" is ONNX's default.
 - LocalResponseNorm: ONNX's LRN (α/size as striate and torch) for odd sizes; an even size's window is placed
@@ -234,6 +235,10 @@ def _channel_affine(g, affine, t):
     return g.then(y, "Add", g.per_channel(t, np.asarray(affine.shift, np.float32), "shift"))
 
 
+def _scale(g, scale, t):
+    return g.then(t, "Mul", g.float(scale.factor, "factor"))  # a float32 scalar, as the layer's forward rounds it
+
+
 def _prelu(g, prelu, t):
     return g.then(t, "PRelu", g.per_channel(t, prelu.alpha.data, "slope"))
 
@@ -246,6 +251,6 @@ CONVERTERS = {
     nn.Dropout: _identity, nn.Dropout2d: _identity,
     nn.ReLU: _elementwise("Relu"), nn.LeakyReLU: _elementwise("LeakyRelu", alpha="negative_slope"),
     nn.ELU: _elementwise("Elu", alpha="alpha"), nn.Sigmoid: _elementwise("Sigmoid"), nn.Tanh: _elementwise("Tanh"),
-    nn.GELU: _gelu, nn.PReLU: _prelu, nn.ChannelAffine: _channel_affine,
+    nn.GELU: _gelu, nn.PReLU: _prelu, nn.ChannelAffine: _channel_affine, nn.PatchWhitening: _conv2d, nn.Scale: _scale,
 }
 _FOLDED = {nn.Conv2d: _conv2d, nn.Linear: _linear}  # the layers `folding.match` folds a BatchNorm into

@@ -3,6 +3,7 @@ order, logs) and the standard ones."""
 
 from .averaging import WeightAveraging
 from .base import Callback
+from .bias_epochs import BiasEpochs
 from .early_stopping import EarlyStopping
 from .explosion_guard import ExplosionGuard
 from .history import History
@@ -12,5 +13,5 @@ from .model_checkpoint import ModelCheckpoint
 from .monitor import Monitor
 from .progress import Progress
 
-__all__ = ["Callback", "EarlyStopping", "ExplosionGuard", "History", "LookaheadAveraging", "MaxNormConstraint",
-           "ModelCheckpoint", "Monitor", "Progress", "WeightAveraging"]
+__all__ = ["BiasEpochs", "Callback", "EarlyStopping", "ExplosionGuard", "History", "LookaheadAveraging",
+           "MaxNormConstraint", "ModelCheckpoint", "Monitor", "Progress", "WeightAveraging"]
