@@ -15,12 +15,13 @@ from collections.abc import Callable
 import numpy as np
 
 from ..nn.module import Module
-from . import alexnet, cifar, fast, googlenet, googlenet_torchvision, layers, lenet, resnet, vgg
+from . import alexnet, cifar, fast, googlenet, googlenet_torchvision, layers, lenet, resnet, speedrun, vgg
 from .keywords import check_value, describe
 
 _BUILDERS: dict[str, Callable[..., Module]] = {
     "three_layer": cifar.three_layer, "digits_net": cifar.digits_net, "reference": cifar.reference,
-    "fast_cifar": fast.fast_cifar, "lenet5": lenet.lenet5, "lenet5_cifar": lenet.lenet5_cifar,
+    "fast_cifar": fast.fast_cifar, "speedrun_cifar": speedrun.speedrun_cifar,
+    "lenet5": lenet.lenet5, "lenet5_cifar": lenet.lenet5_cifar,
     "alexnet": alexnet.alexnet, "alexnet_cifar": alexnet.alexnet_cifar,
     "googlenet": googlenet.googlenet, "googlenet_cifar": googlenet.googlenet_cifar,
     "googlenet_torchvision": googlenet_torchvision.googlenet_torchvision,
