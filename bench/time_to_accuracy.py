@@ -7,9 +7,10 @@ trained by striate or by PyTorch, timed from start to test accuracy.
 Both sides build the same pieces from the configuration with striate's run builder — data split,
 preprocessing fitted on the training images, the augmenting loader and its shuffling order, the model's
 initial weights — so the PyTorch side differs only where the framework does the work: forward,
-backward and the optimizer step (`torch.optim.SGD` with the same momentum, Nesterov flag and weight
-decay, the learning rate set every step from the same schedule, `CrossEntropyLoss(label_smoothing)`),
-in channels_last with `torch.set_num_threads` equal to striate's thread count. The striate side is
+backward and the optimizer step (`torch.optim.SGD` over the run's parameter groups with the same momentum
+and Nesterov flag, each group's learning rate and weight decay set every step from striate's optimizer and
+schedule, `CrossEntropyLoss` with the run's label smoothing and reduction, the whitening bias frozen when
+striate's is, the Lookahead average; `torch_recipe.py`), in channels_last with `torch.set_num_threads` equal to striate's thread count. The striate side is
 exactly `striate train --config FILE`. Each run writes a JSON with the wall time (process start to
 test accuracy, data decoding included) and the test accuracy. Scripts, not tests.
 """
@@ -25,11 +26,11 @@ import time
 
 START = time.perf_counter()
 
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import compute_threads, setup_torch  # noqa: E402
 from models import nhwc_to_torch, to_torch  # noqa: E402
+from torch_recipe import TorchRecipe, as_labels  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -48,34 +49,31 @@ def run_torch(config: dict, out: str) -> dict:
     from striate.run import RunDir, build
     from striate.train.tta import averages_logits, weighted_views
 
-    if config["optimizer"] not in ("nesterov", "momentum"):
-        raise SystemExit(f"time_to_accuracy.py --framework torch: optimizer {config['optimizer']!r} not wired up")
     torch = setup_torch()
     run = build({**config, "report": "off", "diagnostics": 0}, RunDir(out))  # the same data, loader and weights
     net = to_torch(run.model, torch)
-    opt = torch.optim.SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"],
-                          nesterov=config["optimizer"] == "nesterov", weight_decay=config["weight_decay"])
-    crit = torch.nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
-    schedule = run.trainer.schedule
+    recipe = TorchRecipe(torch, run, net)
     loader, t, train_start = run.train_loader, 0, time.perf_counter()
     for epoch in range(config["epochs"]):
+        recipe.begin_epoch(epoch)
         net.train()
         loss_sum, correct, seen, tick = 0.0, 0, 0, time.perf_counter()
         for x, y in loader:
-            for g in opt.param_groups:
-                g["lr"] = float(schedule(t))
-            tx, ty = nhwc_to_torch(torch, x), torch.from_numpy(np.asarray(y, np.int64))
-            opt.zero_grad(set_to_none=True)
+            recipe.set_step(t)
+            tx, ty = nhwc_to_torch(torch, x), as_labels(torch, y)
+            recipe.opt.zero_grad(set_to_none=True)
             scores = net(tx)
-            loss = crit(scores, ty)
+            loss, summed = recipe.batch_loss(scores, ty)
             loss.backward()
-            opt.step()
+            recipe.opt.step()
             t += 1
-            loss_sum += loss.item() * len(y)
+            recipe.after_step(t)
+            loss_sum += summed
             correct += int((scores.argmax(1) == ty).sum())
             seen += len(y)
         print(f"epoch {epoch + 1}/{config['epochs']}  loss {loss_sum / seen:.4f}  acc {100 * correct / seen:.2f}%  "
               f"{time.perf_counter() - tick:.1f}s", file=sys.stderr, flush=True)
+    recipe.finish()
     train_seconds = time.perf_counter() - train_start
     test = run.data.test
     xs = run.preprocess(test.images)
