@@ -107,25 +107,32 @@ class Conv2d(Module):
     def _backward(self, dy, x, xp, w, pad):
         (kh, kw), stride, need_dx = self.kernel_size, self.stride, self.requires_input_grad
         algos = self.__dict__.setdefault("algorithms", {})
-        if not (stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1):
+        direct = stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1
+        if not self.weight.requires_grad and (direct or not need_dx):
+            # a frozen kernel (e.g. a whitening layer): no weight gradient to compute
+            dx = self._selected_input_grad(x, w, dy, pad) if need_dx else None
+        elif not direct:
             # strided (or over-padded): im2col only, dx and dw sharing each chunk's column matrix
             dx, dw, _ = conv2d_backward(dy, (self._padded(x, xp, pad), w, False, stride, pad, x.shape), need_dx)
             algos.update(dw="im2col", **({"dx": "im2col"} if need_dx else {}))
+            self.weight.accumulate(dw)
         else:
             algos["dw"], dw = select("dw", x.shape, w.shape, stride, pad, x.dtype,
                                      lambda a: self._weight_grad(a, x, xp, dy, pad))
             if dw is None:
                 dw = self._weight_grad(algos["dw"], x, xp, dy, pad)
-            dx = None
-            if need_dx:
-                algos["dx"], dx = select("dx", x.shape, w.shape, stride, pad, x.dtype,
-                                         lambda a: self._input_grad(a, x, w, dy, pad))
-                if dx is None:
-                    dx = self._input_grad(algos["dx"], x, w, dy, pad)
-        self.weight.accumulate(dw)
+            self.weight.accumulate(dw)
+            dx = self._selected_input_grad(x, w, dy, pad) if need_dx else None
         if self.bias is not None:
             self.bias.accumulate(column_sums(dy.reshape(-1, dy.shape[3])))
         return dx
+
+    def _selected_input_grad(self, x, w, dy, pad):
+        """dx by the algorithm `select` picks for this shape (stride 1, pad ≤ K − 1, or 1×1)."""
+        algos = self.algorithms
+        algos["dx"], dx = select("dx", x.shape, w.shape, self.stride, pad, x.dtype,
+                                 lambda a: self._input_grad(a, x, w, dy, pad))
+        return dx if dx is not None else self._input_grad(algos["dx"], x, w, dy, pad)
 
     def _eval_transform(self, w, m: int):
         """The Winograd filter transform of `w`, kept between eval-mode calls while the weights stay equal
