@@ -6,13 +6,14 @@ trained by striate or by PyTorch, timed from start to test accuracy.
 
 Both sides build the same pieces from the configuration with striate's run builder — data split,
 preprocessing fitted on the training images, the augmenting loader and its shuffling order, the model's
-initial weights — so the PyTorch side differs only where the framework does the work: forward,
-backward and the optimizer step (`torch.optim.SGD` over the run's parameter groups with the same momentum
-and Nesterov flag, each group's learning rate and weight decay set every step from striate's optimizer and
+initial weights — so the PyTorch side differs only where the framework does the work: forward, backward
+and the optimizer step (`torch.optim.SGD` over the run's parameter groups with the same momentum and
+Nesterov flag, each group's learning rate and weight decay set every step from striate's optimizer and
 schedule, `CrossEntropyLoss` with the run's label smoothing and reduction, the whitening bias frozen when
-striate's is, the Lookahead average; `torch_recipe.py`), in channels_last with `torch.set_num_threads` equal to striate's thread count. The striate side is
-exactly `striate train --config FILE`. Each run writes a JSON with the wall time (process start to
-test accuracy, data decoding included) and the test accuracy. Scripts, not tests.
+striate's is, the Lookahead average: `torch_recipe.py`), in channels_last with `torch.set_num_threads`
+equal to striate's thread count. The striate side is exactly `striate train --config FILE`. Each run
+writes a JSON with the wall time (process start to test accuracy, data decoding included) and the test
+accuracy. Scripts, not tests.
 """
 
 from __future__ import annotations

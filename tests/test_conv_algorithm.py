@@ -30,15 +30,15 @@ def _conv_and_data(rng, c=16, f=16, n=16, h=8):
 
 
 def test_the_rule_is_winograd_choose_per_pass(rng):
-    conv, x = _conv_and_data(rng, n=32)
+    conv, x = _conv_and_data(rng, c=32, f=32, n=32)
     y = conv(x)
     conv.backward(np.ones_like(y))
     for which in ("fwd", "dx", "dw"):
-        assert conv.algorithms[which] == choose(32, 8, 8, 16, 16, which=which)
+        assert conv.algorithms[which] == choose(32, 8, 8, 32, 32, which=which)
     assert set(conv.algorithms.values()) <= set(ca.ALGORITHMS)
     assert "winograd" in conv.algorithms["fwd"]  # this shape is one Winograd wins on
-    assert Conv2d(16, 16, 5, padding=2, rng=rng)(x) is not None  # 5×5: im2col
-    assert ca.conv_algorithms()["choices"][ca.conv_key("fwd", x.shape, (5, 5, 16, 16), 1, 2, x.dtype)] == "im2col"
+    assert Conv2d(32, 16, 5, padding=2, rng=rng)(x) is not None  # 5×5: im2col
+    assert ca.conv_algorithms()["choices"][ca.conv_key("fwd", x.shape, (5, 5, 32, 16), 1, 2, x.dtype)] == "im2col"
 
 
 @pytest.mark.parametrize("mode", ["im2col", "winograd", "winograd2", "winograd4"])

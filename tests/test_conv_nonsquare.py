@@ -169,3 +169,25 @@ def test_padding_is_applied_to_both_sides_of_each_axis(rng):
     x = rng.standard_normal((1, 5, 3, 2))
     xp = pad_nhwc(x, 1, 2)
     assert xp.shape == (1, 7, 7, 2) and np.array_equal(xp[:, 1:6, 2:5], x) and np.count_nonzero(xp) == x.size
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_frozen_kernel_skips_the_weight_gradient(rng, case):
+    """A frozen kernel (a whitening layer) gets no weight gradient computed; dx and the bias gradient are the
+    trainable layer's, bit for bit; and the first layer of a net (no dx wanted) computes neither."""
+    layer, x = make(rng, case)
+    frozen, _ = make(np.random.default_rng(0), case)
+    frozen.weight.data[:], frozen.bias.data[:] = layer.weight.data, layer.bias.data
+    frozen.weight.requires_grad = False
+    dy = rng.standard_normal(layer(x).shape)
+    frozen(x)
+    dx, fdx = layer.backward(dy), frozen.backward(dy)
+    assert np.array_equal(dx, fdx) and np.array_equal(layer.bias.grad, frozen.bias.grad)
+    assert frozen.weight.grad is None or not frozen.weight.grad.any()
+    direct = case[5] == 1 and case[6] <= min(case[4]) - 1
+    assert "dw" not in frozen.algorithms or not direct
+    frozen.requires_input_grad = False
+    frozen.algorithms.clear()
+    frozen(x)
+    assert frozen.backward(dy) is None and set(frozen.algorithms) == {"fwd"}
+    np.testing.assert_array_equal(frozen.bias.grad, 2 * layer.bias.grad)

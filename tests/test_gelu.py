@@ -111,3 +111,20 @@ def test_layer_list_keyword(rng):
     assert net(rng.standard_normal((2, 6, 6, 3)).astype(np.float32)).shape == (2, 10)
     with pytest.raises(ValueError, match=r"model.layers\[0\].approximate = 1: expected a string"):
         layer_lists.check([{"layer": "GELU", "approximate": 1}])
+
+
+def test_numpy_path_in_blocks_equals_one_pass(rng):
+    """The NumPy path works in cache-sized blocks: the same values as the whole array in one pass (to 1 ulp: a
+    SIMD exp may round a lane differently from its scalar remainder), across block and thread boundaries."""
+    before = jit.numba_enabled()
+    jit.set_numba(False)
+    try:
+        x = (rng.standard_normal(3 * G._BLOCK + 777) * 4).astype(np.float32)
+        y, cache = G.gelu_forward(x)
+        dx = G.gelu_backward(np.full_like(x, 0.5), cache)
+    finally:
+        jit.set_numba(before)
+    v = x.astype(np.float64)
+    np.testing.assert_array_max_ulp(y, (v * G._cdf(v)).astype(np.float32), maxulp=1)
+    d = 0.5 * (G._cdf(v) + v * np.exp(-0.5 * v * v) / math.sqrt(2 * math.pi))
+    np.testing.assert_array_max_ulp(dx, d.astype(np.float32), maxulp=1)

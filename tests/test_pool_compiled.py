@@ -190,3 +190,23 @@ def test_no_grad_forward_stores_no_switches(rng, paths):
     assert c0 is None and c1 is None
     _bits_equal(y0, y1)
     _bits_equal(y1, max_pool2d_forward(x, (3, 3), (2, 2))[0])
+
+
+@pytest.mark.parametrize(("shape", "kernel", "stride"), [((2, 21, 13, 5), (2, 3), (2, 1)), ((2, 31, 31, 9), 2, 2),
+                                                          ((2, 13, 21, 3), (3, 2), (1, 2))])
+def test_max_floor_in_place_equals_numpy_path(rng, paths, threads, shape, kernel, stride):
+    """Floor rounding: the compiled kernels read the input in place, leaving out what no window reaches, and
+    write dx of the input's shape (zeros there), bit-identical to the NumPy path's cut copies; ±0 keep their sign."""
+    x = _relu_input(rng, shape, np.float32)
+    layer = MaxPool2d(kernel, stride, rounding="floor")
+    dy = rng.standard_normal(layer.output_shape(shape)).astype(np.float32)
+    dy[:, ::2] = -0.0
+
+    def run():
+        y = layer(x)
+        return y, layer.backward(dy)
+
+    (y0, dx0), (y1, dx1) = paths(run)
+    _bits_equal(y0, y1)
+    _bits_equal(dx0, dx1)
+    assert dx1.shape == x.shape and not dx1[:, -1].any()  # the last row: reached by no window

@@ -234,3 +234,12 @@ def test_passes_can_use_different_algorithms(rng):
     np.testing.assert_allclose(winograd_weight_grad(x, dy, 1, 4), dw_ref, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="does not match input"):
         winograd_weight_grad(x, dy[:, 1:], 1, 4)
+
+
+def test_choose_needs_channels_on_both_sides():
+    """Narrow products lose to im2col (bench/winograd.py: 16→32, 32→16 @ 16×16; 24→64 @ 31×31's dw by F(2×2))."""
+    assert choose(128, 16, 16, 16, 32) == "im2col"
+    assert choose(128, 16, 16, 128, 16, which="dx") == "im2col"  # dx: a convolution of the 16 outputs
+    assert choose(1024, 31, 31, 24, 64, which="fwd") == choose(1024, 31, 31, 24, 64, which="dx") == "winograd4"
+    assert choose(1024, 31, 31, 24, 64, which="dw") == "im2col"  # F(4×4) is not accurate there, F(2×2) slower
+    assert choose(1024, 15, 15, 64, 64, which="dw") == "winograd4"

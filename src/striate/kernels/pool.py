@@ -39,10 +39,10 @@ def _in_blocks(fn, s: slice, per_image_bytes: int):
         fn(slice(a, min(a + step, s.stop)))
 
 
-def _geometry(shape, kernel, stride):
+def _geometry(shape, kernel, stride, rounding: str = "strict"):
     n, h, w, c = shape
     (kh, kw), (sh, sw) = kernel, stride
-    return n, output_size(h, kh, sh), output_size(w, kw, sw), c
+    return n, output_size(h, kh, sh, 0, rounding), output_size(w, kw, sw, 0, rounding), c
 
 
 def _offset_views(x: np.ndarray, kernel, stride, ho: int, wo: int) -> list[np.ndarray]:
@@ -88,9 +88,11 @@ def _separable_wins(x_shape, kernel, stride, ho: int) -> bool:
     return kw * x_shape[1] + kh * ho < kh * kw * ho
 
 
-def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bool = True):
+def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bool = True, floor: bool = False):
     """Returns (out (N, Ho, Wo, C), cache); the cache is None when `switches` is False (inference).
-    The batch is split over the cores.
+    The batch is split over the cores. With `floor` the windows need not tile x: the last rows and columns
+    no window reaches are left out (Ho = ⌊(H − KH)/SH⌋ + 1), read in place by the compiled kernels, whose
+    backward returns dx of x's shape (zeros there); the NumPy path pools a cut copy (dx of the cut's shape).
 
     By default the output is the max over the KH·KW offset views, with one switch per output (the
     row-major offset of the first maximum). Windows that overlap densely (3×3 stride 1, as in
@@ -99,12 +101,15 @@ def max_pool2d_forward(x: np.ndarray, kernel=(2, 2), stride=(2, 2), switches: bo
     output, and the cache keeps both stages' switches — KH + KW offset passes instead of KH·KW, each
     way. The first maximum of a row, then the first row holding the window's maximum, is the row-major
     first maximum, so both forms route gradients to the same element (`max_pool2d_switches`)."""
-    n, ho, wo, c = _geometry(x.shape, kernel, stride)
+    n, ho, wo, c = _geometry(x.shape, kernel, stride, "floor" if floor else "strict")
     (kh, kw), (sh, sw) = kernel, stride
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
     if _compiled_for(x, kernel) is not None:  # numba: one pass, the same maxima and switches
         idx = _compiled_max_forward(x, kernel, stride, out, switches)
         return out, (("offsets", (idx,), x.shape, tuple(kernel), tuple(stride)) if switches else None)
+    if floor:
+        return max_pool2d_forward(np.ascontiguousarray(x[:, :sh * (ho - 1) + kh, :sw * (wo - 1) + kw]), kernel,
+                                  stride, switches)
     separable = _separable_wins(x.shape, kernel, stride, ho)
     if not switches:
         stages = []
@@ -182,6 +187,9 @@ def max_pool2d_backward(dout: np.ndarray, cache) -> np.ndarray:
         jit, c, d3, idx3, dx3 = compiled("pool"), x_shape[3], _rows(dout), _rows(stages[0]), _rows(dx)
         fn = jit.max_backward_overlapping if sh < kh or sw < kw else jit.max_backward_tiles
         for_parts(lambda s: fn(d3[s], idx3[s], kh, kw, sh, sw, c, dx3[s]), x_shape[0], dx.nbytes)
+        h_end, w_end = sh * (ho - 1) + kh, sw * (wo - 1) + kw  # floor rounding: what no window reaches
+        dx[:, h_end:] = 0
+        dx[:, :h_end, w_end:] = 0
         return dx
     tiling = (kh, kw) == (sh, sw)
     dx = np.empty(x_shape, dtype=dout.dtype) if tiling else np.zeros(x_shape, dtype=dout.dtype)

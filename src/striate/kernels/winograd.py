@@ -265,8 +265,11 @@ def choose(n: int, h: int, w: int, c: int, f: int, *, kernel: int = 3, stride: i
     order with its Haswell kernels; ms per pass; errors are max|y − y64| / max|y64| on ReLU activations,
     over several seeds):
 
-    - Winograd needs 3×3, stride 1, and enough input channels: below C = 16 its transforms cost more than
-      the small GEMMs they save (3→64 @ 32×32: forward 15.9 ms by im2col, 19.6 by F(4×4), 29.4 by F(2×2)).
+    - Winograd needs 3×3, stride 1, and sums over enough channels: below C = 24 its transforms cost more than
+      the small GEMMs they save (3→64 @ 32×32: forward 15.9 ms by im2col, 19.6 by F(4×4), 29.4 by F(2×2);
+      16→32 @ 16×16, every pass: F(4×4) 0.72–0.98× im2col's speed, F(2×2) 0.67–0.76×). F(2×2) also needs
+      F ≥ 32 outputs and C ≥ 32 (24→64 @ 31×31, batch 128 and 1024, 1 and 2 threads: F(2×2) 0.47–0.92× im2col
+      in every pass, F(4×4) 1.1–1.4× in forward and dx; 32→16 @ 16×16: F(2×2) 0.68–0.76×).
     - Accuracy, on real activations (bench/accuracy.py: the reference net and fast_cifar after 150 steps on
       CIFAR-10, every 3×3 layer's input, weights and output gradient): F(2×2)'s float32 error is 0.2–2.5×
       im2col's. F(4×4)'s grows with the length of the sums in its products: forward 1.0–3.6× for C ≤ 128,
@@ -305,12 +308,12 @@ def _pick(n: int, ho: int, wo: int, c: int, f: int, f4_accurate: bool, force: bo
     if force:
         return "winograd4" if f4_accurate and 36 * -(-ho // 4) * -(-wo // 4) <= 12 * -(-ho // 2) * -(-wo // 2) \
             else "winograd2"
-    if c < 16:
+    if c < 24:
         return "im2col"
     tiles2 = n * -(-ho // 2) * -(-wo // 2)
     tiles4 = n * -(-ho // 4) * -(-wo // 4)
     if f4_accurate and 36 * tiles4 <= 0.75 * 16 * tiles2 and tiles4 >= 64:
         return "winograd4"
-    if tiles2 >= 96:
+    if tiles2 >= 96 and min(c, f) >= 32:
         return "winograd2"
     return "im2col"

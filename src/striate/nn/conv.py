@@ -107,9 +107,17 @@ class Conv2d(Module):
     def _backward(self, dy, x, xp, w, pad):
         (kh, kw), stride, need_dx = self.kernel_size, self.stride, self.requires_input_grad
         algos = self.__dict__.setdefault("algorithms", {})
-        if not self.weight.requires_grad:  # a frozen weight (PatchWhitening, freeze()): no dw to compute
-            dw, dx = None, self._frozen_backward(dy, x, xp, w, pad, algos) if need_dx else None
-        elif not (stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1):
+        direct = stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1
+        dw = None
+        if not self.weight.requires_grad:  # a frozen kernel (PatchWhitening, freeze()): no weight gradient
+            if need_dx and direct:
+                dx = self._selected_input_grad(x, w, dy, pad)
+            elif need_dx:
+                algos["dx"] = "im2col"
+                dx = conv2d_backward(dy, (self._padded(x, xp, pad), w, False, stride, pad, x.shape), True)[0]
+            else:
+                dx = None
+        elif not direct:
             # strided (or over-padded): im2col only, dx and dw sharing each chunk's column matrix
             dx, dw, _ = conv2d_backward(dy, (self._padded(x, xp, pad), w, False, stride, pad, x.shape), need_dx)
             algos.update(dw="im2col", **({"dx": "im2col"} if need_dx else {}))
@@ -118,27 +126,19 @@ class Conv2d(Module):
                                      lambda a: self._weight_grad(a, x, xp, dy, pad))
             if dw is None:
                 dw = self._weight_grad(algos["dw"], x, xp, dy, pad)
-            dx = None
-            if need_dx:
-                algos["dx"], dx = select("dx", x.shape, w.shape, stride, pad, x.dtype,
-                                         lambda a: self._input_grad(a, x, w, dy, pad))
-                if dx is None:
-                    dx = self._input_grad(algos["dx"], x, w, dy, pad)
+            dx = self._selected_input_grad(x, w, dy, pad) if need_dx else None
         if dw is not None:
             self.weight.accumulate(dw)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.accumulate(column_sums(dy.reshape(-1, dy.shape[3])))
         return dx
 
-    def _frozen_backward(self, dy, x, xp, w, pad, algos):
-        """dx alone, for a frozen weight: the shared-columns im2col pass where only it takes the shape."""
-        (kh, kw), stride = self.kernel_size, self.stride
-        if stride == 1 and pad <= min(kh, kw) - 1 or kh == kw == 1 and stride == 1:
-            algos["dx"], dx = select("dx", x.shape, w.shape, stride, pad, x.dtype,
-                                     lambda a: self._input_grad(a, x, w, dy, pad))
-            return dx if dx is not None else self._input_grad(algos["dx"], x, w, dy, pad)
-        algos["dx"] = "im2col"
-        return conv2d_backward(dy, (self._padded(x, xp, pad), w, False, stride, pad, x.shape), True)[0]
+    def _selected_input_grad(self, x, w, dy, pad):
+        """dx by the algorithm `select` picks for this shape (stride 1, pad ≤ K − 1, or 1×1)."""
+        algos = self.algorithms
+        algos["dx"], dx = select("dx", x.shape, w.shape, self.stride, pad, x.dtype,
+                                 lambda a: self._input_grad(a, x, w, dy, pad))
+        return dx if dx is not None else self._input_grad(algos["dx"], x, w, dy, pad)
 
     def _eval_transform(self, w, m: int):
         """The Winograd filter transform of `w`, kept between eval-mode calls while the weights stay equal

@@ -103,8 +103,11 @@ class MaxPool2d(_WindowPool2d):
 
     def forward(self, x):
         self._check(x)
-        fitted = self._fit(x, -np.inf)  # an overhanging window's outside never wins
-        y, cache = max_pool2d_forward(fitted, self.kernel_size, self.stride, switches=grad_enabled())
+        cut = self._overhang(x.shape)
+        if max(cut) <= 0:  # strict or floor: the kernel leaves out what no window reaches, without a copy
+            y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, grad_enabled(), floor=min(cut) < 0)
+        else:  # ceil: an overhanging window's outside never wins
+            y, cache = max_pool2d_forward(self._fit(x, -np.inf), self.kernel_size, self.stride, grad_enabled())
         self._save(None if cache is None else (cache, x.shape), y)  # no switches under no_grad
         return y
 
