@@ -42,6 +42,9 @@ def run_striate(config: dict, out: str) -> dict:
     config = {**config, "out": out}
     RunDir(out).write_config(config)
     summary = execute(build(config, RunDir(out)))
+    if "test" not in summary:  # interrupted, diverged or stopped before a test: no time to accuracy to report
+        sys.exit(f"time_to_accuracy: the striate run ended '{summary['status']}' after "
+                 f"{summary.get('epochs_completed', 0)} epochs without a test accuracy (run directory: {out})")
     return {"test_accuracy": summary["test"]["accuracy"], "train_seconds": summary["seconds"],
             "epochs": summary["epochs_completed"]}
 

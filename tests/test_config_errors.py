@@ -88,7 +88,7 @@ FLAT = ("Linear", "Maxout", "DropConnect", "Dropout")  # layers of (N, D) featur
 LAYERS = [  # every layer class, for digits (8×8×1): the fuzz replaces one keyword at a time
     {"layer": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
     {"layer": "BatchNorm", "scale": False, "momentum": 0.4},
-    {"layer": "PatchWhitening", "kernel_size": 2, "eps": 0.001, "bias_epochs": 1},
+    {"layer": "PatchWhitening", "kernel_size": 2, "eps": 0.001, "bias_epochs": 1, "method": "zca"},
     {"layer": "Scale", "factor": 0.5},
     {"layer": "Conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1, "init": "dirac", "bias": False},
     {"layer": "ReLU"},

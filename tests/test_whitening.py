@@ -39,6 +39,23 @@ def test_the_whitening_layers_covariance_on_patches_is_the_identity(rng):
     assert np.all(np.diff(np.linalg.norm(w[:, :d], axis=0)) >= -1e-6)
 
 
+def test_zca_filters_whiten_in_the_patchs_own_coordinates(rng):
+    x = images(rng)
+    layer = nn.PatchWhitening(3, eps=1e-9, method="zca", rng=rng).fit(x)
+    assert "zca" in repr(layer)
+    d = 12
+    w = layer.weight.data.reshape(d, 2 * d).astype(np.float64)
+    lam, u = np.linalg.eigh(naive_covariance(x, 2, 2))
+    np.testing.assert_allclose(w[:, :d], (u / np.sqrt(lam + 1e-9)) @ u.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w[:, :d], w[:, :d].T, rtol=1e-5, atol=1e-5)  # U·D·Uᵀ is symmetric
+    y = layer(x).astype(np.float64)
+    first = y[..., :d].reshape(-1, d)
+    np.testing.assert_allclose(first.T @ first / len(first), np.eye(d), atol=2e-4)
+    np.testing.assert_allclose(y[..., d:], -y[..., :d], atol=1e-5)
+    with pytest.raises(ValueError, match="PatchWhitening: method must be 'pca' or 'zca'"):
+        nn.PatchWhitening(3, method="pcaa")
+
+
 def test_fit_is_the_naive_patch_covariance_and_chunk_size_independent(rng):
     x = images(rng, h=5, w=8)
     layer = nn.PatchWhitening(3, (2, 3), rng=rng)

@@ -36,11 +36,12 @@ def _block(c_in: int, c_out: int, rng, momentum: float, eps: float) -> list:
 
 def speedrun_cifar(num_classes: int = 10, in_channels: int = 3, image_size=32, *, rng: np.random.Generator,
                    widths: tuple[int, int, int] = (64, 256, 256), whiten_kernel: int = 2, whiten_eps: float = 5e-4,
+                   whiten_method: str = "pca",
                    whiten_bias_epochs: int = 3, bn_momentum: float = 0.4, bn_eps: float = 1e-12,
                    output_scale: float = 1 / 9, width: float = 1.0) -> Sequential:
     """(N, H, W, in_channels) → (N, num_classes) scores. The whitening layer is fitted on the training images
     by the run (`PatchWhitening.fit`) before the first step; its bias trains for `whiten_bias_epochs` epochs.
-    `width` scales the three block widths."""
+    `width` scales the three block widths; `whiten_method="zca"` fits ZCA filters instead of airbench's PCA."""
     h, w = spatial_size(image_size)
     h, w = h - whiten_kernel + 1, w - whiten_kernel + 1
     for _ in range(3):
@@ -48,7 +49,8 @@ def speedrun_cifar(num_classes: int = 10, in_channels: int = 3, image_size=32, *
     if min(h, w) < 1:
         raise ValueError(f"speedrun_cifar: images of {spatial_size(image_size)} are too small for three 2×2 poolings "
                          f"after a {whiten_kernel}×{whiten_kernel} whitening convolution")
-    white = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps, bias_epochs=whiten_bias_epochs or None, rng=rng)
+    white = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps, bias_epochs=whiten_bias_epochs or None,
+                           method=whiten_method, rng=rng)
     c = white.out_channels
     layers = [white, GELU()]
     for out in (scaled(b, width) for b in widths):
@@ -57,5 +59,5 @@ def speedrun_cifar(num_classes: int = 10, in_channels: int = 3, image_size=32, *
     layers += [MaxPool2d((h, w)), Flatten(), Linear(c, num_classes, bias=False, rng=rng), Scale(output_scale)]
     return record(Sequential(*layers), "speedrun_cifar", num_classes, in_channels, image_size=image_size,
                   widths=tuple(widths), whiten_kernel=whiten_kernel, whiten_eps=whiten_eps,
-                  whiten_bias_epochs=whiten_bias_epochs, bn_momentum=bn_momentum, bn_eps=bn_eps,
-                  output_scale=output_scale, width=width)
+                  whiten_method=whiten_method, whiten_bias_epochs=whiten_bias_epochs, bn_momentum=bn_momentum,
+                  bn_eps=bn_eps, output_scale=output_scale, width=width)

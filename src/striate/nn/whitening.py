@@ -3,7 +3,9 @@
 The notes' PCA and whitening (`data.preprocess`: x_white = x·U / √(S + eps)) applied to every kh×kw patch
 instead of the whole image, as the first layer of a network (the fastest published CIFAR-10 recipes, Keller
 Jordan's airbench): a convolution whose filters are the eigenvectors of the patches' covariance, each scaled by
-1/√(λ + eps), followed by their negatives (so a ReLU-like activation after it keeps both signs).
+1/√(λ + eps), followed by their negatives (so a ReLU-like activation after it keeps both signs). With
+`method="zca"` the filters are instead the columns of U·diag(1/√(λ + eps))·Uᵀ: the notes' whitening rotated back
+into the patch's own coordinates (ZCA), so output i is the whitened value of the patch's i-th pixel-channel.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ class PatchWhitening(Conv2d):
     weight's (kh, kw, C) order), Σ = PᵀP / n the patches' *uncentred* covariance (as airbench: no mean is
     subtracted; the input is normalised already), in float64; λ_1 ≥ … ≥ λ_d its eigenvalues with
     eigenvectors u_i. Output channel i < d is the filter u_i / √(λ_i + eps), channel d + i its negative, so the
-    first d outputs have covariance diag(λ / (λ + eps)) ≈ I over the patches of x.
+    first d outputs have covariance diag(λ / (λ + eps)) ≈ I over the patches of x. `method="zca"`: filter i
+    is column i of U·diag(1/√(λ + eps))·Uᵀ (whitened outputs in the patch's (kh, kw, C) order, not ordered by
+    variance), again followed by the negatives; its first d outputs have covariance U·diag(λ/(λ + eps))·Uᵀ ≈ I.
 
     Until fitted, the weight is Conv2d's usual initial one and the repr says "unfitted"; `fitted_` (a bool
     buffer, saved in state_dict) records the fit, so a model loaded from a checkpoint is not fitted again.
@@ -34,9 +38,11 @@ class PatchWhitening(Conv2d):
     fixed_parameters = ("weight",)  # Module.unfreeze leaves it frozen: the fit sets it, training never does
 
     def __init__(self, in_channels: int, kernel_size: int | tuple[int, int] = 2, eps: float = 5e-4,
-                 bias: bool = True, bias_epochs: int | None = None, *, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 bias: bool = True, bias_epochs: int | None = None, method: str = "pca", *,
+                 rng: np.random.Generator | None = None, dtype=np.float32):
         kh, kw = _pair(kernel_size)
+        if method not in ("pca", "zca"):
+            raise ValueError(f"PatchWhitening: method must be 'pca' or 'zca', got {method!r}")
         if not (isinstance(eps, int | float) and not isinstance(eps, bool) and eps >= 0 and np.isfinite(eps)):
             raise ValueError(f"PatchWhitening: eps must be a finite number ≥ 0, got {eps!r}")
         if bias_epochs is not None and (isinstance(bias_epochs, bool) or not isinstance(bias_epochs, int)
@@ -48,7 +54,7 @@ class PatchWhitening(Conv2d):
             raise ValueError(f"PatchWhitening: bad configuration in={in_channels!r} kernel={kernel_size!r}")
         super().__init__(in_channels, 2 * in_channels * kh * kw, (kh, kw), 1, 0, bias, rng=rng, dtype=dtype)
         self.weight.requires_grad = False
-        self.eps, self.bias_epochs = float(eps), bias_epochs
+        self.eps, self.bias_epochs, self.method = float(eps), bias_epochs, method
         self.register_buffer("fitted_", np.array(False))
 
     def fit(self, x, batch_size: int | None = None) -> PatchWhitening:
@@ -62,6 +68,8 @@ class PatchWhitening(Conv2d):
             filters = u / np.sqrt(np.maximum(lam, 0.0) + self.eps)
         if not np.all(np.isfinite(filters)):
             raise self._error("fit: the patch covariance is singular and eps = 0 (give eps > 0)")
+        if self.method == "zca":  # rotate back: U·diag(1/√(λ + eps))·Uᵀ
+            filters = filters @ u.T
         kh, kw = self.kernel_size
         w = np.concatenate([filters, -filters], axis=1).reshape(kh, kw, self.in_channels, self.out_channels)
         self.weight.data[...] = w
@@ -105,6 +113,7 @@ class PatchWhitening(Conv2d):
         kh, kw = self.kernel_size
         parts = [f"{self.in_channels}→{self.out_channels}", f"{kh}×{kw}"]
         parts += [f"eps={self.eps:g}"] if self.eps != 5e-4 else []
+        parts += ["zca"] if self.method == "zca" else []
         parts += ["bias=False"] if self.bias is None else []
         parts += [f"bias_epochs={self.bias_epochs}"] if self.bias_epochs is not None else []
         return ", ".join(parts + ([] if self.fitted_ else ["unfitted"]))
