@@ -2,7 +2,7 @@
 trained by striate or by PyTorch, timed from start to test accuracy.
 
     python bench/time_to_accuracy.py --framework striate [--config bench/cifar10_fast.toml]
-    python bench/time_to_accuracy.py --framework torch   [--config bench/cifar10_fast.toml]
+    python bench/time_to_accuracy.py --framework torch   [--config bench/cifar10_fast.toml] [--seed N]
 
 Both sides build the same pieces from the configuration with striate's run builder — data split,
 preprocessing fitted on the training images, the augmenting loader and its shuffling order, the model's
@@ -100,8 +100,11 @@ def main() -> None:
     p.add_argument("--config", default=os.path.join(HERE, "cifar10_fast.toml"), help="striate run configuration")
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     p.add_argument("--json", default=None, help="write the result here (default: time_to_accuracy_<framework>.json)")
+    p.add_argument("--seed", type=int, default=None, help="the run's seed (default: the run file's)")
     args = p.parse_args()
     config = cfg.resolve(run_file.load_run_file(args.config), where=args.config)
+    if args.seed is not None:
+        config["seed"] = args.seed
     out = args.out or tempfile.mkdtemp(prefix=f"tta-{args.framework}-")
     result = (run_striate if args.framework == "striate" else run_torch)(config, out)
     result.update(framework=args.framework, config=os.path.relpath(args.config),

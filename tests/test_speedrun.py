@@ -29,6 +29,22 @@ def test_structure_parameters_and_macs():
         speedrun.speedrun_cifar(rng=np.random.default_rng(0), image_size=8)
 
 
+def test_the_ablations_switches_remove_one_piece_each():
+    rng = np.random.default_rng(0)
+    learned = speedrun.speedrun_cifar(rng=rng, whiten_method="learned")
+    assert type(learned[0]) is st.nn.Conv2d and learned[0].weight.requires_grad and learned[0].out_channels == 24
+    assert learned.num_parameters() == 1_972_792  # the same shapes, the 2×2 filters now trained
+    zca = speedrun.speedrun_cifar(rng=rng, whiten_method="zca")
+    assert zca[0].method == "zca" and zca.build_config["whiten_method"] == "zca"
+    plain = speedrun.speedrun_cifar(rng=rng, conv_init="torch", bn_scale=True)
+    convs = [m for m in plain if type(m) is st.nn.Conv2d]
+    assert not np.array_equal(convs[1].weight.data[1, 1, :, :64], np.eye(64, dtype=np.float32))
+    assert all(m.gamma.requires_grad for m in plain if isinstance(m, st.nn.BatchNorm))
+    assert plain.num_parameters() == 1_972_792  # a frozen γ is a parameter too, only not trained
+    with pytest.raises(ValueError, match="whiten_method must be"):
+        speedrun.speedrun_cifar(rng=rng, whiten_method="none")
+
+
 def airbench_like_torch(torch, net):
     """The architecture as the published recipe writes it in torch.nn, with `net`'s weights (NCHW)."""
     nn = torch.nn

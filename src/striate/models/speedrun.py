@@ -23,12 +23,12 @@ from ..nn.whitening import PatchWhitening
 from ._build import record, scaled, spatial_size
 
 
-def _block(c_in: int, c_out: int, rng, momentum: float, eps: float) -> list:
+def _block(c_in: int, c_out: int, rng, momentum: float, eps: float, init: str, scale: bool) -> list:
     def conv(a, b):
-        return Conv2d(a, b, 3, padding=1, bias=False, init="dirac", rng=rng)
+        return Conv2d(a, b, 3, padding=1, bias=False, init=init, rng=rng)
 
     def norm(c):
-        return BatchNorm(c, eps=eps, momentum=momentum, scale=False)
+        return BatchNorm(c, eps=eps, momentum=momentum, scale=scale)
 
     return [conv(c_in, c_out), MaxPool2d(2, rounding="floor"), norm(c_out), GELU(),
             conv(c_out, c_out), norm(c_out), GELU()]
@@ -38,10 +38,15 @@ def speedrun_cifar(num_classes: int = 10, in_channels: int = 3, image_size=32, *
                    widths: tuple[int, int, int] = (64, 256, 256), whiten_kernel: int = 2, whiten_eps: float = 5e-4,
                    whiten_method: str = "pca",
                    whiten_bias_epochs: int = 3, bn_momentum: float = 0.4, bn_eps: float = 1e-12,
-                   output_scale: float = 1 / 9, width: float = 1.0) -> Sequential:
+                   output_scale: float = 1 / 9, conv_init: str = "dirac", bn_scale: bool = False,
+                   width: float = 1.0) -> Sequential:
     """(N, H, W, in_channels) → (N, num_classes) scores. The whitening layer is fitted on the training images
     by the run (`PatchWhitening.fit`) before the first step; its bias trains for `whiten_bias_epochs` epochs.
-    `width` scales the three block widths; `whiten_method="zca"` fits ZCA filters instead of airbench's PCA."""
+    `width` scales the three block widths. The ablation's switches: `whiten_method` "zca" fits ZCA filters
+    instead of airbench's PCA, "learned" makes the first layer an ordinary trained Conv2d of the same shape
+    (PyTorch's default init); `conv_init` of the block convolutions (e.g. "torch"); `bn_scale=True` trains γ."""
+    if whiten_method not in ("pca", "zca", "learned"):
+        raise ValueError(f"speedrun_cifar: whiten_method must be 'pca', 'zca' or 'learned', got {whiten_method!r}")
     h, w = spatial_size(image_size)
     h, w = h - whiten_kernel + 1, w - whiten_kernel + 1
     for _ in range(3):
@@ -49,15 +54,18 @@ def speedrun_cifar(num_classes: int = 10, in_channels: int = 3, image_size=32, *
     if min(h, w) < 1:
         raise ValueError(f"speedrun_cifar: images of {spatial_size(image_size)} are too small for three 2×2 poolings "
                          f"after a {whiten_kernel}×{whiten_kernel} whitening convolution")
-    white = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps, bias_epochs=whiten_bias_epochs or None,
-                           method=whiten_method, rng=rng)
+    if whiten_method == "learned":
+        white = Conv2d(in_channels, 2 * in_channels * whiten_kernel ** 2, whiten_kernel, init="torch", rng=rng)
+    else:
+        white = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps, bias_epochs=whiten_bias_epochs or None,
+                               method=whiten_method, rng=rng)
     c = white.out_channels
     layers = [white, GELU()]
     for out in (scaled(b, width) for b in widths):
-        layers += _block(c, out, rng, bn_momentum, bn_eps)
+        layers += _block(c, out, rng, bn_momentum, bn_eps, conv_init, bn_scale)
         c = out
     layers += [MaxPool2d((h, w)), Flatten(), Linear(c, num_classes, bias=False, rng=rng), Scale(output_scale)]
     return record(Sequential(*layers), "speedrun_cifar", num_classes, in_channels, image_size=image_size,
                   widths=tuple(widths), whiten_kernel=whiten_kernel, whiten_eps=whiten_eps,
                   whiten_method=whiten_method, whiten_bias_epochs=whiten_bias_epochs, bn_momentum=bn_momentum,
-                  bn_eps=bn_eps, output_scale=output_scale, width=width)
+                  bn_eps=bn_eps, output_scale=output_scale, conv_init=conv_init, bn_scale=bn_scale, width=width)
